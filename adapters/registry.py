@@ -1,0 +1,69 @@
+"""Name -> adapter factory. Modules are imported lazily so that a backend's client library is
+needed only when that backend is configured.
+
+A source module defines ``build(settings: Settings, process: ProcessSettings) -> Source``;
+a platform module defines ``build(settings: Settings) -> Platform``; a lock module defines
+``build(settings: Settings) -> Lock``. Each may raise ``ConfigError`` naming its variables.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.ports import ConfigError, Lock, Platform, Source
+
+SOURCES = {
+    "sim": "adapters.sources.sim",
+    "request_queue_time": "adapters.sources.request_queue_time",
+    "rq": "adapters.sources.rq",
+    "celery": "adapters.sources.celery",
+    "dramatiq": "adapters.sources.dramatiq",
+    "arq": "adapters.sources.arq",
+    "sidekiq": "adapters.sources.sidekiq",
+    "procrastinate": "adapters.sources.procrastinate",
+    "good_job": "adapters.sources.good_job",
+    "solid_queue": "adapters.sources.solid_queue",
+    "sql": "adapters.sources.sql",
+    "http": "adapters.sources.http",
+}
+
+PLATFORMS = {
+    "sim": "adapters.platforms.sim",
+    "heroku": "adapters.platforms.heroku",
+    "render": "adapters.platforms.render",
+    "fly": "adapters.platforms.fly",
+    "railway": "adapters.platforms.railway",
+}
+
+LOCKS = {
+    "redis": "adapters.locks.redis",
+    "postgres": "adapters.locks.postgres",
+}
+
+
+def _module(table: dict[str, str], name: str, var: str) -> object:
+    if name not in table:
+        raise ConfigError({var: f"unknown {name!r} (one of {', '.join(sorted(table))})"})
+    try:
+        return importlib.import_module(table[name])
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            {var: f"{name!r} is not available in this installation ({exc.name} is missing)"}
+        ) from None
+
+
+def build_source(settings: Settings, process: ProcessSettings) -> Source:
+    module = _module(SOURCES, process.source, process.var_prefix + "SOURCE")
+    return cast(Source, module.build(settings, process))  # type: ignore[attr-defined]
+
+
+def build_platform(settings: Settings) -> Platform:
+    module = _module(PLATFORMS, settings.glob.platform, "AUTOSCALER_PLATFORM")
+    return cast(Platform, module.build(settings))  # type: ignore[attr-defined]
+
+
+def build_lock(settings: Settings, kind: str) -> Lock:
+    module = _module(LOCKS, kind, "AUTOSCALER_LOCK")
+    return cast(Lock, module.build(settings))  # type: ignore[attr-defined]

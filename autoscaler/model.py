@@ -1,0 +1,127 @@
+"""Plain values that flow through one tick: readings, observations, decisions.
+
+Everything here is data; nothing here does I/O. Classes use ``__slots__`` because the simulator
+builds millions of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    """What a signal measures."""
+
+    REQUEST_QUEUE_TIME = "request_queue_time"
+    JOB_LATENCY = "job_latency"
+
+
+class Status(StrEnum):
+    """How far a signal can be trusted.
+
+    ``OK``: fresh and complete. ``SPARSE``: fresh but drawn from fewer samples than the process's
+    ``MIN_SAMPLES``; the policy lets it scale down and scale up by one instance at a time only.
+    ``MISSING``: no data at all (reporters silent). ``STALE``: the newest data is too old.
+    ``FAILED``: the source raised. The last three never allow a downscale.
+    """
+
+    OK = "ok"
+    SPARSE = "sparse"
+    MISSING = "missing"
+    STALE = "stale"
+    FAILED = "failed"
+
+
+class Action(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    HOLD = "hold"
+
+
+class Reason(StrEnum):
+    """Machine-readable reason for every decision (logged as ``reason=``)."""
+
+    ABOVE_BAND = "above_band"  # scaled up: signal above the up threshold
+    SCALE_FROM_ZERO = "scale_from_zero"  # worker at 0 with due or running jobs: to 1 at once
+    BELOW_BAND = "below_band"  # scaled down: below the band for DOWN_DELAY
+    IN_BAND = "in_band"  # hold: inside the band
+    UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
+    UP_COOLDOWN = "up_cooldown"  # hold: above the band but an upscale happened < UP_COOLDOWN ago
+    AT_MAX = "at_max"  # hold: above the band at the upper bound
+    DOWN_DELAY = "down_delay"  # hold: below the band, waiting out DOWN_DELAY
+    AT_MIN = "at_min"  # hold: below the band at the lower bound
+    BUSY = "busy"  # hold: would go to 0 but jobs are running
+    SIGNAL_MISSING = "signal_missing"  # hold: no data
+    SIGNAL_STALE = "signal_stale"  # hold: data too old
+    SIGNAL_FAILED = "signal_failed"  # hold: the source raised
+    RAISED_TO_MIN = "raised_to_min"  # up: below the bounds in force (schedule or manual change)
+    LOWERED_TO_MAX = "lowered_to_max"  # down: above the bounds in force
+    DISABLED_MANUAL_ZERO = "disabled_manual_zero"  # hold: a human set 0 on a process with MIN>0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a source returns for one process on one poll.
+
+    ``value_ms`` is the aggregate the process is configured for (``None`` only when there is no
+    data at all, e.g. no reporter alive). ``samples`` is how many measurements went into it
+    (requests for the web signal, waiting jobs for job latency). ``age_s`` is how old the newest
+    data is (``0`` for a direct probe). ``queues`` gives the per-queue value in ms where the
+    source has queues. ``depth`` is the number of due waiting jobs, ``busy`` the number of
+    running jobs (or in-flight requests), each ``None`` when the backend does not record it.
+    """
+
+    metric: Metric
+    value_ms: float | None
+    samples: int = 0
+    age_s: float | None = 0.0
+    queues: Mapping[str, float] = field(default_factory=dict)
+    depth: int | None = None
+    busy: int | None = None
+    warning: str | None = None
+    rate_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Formation:
+    """One process's formation as the platform reports it."""
+
+    quantity: int
+    updated_at: float | None = None  # wall-clock epoch seconds of the last change, if known
+    deploying: bool = False
+
+
+@dataclass(slots=True)
+class Observation:
+    """The policy's input for one process on one tick."""
+
+    current: int
+    signal_ms: float | None
+    status: Status = Status.OK
+    depth: int | None = None
+    busy: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """A point in time as the policy sees it: monotonic seconds (for every duration) and the
+    wall clock in epoch seconds (only for schedules)."""
+
+    mono: float
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    process: str
+    action: Action
+    current: int
+    desired: int
+    reason: Reason
+    signal_ms: float | None
+    status: Status
+    low: int  # bounds in force
+    high: int
+    adopted: bool = False  # the quantity was changed by someone else and is adopted
