@@ -156,8 +156,8 @@ class GlobalSettings(BaseSettings):
     log_level: Annotated[
         Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
     ] = Field("info", validation_alias="AUTOSCALER_LOG_LEVEL")
-    metrics_port: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=65535)] | None = (
-        Field(None, validation_alias="AUTOSCALER_METRICS_PORT")
+    metrics_port: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=65535)] | None = Field(
+        None, validation_alias="AUTOSCALER_METRICS_PORT"
     )
     metrics_host: Str = Field("127.0.0.1", validation_alias="AUTOSCALER_METRICS_HOST")
     lock: Annotated[Literal["auto", "redis", "postgres", "none"], BeforeValidator(_lower)] = Field(
@@ -399,14 +399,14 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     problems: dict[str, str] = {}
     glob: GlobalSettings | None = None
     try:
-        glob = GlobalSettings(**{k: v for k, v in env.items() if k in _GLOBAL_VARS})
+        glob = GlobalSettings.model_validate({k: v for k, v in env.items() if k in _GLOBAL_VARS})
     except ValidationError as exc:
         problems.update(_errors_of(exc, {}))
     tz_name = env.get("AUTOSCALER_TIMEZONE", "UTC").strip() or "UTC"
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        problems["AUTOSCALER_TIMEZONE"] = f"{tz_name!r} is not a known time zone (e.g. Europe/Paris)"
+        problems["AUTOSCALER_TIMEZONE"] = f"{tz_name!r} is not a known time zone (Europe/Paris)"
         tz_name = "UTC"
 
     platform = (env.get("AUTOSCALER_PLATFORM") or "sim").strip().lower()
@@ -445,7 +445,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                 continue
         field_to_var = {field: prefix + suffix for suffix, field in PROCESS_VARS.items()}
         try:
-            processes[name] = ProcessSettings(**values)
+            processes[name] = ProcessSettings.model_validate(values)
         except ValidationError as exc:
             problems.update(_errors_of(exc, field_to_var))
         except _Problems as exc:
@@ -459,9 +459,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
-_GLOBAL_VARS = {
-    str(info.validation_alias) for info in GlobalSettings.model_fields.values()
-} | {"AUTOSCALER_MAX_REQUEST_BYTES", "AUTOSCALER_FLUSH_INTERVAL"}
+_GLOBAL_VARS = {str(info.validation_alias) for info in GlobalSettings.model_fields.values()} | {
+    "AUTOSCALER_MAX_REQUEST_BYTES",
+    "AUTOSCALER_FLUSH_INTERVAL",
+}
 
 
 def _unknown_vars(env: Mapping[str, str], names: list[str], problems: dict[str, str]) -> list[str]:

@@ -104,7 +104,7 @@ class Observation:
     busy: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Instant:
     """A point in time as the policy sees it: monotonic seconds (for every duration) and the
     wall clock in epoch seconds (only for schedules)."""
@@ -113,7 +113,7 @@ class Instant:
     wall: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     process: str
     action: Action
