@@ -113,7 +113,10 @@ class Platform(Protocol):
 class Lease(Protocol):
     """A held leadership lease."""
 
-    epoch: int
+    @property
+    def epoch(self) -> int:
+        """Grows by one on every acquisition by any process; logged with every write."""
+        ...
 
 
 class Lock(Protocol):
@@ -128,5 +131,9 @@ class Lock(Protocol):
         ...
 
     def release(self, lease: Lease) -> None: ...
+
+    def check(self) -> str:
+        """Reach the lock backend without taking the lock; return a one-line description."""
+        ...
 
     def close(self) -> None: ...
