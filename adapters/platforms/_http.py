@@ -10,7 +10,7 @@ errors of ``autoscaler.ports``:
   (the loop re-reads the formation first);
 - 429 is ``RateLimited``: the answer's ``Retry-After`` (or a growing default) blocks further calls
   of that budget without touching the network until it has passed;
-- ``CallBudget`` caps our own call rate (a sliding window), so that a short interval can never
+- ``CallBudget`` caps our own call rate (a token bucket), so that a short interval can never
   spend a platform's shared allowance; reads leave a reserve for writes.
 
 Adapters read platform-specific headers (``RateLimit-Remaining``...) through ``on_response``.
@@ -22,7 +22,6 @@ import datetime
 import email.utils
 import json
 import random
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,64 +40,67 @@ _UNKNOWN = "the change may or may not have applied"
 
 
 class CallBudget:
-    """At most ``limit`` calls in any ``window`` seconds (sliding window), plus server blocks.
+    """Our own pace: a token bucket refilled at ``limit`` calls per ``window`` seconds.
 
-    ``reserve`` calls of every window are kept for writes: a read may spend only while more than
-    ``reserve`` remain. ``block(seconds)`` stops every call until then (a 429, or a server that
-    says its allowance is spent).
+    It holds at most ``burst`` tokens, so any span of ``t`` seconds sees at most
+    ``burst + limit * t / window`` calls, whatever the loop's interval. ``reserve`` tokens are
+    kept for writes (and the re-read just before one): other calls spend only above it.
+    ``block(seconds)`` stops every call until then (a 429, or a server that says its allowance
+    is spent).
     """
 
     def __init__(
-        self, name: str, limit: int, window: float, *, reserve: int = 0, clock: Clock | None = None
+        self,
+        name: str,
+        limit: float,
+        window: float,
+        *,
+        burst: int,
+        reserve: int = 0,
+        clock: Clock | None = None,
     ) -> None:
-        if limit <= reserve:
-            raise ValueError("a budget's limit must exceed its write reserve")
+        if burst <= reserve:
+            raise ValueError("a budget's burst must exceed its write reserve")
         self.name = name
-        self.limit = limit
-        self.window = window
+        self.rate = limit / window  # tokens per second
+        self.burst = burst
         self.reserve = reserve
         self.clock = clock or SystemClock()
         self.spent = 0  # calls spent since creation
-        self._stamps: deque[float] = deque()
+        self._tokens = float(burst)
+        self._at = self._now()
         self._blocked_until = 0.0
 
     def _now(self) -> float:
         return self.clock.now().mono
 
-    def _prune(self, now: float) -> None:
-        while self._stamps and self._stamps[0] <= now - self.window:
-            self._stamps.popleft()
-
-    def wait(self, *, write: bool = False) -> float:
-        """Seconds until a call may be spent (0.0: now)."""
+    def _refill(self) -> float:
         now = self._now()
-        self._prune(now)
-        blocked = max(0.0, self._blocked_until - now)
-        allowed = self.limit if write else self.limit - self.reserve
-        if len(self._stamps) < allowed:
-            return blocked
-        oldest_that_must_expire = self._stamps[len(self._stamps) - allowed]
-        return max(blocked, oldest_that_must_expire + self.window - now)
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return now
 
-    def spend(self, *, write: bool = False) -> None:
-        """Record one call, or raise ``RateLimited`` (without any network call) if none is left."""
-        wait = self.wait(write=write)
+    def wait(self, *, priority: bool = False) -> float:
+        """Seconds until a call may be spent (0.0: now). ``priority``: may use the reserve."""
+        now = self._refill()
+        need = 1.0 if priority else 1.0 + self.reserve
+        short = max(0.0, need - self._tokens) / self.rate
+        return max(short, self._blocked_until - now, 0.0)
+
+    def spend(self, *, priority: bool = False) -> None:
+        """Take one token, or raise ``RateLimited`` (without any network call) if none is left."""
+        wait = self.wait(priority=priority)
         if wait > 0:
             raise RateLimited(
                 f"{self.name}: holding back to stay within the API rate limit "
-                f"(next call in {wait:.0f}s)",
+                f"(next call in {wait:.1f}s)",
                 retry_after=wait,
             )
-        self._stamps.append(self._now())
+        self._tokens -= 1.0
         self.spent += 1
 
     def block(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._now() + max(0.0, seconds))
-
-    def used(self) -> int:
-        """Calls spent in the current window."""
-        self._prune(self._now())
-        return len(self._stamps)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -184,15 +186,22 @@ class Http:
         *,
         json: Any = None,
         write: bool = False,
+        priority: bool | None = None,
         budget: CallBudget | None = None,
     ) -> httpx.Response:
+        """Send one call (retried on 5xx and failed connections).
+
+        ``write``: a timeout after sending is ``WriteUnknown``, never re-sent. ``priority``
+        (default: ``write``) may spend the budget's write reserve, e.g. the re-read before a write.
+        """
         budget = budget or self.budget
+        priority = write if priority is None else priority
         what = f"{self.platform}: {method} {path}"
         deadline = self.clock.now().mono + self.timeout * (self.retries + 1)
         maybe_applied = False  # a write reached the server and its outcome is not known
         attempt = 0
         while True:
-            budget.spend(write=write)
+            budget.spend(priority=priority)
             try:
                 response = self._client.request(method, path, json=json)
             except _BEFORE_SEND as exc:
