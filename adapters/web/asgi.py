@@ -1,0 +1,65 @@
+"""ASGI middleware that measures request queue time (FastAPI, Starlette, Django ASGI).
+
+    app = QueueTimeMiddleware(app)
+
+The sample is taken when the app is called for an ``http`` scope, i.e. as soon as the server has
+parsed the headers; the body arrives later through ``receive``, so upload time is not part of
+the sample. Requests with a body above ``AUTOSCALER_MAX_REQUEST_BYTES`` are skipped anyway. The
+``lifespan`` startup starts the process's flusher, so an idle worker heartbeats from boot.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from adapters.web.publisher import publisher_config
+from adapters.web.wsgi import log, make_recorder
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class QueueTimeMiddleware:
+    """Wrap an ASGI app; never raises into it and never does network I/O per request."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        redis_url: str | None = None,
+        process: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        config = publisher_config(
+            os.environ if env is None else env, redis_url=redis_url, process=process
+        )
+        self.recorder = make_recorder(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rec = self.recorder
+        if rec is None or scope["type"] != "http":
+            if rec is not None and scope["type"] == "lifespan":
+                rec.ensure_started()
+            await self.app(scope, receive, send)
+            return
+        try:
+            start = queue = length = None
+            for name, value in scope["headers"]:
+                if name == b"x-request-start":
+                    start = value
+                elif name == b"x-queue-start":
+                    queue = value
+                elif name == b"content-length":
+                    length = value
+            rec.begin(start or queue, length)
+        except Exception:  # pragma: no cover - malformed scope from a broken server
+            log.debug("queue time: sample skipped", exc_info=True)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            rec.end()

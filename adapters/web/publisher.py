@@ -1,0 +1,276 @@
+"""The app side of request queue time: per-process recording and the background flusher.
+
+``Recorder.begin`` runs on the request path: it parses the header, then updates a histogram
+under a lock. No I/O, no allocation that grows with traffic (the histogram has at most a few
+hundred buckets). A daemon thread, started lazily in each process (after a fork too), swaps the
+interval's histogram out every ``interval`` seconds and publishes it to Redis as one aggregate,
+a heartbeat with ``n = 0`` when there was no traffic. Redis errors drop that interval's samples,
+count them (``drop.lost`` in the next aggregate that gets through) and are logged once per outage.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import redis
+
+from adapters.web import header, wire
+from autoscaler.durations import parse_duration
+
+log = logging.getLogger("autoscaler.web")
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_MAX_BODY = 100_000
+MIN_KEEP = 300.0
+#: A hard cap on members per key, whatever the clocks say (100 processes x 10 min at 5 s).
+MAX_MEMBERS = 20_000
+_PROCESS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherConfig:
+    redis_url: str | None
+    process: str = "web"
+    interval: float = DEFAULT_INTERVAL
+    keep: float = MIN_KEEP
+    max_body: int = DEFAULT_MAX_BODY
+    publisher: str = "local"
+    warnings: tuple[str, ...] = ()
+
+
+def publisher_config(
+    env: Mapping[str, str], *, redis_url: str | None = None, process: str | None = None
+) -> PublisherConfig:
+    """Read the app's environment. Bad values fall back to defaults with a warning: a typo in
+    an autoscaler variable must not stop the app from booting."""
+    warnings: list[str] = []
+    url = redis_url or env.get("REDIS_URL") or None
+    name = process or env.get("AUTOSCALER_PROCESS") or ""
+    if not name:
+        dyno = env.get("DYNO", "")  # Heroku: web.1, worker.2, run.1234
+        name = dyno.split(".", 1)[0] if dyno else "web"
+    if not _PROCESS.match(name):
+        warnings.append(f"AUTOSCALER_PROCESS={name!r} is not a process type; using 'web'")
+        name = "web"
+
+    interval = DEFAULT_INTERVAL
+    raw = env.get("AUTOSCALER_FLUSH_INTERVAL")
+    if raw:
+        try:
+            interval = parse_duration(raw, "s")
+            if not 1.0 <= interval <= 60.0:
+                raise ValueError(f"{raw!r} is outside 1s..60s")
+        except ValueError as exc:
+            warnings.append(f"AUTOSCALER_FLUSH_INTERVAL: {exc}; using {DEFAULT_INTERVAL:g}s")
+            interval = DEFAULT_INTERVAL
+
+    max_body = DEFAULT_MAX_BODY
+    raw = env.get("AUTOSCALER_MAX_REQUEST_BYTES")
+    if raw:
+        try:
+            max_body = int(raw.strip())
+            if max_body < 0:
+                raise ValueError
+        except ValueError:
+            warnings.append(
+                f"AUTOSCALER_MAX_REQUEST_BYTES={raw!r} is not a byte count; using 100000"
+            )
+            max_body = DEFAULT_MAX_BODY
+
+    keep = max(MIN_KEEP, 3 * interval)
+    window_var = "AUTOSCALER_" + name.upper().replace("-", "_") + "_WINDOW"
+    raw = env.get(window_var)
+    if raw:
+        try:
+            keep = max(keep, parse_duration(raw, "s") + 60.0)
+        except ValueError as exc:
+            warnings.append(f"{window_var}: {exc}")
+
+    host = env.get("DYNO") or socket.gethostname()
+    return PublisherConfig(url, name, interval, keep, max_body, host, tuple(warnings))
+
+
+@dataclass(slots=True)
+class _Interval:
+    hist: wire.Histogram = field(default_factory=wire.Histogram)
+    requests: int = 0
+    skew: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for rec in list(_recorders):
+        rec._forget_parent()
+
+
+def _at_exit() -> None:
+    for rec in list(_recorders):
+        rec.stop(timeout=1.0)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
+
+
+class Recorder:
+    """Per-process measurements and their flusher thread."""
+
+    def __init__(self, config: PublisherConfig) -> None:
+        self.config = config
+        self.flushes = 0  # aggregates published (for tests and the benchmark)
+        self.failures = 0
+        self._forget_parent()
+        _recorders.add(self)
+
+    def _forget_parent(self) -> None:
+        """Fresh state and no thread: used at construction and in a forked child."""
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._pid = -1  # the process whose flusher is running
+        self._cur = _Interval()
+        self._inflight = 0
+        self._peak = 0
+        self._lost = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- request path ------------------------------------------------------------------------
+
+    def begin(self, raw: bytes | str | None, content_length: bytes | str | None) -> None:
+        """One request entered the app. Never raises, never blocks on I/O."""
+        if self._pid != os.getpid():
+            self.ensure_started()
+        ms, outcome = header.queue_ms(raw, time.time() * 1000.0)
+        if outcome is header.OK and content_length and self._too_big(content_length):
+            outcome = "big"
+        with self._lock:
+            cur = self._cur
+            cur.requests += 1
+            self._inflight += 1
+            if self._inflight > self._peak:  # noqa: PLR1730 - hot path, cheaper than max()
+                self._peak = self._inflight
+            if outcome is header.OK:
+                cur.hist.add(ms)
+            elif outcome is header.SKEW:
+                cur.skew += 1
+                cur.hist.add(0.0)
+            else:
+                cur.drops[outcome] = cur.drops.get(outcome, 0) + 1
+
+    def end(self) -> None:
+        with self._lock:
+            if self._inflight > 0:
+                self._inflight -= 1
+
+    def _too_big(self, content_length: bytes | str) -> bool:
+        try:
+            return int(content_length) > self.config.max_body
+        except ValueError:
+            return False
+
+    # -- flusher -----------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Start this process's flusher if it is not running (first request, or after fork)."""
+        pid = os.getpid()
+        with self._start_lock:
+            if self._pid == pid:
+                return
+            self._stop = threading.Event()
+            thread = threading.Thread(
+                target=self._run, name="autoscaler-queue-time-flusher", daemon=True
+            )
+            self._thread = thread
+            self._pid = pid
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Flush what is left and stop the thread (also called at interpreter exit)."""
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid():
+            self._stop.set()
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        interval = self.config.interval
+        deadline = time.monotonic() + interval
+        failing = False
+        stopping = False
+        while not stopping:
+            stopping = self._stop.wait(max(0.0, deadline - time.monotonic()))
+            deadline = max(deadline + interval, time.monotonic() + interval / 2)
+            try:
+                if client is None:
+                    client = self._connect()
+                self.publish(client)
+                if failing:
+                    log.warning("queue time: publishing to Redis works again")
+                failing = False
+            except Exception as exc:  # any failure: drop, count, keep serving
+                self.failures += 1
+                if not failing:
+                    log.warning("queue time: cannot publish to Redis, samples dropped: %s", exc)
+                failing = True
+        if client is not None:
+            client.close()
+
+    def _connect(self) -> redis.Redis:
+        assert self.config.redis_url is not None
+        return redis.Redis.from_url(
+            self.config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+
+    def swap(self) -> tuple[_Interval, int, int]:
+        """Take the interval's measurements: (interval, peak in flight, lost so far)."""
+        with self._lock:
+            cur, self._cur = self._cur, _Interval()
+            peak, self._peak = self._peak, self._inflight
+            lost = self._lost
+        return cur, peak, lost
+
+    def publish(self, client: redis.Redis) -> None:
+        cur, peak, lost = self.swap()
+        cfg = self.config
+        now = time.time()
+        drops = dict(cur.drops)
+        if lost:
+            drops["lost"] = lost
+        member = wire.encode(
+            cur.hist,
+            publisher=f"{cfg.publisher}:{os.getpid()}",
+            t=now,
+            interval=cfg.interval,
+            keep=cfg.keep,
+            requests=cur.requests,
+            busy=peak,
+            skew=cur.skew,
+            drops=drops,
+        )
+        key = wire.key_for(cfg.process)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.zadd(key, {member: now})
+            pipe.zremrangebyscore(key, "-inf", now - cfg.keep)
+            pipe.zremrangebyrank(key, 0, -MAX_MEMBERS - 1)
+            pipe.expire(key, int(cfg.keep))
+            pipe.execute()
+        except BaseException:
+            with self._lock:
+                self._lost += cur.hist.count
+            raise
+        with self._lock:
+            self._lost -= lost
+        self.flushes += 1
