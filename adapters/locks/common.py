@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from autoscaler.config import Settings
 from autoscaler.ports import AutoscalerError, ConfigError

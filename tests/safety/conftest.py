@@ -11,6 +11,7 @@ import redis
 
 from .helpers import DATABASE_URL, REDIS_URL
 
+
 @pytest.fixture
 def unique() -> str:
     return "t_lock_" + secrets.token_hex(4)

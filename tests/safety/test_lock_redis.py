@@ -1,4 +1,4 @@
-"""The Redis lease against the real Redis (database 8): scenarios 38, 39, 41, 42 at adapter level."""
+"""The Redis lease against the real Redis (db 8): scenarios 38, 39, 41, 42 at adapter level."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from adapters.locks.common import LockUnavailable
 from adapters.locks.redis import RedisLock, RedisLockConfig, build, parse_ttl
 from autoscaler.config import load
 from autoscaler.ports import ConfigError
+
 from .helpers import REDIS_URL, StepClock, TcpProxy
 
 pytestmark = pytest.mark.integration
