@@ -1,0 +1,440 @@
+"""The ``autoscaler`` command: run, once, sample, explain, check, simulate, tune."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from autoscaler import __version__, logs
+from autoscaler.clock import Clock, SystemClock, accelerated
+from autoscaler.config import Settings, load
+from autoscaler.dryrun import DryRunPlatform
+from autoscaler.durations import format_ms
+from autoscaler.explain import sentence
+from autoscaler.loop import Autoscaler, TickReport
+from autoscaler.metrics import HealthState, Metrics, serve
+from autoscaler.model import Reading
+from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
+from autoscaler.redact import redact, register_secret
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
+
+SIM_BANNER = (
+    "running on the built-in simulated app (AUTOSCALER_PLATFORM=sim, {speed:g}x accelerated "
+    "time); to scale a real app set AUTOSCALER_PLATFORM (heroku, render, fly or railway) and its "
+    "API token, see README 'Configuration'"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors exit 2 without a traceback
+        self.print_usage(sys.stderr)
+        print(f"autoscaler: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="autoscaler", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"autoscaler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("run", help="the daemon")
+    for name, text in (
+        ("once", "one tick: sample, decide, act (dry run respected); print the decisions"),
+        ("sample", "poll every source once and print each signal; changes nothing"),
+        ("explain", "like once, but never writes: each decision and its reason in a sentence"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("check", help="validate the config and reach every dependency read-only")
+    sim_commands = _optional("autoscaler.sim.commands")
+    if sim_commands is not None:
+        sim_commands.add_simulate_arguments(
+            sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
+        )
+        sim_commands.add_tune_arguments(
+            sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in ("simulate", "tune"):
+        sim_commands = _optional("autoscaler.sim.commands")
+        run = sim_commands.run_simulate if args.command == "simulate" else sim_commands.run_tune
+        return int(run(args))
+    try:
+        settings = load()
+    except ConfigError as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for secret in _secrets(settings):
+        register_secret(secret)
+    logs.configure(settings.glob.log_format, settings.glob.log_level)
+    log = logs.get()
+    for warning in settings.warnings:
+        log.warning("config_warning", detail=warning)
+    try:
+        handler = {
+            "run": cmd_run,
+            "once": cmd_once,
+            "sample": cmd_sample,
+            "explain": cmd_explain,
+            "check": cmd_check,
+        }[args.command]
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(f"autoscaler: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AutoscalerError as exc:
+        print(f"autoscaler: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_DEPENDENCY
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        print(f"autoscaler: unexpected {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+def _secrets(settings: Settings) -> list[str | None]:
+    g = settings.glob
+    out: list[str | None] = [
+        g.heroku_api_token,
+        g.render_api_key,
+        g.fly_api_token,
+        g.railway_api_token,
+    ]
+    out += [v for k, v in settings.env.items() if k.endswith(("_TOKEN", "_API_KEY", "_SECRET"))]
+    return out
+
+
+# ---- building the pieces ------------------------------------------------------------------
+
+
+def clock_for(settings: Settings) -> Clock:
+    if settings.glob.platform == "sim":
+        return accelerated(settings.glob.sim_speed)
+    return SystemClock()
+
+
+def build_platform(settings: Settings) -> Platform:
+    from adapters.registry import build_platform as build
+
+    platform = build(settings)
+    return DryRunPlatform(platform) if settings.glob.dry_run else platform
+
+
+def build_sources(settings: Settings) -> dict[str, Source]:
+    from adapters.registry import build_source
+
+    problems: dict[str, str] = {}
+    sources: dict[str, Source] = {}
+    for name, process in settings.processes.items():
+        try:
+            sources[name] = build_source(settings, process)
+        except ConfigError as exc:
+            problems.update(exc.problems)
+    if problems:
+        for source in sources.values():
+            source.close()
+        raise ConfigError(problems)
+    return sources
+
+
+def lock_kind(settings: Settings) -> str:
+    kind = settings.glob.lock
+    if kind == "auto":
+        if settings.glob.platform == "sim":
+            return "none"
+        if settings.glob.redis_url:
+            return "redis"
+        if settings.glob.database_url:
+            return "postgres"
+        return "none"
+    return kind
+
+
+def build_lock(settings: Settings) -> Lock | None:
+    from adapters.registry import build_lock as build
+
+    kind = lock_kind(settings)
+    return None if kind == "none" else build(settings, kind)
+
+
+def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
+    sources = build_sources(settings)
+    try:
+        platform = build_platform(settings)
+    except BaseException:
+        for source in sources.values():
+            source.close()
+        raise
+    return Autoscaler(settings, platform, sources, clock_for(settings), **kwargs)
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    log = logs.get()
+    g = settings.glob
+    if g.platform == "sim":
+        log.info("startup", detail=SIM_BANNER.format(speed=g.sim_speed))
+    else:
+        log.info(
+            "startup",
+            platform=g.platform,
+            processes=",".join(settings.processes),
+            dry_run=g.dry_run,
+            interval=g.interval,
+        )
+    metrics = Metrics()
+    clock = clock_for(settings)
+    speed = g.sim_speed if g.platform == "sim" else 1.0
+    health = HealthState(max_age=3 * g.interval, clock=clock)
+    lock = build_lock(settings)
+    alerts = _build_alerts(settings)
+    scaler = build_autoscaler(
+        settings, lock=lock, metrics=metrics, health=health, alerts=alerts, log=log
+    )
+    server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("shutdown", signal=signal.Signals(signum).name)
+        scaler.stopping.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    interval = g.interval / speed
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        scaler.tick,
+        "interval",
+        seconds=interval,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(interval)),
+        next_run_time=None,
+        id="tick",
+    )
+    scheduler.start()
+    scheduler.modify_job("tick", next_run_time=_utcnow())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + 8.0
+        # finish (or abandon) the running tick: it sends no write once stopping is set
+        while scaler._tick_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        scaler.close()
+        if server is not None:
+            server.shutdown()
+        log.info("stopped")
+    if scaler._tick_lock.locked():  # a tick is stuck in I/O: do not wait for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _optional(module: str) -> Any:
+    """A module that a later part of the product adds, or ``None`` while it is absent."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module and not module.startswith(str(exc.name) + "."):
+            raise
+        return None
+
+
+def _build_alerts(settings: Settings) -> Any:
+    alerts = _optional("autoscaler.alerts")
+    return None if alerts is None else alerts.build(settings)
+
+
+def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]:
+    if isinstance(reading, SourceError):
+        return {
+            "metric": metric,
+            "value_ms": None,
+            "ok": False,
+            "samples": 0,
+            "queues": {},
+            "error": redact(str(reading)),
+            "age_s": None,
+            "depth": None,
+            "busy": None,
+        }
+    return {
+        "metric": reading.metric.value,
+        "value_ms": reading.value_ms,
+        "ok": reading.value_ms is not None,
+        "samples": reading.samples,
+        "queues": dict(reading.queues),
+        "error": None if reading.value_ms is not None else "no data",
+        "age_s": reading.age_s,
+        "depth": reading.depth,
+        "busy": reading.busy,
+        **({"warning": reading.warning} if reading.warning else {}),
+    }
+
+
+def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
+    sources = build_sources(settings)
+    try:
+        clock = clock_for(settings)
+        out: dict[str, Any] = {}
+        failed = False
+        for name, source in sources.items():
+            try:
+                reading: Reading | SourceError = source.sample(clock.now().wall)
+            except SourceError as exc:
+                reading = exc
+            out[name] = _reading_json(reading, settings.processes[name].metric.value)
+            failed = failed or not out[name]["ok"]
+    finally:
+        for source in sources.values():
+            source.close()
+    if args.json:
+        print(json.dumps({"processes": out}, indent=2))
+    else:
+        for name, item in out.items():
+            p = settings.processes[name]
+            if item["error"] and item["value_ms"] is None:
+                print(f"{name}: {p.source} FAILED: {item['error']}")
+                continue
+            age = "" if item["age_s"] is None else f", newest {item['age_s']:.1f}s old"
+            print(
+                f"{name}: {p.aggregate} {item['metric']} {format_ms(item['value_ms'])} "
+                f"({item['samples']} samples{age})"
+            )
+            for queue, value in sorted(item["queues"].items()):
+                print(f"  {queue}: {format_ms(value)}")
+    return EXIT_DEPENDENCY if failed else EXIT_OK
+
+
+def _decisions_json(report: TickReport) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "leader": report.is_leader,
+        "epoch": report.epoch,
+        "platform_error": report.platform_error,
+        "write_error": report.write_error,
+        "writes": report.writes,
+        "decisions": [
+            {
+                "process": d.process,
+                "action": d.action.value,
+                "current": d.current,
+                "desired": d.desired,
+                "signal_ms": d.signal_ms,
+                "status": d.status.value,
+                "reason": d.reason.value,
+                "bounds": [d.low, d.high],
+                "error": report.source_errors.get(d.process),
+            }
+            for d in report.decisions
+        ],
+    }
+
+
+def _one_tick(settings: Settings, args: argparse.Namespace, *, write: bool) -> int:
+    lock = build_lock(settings) if write else None
+    scaler = build_autoscaler(settings, lock=lock, log=logs.get())
+    try:
+        report = scaler.tick(write=write)
+    finally:
+        scaler.close()
+    if args.json:
+        print(json.dumps(_decisions_json(report), indent=2))
+    else:
+        for d in report.decisions:
+            p = settings.processes[d.process]
+            print(sentence(d, p, report.source_errors.get(d.process)))
+        if report.platform_error:
+            print(f"platform: {report.platform_error}")
+        if report.write_error:
+            print(f"write: {report.write_error}")
+        if write and not report.is_leader:
+            print("another daemon holds the lock: nothing was written")
+    if report.platform_error or report.source_errors:
+        return EXIT_DEPENDENCY
+    return EXIT_OK
+
+
+def cmd_once(settings: Settings, args: argparse.Namespace) -> int:
+    return _one_tick(settings, args, write=True)
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    return _one_tick(settings, args, write=False)
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    ok = True
+    print(f"config: ok ({len(settings.processes)} processes: {', '.join(settings.processes)})")
+    platform: Platform | None = None
+    try:
+        platform = build_platform(settings)
+        print(f"platform {settings.glob.platform}: {platform.check(list(settings.processes))}")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        ok = False
+        print(f"platform {settings.glob.platform}: FAILED: {redact(str(exc))}")
+    finally:
+        if platform is not None:
+            platform.close()
+    sources = build_sources(settings)
+    try:
+        for name, source in sources.items():
+            try:
+                print(f"source {name} ({settings.processes[name].source}): {source.check()}")
+            except Exception as exc:
+                ok = False
+                print(f"source {name}: FAILED: {redact(str(exc))}")
+    finally:
+        for source in sources.values():
+            source.close()
+    kind = lock_kind(settings)
+    if kind != "none":
+        lock: Lock | None = None
+        try:
+            lock = build_lock(settings)
+            print(f"lock {kind}: ok")
+        except ConfigError:
+            raise
+        except Exception as exc:
+            ok = False
+            print(f"lock {kind}: FAILED: {redact(str(exc))}")
+        finally:
+            if lock is not None:
+                lock.close()
+    else:
+        print("lock: none (run a single copy of the daemon)")
+    return EXIT_OK if ok else EXIT_DEPENDENCY
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""One sentence per decision, for ``autoscaler explain``."""
+
+from __future__ import annotations
+
+from autoscaler.config import ProcessSettings
+from autoscaler.durations import format_duration, format_ms
+from autoscaler.model import Decision, Metric, Reason
+
+
+def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
+    what = "queue time" if p.metric is Metric.REQUEST_QUEUE_TIME else "job latency"
+    signal = f"{p.aggregate} {what} {format_ms(d.signal_ms)}"
+    band = f"{format_ms(p.down_threshold_ms)}..{format_ms(p.up_threshold_ms)}"
+    r = d.reason
+    why = {
+        Reason.ABOVE_BAND: f"{signal} is above {format_ms(p.up_threshold_ms)}",
+        Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
+        Reason.BELOW_BAND: (
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} "
+            f"for {format_duration(p.down_delay)}"
+        ),
+        Reason.IN_BAND: f"{signal} is inside {band}",
+        Reason.UP_SENSITIVITY: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}, "
+            f"but not yet for {format_duration(p.up_sensitivity)}"
+        ),
+        Reason.UP_COOLDOWN: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}, but the last upscale was less "
+            f"than {format_duration(p.up_cooldown)} ago and its instances may still be booting"
+        ),
+        Reason.AT_MAX: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}, but {d.high} is the most"
+        ),
+        Reason.DOWN_DELAY: (
+            f"{signal} is below {format_ms(p.down_threshold_ms)}, waiting out the "
+            f"{format_duration(p.down_delay)} down delay"
+        ),
+        Reason.AT_MIN: (
+            f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.low} is the least"
+        ),
+        Reason.BUSY: "the signal is low, but jobs are still running",
+        Reason.SIGNAL_MISSING: "no signal: the reporters are silent, so nothing is scaled down",
+        Reason.SIGNAL_STALE: "the signal is stale, so nothing is scaled down",
+        Reason.SIGNAL_FAILED: f"the source failed ({error or 'unknown error'}), holding",
+        Reason.RAISED_TO_MIN: f"{d.current} is below the least allowed now ({d.low})",
+        Reason.LOWERED_TO_MAX: f"{d.current} is above the most allowed now ({d.high})",
+        Reason.DISABLED_MANUAL_ZERO: "it was set to 0 by hand; hands off until it is started again",
+    }[r]
+    if d.action.value == "hold":
+        head = f"{d.process}: hold at {d.current}"
+    else:
+        head = f"{d.process}: {d.action.value} from {d.current} to {d.desired}"
+    extra = " (a quantity set by someone else was adopted)" if d.adopted else ""
+    return f"{head} ({why}){extra}"
