@@ -1,0 +1,224 @@
+"""The app side: configuration, per-request recording, publishing, and failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from adapters.web import asgi, wire, wsgi
+from adapters.web.publisher import PublisherConfig, Recorder, publisher_config
+
+from .conftest import REDIS_URL
+
+D = 100_000  # the default AUTOSCALER_MAX_REQUEST_BYTES
+
+
+@pytest.mark.parametrize(
+    ("env", "expected", "warned"),
+    [
+        ({}, ("web", 5.0, D, 300.0), False),
+        ({"DYNO": "web.3"}, ("web", 5.0, D, 300.0), False),
+        ({"DYNO": "api.1"}, ("api", 5.0, D, 300.0), False),
+        ({"DYNO": "web.1", "AUTOSCALER_PROCESS": "front"}, ("front", 5.0, D, 300.0), False),
+        ({"AUTOSCALER_PROCESS": "Not A Name"}, ("web", 5.0, D, 300.0), True),
+        ({"AUTOSCALER_FLUSH_INTERVAL": "2s"}, ("web", 2.0, D, 300.0), False),
+        ({"AUTOSCALER_FLUSH_INTERVAL": "500ms"}, ("web", 5.0, D, 300.0), True),
+        ({"AUTOSCALER_FLUSH_INTERVAL": "soon"}, ("web", 5.0, D, 300.0), True),
+        ({"AUTOSCALER_MAX_REQUEST_BYTES": "2000"}, ("web", 5.0, 2000, 300.0), False),
+        ({"AUTOSCALER_MAX_REQUEST_BYTES": "100kB"}, ("web", 5.0, D, 300.0), True),
+        ({"AUTOSCALER_WEB_WINDOW": "10m"}, ("web", 5.0, D, 660.0), False),
+        ({"AUTOSCALER_API_WINDOW": "1h", "DYNO": "api.2"}, ("api", 5.0, D, 3660.0), False),
+        ({"AUTOSCALER_WEB_WINDOW": "forever"}, ("web", 5.0, D, 300.0), True),
+    ],
+)
+def test_the_app_environment_configures_the_publisher_and_bad_values_only_warn(
+    env: dict[str, str], expected: tuple[str, float, int, float], warned: bool
+) -> None:
+    cfg = publisher_config(env)
+    assert (cfg.process, cfg.interval, cfg.max_body, cfg.keep) == expected
+    assert bool(cfg.warnings) is warned
+
+
+def test_the_publisher_is_named_after_the_dyno_or_the_host() -> None:
+    assert publisher_config({"DYNO": "web.2"}).publisher == "web.2"
+    assert publisher_config({}).publisher == socket.gethostname()
+
+
+def _recorder(**kw: Any) -> Recorder:
+    return Recorder(PublisherConfig(redis_url=REDIS_URL, publisher="test", **kw))
+
+
+def _ms_ago(ms: float) -> str:
+    return str(int(time.time() * 1000 - ms))
+
+
+def test_each_request_is_a_sample_or_a_counted_reason_why_not() -> None:
+    rec = _recorder(max_body=1000)
+    rec.begin(_ms_ago(40), None)
+    rec.begin(_ms_ago(200), "10")
+    rec.begin(_ms_ago(200), "5000")  # large upload: skipped
+    rec.begin(_ms_ago(-3000), None)  # router clock 3 s ahead: clamped to 0
+    rec.begin("garbage", None)
+    rec.begin(None, None)
+    rec.begin(_ms_ago(3_600_000), "abc")
+    cur, peak, lost = rec.swap()
+    assert cur.requests == 7
+    assert cur.hist.count == 3
+    assert cur.skew == 1
+    assert cur.drops == {"big": 1, "garbage": 1, "absent": 1, "past": 1}
+    assert 240.0 <= cur.hist.total_ms < 300.0
+    assert (peak, lost) == (7, 0)  # none ended: seven in flight at once
+
+
+def test_busy_is_the_peak_in_flight_during_the_interval() -> None:
+    rec = _recorder()
+    for _ in range(3):
+        rec.begin(None, None)
+    rec.end()
+    rec.end()
+    assert rec.swap()[1] == 3
+    assert rec.swap()[1] == 1  # the one still in flight carries over
+    rec.end()
+    rec.end()  # more ends than begins never goes negative
+    assert rec.swap()[1] == 1  # it was in flight during that interval
+    assert rec.swap()[1] == 0
+
+
+def test_a_flush_publishes_one_aggregate_trims_old_ones_and_sets_a_ttl(
+    redis_db: redis.Redis,
+) -> None:
+    key = wire.key_for("web")
+    redis_db.zadd(key, {"ancient": time.time() - 1000, "recent": time.time() - 10})
+    rec = _recorder(keep=300.0)
+    rec.begin(_ms_ago(25), None)
+    rec.publish(redis_db)
+    rec.publish(redis_db)  # an idle interval: a heartbeat
+    members = redis_db.zrange(key, 0, -1)
+    assert b"ancient" not in members and b"recent" in members
+    docs = [json.loads(m) for m in members if m != b"recent"]
+    assert [d["n"] for d in docs] == [1, 0]
+    assert 0 < redis_db.ttl(key) <= 300
+    assert rec.flushes == 2
+
+
+def test_samples_lost_to_a_redis_outage_are_reported_by_the_next_aggregate(
+    redis_db: redis.Redis,
+) -> None:
+    down = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    rec = _recorder()
+    for _ in range(4):
+        rec.begin(_ms_ago(30), None)
+    with pytest.raises(redis.ConnectionError):
+        rec.publish(down)
+    rec.begin(_ms_ago(30), None)
+    rec.publish(redis_db)
+    (member,) = redis_db.zrange(wire.key_for("web"), 0, -1)
+    doc = json.loads(member)
+    assert (doc["n"], doc["drop"]) == (1, {"lost": 4})
+    rec.publish(redis_db)
+    assert "lost" not in json.loads(redis_db.zrange(wire.key_for("web"), -1, -1)[0])["drop"]
+
+
+def test_the_flusher_publishes_heartbeats_on_its_own_and_a_final_flush_on_stop(
+    redis_db: redis.Redis,
+) -> None:
+    rec = _recorder(interval=1.0)
+    rec.ensure_started()
+    time.sleep(1.3)
+    rec.begin(_ms_ago(10), None)
+    rec.stop()
+    docs = [json.loads(m) for m in redis_db.zrange(wire.key_for("web"), 0, -1)]
+    assert [d["n"] for d in docs] == [0, 1]
+    assert docs[0]["id"] == f"test:{os.getpid()}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_starts_its_own_flusher_and_publishes_under_its_own_pid(
+    redis_db: redis.Redis,
+) -> None:
+    rec = _recorder(interval=1.0)
+    rec.ensure_started()
+    pid = os.fork()
+    if pid == 0:  # the child: no flusher was inherited; the first request starts one
+        try:
+            assert rec._thread is None
+            rec.begin(_ms_ago(50), None)
+            rec.stop()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    rec.stop()
+    assert status == 0
+    ids = {json.loads(m)["id"] for m in redis_db.zrange(wire.key_for("web"), 0, -1)}
+    assert f"test:{pid}" in ids
+    child = [json.loads(m) for m in redis_db.zrange(wire.key_for("web"), 0, -1)]
+    assert [d["n"] for d in child if d["id"] == f"test:{pid}"] == [1]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Boom(Exception):
+    pass
+
+
+def test_the_wsgi_middleware_passes_the_apps_own_errors_through_untouched() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise Boom
+
+    mw = wsgi.QueueTimeMiddleware(app, redis_url=REDIS_URL, env={})
+    with pytest.raises(Boom):
+        mw({"HTTP_X_REQUEST_START": "junk", "CONTENT_LENGTH": "x"}, lambda *a: None)
+    assert mw.recorder is not None
+    cur, peak, _ = mw.recorder.swap()
+    assert (cur.requests, cur.drops, peak) == (1, {"garbage": 1}, 1)
+    assert mw.recorder.swap()[1] == 0  # the failed request is no longer in flight
+    mw.recorder.stop()
+
+
+def test_without_redis_url_the_middleware_is_a_pass_through() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return [b"ok"]
+
+    mw = wsgi.QueueTimeMiddleware(app, env={})
+    assert mw.recorder is None
+    assert mw({"HTTP_X_REQUEST_START": _ms_ago(5)}, lambda *a: None) == [b"ok"]
+
+
+def test_the_asgi_middleware_samples_http_and_starts_the_flusher_on_lifespan() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    mw = asgi.QueueTimeMiddleware(app, redis_url=REDIS_URL, env={})
+    rec = mw.recorder
+    assert rec is not None
+
+    async def noop(*_: Any) -> Any:
+        return {}
+
+    async def run() -> None:
+        await mw({"type": "lifespan"}, noop, noop)
+        assert rec._pid == os.getpid()
+        headers = [(b"x-queue-start", b"t=" + _ms_ago(80).encode()), (b"content-length", b"12")]
+        await mw({"type": "http", "headers": headers}, noop, noop)
+        await mw({"type": "http", "headers": [(b"x-request-start", b"nope")]}, noop, noop)
+        await mw({"type": "websocket", "headers": []}, noop, noop)
+
+    asyncio.run(run())
+    cur, _, _ = rec.swap()
+    assert seen == ["lifespan", "http", "http", "websocket"]
+    assert (cur.requests, cur.hist.count, cur.drops) == (2, 1, {"garbage": 1})
+    assert 80.0 <= cur.hist.total_ms < 200.0
+    rec.stop()
