@@ -1,0 +1,252 @@
+"""Heroku Platform API v3: read the formation, set absolute quantities with one batch PATCH.
+
+Calls: ``GET /apps/{app}/formation`` (the whole formation in one call) and
+``PATCH /apps/{app}/formation`` with ``{"updates": [{"type", "quantity"}]}``. Every call sends
+the v3 ``Accept`` header and a Bearer token.
+
+Rate limit: the account has a pool of 4,500 calls refilled at 75 a minute, shared with every
+other client of the account (the CLI, the dashboard, other tools). This adapter keeps its own
+pace well below it (``CALLS_PER_HOUR``) whatever the interval: when its budget is short, or the
+account's ``RateLimit-Remaining`` is low, ``read`` answers from the last formation it read (if
+younger than ``MAX_CACHED_AGE``) instead of calling; writes, and the re-read just before them,
+may use a reserve that reads leave untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from adapters.platforms._http import CallBudget, Http, error_message
+from autoscaler.clock import Clock, SystemClock
+from autoscaler.config import Settings
+from autoscaler.model import Formation
+from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected
+from autoscaler.redact import redact, register_secret
+
+ACCEPT = "application/vnd.heroku+json; version=3"
+CALLS_PER_HOUR = 1200  # our pace: about a quarter of the account's 4,500
+BURST = 40  # at most BURST + CALLS_PER_HOUR calls in any hour
+WRITE_RESERVE = 8  # tokens that reads leave for writes
+LOW_REMAINING = 450  # account pool below 10%: read from the cache when it is fresh enough
+MAX_CACHED_AGE = 60.0  # seconds a formation read may be reused when pacing
+_APP = re.compile(r"^([a-z][a-z0-9-]{1,28}[a-z0-9]|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
+#: 422 messages that mean "not now" rather than "never" (release phase, preboot)
+_RETRYABLE_422 = re.compile(
+    r"preboot|release phase|release is (still )?(running|in progress)", re.I
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HerokuConfig:
+    token: str
+    app: str
+    api_url: str
+
+
+def parse(settings: Settings) -> HerokuConfig:
+    """The Heroku variables, or ``ConfigError`` naming each missing or invalid one."""
+    glob = settings.glob
+    problems: dict[str, str] = {}
+    if not glob.heroku_api_token:
+        problems["HEROKU_API_TOKEN"] = (
+            "is required with AUTOSCALER_PLATFORM=heroku "
+            "(a long-lived token: heroku authorizations:create)"
+        )
+    if not glob.heroku_app_name:
+        problems["HEROKU_APP_NAME"] = (
+            "is required with AUTOSCALER_PLATFORM=heroku (the app to scale)"
+        )
+    elif not _APP.match(glob.heroku_app_name):
+        problems["HEROKU_APP_NAME"] = f"{glob.heroku_app_name!r} is not a Heroku app name or id"
+    if problems:
+        raise ConfigError(problems)
+    assert glob.heroku_api_token is not None and glob.heroku_app_name is not None
+    return HerokuConfig(glob.heroku_api_token, glob.heroku_app_name, glob.heroku_api_url)
+
+
+def parse_time(value: Any) -> float | None:
+    """An ISO-8601 ``updated_at`` as epoch seconds (``None`` if absent or unreadable)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def parse_formation(body: Any) -> dict[str, Formation]:
+    """A formation list (``GET`` or batch ``PATCH`` answer) by process type."""
+    if not isinstance(body, list):
+        raise PlatformError(f"heroku: expected a formation list, got {type(body).__name__}")
+    out: dict[str, Formation] = {}
+    for item in body:
+        kind = item.get("type") if isinstance(item, dict) else None
+        quantity = item.get("quantity") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise PlatformError(redact(f"heroku: unreadable formation entry {item!r:.200}"))
+        out[kind] = Formation(quantity=quantity, updated_at=parse_time(item.get("updated_at")))
+    return out
+
+
+def rejection(response: httpx.Response, what: str) -> Rejected:
+    """A 422 as ``Rejected``: retryable while a release phase or preboot runs, else not."""
+    message = error_message(response)
+    retryable = bool(_RETRYABLE_422.search(message))
+    later = "will retry on a later tick" if retryable else "not retried"
+    return Rejected(redact(f"heroku: {what} refused: {message} ({later})"), retryable=retryable)
+
+
+class Heroku:
+    """The ``Platform`` for one Heroku app."""
+
+    name = "heroku"
+
+    def __init__(
+        self,
+        config: HerokuConfig,
+        *,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        calls_per_hour: float = CALLS_PER_HOUR,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        register_secret(config.token)
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.remaining: int | None = None  # the account's RateLimit-Remaining, last seen
+        self.budget = CallBudget(
+            "heroku", calls_per_hour, 3600.0, burst=BURST, reserve=WRITE_RESERVE, clock=self.clock
+        )
+        self.http = Http(
+            "heroku",
+            config.api_url,
+            {
+                "Accept": ACCEPT,
+                "Authorization": f"Bearer {config.token}",
+                "User-Agent": "queue-autoscaler",
+            },
+            budget=self.budget,
+            timeout=timeout,
+            clock=self.clock,
+            on_response=self._observe,
+            transport=transport,
+        )
+        self._path = f"/apps/{config.app}/formation"
+        self._cache: dict[str, Formation] = {}
+        self._cached_at: float | None = None
+
+    def _observe(self, response: httpx.Response) -> None:
+        value = response.headers.get("ratelimit-remaining", "")
+        if value.isdigit():
+            self.remaining = int(value)
+            if self.remaining == 0:  # the pool refills at 75 a minute: let it breathe
+                self.budget.block(10.0)
+
+    def _fetch(self, *, priority: bool = False) -> dict[str, Formation]:
+        response = self.http.request("GET", self._path, priority=priority)
+        if response.status_code != 200:
+            raise self._error(response, "reading the formation")
+        self._remember(parse_formation(response.json()))
+        return self._cache
+
+    def _remember(self, formation: dict[str, Formation]) -> None:
+        self._cache = formation
+        self._cached_at = self.clock.now().mono
+
+    def _cache_usable(self) -> bool:
+        if self._cached_at is None:
+            return False
+        fresh = self.clock.now().mono - self._cached_at < MAX_CACHED_AGE
+        low = self.remaining is not None and self.remaining < LOW_REMAINING
+        return fresh and (low or self.budget.wait() > 0)
+
+    def _error(self, response: httpx.Response, what: str) -> PlatformError:
+        status, message = response.status_code, error_message(response)
+        if status == 401:
+            text = f"heroku: {what}: 401 the token was refused ({message}); check HEROKU_API_TOKEN"
+        elif status == 403:
+            text = f"heroku: {what}: 403 the token may not access app {self.config.app} ({message})"
+        elif status == 404:
+            text = f"heroku: {what}: 404 {message} (app {self.config.app})"
+        else:
+            text = f"heroku: {what}: {status} {message}"
+        return PlatformError(redact(text))
+
+    def read(self, processes: Sequence[str]) -> dict[str, Formation]:
+        formation = self._cache if self._cache_usable() else self._fetch()
+        return self._select(formation, processes)
+
+    def _select(
+        self, formation: Mapping[str, Formation], processes: Sequence[str]
+    ) -> dict[str, Formation]:
+        missing = [p for p in processes if p not in formation]
+        if missing:
+            raise PlatformError(
+                f"heroku: app {self.config.app} has no process type {', '.join(missing)} "
+                f"(it has {', '.join(sorted(formation)) or 'none'})"
+            )
+        return {p: formation[p] for p in processes}
+
+    def scale(self, targets: Mapping[str, int], expected: Mapping[str, int]) -> None:
+        now = self._select(self._fetch(priority=True), list(targets))  # re-read just before
+        moved = {
+            p: f.quantity for p, f in now.items() if p in expected and f.quantity != expected[p]
+        }
+        if moved:
+            changes = ", ".join(f"{p} is {q} (expected {expected[p]})" for p, q in moved.items())
+            raise Conflict(
+                f"heroku: the formation changed since it was read: {changes}; not written"
+            )
+        updates = [
+            {"type": p, "quantity": int(q)} for p, q in targets.items() if now[p].quantity != q
+        ]
+        if not updates:
+            return
+        self._cached_at = None  # whatever happens next, the cache no longer holds
+        response = self.http.request("PATCH", self._path, json={"updates": updates}, write=True)
+        if response.status_code == 422:
+            asked = ", ".join(f"{u['type']}={u['quantity']}" for u in updates)
+            raise rejection(response, f"scaling {asked}")
+        if response.status_code != 200:
+            raise self._error(response, "scaling")
+        self._remember(parse_formation(response.json()))
+
+    def check(self, processes: Sequence[str]) -> str:
+        """Read the formation once (no write): proves the token, the app and the process types."""
+        try:
+            response = self.http.request("GET", self._path, priority=True)
+        except PlatformError as exc:
+            raise PlatformError(f"{exc} (HEROKU_API_URL={self.config.api_url})") from None
+        if response.status_code == 401:
+            raise ConfigError({"HEROKU_API_TOKEN": f"refused by Heroku: {error_message(response)}"})
+        if response.status_code in (403, 404):
+            raise ConfigError(
+                {"HEROKU_APP_NAME": f"{self.config.app!r}: {response.status_code} "
+                 f"{error_message(response)}"}
+            )  # fmt: skip
+        if response.status_code != 200:
+            raise self._error(response, "reading the formation")
+        formation = parse_formation(response.json())
+        self._remember(formation)
+        missing = [p for p in processes if p not in formation]
+        if missing:
+            raise ConfigError(
+                {"AUTOSCALER_PROCESSES": f"app {self.config.app} has no process type "
+                 f"{', '.join(missing)} (it has {', '.join(sorted(formation)) or 'none'})"}
+            )  # fmt: skip
+        shown = ", ".join(f"{p}={formation[p].quantity}" for p in processes)
+        left = f"; rate limit remaining {self.remaining}" if self.remaining is not None else ""
+        return f"heroku app {self.config.app}: {shown}{left}"
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def build(settings: Settings) -> Heroku:
+    return Heroku(parse(settings), timeout=min(8.0, max(2.0, settings.tick_timeout)))
