@@ -226,6 +226,7 @@ PROCESS_VARS = {
 }
 #: suffixes that adapters read themselves from ``Settings.env`` (so they are not typos)
 ADAPTER_PROCESS_VARS: set[str] = {"QUEUE_DISCOVERY_LIMIT", "SQL_TIMEOUT", "HTTP_TIMEOUT"}
+ADAPTER_PROCESS_VARS |= {"REDIS_TIMEOUT", "KEY_PREFIX"}  # Redis job sources
 
 
 def _step(value: Any) -> Any:

@@ -1,0 +1,159 @@
+"""Job latency read from RQ's keys in Redis (rq 2.x and 3.x), read-only.
+
+Layout (rq 3.0.0 ``rq/queue.py``, ``rq/registry.py``, ``rq/utils.py``; the same in 2.x):
+
+- ``rq:queues``: set of queue keys ``rq:queue:<name>`` (names may contain ``:``).
+- ``rq:queue:<name>``: list of job ids. Enqueue RPUSHes (``at_front`` LPUSHes); workers pop the
+  head, so the oldest job is near index 0. We read the first ``HEAD`` ids and take the oldest.
+- ``rq:job:<id>``: hash; ``enqueued_at`` is ``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, set each time the
+  job is pushed onto the queue (also when the scheduler moves a due job there).
+- ``rq:scheduled:<name>``: zset of scheduled and retry-with-interval jobs, score = due time in
+  integer epoch seconds. A worker started with ``--with-scheduler`` moves due ones to the queue;
+  a due one still here (no scheduler running, e.g. all workers at 0) counts from its score.
+- ``rq:wip:<name>``: zset of running executions, score = when the entry expires (busy jobs).
+- Rate-limited (rq 3) and dependent (``rq:deferred:<name>``) jobs are not due: they wait on
+  something that more workers cannot speed up.
+
+The ``rq`` prefix is ``RQ_KEY_PREFIX`` in rq 3; set ``AUTOSCALER_<P>_KEY_PREFIX`` to match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from adapters.sources._redisjobs import (
+    HEAD,
+    Malformed,
+    Probe,
+    QueueState,
+    RedisJobSource,
+    about,
+    check_time,
+    oldest,
+    parse_options,
+    run,
+    text,
+)
+from autoscaler.config import ProcessSettings, Settings
+
+BACKEND = "rq"
+DEFAULT_PREFIX = "rq"
+_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}:queues"
+
+    def queue(self, name: str) -> str:
+        return f"{self.prefix}:queue:{name}"
+
+    def scheduled(self, name: str) -> str:
+        return f"{self.prefix}:scheduled:{name}"
+
+    def wip(self, name: str) -> str:
+        return f"{self.prefix}:wip:{name}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+
+def queue_names(members: Iterable[bytes | str], keys: Keys) -> list[str]:
+    """Queue names from the members of ``rq:queues`` (full keys; strip the prefix, never split)."""
+    start = keys.queue("")
+    names = (text(member) for member in members)
+    return [name[len(start) :] for name in names if name.startswith(start) and name != start]
+
+
+def parse_enqueued_at(raw: str) -> float:
+    """RQ's UTC timestamp (``2026-08-02T10:11:12.123456Z``, older jobs without the fraction)."""
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(raw, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise Malformed(f"enqueued_at {raw!r} is not an RQ timestamp")
+
+
+def queue_state(
+    length: int,
+    ids: Sequence[bytes],
+    fields: Sequence[Sequence[bytes | None]],
+    scheduled_due: Sequence[tuple[bytes, float]],
+    scheduled_count: int,
+    *,
+    now: float,
+) -> QueueState:
+    """One queue from what the poll read: its length, the ids at its head with their
+    ``(enqueued_at, created_at)``, the first due scheduled entry and the due scheduled count."""
+    times: list[float | None] = []
+    dangling = 0
+    for job_id, (enqueued_at, created_at) in zip(ids, fields, strict=True):
+        if enqueued_at is None and created_at is None:
+            dangling += 1  # the job hash expired; workers skip such ids
+            continue
+        with about(f"job {text(job_id)!r}"):
+            if enqueued_at is None:
+                raise Malformed("has no enqueued_at although it sits in the queue")
+            times.append(check_time(parse_enqueued_at(text(enqueued_at)), "enqueued_at", now))
+    if scheduled_due:
+        times.append(float(scheduled_due[0][1]))
+    unknown = None
+    if ids and dangling == len(ids) and length > len(ids):
+        unknown = f"the first {len(ids)} job ids have no job hash (expired jobs), age unknown"
+    return QueueState(oldest(times), length - dangling + scheduled_count, unknown)
+
+
+def probe(keys: Keys) -> Probe:
+    def read(
+        client: redis.Redis, queues: Sequence[str], now: float
+    ) -> tuple[dict[str, QueueState], int | None]:
+        pipe = client.pipeline(transaction=False)
+        labels: list[str] = []
+        for name in queues:
+            pipe.llen(keys.queue(name))
+            pipe.lrange(keys.queue(name), 0, HEAD - 1)
+            pipe.zrangebyscore(keys.scheduled(name), "-inf", now, start=0, num=1, withscores=True)
+            pipe.zcount(keys.scheduled(name), "-inf", now)
+            pipe.zcount(keys.wip(name), f"({now}", "+inf")
+            labels += [f"queue {name!r}"] * 5
+        first = run(pipe, BACKEND, labels)
+        per_queue = [first[i : i + 5] for i in range(0, len(first), 5)]
+
+        pipe = client.pipeline(transaction=False)
+        labels = []
+        for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
+            for job_id in ids:
+                pipe.hmget(keys.job(text(job_id)), "enqueued_at", "created_at")
+                labels.append(f"queue {name!r} job {text(job_id)!r}")
+        fields = iter(run(pipe, BACKEND, labels))
+
+        states: dict[str, QueueState] = {}
+        busy = 0
+        for name, (length, ids, due, count, running) in zip(queues, per_queue, strict=True):
+            with about(f"queue {name!r}"):
+                states[name] = queue_state(
+                    length, ids, [next(fields) for _ in ids], due, count, now=now
+                )
+            busy += running
+        return states, busy
+
+    return read
+
+
+def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
+    options = parse_options(settings, process)
+    keys = Keys(options.key_prefix or DEFAULT_PREFIX)
+
+    def discover(client: redis.Redis) -> tuple[list[str], bool]:
+        return queue_names(client.smembers(keys.registry), keys), True
+
+    return RedisJobSource(BACKEND, options, discover, probe(keys))
