@@ -1,0 +1,1 @@
+"""Simulation: the app model, the built-in simulated app, and the trace simulator."""
