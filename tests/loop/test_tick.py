@@ -1,0 +1,299 @@
+"""The loop with a fake platform and fake sources: what gets written, and when nothing does."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from autoscaler import logs
+from autoscaler.clock import FakeClock
+from autoscaler.config import load
+from autoscaler.loop import Autoscaler
+from autoscaler.model import Metric
+from autoscaler.ports import Conflict, PlatformError, RateLimited, Rejected, WriteUnknown
+from autoscaler.testing import FakePlatform, FakeSource
+
+ENV = {
+    "AUTOSCALER_PLATFORM": "heroku",
+    "AUTOSCALER_PROCESSES": "web,worker",
+    "AUTOSCALER_WORKER_SOURCE": "rq",
+    "AUTOSCALER_WORKER_MIN": "0",
+}
+
+
+def make(env=None, quantities=None, web=None, worker=None, **kwargs):
+    settings = load({**ENV, **(env or {})})
+    platform = FakePlatform(dict(quantities or {"web": 2, "worker": 1}))
+    sources = {
+        "web": web or FakeSource(100.0),
+        "worker": worker or FakeSource(5000.0, metric=Metric.JOB_LATENCY),
+    }
+    clock = FakeClock()
+    scaler = Autoscaler(settings, platform, sources, clock, **kwargs)
+    return scaler, platform, sources, clock
+
+
+def test_in_band_signals_write_nothing():
+    scaler, platform, _, clock = make()
+    for _ in range(20):
+        report = scaler.tick()
+        clock.advance(5)
+    assert platform.journal == []
+    assert report.ok
+    assert [d.reason.value for d in report.decisions] == ["in_band", "in_band"]
+
+
+def test_high_queue_time_scales_web_up_once_per_cooldown():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    for _ in range(13):  # 60 s of ticks
+        scaler.tick()
+        clock.advance(5)
+    assert platform.journal == [{"web": 4}, {"web": 8}]
+
+
+def test_a_failing_source_holds_and_never_scales_down():
+    scaler, platform, sources, clock = make(quantities={"web": 5, "worker": 1})
+    sources["web"].error = "redis: connection refused"
+    for _ in range(200):  # well past DOWN_DELAY
+        report = scaler.tick()
+        clock.advance(5)
+    assert platform.journal == []
+    web = report.decisions[0]
+    assert (web.action.value, web.reason.value) == ("hold", "signal_failed")
+    assert "connection refused" in report.source_errors["web"]
+
+
+def test_a_source_that_hangs_is_a_failure_not_a_zero():
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(FakeSource):
+        def sample(self, now):
+            release.wait(5)
+            return super().sample(now)
+
+    scaler, _, _, _ = make(
+        env={"AUTOSCALER_TICK_TIMEOUT": "200ms"},
+        web=Hanging(0.0),
+        quantities={"web": 5, "worker": 1},
+    )
+    report = scaler.tick()
+    release.set()
+    assert report.decisions[0].reason.value == "signal_failed"
+    assert "no answer" in report.source_errors["web"]
+    scaler.close()
+
+
+def test_a_stale_reading_holds():
+    scaler, platform, sources, clock = make(quantities={"web": 5, "worker": 1})
+    sources["web"].value_ms, sources["web"].age_s = 0.0, 600.0
+    for _ in range(100):
+        report = scaler.tick()
+        clock.advance(5)
+    assert platform.journal == []
+    assert report.decisions[0].reason.value == "signal_stale"
+
+
+def test_sustained_low_signal_scales_down_after_down_delay():
+    scaler, platform, sources, clock = make(quantities={"web": 4, "worker": 1})
+    sources["web"].value_ms = 5.0
+    for _ in range(61):  # 300 s + one tick
+        scaler.tick()
+        clock.advance(5)
+    assert platform.journal == [{"web": 3}]
+
+
+def test_a_failed_write_does_not_start_a_cooldown():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.fail_writes.append(PlatformError("503 service unavailable"))
+    first = scaler.tick()
+    assert first.write_error and "503" in first.write_error
+    clock.advance(5)
+    scaler.tick()  # retried at once: no cooldown was started by the failure
+    assert platform.journal == [{"web": 4}]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Conflict("web is now 3"),
+        Rejected("release phase", retryable=True),
+        Rejected("tier limit", retryable=False),
+    ],
+    ids=["conflict", "rejected-retryable", "rejected-final"],
+)
+def test_refused_writes_leave_the_state_as_it_was(error):
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.fail_writes.append(error)
+    assert scaler.tick().write_error
+    clock.advance(5)
+    scaler.tick()
+    assert platform.journal == [{"web": 4}]
+
+
+def test_rate_limited_writes_wait_for_retry_after():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.fail_writes.append(RateLimited("429", retry_after=30))
+    scaler.tick()
+    for _ in range(5):  # 25 s: still blocked
+        clock.advance(5)
+        assert "rate limited" in (scaler.tick().write_error or "")
+    clock.advance(6)
+    scaler.tick()
+    assert platform.journal == [{"web": 4}]
+
+
+def test_an_unknown_write_that_applied_is_not_mistaken_for_an_external_change():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.apply_failed_writes = True
+    platform.fail_writes.append(WriteUnknown("read timeout after sending"))
+    scaler.tick()
+    assert platform.quantities["web"] == 4
+    clock.advance(5)
+    report = scaler.tick()
+    web = report.decisions[0]
+    assert not web.adopted
+    assert web.reason.value == "up_cooldown"  # the write counted: its cooldown runs
+
+
+def test_an_unknown_write_that_did_not_apply_is_retried():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.fail_writes.append(WriteUnknown("connection dropped"))
+    scaler.tick()
+    assert platform.quantities["web"] == 2
+    clock.advance(5)
+    scaler.tick()
+    assert platform.journal == [{"web": 4}]
+
+
+def test_dry_run_sends_zero_writes():
+    scaler, platform, sources, clock = make(env={"AUTOSCALER_DRY_RUN": "true"})
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    sources["worker"].value_ms = 0.0
+    for _ in range(200):
+        report = scaler.tick()
+        clock.advance(5)
+    assert platform.journal == []
+    assert report.dry_run
+
+
+def test_a_platform_read_failure_is_reported_and_the_next_tick_runs():
+    scaler, platform, _, clock = make()
+    platform.fail_reads.append(PlatformError("connection refused"))
+    bad = scaler.tick()
+    clock.advance(5)
+    good = scaler.tick()
+    assert not bad.ok and "refused" in (bad.platform_error or "")
+    assert good.ok and len(good.decisions) == 2
+
+
+def test_an_unexpected_exception_in_a_source_is_a_failure():
+    class Broken(FakeSource):
+        def sample(self, now):
+            raise KeyError("enqueued_at")
+
+    scaler, _, _, _ = make(web=Broken())
+    report = scaler.tick()
+    assert "KeyError" in report.source_errors["web"]
+    assert report.decisions[0].reason.value == "signal_failed"
+
+
+def test_external_changes_are_adopted_and_logged():
+    out = io.StringIO()
+    logs.configure("logfmt", "info", stream=out)
+    scaler, platform, _, clock = make(log=logs.get())
+    scaler.tick()
+    platform.quantities["web"] = 6
+    clock.advance(5)
+    report = scaler.tick()
+    assert report.decisions[0].adopted
+    assert "adopted=true" in out.getvalue()
+
+
+def test_one_decision_event_per_process_per_tick_in_logfmt():
+    out = io.StringIO()
+    logs.configure("logfmt", "info", stream=out)
+    scaler, _, sources, _ = make(log=logs.get())
+    sources["web"].value_ms = 340.0
+    scaler.tick()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("event=decision")]
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        "event=decision process=web action=up current=2 desired=4 signal_ms=340.0 reason=above_band"
+    )
+    assert "dry_run=false" in lines[0]
+
+
+class FakeLease:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+
+class FakeLock:
+    def __init__(self, held=True):
+        self.held = held
+        self.epoch = 7
+        self.released = False
+
+    def acquire(self):
+        return FakeLease(self.epoch) if self.held else None
+
+    def valid(self, lease):
+        return self.held
+
+    def release(self, lease):
+        self.released = True
+
+    def close(self):
+        pass
+
+
+def test_a_follower_decides_but_never_writes():
+    lock = FakeLock(held=False)
+    scaler, platform, sources, clock = make(lock=lock)
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    actions = []
+    for _ in range(20):
+        report = scaler.tick()
+        actions.append(report.decisions[0].action.value)
+        clock.advance(5)
+    assert not report.is_leader
+    assert actions.count("up") == 2  # decided (every 60 s cooldown) but never written
+
+
+def test_a_lease_lost_between_acquire_and_write_blocks_the_write():
+    class Expiring(FakeLock):
+        def valid(self, lease):
+            return False
+
+    scaler, platform, sources, _ = make(lock=Expiring())
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    report = scaler.tick()
+    assert "lease" in (report.write_error or "")
+
+
+def test_close_releases_the_lease():
+    lock = FakeLock()
+    scaler, _, _, _ = make(lock=lock)
+    scaler.tick()
+    scaler.close()
+    assert lock.released
+
+
+def test_no_write_once_stopping():
+    scaler, platform, sources, _ = make()
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    scaler.stopping.set()
+    assert "shutting down" in (scaler.tick().write_error or "")
