@@ -1,0 +1,171 @@
+"""Job latency read from Sidekiq's keys in Redis (Sidekiq 6, 7 and 8), read-only.
+
+A Rails app's Sidekiq is autoscaled from this daemon without any Ruby code. Layout (sidekiq
+``lib/sidekiq/client.rb`` ``atomic_push``, ``lib/sidekiq/api.rb``, ``lib/sidekiq/launcher.rb``,
+``lib/sidekiq/scheduled.rb`` at v6.4.1, v7.3.9 and 8.x):
+
+- ``queues``: set of queue names.
+- ``queue:<name>``: list of job JSON; the client LPUSHes, fetch BRPOPs, so the oldest job is at
+  the tail (``Sidekiq::Queue#latency`` reads ``LINDEX queue:<name> -1``).
+- ``enqueued_at`` in the job: float epoch seconds up to Sidekiq 7, integer epoch milliseconds
+  from 8.0 (``created_at`` likewise; Sidekiq falls back to it when ``enqueued_at`` is absent).
+- ``schedule`` and ``retry``: zsets of job JSON, score = when due (float epoch seconds). Sidekiq
+  processes move due ones to their queue every few seconds; a due one still there (no Sidekiq
+  process running, e.g. scaled to zero) counts from its score.
+- ``processes``: set of process identities; hash ``<identity>`` (expires 60 s after the last
+  heartbeat); hash ``<identity>:work`` (``:workers`` in 6.x) thread -> JSON with ``queue``: the
+  jobs running now.
+
+Apps using the deprecated redis-namespace gem set ``AUTOSCALER_<P>_KEY_PREFIX`` to the namespace.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from adapters.sources._redisjobs import (
+    HEAD,
+    Malformed,
+    Probe,
+    QueueState,
+    RedisJobSource,
+    about,
+    epoch_seconds,
+    json_object,
+    oldest,
+    parse_options,
+    run,
+    text,
+)
+from autoscaler.config import ProcessSettings, Settings
+
+BACKEND = "sidekiq"
+#: due entries read from each of ``schedule`` and ``retry`` per poll
+SCHEDULED_HEAD = 50
+_SETS = ("schedule", "retry")
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str = ""
+
+    def key(self, name: str) -> str:
+        return f"{self.namespace}:{name}" if self.namespace else name
+
+    def queue(self, name: str) -> str:
+        return self.key(f"queue:{name}")
+
+
+def job_time(raw: bytes, now: float) -> float:
+    """When a job in a queue list was enqueued (epoch seconds), from its JSON."""
+    job = json_object(raw)
+    value = job.get("enqueued_at", job.get("created_at"))
+    if value is None:
+        raise Malformed("job has neither enqueued_at nor created_at")
+    return epoch_seconds(value, "enqueued_at", now)
+
+
+def job_queue(raw: bytes) -> str:
+    """The queue a scheduled, retrying or running job belongs to."""
+    value = json_object(raw).get("queue")
+    if not isinstance(value, str):
+        raise Malformed(f"entry has queue {value!r}, not a queue name")
+    return value
+
+
+def due_entries(
+    entries: Iterable[tuple[bytes, float]], watched: set[str]
+) -> tuple[dict[str, float], Counter[str]]:
+    """Of the due ``schedule``/``retry`` entries read, the earliest due time and count per
+    watched queue."""
+    first: dict[str, float] = {}
+    count: Counter[str] = Counter()
+    for member, score in entries:
+        name = job_queue(member)
+        if name in watched:
+            first[name] = min(first.get(name, score), score)
+            count[name] += 1
+    return first, count
+
+
+def running(work: Iterable[bytes], watched: set[str]) -> int:
+    """Jobs running in the watched queues, from the values of a process's work hash."""
+    return sum(1 for value in work if job_queue(value) in watched)
+
+
+def queue_state(
+    length: int, tail: Sequence[bytes], scheduled: float | None, scheduled_count: int, now: float
+) -> QueueState:
+    """One queue from its length, the last ``HEAD`` job payloads (oldest last) and the
+    earliest due time and count of its due entries in ``schedule``/``retry``."""
+    times: list[float | None] = [job_time(raw, now) for raw in tail]
+    times.append(scheduled)
+    return QueueState(oldest(times), length + scheduled_count)
+
+
+def probe(keys: Keys) -> Probe:
+    def read(
+        client: redis.Redis, queues: Sequence[str], now: float
+    ) -> tuple[dict[str, QueueState], int | None]:
+        pipe = client.pipeline(transaction=False)
+        labels: list[str] = []
+        for name in queues:
+            pipe.llen(keys.queue(name))
+            pipe.lrange(keys.queue(name), -HEAD, -1)
+            labels += [f"queue {name!r}"] * 2
+        for zset in _SETS:
+            pipe.zrangebyscore(
+                keys.key(zset), "-inf", now, start=0, num=SCHEDULED_HEAD, withscores=True
+            )
+            labels.append(f"the {zset} set")
+        pipe.smembers(keys.key("processes"))
+        labels.append("the processes set")
+        first = run(pipe, BACKEND, labels)
+
+        identities = sorted(text(member) for member in first[-1])
+        pipe = client.pipeline(transaction=False)
+        for identity in identities:
+            pipe.exists(keys.key(identity))
+            pipe.hvals(keys.key(f"{identity}:work"))
+            pipe.hvals(keys.key(f"{identity}:workers"))
+        labels = [f"process {identity!r}" for identity in identities for _ in range(3)]
+        work = run(pipe, BACKEND, labels)
+
+        watched = set(queues)
+        earliest: dict[str, float] = {}
+        counts: Counter[str] = Counter()
+        for zset, entries in zip(_SETS, first[2 * len(queues) : -1], strict=True):
+            with about(f"the {zset} set"):
+                due_first, due_count = due_entries(entries, watched)
+            for name, at in due_first.items():
+                earliest[name] = min(earliest.get(name, at), at)
+            counts.update(due_count)
+        states: dict[str, QueueState] = {}
+        for i, name in enumerate(queues):
+            with about(f"queue {name!r}"):
+                states[name] = queue_state(
+                    first[2 * i], first[2 * i + 1], earliest.get(name), counts[name], now
+                )
+        busy = 0
+        for i, identity in enumerate(identities):
+            alive, new, old = work[3 * i : 3 * i + 3]
+            if alive:
+                with about(f"process {identity!r}"):
+                    busy += running([*new, *old], watched)
+        return states, busy
+
+    return read
+
+
+def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
+    options = parse_options(settings, process)
+    keys = Keys(options.key_prefix or "")
+
+    def discover(client: redis.Redis) -> tuple[list[str], bool]:
+        return [text(name) for name in client.smembers(keys.key("queues"))], True
+
+    return RedisJobSource(BACKEND, options, discover, probe(keys))
