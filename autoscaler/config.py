@@ -227,6 +227,7 @@ PROCESS_VARS = {
 #: suffixes that adapters read themselves from ``Settings.env`` (so they are not typos)
 ADAPTER_PROCESS_VARS: set[str] = {"QUEUE_DISCOVERY_LIMIT", "SQL_TIMEOUT", "HTTP_TIMEOUT"}
 ADAPTER_PROCESS_VARS |= {"REDIS_TIMEOUT", "KEY_PREFIX"}  # Redis job sources
+ADAPTER_PROCESS_VARS |= {"DATABASE_URL", "HTTP_VALUE", "HTTP_TOKEN"}  # SQL and HTTP sources
 
 
 def _step(value: Any) -> Any:

@@ -1,0 +1,388 @@
+"""Plumbing shared by the PostgreSQL job sources (``procrastinate``, ``good_job``,
+``solid_queue``, ``sql``).
+
+- ``parse_config``: the pure config step (database URL, timeout, queues, discovery cap).
+- ``PgClient``: one psycopg connection, kept open between polls and reopened after a failure.
+  Every poll is one READ ONLY transaction whose first statement sets a local
+  ``statement_timeout`` and ``TimeZone=UTC``; both are sent in one pipeline with the query, so
+  a poll costs one round trip. Nothing is set on the session, so it works behind a
+  transaction-pooling PgBouncer too. Errors become ``SourceError`` (redacted), never a value.
+- ``job_statement``: wraps a backend's per-queue probe in the queue list, either the configured
+  ``QUEUES`` or a discovery (a "loose index scan" that walks an index on ``queue_name`` one
+  distinct name at a time, capped, alphabetical, so the choice is deterministic).
+- ``reading_from_rows``: the pure step from the probe's rows to a ``Reading``.
+
+Ages are computed by the database (``now()`` minus the job's due time), so the daemon's clock
+plays no part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql
+
+from autoscaler.config import ProcessSettings
+from autoscaler.durations import parse_duration
+from autoscaler.model import Metric, Reading
+from autoscaler.ports import ConfigError, SourceError
+from autoscaler.redact import redact, register_secret
+
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_DISCOVERY_LIMIT = 50
+#: due jobs are counted up to this many per queue, so that a count costs the same on any backlog
+DEPTH_CAP = 10_000
+#: errors that mean the tables are not the layout we know (missing table, column, type, value)
+_LAYOUT_ERRORS = (
+    pgerrors.UndefinedTable,
+    pgerrors.UndefinedColumn,
+    pgerrors.UndefinedObject,
+    pgerrors.UndefinedFunction,
+    pgerrors.InvalidTextRepresentation,
+    pgerrors.DatatypeMismatch,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PgConfig:
+    url: str
+    url_var: str  # the variable the URL came from, for messages
+    timeout_s: float
+    queues: tuple[str, ...] | None  # None: discover
+    discovery_limit: int
+    timeout_var: str
+
+
+def parse_config(
+    env: Mapping[str, str], process: ProcessSettings, database_url: str | None
+) -> PgConfig:
+    """Read the variables every PostgreSQL source shares. Pure; raises ``ConfigError``.
+
+    ``AUTOSCALER_<P>_DATABASE_URL`` overrides ``DATABASE_URL`` for this process (e.g. Solid
+    Queue's separate queue database). ``AUTOSCALER_<P>_SQL_TIMEOUT`` (default 3s) bounds each
+    poll; ``AUTOSCALER_<P>_QUEUE_DISCOVERY_LIMIT`` (default 50) caps discovery.
+    """
+    p = process.var_prefix
+    problems: dict[str, str] = {}
+    url_var = f"{p}DATABASE_URL" if env.get(f"{p}DATABASE_URL", "").strip() else "DATABASE_URL"
+    url = env.get(url_var, "").strip() if url_var != "DATABASE_URL" else (database_url or "")
+    if not url:
+        problems["DATABASE_URL"] = f"is required by {p}SOURCE={process.source}"
+    else:
+        register_secret(url)
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            problems[url_var] = redact(f"is not a PostgreSQL URL: {exc}")
+    timeout = DEFAULT_TIMEOUT_S
+    raw = env.get(f"{p}SQL_TIMEOUT", "").strip()
+    if raw:
+        try:
+            timeout = parse_duration(raw, "s")
+        except ValueError as exc:
+            problems[f"{p}SQL_TIMEOUT"] = str(exc)
+        else:
+            if not 0.1 <= timeout <= 60:
+                problems[f"{p}SQL_TIMEOUT"] = f"{raw!r} must be between 100ms and 60s"
+    limit = DEFAULT_DISCOVERY_LIMIT
+    raw = env.get(f"{p}QUEUE_DISCOVERY_LIMIT", "").strip()
+    if raw:
+        if raw.isdigit() and 1 <= int(raw) <= 1000:
+            limit = int(raw)
+        else:
+            problems[f"{p}QUEUE_DISCOVERY_LIMIT"] = f"{raw!r} must be a whole number 1..1000"
+    if problems:
+        raise ConfigError(problems)
+    queues = tuple(dict.fromkeys(process.queues)) if process.queues else None
+    return PgConfig(url, url_var, timeout, queues, limit, f"{p}SQL_TIMEOUT")
+
+
+def where(url: str) -> str:
+    """``host:port/dbname`` of a URL, for messages (never the password)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the database"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return redact(f"{host}:{port}/{info.get('dbname') or ''}")
+
+
+class PgClient:
+    """One connection, one read-only transaction with a statement timeout per query."""
+
+    def __init__(self, url: str, timeout_s: float, timeout_var: str) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.timeout_var = timeout_var
+        self.where = where(url)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=max(2, math.ceil(self.timeout_s)),  # libpq's floor is 2 s
+            application_name="autoscaler",
+            # a peer that vanishes without closing is noticed too, not waited on forever
+            keepalives=1,
+            keepalives_idle=max(1, int(self.timeout_s)),
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=int(self.timeout_s * 1000) + 1000,
+        )
+        conn.read_only = True  # every transaction psycopg begins is BEGIN READ ONLY
+        self._conn = conn
+        return conn
+
+    def query(
+        self, statement: sql.Composed | sql.SQL | str, params: Mapping[str, Any] | None, what: str
+    ) -> tuple[list[tuple[Any, ...]], list[str]]:
+        """Run one statement read-only; return its rows and column type names.
+
+        ``what`` names what is being read (e.g. ``good_job queues default, mail``) and prefixes
+        every error. Raises ``SourceError``.
+        """
+        try:
+            conn = self._connect()
+            with conn.pipeline(), conn.transaction():
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true),"
+                    " set_config('TimeZone', 'UTC', true)",
+                    (f"{int(self.timeout_s * 1000)}ms",),
+                )
+                cur = conn.execute(statement, params)
+                rows = cur.fetchall()
+                types = [_type_name(conn, col.type_code) for col in cur.description or ()]
+        except pgerrors.QueryCanceled:
+            raise SourceError(
+                f"{what}: the query took longer than {self.timeout_s:g}s ({self.timeout_var}) "
+                f"on {self.where}"
+            ) from None
+        except _LAYOUT_ERRORS as exc:
+            raise SourceError(
+                redact(f"{what}: unknown table layout on {self.where}: {_first_line(exc)}")
+            ) from None
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise SourceError(
+                redact(f"{what}: cannot read {self.where}: {_first_line(exc)}")
+            ) from None
+        except psycopg.Error as exc:
+            raise SourceError(
+                redact(f"{what}: query failed on {self.where}: {_first_line(exc)}")
+            ) from None
+        return rows, types
+
+    def server_version(self) -> str:
+        rows, _ = self.query("SELECT current_setting('server_version')", None, "check")
+        return str(rows[0][0])
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
+    info = conn.adapters.types.get(oid)
+    return info.name if info is not None else str(oid)
+
+
+# --- the queue list around a backend's probe ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a backend contributes: where to discover queue names and how to probe one queue.
+
+    ``discover_table``/``discover_where``: a table with a btree index whose leading column is
+    ``queue_name`` (and whose partial-index predicate is ``discover_where``, if any).
+    ``probe``: a ``SELECT`` over ``chosen c`` (columns ``q``, ``n``) returning, per queue:
+    ``queue, n, age_s, unknown, depth, busy, paused`` where ``age_s`` is the age in seconds of
+    the oldest due waiting job (NULL when none), ``unknown`` the number of due jobs whose due
+    time could not be read, ``depth`` due waiting jobs (capped at ``%(depth_cap)s``), ``busy``
+    running jobs (NULL when the backend does not record them), ``paused`` whether the backend
+    has the queue paused.
+    """
+
+    discover_table: str
+    discover_where: str
+    probe: str
+
+
+def job_statement(layout: Layout, queues: Sequence[str] | None) -> sql.Composed:
+    """The one statement of a poll: the queue list (configured or discovered), then the probe."""
+    chosen: sql.Composable
+    if queues is not None:
+        chosen = sql.SQL(
+            "WITH chosen(q, n) AS ("
+            "SELECT q, n FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS u(q, n)) "
+        )
+    else:
+        cond = sql.SQL(layout.discover_where or "TRUE")
+        table = sql.SQL(layout.discover_table)
+        chosen = sql.SQL(
+            "WITH RECURSIVE found(q, n) AS ("
+            "(SELECT queue_name::text, 1 FROM {table} WHERE {cond} ORDER BY queue_name LIMIT 1)"
+            " UNION ALL "
+            "SELECT (SELECT t.queue_name::text FROM {table} t WHERE {cond} AND t.queue_name > f.q"
+            " ORDER BY t.queue_name LIMIT 1), f.n + 1 FROM found f WHERE f.q IS NOT NULL"
+            "), chosen(q, n) AS ("
+            "SELECT q, n FROM found WHERE q IS NOT NULL LIMIT %(limit)s + 1) "
+        ).format(table=table, cond=cond)
+    return sql.Composed([chosen, sql.SQL(layout.probe)])
+
+
+def statement_params(queues: Sequence[str] | None, limit: int, scan: int = 200) -> dict[str, Any]:
+    return {"queues": list(queues) if queues is not None else None, "limit": limit,
+            "depth_cap": DEPTH_CAP, "scan": scan}  # fmt: skip
+
+
+def describe(source: str, queues: Sequence[str] | None) -> str:
+    if queues is None:
+        return f"{source} (discovering queues)"
+    return f"{source} queue{'s' if len(queues) > 1 else ''} {', '.join(queues)}"
+
+
+# --- rows to a reading (pure) --------------------------------------------------------------------
+
+
+def _number(value: Any, queue: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise SourceError(f"queue {queue}: {what} is not a number ({value!r})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise SourceError(f"queue {queue}: {what} is {number} (not a finite number)")
+    return number
+
+
+def _count(value: Any, queue: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SourceError(f"queue {queue}: {what} is not a count ({value!r})")
+    return value
+
+
+def reading_from_rows(
+    source: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    limit: int | None,
+    has_busy: bool,
+    limit_var: str = "QUEUE_DISCOVERY_LIMIT",
+    queues_var: str = "QUEUES",
+) -> Reading:
+    """Turn the probe's rows (``queue, n, age_s, unknown, depth, busy, paused``) into a reading.
+
+    ``limit`` is the discovery cap (``None`` when the queues were configured): a row whose
+    ordinal ``n`` is beyond it only tells that more queues exist. Raises ``SourceError`` naming
+    the queue on anything that is not a clean number: unknown is never zero.
+    """
+    per_queue: dict[str, float] = {}
+    counted: list[float] = []
+    depth = 0
+    busy = 0
+    notes: list[str] = []
+    paused: list[str] = []
+    capped: list[str] = []
+    over = False
+    for row in sorted(rows, key=lambda r: int(r[1])):
+        if len(row) != 7:
+            raise SourceError(f"{source}: the probe returned {len(row)} columns, expected 7")
+        queue, n, age, unknown, depth_q, busy_q, is_paused = row
+        queue = str(queue)
+        if limit is not None and int(n) > limit:
+            over = True
+            continue
+        if _count(unknown, queue, "unknown") > 0:
+            raise SourceError(
+                f"queue {queue}: {unknown} due job(s) without a readable enqueue or due time"
+            )
+        ms = 0.0 if age is None else max(0.0, _number(age, queue, "the age")) * 1000.0
+        per_queue[queue] = ms
+        d = _count(depth_q, queue, "the depth")
+        depth += d
+        if d >= DEPTH_CAP:
+            capped.append(queue)
+        if has_busy:
+            busy += _count(busy_q, queue, "the running count")
+        if is_paused:
+            paused.append(queue)
+        else:
+            counted.append(ms)
+    if over:
+        notes.append(
+            f"more than {limit} queues found: only the first {limit} by name are probed "
+            f"(set {queues_var}, or raise {limit_var})"
+        )
+    if paused:
+        notes.append(f"paused queue(s) not counted: {', '.join(paused)}")
+    if capped:
+        notes.append(f"due jobs counted up to {DEPTH_CAP} in: {', '.join(capped)}")
+    return Reading(
+        Metric.JOB_LATENCY,
+        max(counted, default=0.0),
+        samples=depth,
+        age_s=0.0,
+        queues=per_queue,
+        depth=depth,
+        busy=busy if has_busy else None,
+        warning="; ".join(notes) or None,
+    )
+
+
+class JobTableSource:
+    """A source that reads a job library's own tables with one statement per poll."""
+
+    metric = Metric.JOB_LATENCY
+
+    def __init__(self, source: str, layout: Layout, config: PgConfig, var_prefix: str, *,
+                 has_busy: bool = True) -> None:  # fmt: skip
+        self.source = source
+        self.config = config
+        self.client = PgClient(config.url, config.timeout_s, config.timeout_var)
+        self.statement = job_statement(layout, config.queues)
+        self.params = statement_params(config.queues, config.discovery_limit)
+        self.has_busy = has_busy
+        self.var_prefix = var_prefix
+        self.what = describe(source, config.queues)
+
+    def sample(self, now: float) -> Reading:
+        """Poll once; ``now`` is unused: ages come from the database's clock."""
+        rows, _ = self.client.query(self.statement, self.params, self.what)
+        try:
+            return reading_from_rows(
+                self.source,
+                rows,
+                limit=None if self.config.queues is not None else self.config.discovery_limit,
+                has_busy=self.has_busy,
+                limit_var=f"{self.var_prefix}QUEUE_DISCOVERY_LIMIT",
+                queues_var=f"{self.var_prefix}QUEUES",
+            )
+        except SourceError as exc:
+            raise SourceError(redact(f"{self.source}: {exc}")) from None
+
+    def check(self) -> str:
+        reading = self.sample(0.0)
+        return (
+            f"{self.source} on {self.client.where}: {len(reading.queues)} queue(s), "
+            f"{reading.depth} due job(s), oldest {reading.value_ms or 0.0:.0f} ms"
+        )
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,170 @@
+"""Source ``http``: job latency polled from an endpoint in HireFire's JSON shape, so that an app
+moving from HireFire keeps the endpoint it has (hirefire-resource's ``/hirefire/<token>/info``).
+
+``AUTOSCALER_<P>_URL`` answers ``[{"name": "<process>", "value": <number>}, ...]``; the entry
+whose ``name`` is the process type is read (other entries and keys are ignored). What
+``value`` means is set by ``AUTOSCALER_<P>_HTTP_VALUE``:
+
+- ``latency`` (default): the age of the oldest due job in **seconds**, which is what
+  HireFire's job-queue-latency macros report;
+- ``latency_ms``: the same in milliseconds;
+- ``size``: a number of waiting jobs (HireFire's job-queue-size macros). The signal is then a
+  count, read against the thresholds as 1 s = 1 job: ``UP_THRESHOLD=50`` scales up above 50
+  waiting jobs. ``depth`` is that count.
+
+``AUTOSCALER_<P>_HTTP_TOKEN``, when set, is sent as the ``HireFire-Token`` header.
+``AUTOSCALER_<P>_HTTP_TIMEOUT`` (default 3s) bounds the whole request. Any answer other than
+200 with that shape, a missing or repeated entry, a value that is not a finite number >= 0,
+a body over 1 MiB, a refused connection or a timeout fails the poll with the reason: unknown
+is never zero. Messages name the endpoint's scheme, host and port only, as the path often
+holds a token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.durations import parse_duration
+from autoscaler.model import Metric, Reading
+from autoscaler.ports import ConfigError, SourceError
+from autoscaler.redact import redact, register_secret
+
+DEFAULT_TIMEOUT_S = 3.0
+MAX_BYTES = 1 << 20
+UNITS = ("latency", "latency_ms", "size")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    url: str
+    origin: str  # scheme://host:port, for messages
+    name: str  # the entry to read
+    unit: str
+    timeout_s: float
+    token: str | None
+
+
+def parse_config(env: Mapping[str, str], process: ProcessSettings) -> HttpConfig:
+    """Pure: the URL and this source's own variables. Raises ``ConfigError``."""
+    p = process.var_prefix
+    problems: dict[str, str] = {}
+    if process.queues is not None:
+        problems[f"{p}QUEUES"] = "has no effect with SOURCE=http: the endpoint chooses the queues"
+    url = process.url or ""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems[f"{p}URL"] = "must be an http:// or https:// URL"
+    for segment in [*parts.path.split("/"), parts.query]:
+        if len(segment) >= 16:  # HireFire puts its token in the path
+            register_secret(segment)
+    unit = env.get(f"{p}HTTP_VALUE", "latency").strip().lower() or "latency"
+    if unit not in UNITS:
+        problems[f"{p}HTTP_VALUE"] = f"{unit!r} is not one of {', '.join(UNITS)}"
+    timeout = DEFAULT_TIMEOUT_S
+    raw = env.get(f"{p}HTTP_TIMEOUT", "").strip()
+    if raw:
+        try:
+            timeout = parse_duration(raw, "s")
+        except ValueError as exc:
+            problems[f"{p}HTTP_TIMEOUT"] = str(exc)
+        else:
+            if not 0.1 <= timeout <= 60:
+                problems[f"{p}HTTP_TIMEOUT"] = f"{raw!r} must be between 100ms and 60s"
+    token = env.get(f"{p}HTTP_TOKEN", "").strip() or None
+    register_secret(token)
+    if problems:
+        raise ConfigError(problems)
+    port = f":{parts.port}" if parts.port else ""
+    origin = f"{parts.scheme}://{parts.hostname}{port}"
+    return HttpConfig(url, origin, process.name, unit, timeout, token)
+
+
+def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
+    """Read the entry ``name`` from a HireFire JSON body. Pure; raises ``SourceError``."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise SourceError(f"the answer is not JSON ({body[:60]!r})") from None
+    if not isinstance(data, list):
+        raise SourceError(
+            f'the answer is a JSON {type(data).__name__}, not a list of {{"name", "value"}}'
+        )
+    found = [e for e in data if isinstance(e, dict) and e.get("name") == name]
+    if not found:
+        names = sorted({str(e.get("name")) for e in data if isinstance(e, dict)})
+        raise SourceError(
+            f"no entry named {name!r} in the answer (names: {', '.join(names) or 'none'})"
+        )
+    if len(found) > 1:
+        raise SourceError(f"{len(found)} entries named {name!r} in the answer")
+    value = found[0].get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SourceError(f"entry {name!r}: value is not a number ({value!r:.60})")
+    if not math.isfinite(value) or value < 0:
+        raise SourceError(f"entry {name!r}: value {value!r} is not a finite number >= 0")
+    if unit == "size":
+        if value != int(value):
+            raise SourceError(f"entry {name!r}: value {value!r} is not a whole number of jobs")
+        jobs = int(value)
+        return Reading(Metric.JOB_LATENCY, jobs * 1000.0, jobs, 0.0, {name: jobs * 1000.0}, jobs)
+    ms = float(value) * (1.0 if unit == "latency_ms" else 1000.0)
+    return Reading(Metric.JOB_LATENCY, ms, 1, 0.0, {name: ms})
+
+
+class HttpSource:
+    metric = Metric.JOB_LATENCY
+
+    def __init__(self, config: HttpConfig, client: httpx.Client | None = None) -> None:
+        self.config = config
+        headers = {"Accept": "application/json", "User-Agent": "autoscaler"}
+        if config.token:
+            headers["HireFire-Token"] = config.token
+        self.client = client or httpx.Client(
+            timeout=config.timeout_s, headers=headers, follow_redirects=False
+        )
+
+    def _get(self) -> bytes:
+        where = self.config.origin
+        try:
+            with self.client.stream("GET", self.config.url) as resp:
+                if resp.status_code != 200:
+                    hint = " (redirects are not followed)" if resp.is_redirect else ""
+                    raise SourceError(f"{where} answered {resp.status_code}{hint}")
+                body = b""
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BYTES:
+                        raise SourceError(f"{where}: the answer is larger than 1 MiB")
+                return body
+        except httpx.TimeoutException:
+            raise SourceError(
+                f"{where}: no answer within {self.config.timeout_s:g}s (HTTP_TIMEOUT)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise SourceError(redact(f"{where}: {type(exc).__name__}: {exc}")) from None
+
+    def sample(self, now: float) -> Reading:
+        """Poll once; ``now`` is unused (the endpoint measures the age itself)."""
+        body = self._get()
+        try:
+            return reading_from_body(body, self.config.name, self.config.unit)
+        except SourceError as exc:
+            raise SourceError(redact(f"{self.config.origin}: {exc}")) from None
+
+    def check(self) -> str:
+        reading = self.sample(0.0)
+        return f"{self.config.origin} answers {self.config.name}={reading.value_ms:.0f} ms"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def build(settings: Settings, process: ProcessSettings) -> HttpSource:
+    return HttpSource(parse_config(settings.env, process))
