@@ -1,0 +1,235 @@
+"""End to end: real apps under real servers, a real HTTP client, real Redis, and the daemon's
+``autoscaler sample --json`` reporting the web signal."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from adapters.web import wire
+from autoscaler import cli
+
+from .conftest import REDIS_URL
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SERVERS = {
+    # gunicorn sync with --preload: the app (and its recorder) is built before the fork
+    "sync": [
+        str(BIN / "gunicorn"),
+        "-k",
+        "sync",
+        "-w",
+        "2",
+        "--preload",
+        "tests.web.apps:flask_app",
+    ],
+    "gthread": [
+        str(BIN / "gunicorn"),
+        *("-k", "gthread", "-w", "2", "--threads", "4", "tests.web.apps:flask_app"),
+    ],
+    "uvicorn": [str(BIN / "uvicorn"), "tests.web.apps:fastapi_app", "--no-access-log"],
+}
+# queue times the client stamps into X-Request-Start, cycling through every header form
+OFFSETS_MS = [15.0 + (i * 37) % 290 for i in range(120)]
+FORMS = [
+    lambda ms: f"{ms:.0f}",  # Heroku, Railway: integer ms
+    lambda ms: f"t={ms / 1000:.3f}",  # nginx: t=seconds.fraction
+    lambda ms: f"t={ms * 1000:.0f}",  # Apache: t=µs
+    lambda ms: f"{ms * 1_000_000:.0f}",  # Render: ns
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(kind: str, port: int, process: str, redis_url: str) -> subprocess.Popen[bytes]:
+    bind = ["-b", f"127.0.0.1:{port}"] if kind != "uvicorn" else ["--port", str(port)]
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "AUTOSCALER_PROCESS": process,
+        "AUTOSCALER_FLUSH_INTERVAL": "1s",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [*SERVERS[kind], *bind],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    _stop(proc)
+    raise AssertionError(
+        f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _hit(client: httpx.Client, port: int, offsets: list[float]) -> list[int]:
+    statuses = []
+    for i, offset in enumerate(offsets):
+        stamp = FORMS[i % len(FORMS)](time.time() * 1000 - offset)
+        body = b"x" * 64 if i % 3 == 0 else None  # small bodies count; only big ones are skipped
+        r = client.post(
+            f"http://127.0.0.1:{port}/", content=body, headers={"X-Request-Start": stamp}
+        )
+        statuses.append(r.status_code)
+    return statuses
+
+
+def _nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def _sample_json(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    process: str,
+    aggregate: str,
+) -> dict[str, object]:
+    p = process.upper()
+    monkeypatch.setenv(f"AUTOSCALER_{p}_AGGREGATE", aggregate)
+    assert cli.main(["sample", "--json"]) == 0
+    out: dict[str, dict[str, object]] = json.loads(capsys.readouterr().out)["processes"]
+    return out[process]
+
+
+def _wait_for_samples(db: redis.Redis, process: str, n: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        got = sum(wire.decode(m).count for m in db.zrange(wire.key_for(process), 0, -1))
+        if got >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"only {got} of {n} samples reached Redis")
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_the_daemon_reports_p50_and_p95_within_10ms_of_the_truth(
+    kind: str,
+    redis_db: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    process = f"it{kind}"
+    port = _free_port()
+    proc = _serve(kind, port, process, REDIS_URL)
+    try:
+        with httpx.Client() as client:
+            statuses = _hit(client, port, OFFSETS_MS)
+        _wait_for_samples(redis_db, process, len(OFFSETS_MS))
+    finally:
+        _stop(proc)
+    assert set(statuses) == {200}
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for var in [k for k in os.environ if k.startswith("AUTOSCALER_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AUTOSCALER_PLATFORM", "heroku")
+    monkeypatch.setenv("AUTOSCALER_PROCESSES", process)
+    monkeypatch.setenv(f"AUTOSCALER_{process.upper()}_SOURCE", "request_queue_time")
+    monkeypatch.setenv(f"AUTOSCALER_{process.upper()}_WINDOW", "60s")
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    for aggregate, q in (("p50", 0.5), ("p95", 0.95)):
+        item = _sample_json(monkeypatch, capsys, process, aggregate)
+        truth = _nearest_rank(OFFSETS_MS, q)
+        assert item["ok"] is True and item["metric"] == "request_queue_time"
+        assert item["samples"] == len(OFFSETS_MS)
+        assert isinstance(item["value_ms"], float)
+        assert abs(item["value_ms"] - truth) <= 10.0, (aggregate, item["value_ms"], truth)
+
+
+@pytest.mark.parametrize("kind", ["gthread", "uvicorn"])
+def test_requests_keep_succeeding_while_redis_is_down_and_lost_samples_are_counted(
+    kind: str, tmp_path: Path
+) -> None:
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed to stop a private Redis mid-test"
+    rport, port = _free_port(), _free_port()
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            [
+                redis_server,
+                "--port",
+                str(rport),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        db = redis.Redis(port=rport)
+        for _ in range(100):
+            try:
+                db.ping()
+                return p
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    private = start_redis()
+    url = f"redis://127.0.0.1:{rport}/0"
+    proc = _serve(kind, port, "outage", url)
+    try:
+        with httpx.Client() as client:
+            assert set(_hit(client, port, [50.0] * 10)) == {200}
+            _wait_for_samples(redis.Redis(port=rport), "outage", 10)
+            _stop(private)  # Redis goes away
+            statuses = _hit(client, port, [50.0] * 30)
+            time.sleep(2.5)  # at least one flush fails
+            statuses += _hit(client, port, [50.0] * 10)
+            private = start_redis()  # back, empty
+            time.sleep(2.5)
+        members = redis.Redis(port=rport).zrange(wire.key_for("outage"), 0, -1)
+    finally:
+        _stop(proc)
+        _stop(private)
+    assert statuses == [200] * 40
+    lost = sum(wire.decode(m).drops.get("lost", 0) for m in members)
+    delivered = sum(wire.decode(m).count for m in members)
+    assert lost > 0  # the outage is visible, not silent
+    assert lost + delivered == 40
