@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -232,6 +232,11 @@ def cap(names: Iterable[str], limit: int) -> tuple[list[str], str | None]:
     )
 
 
+def members(client: redis.Redis, key: str) -> set[bytes]:
+    """``SMEMBERS`` (typed: redis-py's stubs mix in the asyncio client)."""
+    return cast(set[bytes], client.smembers(key))
+
+
 def scan(client: redis.Redis, match: str, type_: str | None = None) -> tuple[list[str], bool]:
     """Key names matching a pattern, with a bounded number of SCAN calls.
 
@@ -240,7 +245,8 @@ def scan(client: redis.Redis, match: str, type_: str | None = None) -> tuple[lis
     cursor: int = 0
     found: list[str] = []
     for _ in range(SCAN_CALLS):
-        cursor, keys = client.scan(cursor=cursor, match=match, count=1000, _type=type_)
+        reply = client.scan(cursor=cursor, match=match, count=1000, _type=type_)
+        cursor, keys = cast(tuple[int, list[bytes]], reply)
         found.extend(text(k) for k in keys)
         if cursor == 0:
             return found, True

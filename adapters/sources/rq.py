@@ -33,6 +33,7 @@ from adapters.sources._redisjobs import (
     RedisJobSource,
     about,
     check_time,
+    members,
     oldest,
     parse_options,
     run,
@@ -132,7 +133,7 @@ def probe(keys: Keys) -> Probe:
         labels = []
         for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
             for job_id in ids:
-                pipe.hmget(keys.job(text(job_id)), "enqueued_at", "created_at")
+                pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
                 labels.append(f"queue {name!r} job {text(job_id)!r}")
         fields = iter(run(pipe, BACKEND, labels))
 
@@ -154,6 +155,6 @@ def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
     keys = Keys(options.key_prefix or DEFAULT_PREFIX)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        return queue_names(client.smembers(keys.registry), keys), True
+        return queue_names(members(client, keys.registry), keys), True
 
     return RedisJobSource(BACKEND, options, discover, probe(keys))

@@ -36,6 +36,7 @@ from adapters.sources._redisjobs import (
     about,
     epoch_seconds,
     json_object,
+    members,
     oldest,
     parse_options,
     run,
@@ -166,6 +167,6 @@ def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
     keys = Keys(options.key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        return [text(name) for name in client.smembers(keys.key("queues"))], True
+        return [text(name) for name in members(client, keys.key("queues"))], True
 
     return RedisJobSource(BACKEND, options, discover, probe(keys))

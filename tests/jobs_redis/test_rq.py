@@ -75,9 +75,7 @@ def test_discovery_finds_every_queue_and_reports_the_max(db: redis.Redis) -> Non
     t0 = time.time()
     Queue("low", connection=db).enqueue(jobs.noop)
     Queue("high:urgent", connection=db)  # declared, never used: not registered by rq
-    Queue("mail", connection=db).enqueue_at(
-        datetime.fromtimestamp(int(t0) - 10, UTC), jobs.noop
-    )
+    Queue("mail", connection=db).enqueue_at(datetime.fromtimestamp(int(t0) - 10, UTC), jobs.noop)
     reading = make_source("rq").sample(t0 + 1.0)
     assert set(reading.queues) == {"low", "mail"}
     assert reading.queues["low"] == pytest.approx(1000, abs=250)
@@ -167,7 +165,7 @@ def test_a_malformed_job_hash_fails_rather_than_reading_zero(
 
 def test_a_queue_key_of_the_wrong_type_fails(db: redis.Redis) -> None:
     db.set("rq:queue:default", "surprise")
-    with pytest.raises(SourceError, match="queue 'default'.*wrong type"):
+    with pytest.raises(SourceError, match=r"queue 'default'.*wrong type"):
         make_source("rq", queues="default").sample(time.time())
 
 

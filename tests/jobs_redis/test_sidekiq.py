@@ -132,9 +132,7 @@ def test_future_scheduled_and_retrying_jobs_do_not_count(db: redis.Redis) -> Non
 
 
 @pytest.mark.parametrize("zset", ["schedule", "retry"])
-def test_a_past_due_job_not_yet_moved_counts_from_its_due_time(
-    db: redis.Redis, zset: str
-) -> None:
+def test_a_past_due_job_not_yet_moved_counts_from_its_due_time(db: redis.Redis, zset: str) -> None:
     now = time.time()
     schedule(db, "default", now - 20.5, zset=zset)
     schedule(db, "other", now - 100, zset=zset)
@@ -210,5 +208,5 @@ def test_garbage_in_the_schedule_fails_naming_the_set(db: redis.Redis) -> None:
 
 def test_a_queue_of_the_wrong_type_fails(db: redis.Redis) -> None:
     db.hset("queue:default", "a", "b")
-    with pytest.raises(SourceError, match="queue 'default'.*wrong type"):
+    with pytest.raises(SourceError, match=r"queue 'default'.*wrong type"):
         make_source("sidekiq", queues="default").sample(time.time())
