@@ -31,6 +31,7 @@ def configure(fmt: str = "logfmt", level: str = "info", stream: TextIO | None = 
     else:
         renderer = structlog.processors.LogfmtRenderer(
             key_order=["event", "process", "action", "current", "desired", "signal_ms", "reason"],
+            drop_missing=True,
             bool_as_flag=False,
         )
     structlog.configure(
