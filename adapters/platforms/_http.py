@@ -5,7 +5,7 @@ errors of ``autoscaler.ports``:
 
 - every call has a timeout; every error message passes through ``redact``;
 - 5xx answers and failed connections are retried a couple of times with jittered exponential
-  backoff, inside the call's deadline;
+  backoff (absolute writes are idempotent, so a write that got a 5xx may be re-sent);
 - a timeout or dropped connection *after a write was sent* is ``WriteUnknown`` and is not retried
   (the loop re-reads the formation first);
 - 429 is ``RateLimited``: the answer's ``Retry-After`` (or a growing default) blocks further calls
@@ -32,8 +32,13 @@ from autoscaler.ports import PlatformError, RateLimited, WriteUnknown
 from autoscaler.redact import redact
 
 #: the outcome of a write is unknown when the transport failed after the request left
-_AFTER_SEND = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
-               httpx.RemoteProtocolError)  # fmt: skip
+_AFTER_SEND = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 #: nothing reached the server
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _UNKNOWN = "the change may or may not have applied"
@@ -197,7 +202,6 @@ class Http:
         budget = budget or self.budget
         priority = write if priority is None else priority
         what = f"{self.platform}: {method} {path}"
-        deadline = self.clock.now().mono + self.timeout * (self.retries + 1)
         maybe_applied = False  # a write reached the server and its outcome is not known
         attempt = 0
         while True:
@@ -223,13 +227,12 @@ class Http:
                     return response
                 problem = f"{response.status_code} {error_message(response)}"
                 maybe_applied = maybe_applied or write
-            pause = self.backoff * (2**attempt) * self.rng.uniform(0.5, 1.0)
-            if attempt >= self.retries or self.clock.now().mono + pause > deadline:
+            if attempt >= self.retries:
                 if maybe_applied:
                     raise WriteUnknown(redact(f"{what}: {problem}; {_UNKNOWN}"))
                 raise PlatformError(redact(f"{what}: {problem}"))
+            self.clock.sleep(self.backoff * (2**attempt) * self.rng.uniform(0.5, 1.0))
             attempt += 1
-            self.clock.sleep(pause)
 
     def _rate_limited(self, what: str, response: httpx.Response, budget: CallBudget) -> RateLimited:
         self._rate_limited_streak += 1
@@ -238,10 +241,12 @@ class Http:
             wait = min(300.0, 5.0 * 2 ** (self._rate_limited_streak - 1))
         budget.block(wait)
         return RateLimited(
-            redact(f"{what}: rate limited by the platform ({error_message(response)}); "
-                   f"retrying in {wait:.0f}s"),
+            redact(
+                f"{what}: rate limited by the platform ({error_message(response)}); "
+                f"retrying in {wait:.0f}s"
+            ),
             retry_after=wait,
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         self._client.close()

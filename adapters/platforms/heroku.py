@@ -227,9 +227,11 @@ class Heroku:
             raise ConfigError({"HEROKU_API_TOKEN": f"refused by Heroku: {error_message(response)}"})
         if response.status_code in (403, 404):
             raise ConfigError(
-                {"HEROKU_APP_NAME": f"{self.config.app!r}: {response.status_code} "
-                 f"{error_message(response)}"}
-            )  # fmt: skip
+                {
+                    "HEROKU_APP_NAME": f"{self.config.app!r}: {response.status_code} "
+                    f"{error_message(response)}"
+                }
+            )
         if response.status_code != 200:
             raise self._error(response, "reading the formation")
         formation = parse_formation(response.json())
@@ -237,9 +239,11 @@ class Heroku:
         missing = [p for p in processes if p not in formation]
         if missing:
             raise ConfigError(
-                {"AUTOSCALER_PROCESSES": f"app {self.config.app} has no process type "
-                 f"{', '.join(missing)} (it has {', '.join(sorted(formation)) or 'none'})"}
-            )  # fmt: skip
+                {
+                    "AUTOSCALER_PROCESSES": f"app {self.config.app} has no process type "
+                    f"{', '.join(missing)} (it has {', '.join(sorted(formation)) or 'none'})"
+                }
+            )
         shown = ", ".join(f"{p}={formation[p].quantity}" for p in processes)
         left = f"; rate limit remaining {self.remaining}" if self.remaining is not None else ""
         return f"heroku app {self.config.app}: {shown}{left}"
