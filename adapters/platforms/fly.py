@@ -1,0 +1,436 @@
+"""Fly.io: the Machines API (``FLY_API_URL``, default ``https://api.machines.dev``).
+
+Fly has no instance count to set. A managed process is a Fly *process group* (the machine
+config's ``metadata.fly_process_group``, falling back to the legacy ``process_group``, else
+``app``) and its quantity is the number of its machines that are started (or starting).
+
+- Scale up starts stopped (or suspended, or never-started) machines of the group, lowest id
+  first. With ``AUTOSCALER_FLY_CLONE=true`` and not enough of them, it clones the group's first
+  machine (image pinned to its exact digest) while the group holds fewer than the process's MAX
+  machines. Without it, the shortfall is a non-retryable ``Rejected`` that says what to do.
+- Scale down stops started machines, highest id first. Nothing is ever destroyed: this module
+  sends no DELETE at all, so the last machine of a group always survives.
+- Writes are not retried in a loop: the first failed start/stop/create ends the call. If some
+  machines already changed, ``PartialScale`` (a ``WriteUnknown``) says how many; the loop re-reads
+  the formation before deciding again. Creates are never re-sent, even on a 5xx.
+- Fly limits each action on each machine to 1 request/s (burst 3): every (action, machine) pair
+  has its own token bucket, and so do creates. The list call has its own bucket too.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from adapters.platforms._http import CallBudget, Http, error_message
+from autoscaler.clock import Clock, SystemClock
+from autoscaler.config import Settings, process_prefix
+from autoscaler.model import Formation
+from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
+from autoscaler.redact import redact, register_secret
+
+CLONE_VAR = "AUTOSCALER_FLY_CLONE"
+DEFAULT_GROUP = "app"
+#: states that count as a running instance
+ON = frozenset({"started", "starting"})
+#: states a machine can be started from, in order of preference
+STARTABLE = ("stopped", "suspended", "created")
+#: transient states that mean a deploy (``fly deploy``, ``fly machine update``) is under way
+DEPLOYING = frozenset({"replacing", "updating", "launching"})
+#: Fly's documented per-action, per-machine limit: 1 request/s with a burst of 3
+ACTION_RATE = 1.0
+ACTION_BURST = 3
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+class PartialScale(WriteUnknown):
+    """Some machines changed state, then a call failed. ``changed`` counts the machines that
+    did change per process (started or cloned: positive; stopped: negative)."""
+
+    def __init__(self, message: str, changed: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.changed = dict(changed)
+
+
+# ---- configuration (pure) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlyConfig:
+    api_url: str
+    token: str
+    app: str
+    clone: bool
+    maxima: Mapping[str, int] = field(default_factory=dict)  # process -> MAX (clone ceiling)
+    timeout: float = 10.0
+
+
+def parse(settings: Settings) -> FlyConfig:
+    """Read and check Fly's variables; raise ``ConfigError`` naming each missing or bad one."""
+    glob = settings.glob
+    problems: dict[str, str] = {}
+    if not glob.fly_api_token:
+        problems["FLY_API_TOKEN"] = (
+            "is required with AUTOSCALER_PLATFORM=fly (fly tokens create deploy)"
+        )
+    if not glob.fly_app_name:
+        problems["FLY_APP_NAME"] = "is required with AUTOSCALER_PLATFORM=fly"
+    raw_clone = settings.env.get(CLONE_VAR, "false").strip().lower()
+    if raw_clone not in _TRUE + _FALSE:
+        problems[CLONE_VAR] = f"{raw_clone!r} is not a boolean (true or false)"
+    if problems:
+        raise ConfigError(problems)
+    assert glob.fly_api_token is not None and glob.fly_app_name is not None
+    return FlyConfig(
+        api_url=glob.fly_api_url,
+        token=glob.fly_api_token,
+        app=glob.fly_app_name,
+        clone=raw_clone in _TRUE,
+        maxima={name: p.max for name, p in settings.processes.items()},
+        timeout=min(10.0, settings.tick_timeout),
+    )
+
+
+def authorization(token: str) -> str:
+    """The ``Authorization`` value: tokens that carry their scheme (``FlyV1 fm2_...`` from
+    ``fly tokens create``) are sent as they are, anything else as a Bearer token."""
+    token = token.strip()
+    if token.startswith(("FlyV1 ", "Bearer ")):
+        return token
+    return f"Bearer {token}"
+
+
+def secrets_of(token: str) -> list[str]:
+    """Every form of the token that could show up in a message (macaroons are comma lists)."""
+    bare = token.strip().removeprefix("FlyV1 ").removeprefix("Bearer ").strip()
+    return [token, bare, *bare.split(",")]
+
+
+# ---- machines and plans (pure) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    id: str
+    state: str
+    group: str
+    region: str
+    updated_at: float | None
+    host_ok: bool
+    config: Mapping[str, Any]
+    image: str | None  # the exact image reference to clone, digest-pinned when known
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _pinned_image(machine: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    ref = machine.get("image_ref")
+    if isinstance(ref, Mapping) and ref.get("repository"):
+        image = f"{ref.get('registry') or 'registry.fly.io'}/{ref['repository']}"
+        if ref.get("tag"):
+            image += f":{ref['tag']}"
+        if ref.get("digest"):
+            image += f"@{ref['digest']}"
+        return image
+    plain = config.get("image")
+    return plain if isinstance(plain, str) else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def parse_machines(body: Any) -> list[Machine]:
+    """The machines of a ``GET /v1/apps/{app}/machines`` answer. Raises ``PlatformError`` on an
+    answer that is not a list of machines."""
+    if not isinstance(body, list):
+        raise PlatformError(f"fly: the machine list is not a JSON list ({type(body).__name__})")
+    machines = []
+    for item in body:
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            raise PlatformError("fly: the machine list holds an entry without an id")
+        config = _mapping(item.get("config"))
+        metadata = _mapping(config.get("metadata"))
+        group = metadata.get("fly_process_group") or metadata.get("process_group")
+        machines.append(
+            Machine(
+                id=item["id"],
+                state=str(item.get("state") or "unknown"),
+                group=str(group or DEFAULT_GROUP),
+                region=str(item.get("region") or ""),
+                updated_at=_epoch(item.get("updated_at")),
+                host_ok=item.get("host_status", "ok") == "ok",
+                config=config,
+                image=_pinned_image(item, config),
+            )
+        )
+    return machines
+
+
+def in_group(machines: Sequence[Machine], group: str) -> list[Machine]:
+    """The group's machines on a healthy host, destroyed ones left out."""
+    return [
+        m
+        for m in machines
+        if m.group == group and m.host_ok and m.state not in ("destroyed", "destroying")
+    ]
+
+
+def formation_of(machines: Sequence[Machine], group: str) -> Formation:
+    mine = in_group(machines, group)
+    stamps = [m.updated_at for m in mine if m.updated_at is not None]
+    return Formation(
+        quantity=sum(1 for m in mine if m.state in ON),
+        updated_at=max(stamps) if stamps else None,
+        deploying=any(m.state in DEPLOYING for m in mine),
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do for one group: machine ids to start or stop, how many clones to create, and
+    how many instances cannot be provided at all (``shortfall``)."""
+
+    start: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+    clones: int = 0
+    shortfall: int = 0
+
+
+def plan(machines: Sequence[Machine], group: str, target: int, *, clone_up_to: int) -> Plan:
+    """The calls that take ``group`` to ``target`` started machines. ``clone_up_to`` is the most
+    machines the group may hold after cloning (0: never clone)."""
+    mine = in_group(machines, group)
+    running = sorted((m for m in mine if m.state in ON), key=lambda m: m.id)
+    if target < len(running):
+        # stop fully started machines before ones still booting; the highest ids first
+        by_pref = sorted(running, key=lambda m: (m.state == "starting", m.id), reverse=True)
+        return Plan(stop=tuple(m.id for m in by_pref[: len(running) - target]))
+    need = target - len(running)
+    startable = sorted(
+        (m for m in mine if m.state in STARTABLE), key=lambda m: (STARTABLE.index(m.state), m.id)
+    )
+    start = tuple(m.id for m in startable[:need])
+    missing = need - len(start)
+    clones = 0
+    if missing > 0 and mine and any(m.image for m in mine):
+        clones = max(0, min(missing, clone_up_to - len(mine)))
+    return Plan(start=start, clones=clones, shortfall=missing - clones)
+
+
+def clone_request(machines: Sequence[Machine], group: str) -> dict[str, Any]:
+    """The create body for a copy of the group's first machine, its image pinned."""
+    source = min((m for m in in_group(machines, group) if m.image), key=lambda m: m.id)
+    config = dict(source.config)
+    config["image"] = source.image
+    return {"config": config, "region": source.region}
+
+
+# ---- the adapter ------------------------------------------------------------------------------
+
+
+class FlyPlatform:
+    """The ``Platform`` for one Fly app."""
+
+    name = "fly"
+
+    def __init__(
+        self,
+        config: FlyConfig,
+        *,
+        clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        for secret in secrets_of(config.token):
+            register_secret(secret)
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._budgets: dict[tuple[str, str], CallBudget] = {}
+        headers = {"Authorization": authorization(config.token), "Accept": "application/json"}
+        base = f"{config.api_url.rstrip('/')}/v1/apps/{config.app}"
+        kwargs: dict[str, Any] = {"timeout": config.timeout, "clock": self.clock}
+        self.http = Http(
+            "fly", base, headers, budget=self._budget("list", "app", 5.0, 10), transport=transport,
+            **kwargs,
+        )  # fmt: skip
+        # creates are never re-sent: a second create after a 5xx could make a second machine
+        self._create_http = Http(
+            "fly", base, headers, budget=self._budget("create", "app"), transport=transport,
+            retries=0, **kwargs,
+        )  # fmt: skip
+
+    def _budget(
+        self, action: str, key: str, rate: float = ACTION_RATE, burst: int = ACTION_BURST
+    ) -> CallBudget:
+        budget = self._budgets.get((action, key))
+        if budget is None:
+            budget = CallBudget(f"fly {action} {key}", rate, 1.0, burst=burst, clock=self.clock)
+            self._budgets[(action, key)] = budget
+        return budget
+
+    # ---- reads ----
+
+    def machines(self) -> list[Machine]:
+        return self._machines(self.http.request("GET", "/machines"))
+
+    def _machines(self, response: httpx.Response) -> list[Machine]:
+        if response.status_code != 200:
+            raise self._error("GET /machines", response, app_call=True)
+        try:
+            body = response.json()
+        except ValueError:
+            raise PlatformError("fly: GET /machines: the answer is not JSON") from None
+        return parse_machines(body)
+
+    def read(self, processes: Sequence[str]) -> dict[str, Formation]:
+        machines = self.machines()
+        return {p: formation_of(machines, p) for p in processes}
+
+    def check(self, processes: Sequence[str]) -> str:
+        response = self.http.request("GET", "/machines")
+        if response.status_code in (401, 403, 404):
+            culprit = "FLY_APP_NAME" if response.status_code == 404 else "FLY_API_TOKEN"
+            raise ConfigError({culprit: str(self._error("GET /machines", response, app_call=True))})
+        machines = self._machines(response)
+        groups = sorted({m.group for m in machines})
+        missing = [p for p in processes if not in_group(machines, p)]
+        if missing:
+            raise ConfigError(
+                {
+                    "AUTOSCALER_PROCESSES": (
+                        f"fly app {self.config.app!r} has no machine in process group(s) "
+                        f"{', '.join(missing)} (its groups: {', '.join(groups) or 'none'})"
+                    )
+                }
+            )
+        counts = ", ".join(
+            f"{p} {formation_of(machines, p).quantity}/{len(in_group(machines, p))} started"
+            for p in processes
+        )
+        return f"fly app {self.config.app}: {counts} (clone {'on' if self.config.clone else 'off'})"
+
+    # ---- writes ----
+
+    def scale(self, targets: Mapping[str, int], expected: Mapping[str, int]) -> None:
+        machines = self.machines()
+        now = {p: formation_of(machines, p).quantity for p in targets}
+        drift = {p: q for p, q in now.items() if p in expected and q != expected[p]}
+        if drift:
+            raise Conflict(
+                "fly: started machines changed since the decision: "
+                + ", ".join(f"{p} is {q} (expected {expected[p]})" for p, q in drift.items())
+            )
+        plans = {
+            p: plan(
+                machines,
+                p,
+                max(0, target),
+                clone_up_to=self.config.maxima.get(p, target) if self.config.clone else 0,
+            )
+            for p, target in targets.items()
+        }
+        changed = dict.fromkeys(targets, 0)
+        try:
+            for p, todo in plans.items():
+                for machine_id in todo.start:
+                    self._act("start", machine_id)
+                    changed[p] += 1
+                for machine_id in todo.stop:
+                    self._act("stop", machine_id)
+                    changed[p] -= 1
+                for _ in range(todo.clones):
+                    self._clone(clone_request(machines, p))
+                    changed[p] += 1
+        except PlatformError as exc:
+            if not any(changed.values()):
+                raise
+            raise PartialScale(self._summary(targets, now, changed, exc), changed) from None
+        short = {p: todo.shortfall for p, todo in plans.items() if todo.shortfall}
+        if not short:
+            return
+        why = "; ".join(self._shortfall_text(p, n) for p, n in short.items())
+        if any(changed.values()):
+            raise PartialScale(self._summary(targets, now, changed, why), changed)
+        raise Rejected(f"fly: {why}", retryable=False)
+
+    def _shortfall_text(self, process: str, missing: int) -> str:
+        if self.config.clone:
+            return (
+                f"{process}: {missing} more machine(s) needed but the group already holds "
+                f"{process_prefix(process)}MAX machines"
+            )
+        return (
+            f"{process}: {missing} more machine(s) needed and none is stopped; create them "
+            f"(fly scale count {process}=N) or set {CLONE_VAR}=true"
+        )
+
+    def _summary(
+        self,
+        targets: Mapping[str, int],
+        before: Mapping[str, int],
+        changed: Mapping[str, int],
+        cause: object,
+    ) -> str:
+        parts = [
+            f"{p} {before[p]}->{before[p] + changed[p]} of {targets[p]} wanted"
+            for p in targets
+            if changed[p] or targets[p] != before[p]
+        ]
+        return redact(f"fly: partly scaled ({', '.join(parts)}), then: {cause}")
+
+    def _pace(self, budget: CallBudget) -> None:
+        wait = budget.wait(priority=True)
+        if 0 < wait <= 2.0:  # a short wait keeps within Fly's per-action limit; a long one fails
+            self.clock.sleep(wait)
+
+    def _act(self, action: str, machine_id: str) -> None:
+        budget = self._budget(action, machine_id)
+        self._pace(budget)
+        path = f"/machines/{machine_id}/{action}"
+        response = self.http.request("POST", path, write=True, budget=budget)
+        if response.status_code != 200:
+            raise self._error(f"POST {path}", response)
+
+    def _clone(self, body: Mapping[str, Any]) -> None:
+        budget = self._budget("create", "app")
+        self._pace(budget)
+        response = self._create_http.request("POST", "/machines", json=body, write=True)
+        if response.status_code != 200:
+            raise self._error("POST /machines (clone)", response)
+
+    def _error(
+        self, what: str, response: httpx.Response, *, app_call: bool = False
+    ) -> PlatformError:
+        status = response.status_code
+        text = f"fly: {what}: {status} {error_message(response)}"
+        if status in (401, 403):
+            return Rejected(text + " (is FLY_API_TOKEN valid for this app?)", retryable=False)
+        if status == 404 and app_call:
+            return Rejected(
+                text + f" (does FLY_APP_NAME={self.config.app!r} exist?)", retryable=False
+            )
+        if status in (404, 408, 409, 412):  # machine gone, slow host, lease held by a deploy
+            return Rejected(text + " (the formation is re-read next tick)", retryable=True)
+        if 400 <= status < 500:
+            return Rejected(text, retryable=False)
+        return PlatformError(text)
+
+    def close(self) -> None:
+        self.http.close()
+        self._create_http.close()
+
+
+def build(settings: Settings) -> FlyPlatform:
+    return FlyPlatform(parse(settings))
