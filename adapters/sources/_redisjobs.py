@@ -38,6 +38,8 @@ DISCOVERY_LIMIT = 20
 TIMEOUT_S = 2.0
 #: a timestamp further in the future than this is not clock skew but a unit we do not know
 FUTURE_SLACK_S = 3600.0
+#: a timestamp before 2001-09-09 is in a unit we do not know (seconds read as milliseconds)
+EPOCH_FLOOR_S = 1e9
 #: SCAN-based discovery (celery, dramatiq) is repeated at most this often
 SCAN_EVERY_S = 60.0
 #: at most this many SCAN calls (of COUNT 1000) per discovery
@@ -210,7 +212,7 @@ def epoch_seconds(value: object, field: str, now: float) -> float:
 
 
 def check_time(seconds: float, field: str, now: float) -> float:
-    if seconds <= 0 or seconds > now + FUTURE_SLACK_S:
+    if seconds < EPOCH_FLOOR_S or seconds > now + FUTURE_SLACK_S:
         raise Malformed(f"{field} {seconds!r} is not a plausible time (unknown unit or layout)")
     return seconds
 
