@@ -188,6 +188,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     log = logs.get()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("shutdown", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     g = settings.glob
     if g.platform == "sim":
         log.info("startup", detail=SIM_BANNER.format(speed=g.sim_speed))
@@ -210,15 +218,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("shutdown", signal=signal.Signals(signum).name)
-        scaler.stopping.set()
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    scaler.stopping = stop  # no write is sent once a signal has arrived
 
     interval = g.interval / speed
     scheduler = BackgroundScheduler(timezone="UTC")
