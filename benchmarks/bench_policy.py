@@ -1,0 +1,64 @@
+"""Decisions per second of the policy engine on one core.
+
+    .venv/bin/python benchmarks/bench_policy.py
+
+Prints the rate for one process deciding tick after tick, and for 1,000 processes per tick,
+over a signal that crosses the band both ways so that every branch runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from autoscaler.model import Instant, Observation, Status
+from autoscaler.policy import PolicyConfig, PolicyState, decide
+
+SIGNALS = [10.0, 30.0, 120.0, 250.0, 600.0, 180.0, 40.0, 20.0, None, 5.0]
+STATUSES = [Status.OK] * 8 + [Status.MISSING, Status.OK]
+
+
+def one_process(n: int) -> float:
+    cfg = PolicyConfig(low=1, high=50, up_cooldown=30.0, down_delay=60.0)
+    obs = [Observation(5, s, st) for s, st in zip(SIGNALS, STATUSES, strict=True)]
+    state = PolicyState()
+    start = time.perf_counter()
+    for i in range(n):
+        o = obs[i % 10]
+        decision, state = decide(cfg, state, o, Instant(i * 5.0, 1.7e9 + i * 5.0))
+        o.current = decision.desired
+    return n / (time.perf_counter() - start)
+
+
+def many_processes(processes: int, ticks: int) -> float:
+    cfgs = [PolicyConfig(f"p{i}", low=1, high=50) for i in range(processes)]
+    states = [PolicyState() for _ in range(processes)]
+    obs = [Observation(5, 0.0) for _ in range(processes)]
+    start = time.perf_counter()
+    for t in range(ticks):
+        now = Instant(t * 5.0, 1.7e9 + t * 5.0)
+        signal = SIGNALS[t % 10]
+        status = STATUSES[t % 10]
+        for i in range(processes):
+            o = obs[i]
+            o.signal_ms, o.status = signal, status
+            decision, states[i] = decide(cfgs[i], states[i], o, now)
+            o.current = decision.desired
+    return processes * ticks / (time.perf_counter() - start)
+
+
+def main() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})  # one core
+    one_process(20_000)  # warm up
+    best_one = max(one_process(300_000) for _ in range(3))
+    best_many = max(many_processes(1_000, 300) for _ in range(3))
+    print(f"one process:             {best_one:,.0f} decisions/s")
+    print(
+        f"1,000 processes per tick: {best_many:,.0f} decisions/s "
+        f"({1_000 / best_many * 1000:.2f} ms per tick)"
+    )
+
+
+if __name__ == "__main__":
+    main()
