@@ -73,7 +73,7 @@ class FakeRender(FakeServer):
                     "env": "python",
                 },
             }
-        self._windows: dict[str, tuple[float, int]] = {}  # class -> (window start, used)
+        self.windows: dict[str, tuple[float, int]] = {}  # class -> (window start, used)
 
     def instances(self, sid: str) -> int:
         with self.lock:
@@ -110,12 +110,12 @@ class FakeRender(FakeServer):
     def _count(self, kind: str) -> tuple[bool, dict[str, str]]:
         """Spend one call of this class in the current window; the rate-limit headers."""
         now = self.clock.now().mono
-        start, used = self._windows.get(kind, (now, 0))
+        start, used = self.windows.get(kind, (now, 0))
         if now - start >= WINDOW:
             start, used = now, 0
         allowed = used < LIMITS[kind]
         used += 1 if allowed else 0
-        self._windows[kind] = (start, used)
+        self.windows[kind] = (start, used)
         reset = max(1, math.ceil(start + WINDOW - now))
         headers = {
             "Ratelimit-Limit": str(LIMITS[kind]),

@@ -88,6 +88,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # one small answer per request: no 40 ms stalls
 
             def _any(self) -> None:
                 fake._serve(self)
