@@ -56,10 +56,10 @@ class QueueTimeMiddleware:
                     queue = value
                 elif name == b"content-length":
                     length = value
-            rec.begin(start or queue, length)
+            rec.begin(id(scope), start or queue, length)
         except Exception:  # pragma: no cover - malformed scope from a broken server
             log.debug("queue time: sample skipped", exc_info=True)
         try:
             await self.app(scope, receive, send)
         finally:
-            rec.end()
+            rec.end(id(scope))

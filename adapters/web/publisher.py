@@ -1,10 +1,10 @@
 """The app side of request queue time: per-process recording and the background flusher.
 
-``Recorder.begin`` runs on the request path: it parses the header, then updates a histogram
-under a lock. No I/O, no allocation that grows with traffic (the histogram has at most a few
-hundred buckets). A daemon thread, started lazily in each process (after a fork too), swaps the
-interval's histogram out every ``interval`` seconds and publishes it to Redis as one aggregate,
-a heartbeat with ``n = 0`` when there was no traffic. Redis errors drop that interval's samples,
+``Recorder.begin`` runs on the request path: it appends the arrival time and the raw header to
+a bounded list; nothing else. A daemon thread, started lazily in each process (after a fork
+too), swaps the list out every ``interval`` seconds, parses and aggregates it into a histogram
+and publishes that to Redis as one aggregate, a heartbeat with ``n = 0`` when there was no
+traffic. Redis errors drop that interval's samples,
 count them (``drop.lost`` in the next aggregate that gets through) and are logged once per outage.
 """
 
@@ -107,6 +107,9 @@ class _Interval:
     drops: dict[str, int] = field(default_factory=dict)
 
 
+#: what the request path appends: (wall-clock seconds at entry, header value, Content-Length)
+Arrival = tuple[float, bytes | str | None, bytes | str | None]
+
 _recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
@@ -124,8 +127,43 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
 
 
+def summarize(arrivals: list[Arrival], max_body: int) -> _Interval:
+    """Parse an interval's arrivals into a histogram and counts (runs in the flusher)."""
+    cur = _Interval(requests=len(arrivals))
+    hist, drops = cur.hist, cur.drops
+    for t, raw, length in arrivals:
+        ms, outcome = header.queue_ms(raw, t * 1000.0)
+        if outcome == header.OK and length and _too_big(length, max_body):
+            outcome = "big"
+        if outcome == header.OK:
+            hist.add(ms)
+        elif outcome == header.SKEW:
+            cur.skew += 1
+            hist.add(0.0)
+        else:
+            drops[outcome] = drops.get(outcome, 0) + 1
+    return cur
+
+
+def _too_big(content_length: bytes | str, max_body: int) -> bool:
+    try:
+        return int(content_length) > max_body
+    except ValueError:
+        return False
+
+
 class Recorder:
-    """Per-process measurements and their flusher thread."""
+    """Per-process measurements and their flusher thread.
+
+    The request path only appends ``(time, header, length)`` to a list and adds a token to the
+    in-flight set: both single atomic operations under the GIL, so no lock is taken per request.
+    The flusher swaps the list out, waits ``GRACE`` for a request thread that fetched the old
+    list just before the swap, then parses and aggregates it. The list is capped at
+    ``MAX_BUFFERED`` arrivals per interval; beyond that requests are counted as ``overflow``.
+    """
+
+    GRACE = 0.05
+    MAX_BUFFERED = 50_000
 
     def __init__(self, config: PublisherConfig) -> None:
         self.config = config
@@ -136,49 +174,32 @@ class Recorder:
 
     def _forget_parent(self) -> None:
         """Fresh state and no thread: used at construction and in a forked child."""
-        self._lock = threading.Lock()
         self._start_lock = threading.Lock()
+        self._running = False
         self._pid = -1  # the process whose flusher is running
-        self._cur = _Interval()
-        self._inflight = 0
-        self._peak = 0
+        self._buf: list[Arrival] = []
+        self._active: set[int] = set()
+        self._overflow = 0
         self._lost = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- request path ------------------------------------------------------------------------
 
-    def begin(self, raw: bytes | str | None, content_length: bytes | str | None) -> None:
-        """One request entered the app. Never raises, never blocks on I/O."""
-        if self._pid != os.getpid():
+    def begin(self, token: int, raw: bytes | str | None, length: bytes | str | None) -> None:
+        """One request entered the app (``token`` identifies it until ``end``). Never raises,
+        never blocks: no I/O, no lock, no parsing."""
+        if not self._running:
             self.ensure_started()
-        ms, outcome = header.queue_ms(raw, time.time() * 1000.0)
-        if outcome is header.OK and content_length and self._too_big(content_length):
-            outcome = "big"
-        with self._lock:
-            cur = self._cur
-            cur.requests += 1
-            self._inflight += 1
-            if self._inflight > self._peak:  # noqa: PLR1730 - hot path, cheaper than max()
-                self._peak = self._inflight
-            if outcome is header.OK:
-                cur.hist.add(ms)
-            elif outcome is header.SKEW:
-                cur.skew += 1
-                cur.hist.add(0.0)
-            else:
-                cur.drops[outcome] = cur.drops.get(outcome, 0) + 1
+        buf = self._buf
+        if len(buf) < self.MAX_BUFFERED:
+            buf.append((time.time(), raw, length))
+        else:
+            self._overflow += 1  # only under overload; may undercount a little, never raises
+        self._active.add(token)
 
-    def end(self) -> None:
-        with self._lock:
-            if self._inflight > 0:
-                self._inflight -= 1
-
-    def _too_big(self, content_length: bytes | str) -> bool:
-        try:
-            return int(content_length) > self.config.max_body
-        except ValueError:
-            return False
+    def end(self, token: int) -> None:
+        self._active.discard(token)
 
     # -- flusher -----------------------------------------------------------------------------
 
@@ -194,6 +215,7 @@ class Recorder:
             )
             self._thread = thread
             self._pid = pid
+            self._running = True
             thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -233,18 +255,22 @@ class Recorder:
             self.config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
         )
 
-    def swap(self) -> tuple[_Interval, int, int]:
-        """Take the interval's measurements: (interval, peak in flight, lost so far)."""
-        with self._lock:
-            cur, self._cur = self._cur, _Interval()
-            peak, self._peak = self._peak, self._inflight
-            lost = self._lost
-        return cur, peak, lost
+    def swap(self) -> tuple[_Interval, int]:
+        """Take the interval's measurements: (the interval, requests in flight now)."""
+        buf, self._buf = self._buf, []
+        overflow, self._overflow = self._overflow, 0
+        time.sleep(self.GRACE)
+        cur = summarize(buf, self.config.max_body)
+        if overflow:
+            cur.requests += overflow
+            cur.drops["overflow"] = overflow
+        return cur, len(self._active)
 
     def publish(self, client: redis.Redis) -> None:
-        cur, peak, lost = self.swap()
+        cur, busy = self.swap()
         cfg = self.config
         now = time.time()
+        lost = self._lost
         drops = dict(cur.drops)
         if lost:
             drops["lost"] = lost
@@ -255,7 +281,7 @@ class Recorder:
             interval=cfg.interval,
             keep=cfg.keep,
             requests=cur.requests,
-            busy=peak,
+            busy=busy,
             skew=cur.skew,
             drops=drops,
         )
@@ -268,9 +294,7 @@ class Recorder:
             pipe.expire(key, int(cfg.keep))
             pipe.execute()
         except BaseException:
-            with self._lock:
-                self._lost += cur.hist.count
+            self._lost += cur.hist.count
             raise
-        with self._lock:
-            self._lost -= lost
+        self._lost -= lost
         self.flushes += 1

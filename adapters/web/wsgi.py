@@ -56,6 +56,7 @@ class QueueTimeMiddleware:
             return self.app(environ, start_response)
         try:
             rec.begin(
+                id(environ),
                 environ.get("HTTP_X_REQUEST_START") or environ.get("HTTP_X_QUEUE_START"),
                 environ.get("CONTENT_LENGTH"),
             )
@@ -64,4 +65,4 @@ class QueueTimeMiddleware:
         try:
             return self.app(environ, start_response)
         finally:
-            rec.end()
+            rec.end(id(environ))

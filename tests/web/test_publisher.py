@@ -61,34 +61,41 @@ def _ms_ago(ms: float) -> str:
 
 def test_each_request_is_a_sample_or_a_counted_reason_why_not() -> None:
     rec = _recorder(max_body=1000)
-    rec.begin(_ms_ago(40), None)
-    rec.begin(_ms_ago(200), "10")
-    rec.begin(_ms_ago(200), "5000")  # large upload: skipped
-    rec.begin(_ms_ago(-3000), None)  # router clock 3 s ahead: clamped to 0
-    rec.begin("garbage", None)
-    rec.begin(None, None)
-    rec.begin(_ms_ago(3_600_000), "abc")
-    cur, peak, lost = rec.swap()
+    rec.begin(0, _ms_ago(40), None)
+    rec.begin(0, _ms_ago(200), "10")
+    rec.begin(0, _ms_ago(200), "5000")  # large upload: skipped
+    rec.begin(0, _ms_ago(-3000), None)  # router clock 3 s ahead: clamped to 0
+    rec.begin(0, "garbage", None)
+    rec.begin(0, None, None)
+    rec.begin(0, _ms_ago(3_600_000), "abc")
+    cur, busy = rec.swap()
     assert cur.requests == 7
     assert cur.hist.count == 3
     assert cur.skew == 1
     assert cur.drops == {"big": 1, "garbage": 1, "absent": 1, "past": 1}
     assert 240.0 <= cur.hist.total_ms < 300.0
-    assert (peak, lost) == (7, 0)  # none ended: seven in flight at once
+    assert busy == 1  # one token, still in flight
 
 
-def test_busy_is_the_peak_in_flight_during_the_interval() -> None:
+def test_busy_is_the_number_of_requests_in_flight_when_the_interval_closes() -> None:
     rec = _recorder()
-    for _ in range(3):
-        rec.begin(None, None)
-    rec.end()
-    rec.end()
-    assert rec.swap()[1] == 3
-    assert rec.swap()[1] == 1  # the one still in flight carries over
-    rec.end()
-    rec.end()  # more ends than begins never goes negative
-    assert rec.swap()[1] == 1  # it was in flight during that interval
+    for token in range(3):
+        rec.begin(token, None, None)
+    rec.end(0)
+    assert rec.swap()[1] == 2
+    rec.end(1)
+    rec.end(1)  # ending twice is harmless
+    rec.end(2)
     assert rec.swap()[1] == 0
+
+
+def test_past_the_buffer_cap_requests_are_counted_as_overflow_not_kept() -> None:
+    rec = _recorder()
+    rec.MAX_BUFFERED = 3
+    for _ in range(5):
+        rec.begin(0, _ms_ago(20), None)
+    cur, _ = rec.swap()
+    assert (cur.requests, cur.hist.count, cur.drops) == (5, 3, {"overflow": 2})
 
 
 def test_a_flush_publishes_one_aggregate_trims_old_ones_and_sets_a_ttl(
@@ -97,7 +104,7 @@ def test_a_flush_publishes_one_aggregate_trims_old_ones_and_sets_a_ttl(
     key = wire.key_for("web")
     redis_db.zadd(key, {"ancient": time.time() - 1000, "recent": time.time() - 10})
     rec = _recorder(keep=300.0)
-    rec.begin(_ms_ago(25), None)
+    rec.begin(0, _ms_ago(25), None)
     rec.publish(redis_db)
     rec.publish(redis_db)  # an idle interval: a heartbeat
     members = redis_db.zrange(key, 0, -1)
@@ -114,10 +121,10 @@ def test_samples_lost_to_a_redis_outage_are_reported_by_the_next_aggregate(
     down = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
     rec = _recorder()
     for _ in range(4):
-        rec.begin(_ms_ago(30), None)
+        rec.begin(0, _ms_ago(30), None)
     with pytest.raises(redis.ConnectionError):
         rec.publish(down)
-    rec.begin(_ms_ago(30), None)
+    rec.begin(0, _ms_ago(30), None)
     rec.publish(redis_db)
     (member,) = redis_db.zrange(wire.key_for("web"), 0, -1)
     doc = json.loads(member)
@@ -132,7 +139,7 @@ def test_the_flusher_publishes_heartbeats_on_its_own_and_a_final_flush_on_stop(
     rec = _recorder(interval=1.0)
     rec.ensure_started()
     time.sleep(1.3)
-    rec.begin(_ms_ago(10), None)
+    rec.begin(0, _ms_ago(10), None)
     rec.stop()
     docs = [json.loads(m) for m in redis_db.zrange(wire.key_for("web"), 0, -1)]
     assert [d["n"] for d in docs] == [0, 1]
@@ -149,7 +156,7 @@ def test_a_forked_child_starts_its_own_flusher_and_publishes_under_its_own_pid(
     if pid == 0:  # the child: no flusher was inherited; the first request starts one
         try:
             assert rec._thread is None
-            rec.begin(_ms_ago(50), None)
+            rec.begin(0, _ms_ago(50), None)
             rec.stop()
         finally:
             os._exit(0)
@@ -180,9 +187,8 @@ def test_the_wsgi_middleware_passes_the_apps_own_errors_through_untouched() -> N
     with pytest.raises(Boom):
         mw({"HTTP_X_REQUEST_START": "junk", "CONTENT_LENGTH": "x"}, lambda *a: None)
     assert mw.recorder is not None
-    cur, peak, _ = mw.recorder.swap()
-    assert (cur.requests, cur.drops, peak) == (1, {"garbage": 1}, 1)
-    assert mw.recorder.swap()[1] == 0  # the failed request is no longer in flight
+    cur, busy = mw.recorder.swap()
+    assert (cur.requests, cur.drops, busy) == (1, {"garbage": 1}, 0)  # no longer in flight
     mw.recorder.stop()
 
 
@@ -217,7 +223,7 @@ def test_the_asgi_middleware_samples_http_and_starts_the_flusher_on_lifespan() -
         await mw({"type": "websocket", "headers": []}, noop, noop)
 
     asyncio.run(run())
-    cur, _, _ = rec.swap()
+    cur, _ = rec.swap()
     assert seen == ["lifespan", "http", "http", "websocket"]
     assert (cur.requests, cur.hist.count, cur.drops) == (2, 1, {"garbage": 1})
     assert 80.0 <= cur.hist.total_ms < 200.0
