@@ -1,0 +1,98 @@
+"""The shared platform HTTP helper: call budget, Retry-After, error bodies (pure, fake clock)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+import pytest
+
+from adapters.platforms._http import CallBudget, error_message, retry_after
+from autoscaler.clock import FakeClock
+from autoscaler.ports import RateLimited
+
+
+def test_a_budget_allows_a_burst_then_paces_at_its_rate() -> None:
+    clock = FakeClock()
+    budget = CallBudget("t", 60, 60.0, burst=5, clock=clock)  # one a second
+    for _ in range(5):
+        budget.spend()
+    with pytest.raises(RateLimited) as err:
+        budget.spend()
+    assert err.value.retry_after == pytest.approx(1.0)
+    clock.advance(1.0)
+    budget.spend()
+    assert budget.spent == 6
+
+
+def test_a_budget_never_exceeds_burst_plus_rate_over_any_span() -> None:
+    clock = FakeClock()
+    budget = CallBudget("t", 1200, 3600.0, burst=40, clock=clock)
+    for _ in range(36_000):  # one attempt every 0.1 s for an hour
+        with contextlib.suppress(RateLimited):
+            budget.spend()
+        clock.advance(0.1)
+    assert 1200 <= budget.spent <= 1240
+
+
+def test_reads_leave_the_reserve_to_writes() -> None:
+    clock = FakeClock()
+    budget = CallBudget("t", 60, 60.0, burst=4, reserve=2, clock=clock)
+    budget.spend()
+    budget.spend()
+    with pytest.raises(RateLimited):
+        budget.spend()
+    budget.spend(priority=True)
+    budget.spend(priority=True)
+    with pytest.raises(RateLimited):
+        budget.spend(priority=True)
+
+
+def test_a_block_stops_every_call_until_it_ends() -> None:
+    clock = FakeClock()
+    budget = CallBudget("t", 60, 60.0, burst=4, clock=clock)
+    budget.block(30.0)
+    assert budget.wait(priority=True) == pytest.approx(30.0)
+    clock.advance(30.0)
+    budget.spend(priority=True)
+
+
+def test_a_budget_needs_room_above_its_reserve() -> None:
+    with pytest.raises(ValueError):
+        CallBudget("t", 60, 60.0, burst=2, reserve=2)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": "2.5"}, 2.5),
+        ({"Retry-After": "-3"}, 0.0),
+        (
+            {
+                "Retry-After": "Fri, 27 Nov 2026 01:00:30 GMT",
+                "Date": "Fri, 27 Nov 2026 01:00:00 GMT",
+            },
+            30.0,
+        ),
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert retry_after(httpx.Response(429, headers=headers)) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (httpx.Response(422, json={"id": "x", "message": "Cannot run more"}), "Cannot run more"),
+        (httpx.Response(404, json={"error": "machine not found"}), "machine not found"),
+        (httpx.Response(200, json={"errors": [{"message": "Not Authorized"}]}), "Not Authorized"),
+        (httpx.Response(502, text="<html>\nBad gateway</html>"), "<html> Bad gateway</html>"),
+        (httpx.Response(503, text=""), "Service Unavailable"),
+        (httpx.Response(401, json={"message": "bad Bearer abcdef123456"}), "bad Bearer [REDACTED]"),
+    ],
+)
+def test_error_message(response: httpx.Response, expected: str) -> None:
+    assert error_message(response) == expected
