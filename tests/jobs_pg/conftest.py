@@ -40,23 +40,25 @@ def schema(request: pytest.FixtureRequest) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
-def env_for(source: str, url: str | None, queues: str | None = None, **extra: str) -> dict[str, str]:
+def env_for(
+    source: str, dsn: str | None, queues: str | None = None, **extra: str
+) -> dict[str, str]:
     env = {
         "AUTOSCALER_PLATFORM": "sim",
         "AUTOSCALER_PROCESSES": "worker",
         "AUTOSCALER_WORKER_SOURCE": source,
         **{f"AUTOSCALER_WORKER_{key.upper()}": value for key, value in extra.items()},
     }
-    if url is not None:
-        env["DATABASE_URL"] = url
+    if dsn is not None:
+        env["DATABASE_URL"] = dsn
     if queues is not None:
         env["AUTOSCALER_WORKER_QUEUES"] = queues
     return env
 
 
-def make_source(source: str, url: str | None, queues: str | None = None, **extra: str) -> Source:
+def make_source(source: str, dsn: str | None, queues: str | None = None, **extra: str) -> Source:
     """A source built the way the daemon builds it: from config vars, through the registry."""
-    settings = config.load(env_for(source, url, queues, **extra))
+    settings = config.load(env_for(source, dsn, queues, **extra))
     return build_source(settings, settings.processes["worker"])
 
 
@@ -69,3 +71,11 @@ def closed_port() -> int:
 
 def closed_url() -> str:
     return f"postgresql://postgres@127.0.0.1:{closed_port()}/test"
+
+
+def ready_source(source: str, dsn: str | None, queues: str | None = None, **extra: str) -> Source:
+    """A source that has polled once already, so that it is connected as the daemon's is between
+    polls and a timed test measures the jobs, not the connection."""
+    built = make_source(source, dsn, queues, **extra)
+    built.sample(0.0)
+    return built

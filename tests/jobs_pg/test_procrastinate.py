@@ -15,7 +15,7 @@ import pytest
 from autoscaler.model import Metric
 from autoscaler.ports import SourceError
 
-from .conftest import closed_url, connect, make_source, schema_url
+from .conftest import closed_url, connect, make_source, ready_source, schema_url
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +57,12 @@ def defer(app: procrastinate.App, queue: str, **options: Any) -> int:
 
 
 def test_latency_is_the_age_of_the_oldest_due_job(schema: str, app: procrastinate.App) -> None:
+    source = ready_source("procrastinate", schema_url(schema))
     defer(app, "default")
     time.sleep(0.5)
     defer(app, "default")
     defer(app, "mail")
     time.sleep(0.5)
-    source = make_source("procrastinate", schema_url(schema))
     reading = source.sample(time.time())
     source.close()
     assert reading.metric is Metric.JOB_LATENCY
@@ -95,9 +95,9 @@ def test_a_job_scheduled_in_the_future_does_not_count(schema: str, app: procrast
 def test_a_past_due_scheduled_job_counts_from_its_due_time(
     schema: str, app: procrastinate.App
 ) -> None:
+    source = ready_source("procrastinate", schema_url(schema), queues="default")
     defer(app, "default", schedule_in={"seconds": 1})
     time.sleep(2.0)
-    source = make_source("procrastinate", schema_url(schema), queues="default")
     reading = source.sample(time.time())
     source.close()
     assert 1000 <= reading.value_ms <= 1250  # type: ignore[operator]  # not 2000: from due time
@@ -111,9 +111,7 @@ def test_a_job_taken_by_a_real_worker_leaves_the_latency(
     release.clear()
     app.tasks["block"].configure(queue="work").defer()
     time.sleep(0.3)
-    worker_app = app.with_connector(
-        procrastinate.PsycopgConnector(conninfo=schema_url(schema))
-    )
+    worker_app = app.with_connector(procrastinate.PsycopgConnector(conninfo=schema_url(schema)))
     worker = threading.Thread(
         target=worker_app.run_worker,
         kwargs={"queues": ["work"], "wait": False, "install_signal_handlers": False,

@@ -1,0 +1,142 @@
+"""The good_job source against GoodJob 4.19's tables (``layouts/good_job_4.sql``, from its
+install migration) with rows written the way GoodJob writes them (``rails.py``)."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from autoscaler.ports import SourceError
+
+from .conftest import closed_url, connect, make_source, ready_source, schema_url
+from .rails import create_layout, good_job_enqueue, good_job_finish, good_job_perform, utcnow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def db(schema: str) -> Iterator[psycopg.Connection[Any]]:
+    with connect(schema) as conn:
+        create_layout(conn, "good_job_4.sql")
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+def empty(db: psycopg.Connection[Any]) -> None:
+    db.execute("DELETE FROM good_jobs")
+
+
+def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
+    source = make_source("good_job", schema_url(schema), queues, **extra)
+    try:
+        return source.sample(time.time())
+    finally:
+        source.close()
+
+
+def test_latency_is_the_age_of_the_oldest_due_job(schema: str, db: Any) -> None:
+    source = ready_source("good_job", schema_url(schema))
+    good_job_enqueue(db, "default")
+    time.sleep(0.5)
+    good_job_enqueue(db, "default")
+    good_job_enqueue(db, "mailers")
+    time.sleep(0.5)
+    reading = source.sample(time.time())
+    source.close()
+    assert 1000 <= reading.value_ms <= 1250
+    assert 500 <= reading.queues["mailers"] <= 750
+    assert reading.depth == 3
+    assert reading.busy == 0
+
+
+def test_empty_queue_is_zero(schema: str, db: Any) -> None:
+    reading = sample(schema)
+    assert (reading.value_ms, reading.depth, reading.queues) == (0.0, 0, {"default": 0.0})
+
+
+def test_a_job_scheduled_in_the_future_does_not_count(schema: str, db: Any) -> None:
+    good_job_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(hours=1))
+    reading = sample(schema)
+    assert (reading.value_ms, reading.depth) == (0.0, 0)
+
+
+def test_a_past_due_scheduled_job_counts_from_its_due_time(schema: str, db: Any) -> None:
+    source = ready_source("good_job", schema_url(schema), "default")
+    good_job_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(seconds=1))
+    time.sleep(2.0)
+    reading = source.sample(time.time())
+    source.close()
+    assert 1000 <= reading.value_ms <= 1250  # from the due time, not the enqueue 2 s ago
+    assert reading.depth == 1
+
+
+def test_a_running_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
+    running = good_job_enqueue(db, "default")
+    time.sleep(0.5)
+    good_job_enqueue(db, "default")
+    good_job_perform(db, running, str(uuid.uuid4()))
+    reading = sample(schema)
+    assert reading.busy == 1
+    assert reading.depth == 1
+    assert reading.value_ms < 250
+    good_job_finish(db, running)
+    assert sample(schema).busy == 0
+
+
+def test_a_finished_job_does_not_count(schema: str, db: Any) -> None:
+    job = good_job_enqueue(db, "default")
+    good_job_perform(db, job, str(uuid.uuid4()))
+    good_job_finish(db, job)
+    reading = sample(schema)
+    assert (reading.value_ms, reading.depth, reading.busy) == (0.0, 0, 0)
+
+
+def test_an_older_layout_fails_naming_the_queue(schema: str, db: Any) -> None:
+    with connect(schema) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS t_pgjobs_good_job_v3")
+    try:
+        with psycopg.connect(schema_url("t_pgjobs_good_job_v3"), autocommit=True) as conn:
+            create_layout(conn, "good_job_4.sql")
+            conn.execute("ALTER TABLE good_jobs DROP COLUMN locked_by_id")  # GoodJob 3.x
+        with pytest.raises(SourceError, match="good_job queue default: unknown table layout"):
+            sample("t_pgjobs_good_job_v3")
+    finally:
+        with connect(schema) as conn:
+            conn.execute("DROP SCHEMA t_pgjobs_good_job_v3 CASCADE")
+
+
+def test_a_query_over_the_timeout_fails(schema: str, db: Any) -> None:
+    locked = threading.Event()
+    done = threading.Event()
+
+    def hold_lock() -> None:
+        with connect(schema) as conn, conn.transaction():
+            conn.execute("LOCK TABLE good_jobs IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(5)
+        with pytest.raises(
+            SourceError, match=r"longer than 0\.3s \(AUTOSCALER_WORKER_SQL_TIMEOUT\)"
+        ):
+            sample(schema, sql_timeout="300ms")
+    finally:
+        done.set()
+        holder.join(10)
+
+
+def test_unreachable_database_fails_and_is_not_zero() -> None:
+    source = make_source("good_job", closed_url(), "default")
+    with pytest.raises(SourceError, match="good_job queue default: cannot read"):
+        source.sample(time.time())
+    source.close()
