@@ -33,17 +33,18 @@ def db() -> Iterator[redis.Redis]:
 
 
 def make_source(
-    backend: str, queues: str | None = None, url: str = REDIS_URL, **extra: str
+    backend: str, queues: str | None = None, url: str | None = REDIS_URL, **extra: str
 ) -> Source:
     """A source built the way the daemon builds it: from config vars, through the registry."""
     env = {
         "AUTOSCALER_PROCESSES": "worker",
         "AUTOSCALER_WORKER_SOURCE": backend,
-        "REDIS_URL": url,
         **{f"AUTOSCALER_WORKER_{key.upper()}": value for key, value in extra.items()},
     }
     if queues is not None:
         env["AUTOSCALER_WORKER_QUEUES"] = queues
+    if url is not None:
+        env["REDIS_URL"] = url
     settings = config.load(env)
     return build_source(settings, settings.processes["worker"])
 
