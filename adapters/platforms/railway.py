@@ -252,9 +252,11 @@ class RailwayPlatform:
         self.budget = budget or CallBudget(
             "railway", BUDGET, 3600.0, burst=BURST, reserve=WRITE_RESERVE, clock=self.clock
         )
+        url = httpx.URL(config.api_url)
+        self._path = url.raw_path.decode("ascii") or "/"
         self.http = Http(
             "railway",
-            config.api_url,
+            str(url.copy_with(raw_path=b"/", query=None)),
             {"Authorization": f"Bearer {config.token}", "Content-Type": "application/json"},
             budget=self.budget,
             timeout=config.timeout,
@@ -282,7 +284,7 @@ class RailwayPlatform:
         self, document: str, variables: Mapping[str, Any], what: str, *, write: bool, priority: bool
     ) -> Any:
         body = {"query": document, "variables": dict(variables)}
-        response = self.http.request("POST", "", json=body, write=write, priority=priority)
+        response = self.http.request("POST", self._path, json=body, write=write, priority=priority)
         status = response.status_code
         if status != 200:
             text = f"railway: {what}: {status} {error_message(response)}"

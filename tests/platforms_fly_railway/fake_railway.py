@@ -22,12 +22,15 @@ used is declared and given, as a GraphQL server does. Faults come from ``FakeSer
 from __future__ import annotations
 
 import datetime
+import io
 import itertools
 import re
+import threading
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from autoscaler.clock import Clock
-from tests.platforms_heroku_render.fakeserver import Call, FakeServer, Reply
+from tests.platforms_heroku_render.fakeserver import Call, FakeServer, Fault, Reply
 
 PATH = "/graphql/v2"
 MAX_REPLICAS = 50
@@ -60,6 +63,8 @@ class FakeRailway(FakeServer):
         self._window: tuple[float, int] | None = None  # (start wall, calls)
         self._graphql_errors: list[tuple[str, str | None]] = []
         self._ids = itertools.count(1)
+        self._faults_for: str | None = None
+        self._peek = threading.local()
 
     # -- set-up and inspection ------------------------------------------------------------
 
@@ -83,6 +88,29 @@ class FakeRailway(FakeServer):
         and ``{"errors": [{"message": message}]}``."""
         with self.lock:
             self._graphql_errors.extend([(message, operation)] * times)
+
+    def faults_only_for(self, text: str | None) -> None:
+        """Apply ``fail``/``slow``/``drop``/``chaos`` only to requests whose body contains
+        ``text`` (e.g. ``"mutation"``: the write, not the re-read before it)."""
+        with self.lock:
+            self._faults_for = text
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        socket_file = handler.rfile
+        handler.rfile = io.BytesIO(raw)  # the base class reads the body again...
+        self._peek.body = raw.decode("utf-8", "replace")
+        try:
+            super()._serve(handler)
+        finally:
+            handler.rfile = socket_file  # ...and the connection stays usable (keep-alive)
+
+    def _next_fault(self, method: str, path: str) -> Fault | None:
+        wanted = self._faults_for
+        if wanted is not None and wanted not in getattr(self._peek, "body", ""):
+            return None
+        return super()._next_fault(method, path)
 
     def mutations(self) -> list[Call]:
         return [c for c in self.calls("POST") if "mutation" in str((c.body or {}).get("query"))]
