@@ -5,6 +5,7 @@ nothing answers."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from adapters.registry import build_source
 from autoscaler import config
 from autoscaler.ports import Source
+
+from .hirefire import Answer, FakeHireFire, Handler
 
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LAYOUTS = Path(__file__).parent / "layouts"
@@ -79,3 +82,21 @@ def ready_source(source: str, dsn: str | None, queues: str | None = None, **extr
     built = make_source(source, dsn, queues, **extra)
     built.sample(0.0)
     return built
+
+
+@pytest.fixture(scope="module")
+def running_server() -> Iterator[FakeHireFire]:
+    srv = FakeHireFire(("127.0.0.1", 0), Handler)
+    srv.answer = Answer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def server(running_server: FakeHireFire) -> FakeHireFire:
+    """The module's server, answering afresh for each test."""
+    running_server.answer = Answer()
+    return running_server
