@@ -360,21 +360,20 @@ class FlyPlatform:
         short = {p: todo.shortfall for p, todo in plans.items() if todo.shortfall}
         if not short:
             return
-        why = "; ".join(self._shortfall_text(p, n) for p, n in short.items())
+        why = "; ".join(self._shortfall_text(machines, p, n) for p, n in short.items())
         if any(changed.values()):
             raise PartialScale(self._summary(targets, now, changed, why), changed)
         raise Rejected(f"fly: {why}", retryable=False)
 
-    def _shortfall_text(self, process: str, missing: int) -> str:
+    def _shortfall_text(self, machines: Sequence[Machine], process: str, missing: int) -> str:
+        held = len(in_group(machines, process))
+        text = f"{process}: {missing} more machine(s) needed, no stopped one left ({held} in group)"
+        if not held:
+            return f"{text}; create one first (fly scale count {process}=1)"
         if self.config.clone:
-            return (
-                f"{process}: {missing} more machine(s) needed but the group already holds "
-                f"{process_prefix(process)}MAX machines"
-            )
-        return (
-            f"{process}: {missing} more machine(s) needed and none is stopped; create them "
-            f"(fly scale count {process}=N) or set {CLONE_VAR}=true"
-        )
+            ceiling = self.config.maxima.get(process, held)
+            return f"{text}; clones stop at {process_prefix(process)}MAX={ceiling}"
+        return f"{text}; create them (fly scale count {process}=N) or set {CLONE_VAR}=true"
 
     def _summary(
         self,
