@@ -336,6 +336,8 @@ class RedisJobSource:
             raise SourceError(
                 redact(f"{self.backend}: cannot list the queues: {_why(exc)}")
             ) from exc
+        except Malformed as exc:
+            raise SourceError(redact(f"{self.backend}: a queue name {exc}")) from None
         chosen, note = cap(names, self.options.discovery_limit)
         if not finished:
             note = (note + "; " if note else "") + "the key scan stopped early; set QUEUES"

@@ -181,3 +181,9 @@ def test_a_custom_key_prefix_is_followed(db: redis.Redis) -> None:
     PrefixedQueue("default", connection=db, job_class=PrefixedJob).enqueue(jobs.noop)
     reading = make_source("rq", key_prefix="myapp").sample(t0 + 1.0)
     assert reading.queues == {"default": pytest.approx(1000, abs=250)}
+
+
+def test_a_queue_name_that_is_not_text_fails(db: redis.Redis) -> None:
+    db.sadd("rq:queues", b"rq:queue:\xff\xfe")
+    with pytest.raises(SourceError, match="rq: a queue name is not UTF-8"):
+        make_source("rq").sample(time.time())
