@@ -4,8 +4,10 @@
 
 Calls a trivial WSGI app and a trivial ASGI app in-process (no server, no network), with and
 without the middleware, with an ``X-Request-Start`` header 40 ms old. The flusher runs as it
-would in production and publishes to Redis database 3 (key ``autoscaler:queue_time:bench``,
-deleted at the end). Target: under 5 µs median overhead per request.
+would in production and publishes to Redis database 3 (keys ``autoscaler:queue_time:v1:bench:*``,
+deleted at the end); the arrival buffer is emptied between timed rounds (untimed) so that every
+timed call takes the normal append path rather than the overflow path. Target: under 5 µs
+median overhead per request.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import redis
 
 from adapters.web import asgi, wire, wsgi
+from adapters.web.publisher import summarize
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 BATCH = 2000
@@ -34,9 +37,10 @@ async def bare_asgi(scope: Any, receive: Any, send: Any) -> None:
     return None
 
 
-def per_request_ns(call: Callable[[], object]) -> list[float]:
+def per_request_ns(call: Callable[[], object], between: Callable[[], object]) -> list[float]:
     out = []
     for _ in range(ROUNDS):
+        between()  # untimed: empty the arrival buffer so every timed call takes the append path
         t0 = time.perf_counter_ns()
         for _ in range(BATCH):
             call()
@@ -44,13 +48,18 @@ def per_request_ns(call: Callable[[], object]) -> list[float]:
     return out
 
 
-def compare(name: str, bare: Callable[[], object], wrapped: Callable[[], object]) -> float:
-    per_request_ns(bare)  # warm up
-    per_request_ns(wrapped)
+def compare(
+    name: str, bare: Callable[[], object], wrapped: Callable[[], object], rec: Any
+) -> float:
+    def between() -> None:
+        rec._buf.clear()
+
+    per_request_ns(bare, between)  # warm up
+    per_request_ns(wrapped, between)
     b, w = [], []
     for _ in range(5):  # interleave so drift hits both alike
-        b += per_request_ns(bare)
-        w += per_request_ns(wrapped)
+        b += per_request_ns(bare, between)
+        w += per_request_ns(wrapped, between)
     overhead = (statistics.median(w) - statistics.median(b)) / 1000
     print(
         f"{name}: bare {statistics.median(b) / 1000:.2f} µs, with middleware "
@@ -68,7 +77,9 @@ def main() -> None:
     def sr(*_: Any) -> None:
         return None
 
-    wsgi_overhead = compare("WSGI", lambda: bare_wsgi(environ, sr), lambda: mw(environ, sr))
+    wsgi_overhead = compare(
+        "WSGI", lambda: bare_wsgi(environ, sr), lambda: mw(environ, sr), mw.recorder
+    )
 
     amw = asgi.QueueTimeMiddleware(bare_asgi, redis_url=REDIS_URL, env=env)
     headers = [
@@ -91,23 +102,27 @@ def main() -> None:
 
         return call
 
-    asgi_overhead = compare("ASGI", drive(bare_asgi), drive(amw))
+    asgi_overhead = compare("ASGI", drive(bare_asgi), drive(amw), amw.recorder)
 
     for rec in (mw.recorder, amw.recorder):
         assert rec is not None
         rec.stop()
     client = redis.Redis.from_url(REDIS_URL)
-    members = client.zrange(wire.key_for("bench"), 0, -1)
-    aggs = [wire.decode(m) for m in members]
-    samples = sum(a.count for a in aggs)
-    overflow = sum(a.drops.get("overflow", 0) for a in aggs)
-    client.delete(wire.key_for("bench"))
+    keys = list(client.scan_iter(f"{wire.PREFIX}bench:*"))
+    slots = [wire.decode_slot(client.hgetall(k)) for k in keys if not k.endswith(b":seen")]
+    if keys:
+        client.delete(*keys)
     client.close()
     print(
-        f"flusher published {len(members)} aggregate(s) holding {samples} samples; "
-        f"{overflow} arrivals beyond the per-interval cap counted as overflow "
-        "(this loop runs far faster than any real app process)"
+        f"flusher published {sum(s.flushes for s in slots)} flush(es) holding "
+        f"{sum(s.count for s in slots)} samples "
+        f"({sum(s.drops.get('overflow', 0) for s in slots)} counted as overflow)"
     )
+    arrivals = [(time.time(), stamp, None)] * 10_000
+    t0 = time.perf_counter()
+    summarize(arrivals, 100_000)
+    per_sample = (time.perf_counter() - t0) / len(arrivals) * 1e6
+    print(f"flusher thread (off the request path): {per_sample:.2f} µs per arrival to aggregate")
     target = "met" if max(wsgi_overhead, asgi_overhead) < 5 else "NOT met"
     print(f"target < 5 µs median overhead: {target}")
 

@@ -1,12 +1,13 @@
 """Source ``request_queue_time``: the web signal, from the aggregates the app's middleware
 publishes to Redis (``adapters/web``; wire format in ``adapters/web/wire.py`` and the README).
 
-Each poll reads the aggregates of the last ``WINDOW`` seconds for the process, merges their
-histograms and returns the configured aggregate. ``reading_from`` is the pure part:
+Each poll reads the 5-second slot hashes that cover the last ``WINDOW`` seconds (already merged
+across app processes by Redis), merges them and returns the configured aggregate.
+``reading_from`` is the pure part:
 
-- no aggregate in the window: ``value_ms`` None (the loop holds: missing, or stale when older
-  aggregates exist; ``age_s`` is then the age of the newest one);
-- aggregates but no samples, only heartbeats: 0.0 with ``samples`` 0, a valid "no traffic";
+- nothing published in the window: ``value_ms`` None (the loop holds: missing, or stale when
+  older data exists; ``age_s`` is then the age of the newest flush);
+- flushes but no samples, only heartbeats: 0.0 with ``samples`` 0, a valid "no traffic";
 - no samples but requests whose header was unusable (garbage, far future, far past): None,
   because a broken header is not "no queue";
 - Redis unreachable: ``SourceError``, never 0.
@@ -14,7 +15,7 @@ histograms and returns the configured aggregate. ``reading_from`` is the pure pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import redis
 
@@ -29,58 +30,59 @@ _UNUSABLE = ("garbage", "future", "past")
 
 
 def reading_from(
-    members: Sequence[bytes | str],
+    slots: Mapping[int, Mapping[bytes, bytes] | Mapping[str, str]],
     newest_t: float | None,
     *,
     now: float,
     window: float,
     aggregate: str,
-    key: str,
+    where: str,
 ) -> Reading:
-    """Merge the members of one window into a reading. Pure; raises ``SourceError`` only when
-    every member is unreadable (e.g. a publisher speaking a newer wire version)."""
-    aggs: list[wire.Aggregate] = []
+    """Merge the slot hashes of one window into a reading. ``slots`` maps slot number to the
+    hash (empty or absent when nobody published in it); ``newest_t`` is the newest flush time
+    in the ``seen`` set. Pure; raises ``SourceError`` only when every slot is unreadable (e.g.
+    a publisher speaking another wire version)."""
+    good: dict[int, wire.Slot] = {}
     bad: list[str] = []
-    for member in members:
+    for number, fields in slots.items():
+        if not fields:
+            continue
         try:
-            aggs.append(wire.decode(member))
+            good[number] = wire.decode_slot(fields)
         except wire.WireError as exc:
             bad.append(str(exc))
-    if bad and not aggs:
-        raise SourceError(f"{key}: {len(bad)} aggregate(s) unreadable, e.g. {bad[0]}")
+    if bad and not good:
+        raise SourceError(f"{where}: {len(bad)} slot(s) unreadable, e.g. {bad[0]}")
     age = None if newest_t is None else max(0.0, now - newest_t)
-    if not aggs:
+    if not good:
         why = (
-            f"no aggregate in {key} for {age:.0f}s"
+            f"nothing published under {where} for {age:.0f}s"
             if age is not None
-            else f"nothing published to {key}: is the middleware installed with REDIS_URL set?"
+            else f"nothing published under {where}: is the middleware installed with REDIS_URL?"
         )
         return Reading(Metric.REQUEST_QUEUE_TIME, None, 0, age, warning=why)
 
-    merged = wire.merge(aggs)
-    requests = sum(a.requests for a in aggs)
+    merged = wire.merge(good.values())
+    requests = sum(s.requests for s in good.values())
     drops: dict[str, int] = {}
-    for a in aggs:
-        for reason, n in a.drops.items():
+    for slot in good.values():
+        for reason, n in slot.drops.items():
             drops[reason] = drops.get(reason, 0) + n
-    newest: dict[str, wire.Aggregate] = {}
-    for a in aggs:
-        if a.publisher not in newest or a.t > newest[a.publisher].t:
-            newest[a.publisher] = a
-    busy = sum(a.busy for a in newest.values())
-    age = max(0.0, now - max(a.t for a in aggs))
+    # the newest complete slot tells how many requests the fleet has in flight
+    complete = [n for n in good if n < wire.slot_of(now)]
+    busy = round(good[max(complete)].busy) if complete else None
 
     notes = []
     if bad:
-        notes.append(f"{len(bad)} unreadable aggregate(s) ignored ({bad[0]})")
+        notes.append(f"{len(bad)} unreadable slot(s) ignored ({bad[0]})")
     # requests without the header (health checks from inside the platform) are noise, except
     # when they are all there is: then say so, as the platform may not set the header at all
     shown = {k: v for k, v in drops.items() if k != "absent" or not merged.count}
     if shown:
         notes.append("not sampled: " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
-    keep = min(a.keep for a in aggs)
+    keep = min(s.keep for s in good.values())
     if keep < window:
-        notes.append(f"the app keeps {keep:.0f}s of aggregates, less than the {window:.0f}s window")
+        notes.append(f"the app keeps {keep:.0f}s of data, less than the {window:.0f}s window")
     unusable = sum(drops.get(r, 0) for r in _UNUSABLE)
     value: float | None = merged.value(aggregate)
     if merged.count == 0 and unusable:
@@ -97,35 +99,49 @@ def reading_from(
     )
 
 
+def window_slots(now: float, window: float) -> list[int]:
+    """The slots that overlap the last ``window`` seconds, plus the next one (a publisher whose
+    clock runs a little ahead writes there)."""
+    return list(range(wire.slot_of(now - window), wire.slot_of(now) + 2))
+
+
 class RequestQueueTimeSource:
     metric = Metric.REQUEST_QUEUE_TIME
 
     def __init__(self, client: redis.Redis, process: str, window: float, aggregate: str) -> None:
         self.client = client
-        self.key = wire.key_for(process)
+        self.process = process
         self.window = window
         self.aggregate = aggregate
+        self.where = f"{wire.PREFIX}{process}:*"
 
     def sample(self, now: float) -> Reading:
+        numbers = window_slots(now, self.window)
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.zrangebyscore(self.key, now - self.window, "+inf")
-            pipe.zrange(self.key, -1, -1, withscores=True)
-            members, last = pipe.execute()
+            for number in numbers:
+                pipe.hgetall(wire.slot_key(self.process, number))
+            pipe.zrange(wire.seen_key(self.process), -1, -1, withscores=True)
+            *hashes, last = pipe.execute()
         except (redis.RedisError, OSError) as exc:
-            raise SourceError(redact(f"Redis {self.key}: {exc}")) from None
+            raise SourceError(redact(f"Redis {self.where}: {exc}")) from None
         newest_t = float(last[0][1]) if last else None
         return reading_from(
-            members, newest_t, now=now, window=self.window, aggregate=self.aggregate, key=self.key
+            dict(zip(numbers, hashes, strict=True)),
+            newest_t,
+            now=now,
+            window=self.window,
+            aggregate=self.aggregate,
+            where=self.where,
         )
 
     def check(self) -> str:
         try:
             self.client.ping()
-            count = self.client.zcard(self.key)
+            publishers = self.client.zcard(wire.seen_key(self.process))
         except (redis.RedisError, OSError) as exc:
-            raise SourceError(redact(f"Redis {self.key}: {exc}")) from None
-        return f"redis reachable; {count} aggregate(s) in {self.key}"
+            raise SourceError(redact(f"Redis {self.where}: {exc}")) from None
+        return f"redis reachable; {publishers} app process(es) publishing under {self.where}"
 
     def close(self) -> None:
         self.client.close()

@@ -31,8 +31,6 @@ log = logging.getLogger("autoscaler.web")
 DEFAULT_INTERVAL = 5.0
 DEFAULT_MAX_BODY = 100_000
 MIN_KEEP = 300.0
-#: A hard cap on members per key, whatever the clocks say (100 processes x 10 min at 5 s).
-MAX_MEMBERS = 20_000
 _PROCESS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -152,6 +150,29 @@ def _too_big(content_length: bytes | str, max_body: int) -> bool:
         return False
 
 
+def queue_flush(
+    pipe: redis.client.Pipeline,
+    *,
+    process: str,
+    publisher: str,
+    now: float,
+    inc: wire.Increments,
+    keep: float,
+) -> None:
+    """Queue one flush's commands on a pipeline (wire format v1; see ``wire``)."""
+    key = wire.slot_key(process, wire.slot_of(now))
+    seen = wire.seen_key(process)
+    for name, n in inc.ints.items():
+        pipe.hincrby(key, name, n)
+    for name, x in inc.floats.items():
+        pipe.hincrbyfloat(key, name, x)
+    pipe.hset(key, mapping=inc.fixed)
+    pipe.expire(key, int(keep))
+    pipe.zadd(seen, {publisher: now})
+    pipe.zremrangebyscore(seen, "-inf", now - keep)
+    pipe.expire(seen, int(keep))
+
+
 class Recorder:
     """Per-process measurements and their flusher thread.
 
@@ -267,6 +288,7 @@ class Recorder:
         return cur, len(self._active)
 
     def publish(self, client: redis.Redis) -> None:
+        """Add this interval to its slot hash and mark this publisher as seen (one MULTI)."""
         cur, busy = self.swap()
         cfg = self.config
         now = time.time()
@@ -274,10 +296,8 @@ class Recorder:
         drops = dict(cur.drops)
         if lost:
             drops["lost"] = lost
-        member = wire.encode(
+        inc = wire.increments(
             cur.hist,
-            publisher=f"{cfg.publisher}:{os.getpid()}",
-            t=now,
             interval=cfg.interval,
             keep=cfg.keep,
             requests=cur.requests,
@@ -285,13 +305,16 @@ class Recorder:
             skew=cur.skew,
             drops=drops,
         )
-        key = wire.key_for(cfg.process)
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.zadd(key, {member: now})
-            pipe.zremrangebyscore(key, "-inf", now - cfg.keep)
-            pipe.zremrangebyrank(key, 0, -MAX_MEMBERS - 1)
-            pipe.expire(key, int(cfg.keep))
+            pipe = client.pipeline(transaction=True)
+            queue_flush(
+                pipe,
+                process=cfg.process,
+                publisher=f"{cfg.publisher}:{os.getpid()}",
+                now=now,
+                inc=inc,
+                keep=cfg.keep,
+            )
             pipe.execute()
         except BaseException:
             self._lost += cur.hist.count

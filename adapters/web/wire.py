@@ -1,16 +1,26 @@
-"""The request-queue-time wire format (version 1): one JSON aggregate per app process per flush.
+"""The request-queue-time wire format, version 1. Pure: no I/O.
 
-Pure: no I/O. The app side builds aggregates with ``Histogram`` and ``encode``; the daemon side
-reads them back with ``decode`` and merges them with ``Merged``. The README documents this
-format for publishers in other languages; keep the two in step.
+Histograms are merged **in Redis**, as they arrive: every app process adds its interval's
+counts into one hash per 5-second slot with ``HINCRBY``, so the daemon reads a handful of
+already-merged hashes whatever the number of processes. Percentiles therefore come from the
+merged histogram of every process, never from averaging per-process percentiles. The README
+documents these keys for publishers in other languages; keep the two in step.
 
-Each aggregate is a member of the sorted set ``key_for(process)``, scored by ``t``::
+Keys, for process type ``P`` (e.g. ``web``):
 
-    {"v": 1, "id": "web.1:4242", "t": 1764200005.0, "i": 5.0, "keep": 300,
-     "r": 130, "n": 120, "s": 5230.5, "m": 310.2, "b": [0, 3, 120, 10, ...],
-     "busy": 4, "skew": 0, "drop": {"past": 1}}
+- ``autoscaler:queue_time:v1:P:<slot>``, a hash; ``slot = floor(t / 5)`` with ``t`` the wall
+  clock (epoch seconds) at the flush. Fields, all added with ``HINCRBY`` unless noted:
+  ``<k>`` (a bucket index in decimal) = samples in bucket ``k``; ``n`` = samples; ``r`` =
+  requests seen, sampled or not; ``f`` = flushes (heartbeats included); ``s`` = sum of the
+  samples in ms (``HINCRBYFLOAT``); ``busy`` = requests in flight at the flush times the flush
+  interval over 5 (``HINCRBYFLOAT``), so that a slot's ``busy`` is the fleet's in-flight count;
+  ``skew`` = samples clamped to 0; ``d:<reason>`` = requests not sampled, by reason; ``v`` = 1
+  and ``keep`` = retention in seconds (``HSET``). ``EXPIRE`` = ``keep``.
+- ``autoscaler:queue_time:v1:P:seen``, a sorted set: member = publisher id, score = ``t`` of
+  its last flush; trimmed of publishers silent for ``keep`` seconds; ``EXPIRE`` = ``keep``.
 
-Percentiles are computed from merged histograms, never by averaging per-process percentiles.
+A flush is one ``MULTI``/``EXEC`` so that a slot never holds half an interval.
+
 Bucket ``k`` holds queue times ``q`` (ms) with ``k = 0`` for ``q < 1`` and
 ``k = floor(ln q / ln 1.02) + 1`` otherwise, so bucket ``k >= 1`` spans ``[1.02^(k-1), 1.02^k)``
 and is read back as its midpoint: at most 1% off.
@@ -18,22 +28,30 @@ and is read back as its midpoint: at most 1% off.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 VERSION = 1
+SLOT_SECONDS = 5
 GROWTH = 1.02
 _LOG_GROWTH = math.log(GROWTH)
 #: Buckets above this index cannot come from a queue time the parser accepts (> 600 s).
 MAX_BUCKET = 1000
-KEY_PREFIX = "autoscaler:queue_time:"
+PREFIX = f"autoscaler:queue_time:v{VERSION}:"
 AGGREGATES = ("avg", "p50", "p90", "p95", "p99", "max")
 
 
-def key_for(process: str) -> str:
-    return KEY_PREFIX + process
+def slot_of(t: float) -> int:
+    return int(t // SLOT_SECONDS)
+
+
+def slot_key(process: str, slot: int) -> str:
+    return f"{PREFIX}{process}:{slot}"
+
+
+def seen_key(process: str) -> str:
+    return f"{PREFIX}{process}:seen"
 
 
 def bucket_of(ms: float) -> int:
@@ -50,163 +68,164 @@ def bucket_value(k: int) -> float:
 
 
 class WireError(ValueError):
-    """An aggregate that is not valid version-1 data."""
+    """A slot that is not valid version-1 data."""
 
 
 @dataclass(slots=True)
 class Histogram:
-    """One interval's measurements in one app process. Mutated under the caller's lock."""
+    """One interval's samples in one app process."""
 
     buckets: dict[int, int] = field(default_factory=dict)
     count: int = 0
     total_ms: float = 0.0
-    max_ms: float = 0.0
 
     def add(self, ms: float) -> None:
         k = 0 if ms < 1.0 else int(math.log(ms) / _LOG_GROWTH) + 1
         self.buckets[k] = self.buckets.get(k, 0) + 1
         self.count += 1
         self.total_ms += ms
-        if ms > self.max_ms:  # noqa: PLR1730 - hot path, cheaper than max()
-            self.max_ms = ms
 
 
-def encode(
+@dataclass(frozen=True, slots=True)
+class Increments:
+    """What one flush adds to its slot hash."""
+
+    ints: dict[str, int]  # HINCRBY
+    floats: dict[str, float]  # HINCRBYFLOAT
+    fixed: dict[str, str]  # HSET
+
+
+def increments(
     hist: Histogram,
     *,
-    publisher: str,
-    t: float,
     interval: float,
     keep: float,
     requests: int,
     busy: int,
     skew: int,
     drops: Mapping[str, int],
-) -> str:
-    """The JSON member for one interval (a heartbeat when ``hist.count`` is 0)."""
-    flat: list[int] = []
-    for k in sorted(hist.buckets):
-        flat.append(k)
-        flat.append(hist.buckets[k])
-    doc = {
-        "v": VERSION,
-        "id": publisher,
-        "t": round(t, 3),
-        "i": interval,
-        "keep": keep,
-        "r": requests,
-        "n": hist.count,
-        "s": round(hist.total_ms, 3),
-        "m": round(hist.max_ms, 3),
-        "b": flat,
-        "busy": busy,
-        "skew": skew,
-        "drop": {k: v for k, v in drops.items() if v},
-    }
-    return json.dumps(doc, separators=(",", ":"))
+) -> Increments:
+    """The slot-hash updates for one flush (a heartbeat when ``hist.count`` is 0)."""
+    ints = {str(k): c for k, c in hist.buckets.items() if c}
+    ints["n"] = hist.count
+    ints["r"] = requests
+    ints["f"] = 1
+    if skew:
+        ints["skew"] = skew
+    for reason, n in drops.items():
+        if n:
+            ints["d:" + reason] = n
+    floats = {"s": round(hist.total_ms, 3)} if hist.count else {}
+    if busy:
+        floats["busy"] = round(busy * interval / SLOT_SECONDS, 3)
+    return Increments(ints, floats, {"v": str(VERSION), "keep": f"{keep:g}"})
 
 
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    """One decoded member."""
+@dataclass(slots=True)
+class Slot:
+    """One decoded slot hash: the merged flushes of every process in those 5 seconds."""
 
-    publisher: str
-    t: float
-    keep: float
-    requests: int
+    buckets: dict[int, int]
     count: int
+    requests: int
+    flushes: int
     total_ms: float
-    max_ms: float
-    buckets: list[int]  # flat pairs k0, c0, k1, c1, ...
-    busy: int
+    busy: float
     skew: int
+    keep: float
     drops: dict[str, int]
 
 
-def _num(doc: Mapping[str, object], name: str, *, integer: bool = False) -> float:
-    value = doc.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WireError(f"field {name!r} is not a number")
-    if not math.isfinite(value) or value < 0 or (integer and not isinstance(value, int)):
+def _int(name: str, raw: bytes | str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise WireError(f"field {name!r} is {raw!r}, not an integer") from None
+    if value < 0:
+        raise WireError(f"field {name!r} is negative")
+    return value
+
+
+def _float(name: str, raw: bytes | str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WireError(f"field {name!r} is {raw!r}, not a number") from None
+    if not math.isfinite(value) or value < 0:
         raise WireError(f"field {name!r} is {value!r}")
     return value
 
 
-def decode(member: bytes | str) -> Aggregate:
-    """Validate one member; raise ``WireError`` on anything that is not version-1 data."""
-    try:
-        doc = json.loads(member)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WireError(f"not JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise WireError("not a JSON object")
-    if doc.get("v") != VERSION:
-        raise WireError(f"wire version {doc.get('v')!r} is not {VERSION}")
-    count = int(_num(doc, "n", integer=True))
-    flat = doc.get("b")
-    if not isinstance(flat, list) or len(flat) % 2:
-        raise WireError("field 'b' is not a list of bucket, count pairs")
-    total = 0
-    for x in flat:
-        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-            raise WireError("field 'b' holds something other than non-negative integers")
-    for i in range(0, len(flat), 2):
-        if flat[i] > MAX_BUCKET:
-            raise WireError(f"bucket {flat[i]} is above {MAX_BUCKET}")
-        total += flat[i + 1]
-    if total != count:
-        raise WireError(f"buckets hold {total} samples but 'n' is {count}")
-    drops = doc.get("drop", {})
-    if not isinstance(drops, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in drops.values()
-    ):
-        raise WireError("field 'drop' is not an object of counts")
-    return Aggregate(
-        publisher=str(doc.get("id", "")),
-        t=_num(doc, "t"),
-        keep=_num(doc, "keep") if "keep" in doc else math.inf,
-        requests=int(_num(doc, "r", integer=True)) if "r" in doc else count,
-        count=count,
-        total_ms=_num(doc, "s"),
-        max_ms=_num(doc, "m"),
-        buckets=flat,
-        busy=int(_num(doc, "busy", integer=True)) if "busy" in doc else 0,
-        skew=int(_num(doc, "skew", integer=True)) if "skew" in doc else 0,
-        drops={str(k): int(v) for k, v in drops.items()},
-    )
+def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
+    """Validate one slot hash (as ``HGETALL`` returns it); unknown fields are ignored so that
+    fields added later by compatible publishers do not break older daemons."""
+    slot = Slot({}, 0, 0, 0, 0.0, 0.0, 0, math.inf, {})
+    buckets = slot.buckets
+    version = None
+    for raw_name, raw in fields.items():
+        if raw_name.isdigit():  # the bulk of the fields: kept lean
+            try:
+                k, c = int(raw_name), int(raw)
+            except ValueError:
+                k, c = 0, -1
+            if c < 0 or k > MAX_BUCKET:
+                raise WireError(f"bucket {raw_name!r} holds {raw!r} (or is above {MAX_BUCKET})")
+            buckets[k] = c
+            continue
+        name = raw_name.decode("ascii", "replace") if isinstance(raw_name, bytes) else raw_name
+        if name == "n":
+            slot.count = _int(name, raw)
+        elif name == "r":
+            slot.requests = _int(name, raw)
+        elif name == "f":
+            slot.flushes = _int(name, raw)
+        elif name == "s":
+            slot.total_ms = _float(name, raw)
+        elif name == "busy":
+            slot.busy = _float(name, raw)
+        elif name == "skew":
+            slot.skew = _int(name, raw)
+        elif name == "keep":
+            slot.keep = _float(name, raw)
+        elif name == "v":
+            version = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+        elif name.startswith("d:"):
+            slot.drops[name[2:]] = _int(name, raw)
+    if version != str(VERSION):
+        raise WireError(f"wire version {version!r} is not {VERSION}")
+    if sum(slot.buckets.values()) != slot.count:
+        raise WireError(
+            f"buckets hold {sum(slot.buckets.values())} samples but 'n' is {slot.count}"
+        )
+    return slot
 
 
 class Merged:
-    """The union of many aggregates: exact count, sum and max, merged bucket counts."""
+    """The union of many slots: exact count and sum, merged bucket counts."""
 
-    __slots__ = ("buckets", "count", "max_ms", "total_ms")
+    __slots__ = ("buckets", "count", "total_ms")
 
     def __init__(self) -> None:
         self.buckets: dict[int, int] = {}
         self.count = 0
         self.total_ms = 0.0
-        self.max_ms = 0.0
 
-    def add(self, agg: Aggregate) -> None:
-        if not agg.count:
-            return
+    def add(self, slot: Slot) -> None:
         buckets = self.buckets
-        flat = agg.buckets
-        it = iter(flat)
-        for k, c in zip(it, it, strict=True):
+        for k, c in slot.buckets.items():
             buckets[k] = buckets.get(k, 0) + c
-        self.count += agg.count
-        self.total_ms += agg.total_ms
-        self.max_ms = max(self.max_ms, agg.max_ms)
+        self.count += slot.count
+        self.total_ms += slot.total_ms
 
     def value(self, aggregate: str) -> float:
-        """``avg``, ``max`` or a nearest-rank percentile ``pNN``; 0.0 when empty."""
+        """``avg``, ``max`` or a nearest-rank percentile ``pNN``; 0.0 when empty. ``max`` is
+        the highest non-empty bucket's value (within 1%)."""
         if not self.count:
             return 0.0
         if aggregate == "avg":
             return self.total_ms / self.count
         if aggregate == "max":
-            return self.max_ms
+            return self.percentile(1.0)
         return self.percentile(float(aggregate[1:]) / 100.0)
 
     def percentile(self, q: float) -> float:
@@ -215,12 +234,12 @@ class Merged:
         for k in sorted(self.buckets):
             seen += self.buckets[k]
             if seen >= rank:
-                return min(bucket_value(k), self.max_ms)
-        return self.max_ms
+                return bucket_value(k)
+        return bucket_value(max(self.buckets))
 
 
-def merge(aggs: Iterable[Aggregate]) -> Merged:
+def merge(slots: Iterable[Slot]) -> Merged:
     merged = Merged()
-    for agg in aggs:
-        merged.add(agg)
+    for slot in slots:
+        merged.add(slot)
     return merged

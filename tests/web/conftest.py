@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from adapters.web import wire
+
 REDIS_URL = "redis://127.0.0.1:6379/3"
 
 
@@ -17,3 +19,21 @@ def redis_db() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+def slots(db: redis.Redis, process: str) -> list[wire.Slot]:
+    """Every slot hash the publishers left for ``process``, decoded."""
+    keys = [k for k in db.scan_iter(f"{wire.PREFIX}{process}:*") if not k.endswith(b":seen")]
+    return [wire.decode_slot(db.hgetall(k)) for k in keys]
+
+
+def totals(db: redis.Redis, process: str) -> dict[str, int]:
+    """Samples, flushes and drop counts summed over every slot of ``process``."""
+    out = {"n": 0, "f": 0, "r": 0}
+    for slot in slots(db, process):
+        out["n"] += slot.count
+        out["f"] += slot.flushes
+        out["r"] += slot.requests
+        for reason, n in slot.drops.items():
+            out[reason] = out.get(reason, 0) + n
+    return out

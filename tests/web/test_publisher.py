@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import time
@@ -15,7 +14,7 @@ import redis
 from adapters.web import asgi, wire, wsgi
 from adapters.web.publisher import PublisherConfig, Recorder, publisher_config
 
-from .conftest import REDIS_URL
+from .conftest import REDIS_URL, slots, totals
 
 D = 100_000  # the default AUTOSCALER_MAX_REQUEST_BYTES
 
@@ -98,24 +97,38 @@ def test_past_the_buffer_cap_requests_are_counted_as_overflow_not_kept() -> None
     assert (cur.requests, cur.hist.count, cur.drops) == (5, 3, {"overflow": 2})
 
 
-def test_a_flush_publishes_one_aggregate_trims_old_ones_and_sets_a_ttl(
+def test_a_flush_adds_into_its_slot_marks_the_publisher_seen_and_sets_ttls(
     redis_db: redis.Redis,
 ) -> None:
-    key = wire.key_for("web")
-    redis_db.zadd(key, {"ancient": time.time() - 1000, "recent": time.time() - 10})
+    seen = wire.seen_key("web")
+    redis_db.zadd(seen, {"gone:1": time.time() - 1000, "alive:1": time.time() - 10})
     rec = _recorder(keep=300.0)
     rec.begin(0, _ms_ago(25), None)
     rec.publish(redis_db)
     rec.publish(redis_db)  # an idle interval: a heartbeat
-    members = redis_db.zrange(key, 0, -1)
-    assert b"ancient" not in members and b"recent" in members
-    docs = [json.loads(m) for m in members if m != b"recent"]
-    assert [d["n"] for d in docs] == [1, 0]
-    assert 0 < redis_db.ttl(key) <= 300
+    assert totals(redis_db, "web") == {"n": 1, "f": 2, "r": 1}
+    assert set(redis_db.zrange(seen, 0, -1)) == {b"alive:1", f"test:{os.getpid()}".encode()}
+    keys = list(redis_db.scan_iter(f"{wire.PREFIX}web:*"))
+    assert keys and all(0 < redis_db.ttl(k) <= 300 for k in keys)
     assert rec.flushes == 2
 
 
-def test_samples_lost_to_a_redis_outage_are_reported_by_the_next_aggregate(
+def test_redis_merges_the_histograms_of_many_processes_into_pooled_percentiles(
+    redis_db: redis.Redis,
+) -> None:
+    groups = [[20.0] * 45, [40.0] * 45, [300.0] * 10]  # pooled p50 is 40, p95 is 300
+    for i, group in enumerate(groups):
+        rec = Recorder(PublisherConfig(redis_url=REDIS_URL, publisher=f"web.{i}"))
+        for ms in group:
+            rec.begin(0, _ms_ago(ms), None)
+        rec.publish(redis_db)
+    merged = wire.merge(slots(redis_db, "web"))
+    assert merged.count == 100
+    assert merged.value("p50") == pytest.approx(40.0, rel=0.05)
+    assert merged.value("p95") == pytest.approx(300.0, rel=0.05)
+
+
+def test_samples_lost_to_a_redis_outage_are_reported_by_the_next_flush(
     redis_db: redis.Redis,
 ) -> None:
     down = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
@@ -126,11 +139,9 @@ def test_samples_lost_to_a_redis_outage_are_reported_by_the_next_aggregate(
         rec.publish(down)
     rec.begin(0, _ms_ago(30), None)
     rec.publish(redis_db)
-    (member,) = redis_db.zrange(wire.key_for("web"), 0, -1)
-    doc = json.loads(member)
-    assert (doc["n"], doc["drop"]) == (1, {"lost": 4})
+    assert totals(redis_db, "web") == {"n": 1, "f": 1, "r": 1, "lost": 4}
     rec.publish(redis_db)
-    assert "lost" not in json.loads(redis_db.zrange(wire.key_for("web"), -1, -1)[0])["drop"]
+    assert totals(redis_db, "web")["lost"] == 4  # reported once
 
 
 def test_the_flusher_publishes_heartbeats_on_its_own_and_a_final_flush_on_stop(
@@ -141,32 +152,31 @@ def test_the_flusher_publishes_heartbeats_on_its_own_and_a_final_flush_on_stop(
     time.sleep(1.3)
     rec.begin(0, _ms_ago(10), None)
     rec.stop()
-    docs = [json.loads(m) for m in redis_db.zrange(wire.key_for("web"), 0, -1)]
-    assert [d["n"] for d in docs] == [0, 1]
-    assert docs[0]["id"] == f"test:{os.getpid()}"
+    assert totals(redis_db, "web") == {"n": 1, "f": 2, "r": 1}
+    assert redis_db.zrange(wire.seen_key("web"), 0, -1) == [f"test:{os.getpid()}".encode()]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
 def test_a_forked_child_starts_its_own_flusher_and_publishes_under_its_own_pid(
     redis_db: redis.Redis,
 ) -> None:
-    rec = _recorder(interval=1.0)
+    rec = _recorder(interval=60.0)
     rec.ensure_started()
     pid = os.fork()
     if pid == 0:  # the child: no flusher was inherited; the first request starts one
+        code = 1
         try:
-            assert rec._thread is None
-            rec.begin(0, _ms_ago(50), None)
-            rec.stop()
+            if rec._thread is None:
+                rec.begin(0, _ms_ago(50), None)
+                rec.stop()  # the final flush
+                code = 0
         finally:
-            os._exit(0)
+            os._exit(code)
     _, status = os.waitpid(pid, 0)
-    rec.stop()
     assert status == 0
-    ids = {json.loads(m)["id"] for m in redis_db.zrange(wire.key_for("web"), 0, -1)}
-    assert f"test:{pid}" in ids
-    child = [json.loads(m) for m in redis_db.zrange(wire.key_for("web"), 0, -1)]
-    assert [d["n"] for d in child if d["id"] == f"test:{pid}"] == [1]
+    assert redis_db.zrange(wire.seen_key("web"), 0, -1) == [f"test:{pid}".encode()]
+    assert totals(redis_db, "web")["n"] == 1
+    rec.stop()
 
 
 def _closed_port() -> int:

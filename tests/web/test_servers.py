@@ -18,10 +18,9 @@ import httpx
 import pytest
 import redis
 
-from adapters.web import wire
 from autoscaler import cli
 
-from .conftest import REDIS_URL
+from .conftest import REDIS_URL, totals
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +132,7 @@ def _sample_json(
 def _wait_for_samples(db: redis.Redis, process: str, n: int) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        got = sum(wire.decode(m).count for m in db.zrange(wire.key_for(process), 0, -1))
+        got = totals(db, process)["n"]
         if got >= n:
             return
         time.sleep(0.2)
@@ -224,12 +223,10 @@ def test_requests_keep_succeeding_while_redis_is_down_and_lost_samples_are_count
             statuses += _hit(client, port, [50.0] * 10)
             private = start_redis()  # back, empty
             time.sleep(2.5)
-        members = redis.Redis(port=rport).zrange(wire.key_for("outage"), 0, -1)
+        after = totals(redis.Redis(port=rport), "outage")
     finally:
         _stop(proc)
         _stop(private)
     assert statuses == [200] * 40
-    lost = sum(wire.decode(m).drops.get("lost", 0) for m in members)
-    delivered = sum(wire.decode(m).count for m in members)
-    assert lost > 0  # the outage is visible, not silent
-    assert lost + delivered == 40
+    assert after.get("lost", 0) > 0  # the outage is visible, not silent
+    assert after["lost"] + after["n"] == 40

@@ -1,9 +1,7 @@
-"""The v1 wire format: buckets, encoding, validation, and percentiles of merged histograms."""
+"""The v1 wire format: buckets, slot increments, validation, and percentiles of merged data."""
 
 from __future__ import annotations
 
-import json
-import math
 import random
 
 import pytest
@@ -12,27 +10,7 @@ from hypothesis import strategies as st
 
 from adapters.web import wire
 
-
-def _encoded(values: list[float], publisher: str = "web.1:1", t: float = 1000.0) -> str:
-    hist = wire.Histogram()
-    for v in values:
-        hist.add(v)
-    return wire.encode(
-        hist,
-        publisher=publisher,
-        t=t,
-        interval=5.0,
-        keep=300.0,
-        requests=len(values) + 1,
-        busy=2,
-        skew=0,
-        drops={"absent": 1, "past": 0},
-    )
-
-
-def _nearest_rank(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+from .helpers import flush, nearest_rank, slot_hash
 
 
 @given(st.floats(min_value=1.0, max_value=600_000.0))
@@ -46,83 +24,104 @@ def test_values_under_a_millisecond_share_bucket_zero() -> None:
     assert wire.bucket_of(600_000.0) < wire.MAX_BUCKET
 
 
-def test_an_aggregate_round_trips_through_the_wire() -> None:
-    agg = wire.decode(_encoded([0.2, 12.0, 12.1, 250.0]))
-    assert (agg.publisher, agg.t, agg.keep, agg.requests, agg.count) == (
-        "web.1:1",
-        1000.0,
-        300,
-        5,
-        4,
-    )
-    assert agg.total_ms == pytest.approx(274.3)
-    assert agg.max_ms == 250.0
-    assert agg.buckets[0::2] == sorted(agg.buckets[0::2])
-    assert sum(agg.buckets[1::2]) == 4
-    assert (agg.busy, agg.skew, agg.drops) == (2, 0, {"absent": 1})
+def test_keys_are_per_process_per_five_second_slot() -> None:
+    assert wire.slot_of(1_800_000_004.9) == wire.slot_of(1_800_000_000.0) == 360_000_000
+    assert wire.slot_key("web", 360_000_000) == "autoscaler:queue_time:v1:web:360000000"
+    assert wire.seen_key("web") == "autoscaler:queue_time:v1:web:seen"
 
 
-def test_a_heartbeat_is_an_aggregate_with_no_samples() -> None:
-    agg = wire.decode(_encoded([]))
-    assert (agg.count, agg.buckets, agg.max_ms) == (0, [], 0.0)
-    assert wire.merge([agg]).value("p95") == 0.0
+def test_a_flush_becomes_hash_increments() -> None:
+    inc = flush([0.2, 12.0, 12.1, 250.0], requests=6, busy=3, skew=1, drops={"absent": 2, "x": 0})
+    k12 = wire.bucket_of(12.0)
+    assert inc.ints == {"0": 1, str(k12): 2, str(wire.bucket_of(250.0)): 1, "n": 4, "r": 6,
+                        "f": 1, "skew": 1, "d:absent": 2}  # fmt: skip
+    assert inc.floats == {"s": pytest.approx(274.3), "busy": 3.0}
+    assert inc.fixed == {"v": "1", "keep": "300"}
 
 
-def test_a_minimal_publisher_from_another_language_is_accepted() -> None:
-    # only the required fields, as the README's Rack/Express recipe writes them
-    agg = wire.decode('{"v":1,"t":1000.5,"n":2,"s":30.5,"m":20.0,"b":[140,1,152,1]}')
-    assert (agg.count, agg.requests, agg.busy, agg.drops) == (2, 2, 0, {})
+def test_a_heartbeat_only_counts_the_flush() -> None:
+    inc = flush([])
+    assert inc.ints == {"n": 0, "r": 0, "f": 1}
+    assert inc.floats == {}
+    slot = wire.decode_slot(slot_hash(inc))
+    assert (slot.count, slot.flushes, slot.buckets) == (0, 1, {})
+    assert wire.merge([slot]).value("p95") == 0.0
 
 
-GOOD = json.loads(_encoded([5.0, 7.0]))
+def test_busy_is_weighted_by_the_flush_interval_so_a_slot_holds_the_fleets_in_flight() -> None:
+    # one process flushing every second with 4 in flight, one every 5 s with 2 in flight
+    fast = [flush([], interval=1.0, busy=4) for _ in range(5)]
+    slot = wire.decode_slot(slot_hash(*fast, flush([], busy=2)))
+    assert slot.busy == pytest.approx(6.0)
+
+
+def test_a_slot_hash_decodes_with_every_field() -> None:
+    slot = wire.decode_slot(slot_hash(flush([5.0, 7.0], requests=3, drops={"past": 1})))
+    assert (slot.count, slot.requests, slot.flushes, slot.keep) == (2, 3, 1, 300.0)
+    assert slot.total_ms == pytest.approx(12.0)
+    assert slot.drops == {"past": 1}
+    assert sum(slot.buckets.values()) == 2
+
+
+def test_unknown_fields_from_a_newer_compatible_publisher_are_ignored() -> None:
+    fields = slot_hash(flush([5.0]))
+    fields[b"future_field"] = b"whatever"
+    assert wire.decode_slot(fields).count == 1
+
+
+GOOD = slot_hash(flush([5.0, 7.0]))
 
 
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        ({"v": 2}, "wire version 2"),
-        ({"v": "1"}, "wire version '1'"),
-        ({"n": 3}, "buckets hold 2 samples"),
-        ({"n": -2}, "'n'"),
-        ({"n": 2.5}, "'n'"),
-        ({"t": "now"}, "'t'"),
-        ({"s": float("nan")}, "'s'"),
-        ({"m": None}, "'m'"),
-        ({"b": [82, 1, 99]}, "pairs"),
-        ({"b": [82, -1, 99, 3]}, "non-negative"),
-        ({"b": [82, True, 99, 1]}, "non-negative"),
-        ({"b": [5000, 2]}, "above"),
-        ({"b": "82,1"}, "pairs"),
-        ({"drop": {"past": -1}}, "'drop'"),
-        ({"drop": [1]}, "'drop'"),
+        ({b"v": b"2"}, "wire version '2'"),
+        ({b"v": None}, "wire version None"),
+        ({b"n": b"3"}, "buckets hold 2 samples"),
+        ({b"n": b"-2"}, "'n' is negative"),
+        ({b"n": b"2.5"}, "'n'"),
+        ({b"s": b"nan"}, "'s'"),
+        ({b"s": b"lots"}, "'s'"),
+        ({b"81": b"-1"}, "bucket"),
+        ({b"81": b"one"}, "bucket"),
+        ({b"5000": b"1"}, "bucket"),
+        ({b"d:past": b"-1"}, "'d:past'"),
+        ({b"busy": b"inf"}, "'busy'"),
     ],
 )
 def test_anything_but_valid_v1_data_is_rejected_with_the_field_named(
-    change: dict[str, object], why: str
+    change: dict[bytes, bytes | None], why: str
 ) -> None:
-    doc = {**GOOD, **change}
+    fields = {**GOOD, **change}
+    fields = {k: v for k, v in fields.items() if v is not None}
     with pytest.raises(wire.WireError, match=why):
-        wire.decode(json.dumps(doc))
+        wire.decode_slot(fields)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("member", [b"", b"\xff\xfe", b"[]", b"null", b"{", b'"v"'])
-def test_non_json_or_non_objects_are_rejected(member: bytes) -> None:
-    with pytest.raises(wire.WireError):
-        wire.decode(member)
+@given(st.dictionaries(st.binary(max_size=8), st.binary(max_size=8), max_size=8))
+def test_arbitrary_hashes_are_decoded_or_rejected_never_crash(fields: dict[bytes, bytes]) -> None:
+    try:
+        slot = wire.decode_slot(fields)
+    except wire.WireError:
+        return
+    assert slot.count == sum(slot.buckets.values())
 
 
 def test_percentiles_of_merged_processes_match_the_pooled_samples_not_an_average() -> None:
     rng = random.Random(7)
-    # one busy slow process and three fast ones: averaging per-process p95s would be far off
+    # one slow process and three fast ones: averaging per-process p95s would be far off
     slow = [rng.uniform(300, 900) for _ in range(200)]
     fast = [[rng.uniform(1, 20) for _ in range(600)] for _ in range(3)]
-    members = [_encoded(slow, "web.1:1")] + [_encoded(f, f"web.{i}:1") for i, f in enumerate(fast)]
-    merged = wire.merge(wire.decode(m) for m in members)
+    slots = [
+        wire.decode_slot(slot_hash(flush(slow), flush(fast[0]))),
+        wire.decode_slot(slot_hash(flush(fast[1]), flush(fast[2]))),
+    ]
+    merged = wire.merge(slots)
     pooled = slow + [v for f in fast for v in f]
     assert merged.count == len(pooled)
-    for q in (0.5, 0.9, 0.95, 0.99):
-        assert merged.percentile(q) == pytest.approx(_nearest_rank(pooled, q), rel=0.011)
-    assert merged.value("max") == pytest.approx(max(pooled), abs=0.001)
+    for q in (0.5, 0.9, 0.95, 0.99, 1.0):
+        assert merged.percentile(q) == pytest.approx(nearest_rank(pooled, q), rel=0.011)
+    assert merged.value("max") == pytest.approx(max(pooled), rel=0.011)
     assert merged.value("avg") == pytest.approx(sum(pooled) / len(pooled), rel=1e-6)
 
 
@@ -130,16 +129,15 @@ def test_percentiles_of_merged_processes_match_the_pooled_samples_not_an_average
 def test_any_percentile_is_within_one_percent_of_the_exact_nearest_rank(
     values: list[float],
 ) -> None:
-    merged = wire.merge([wire.decode(_encoded(values))])
-    for aggregate, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
-        exact = _nearest_rank(values, q)
-        got = merged.value(aggregate)
-        assert got <= max(values) + 0.001
-        assert got == pytest.approx(exact, rel=0.0101, abs=0.5)
+    merged = wire.merge([wire.decode_slot(slot_hash(flush(values)))])
+    for aggregate, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+        assert merged.value(aggregate) == pytest.approx(
+            nearest_rank(values, q), rel=0.0101, abs=0.5
+        )
 
 
 def test_merging_is_independent_of_order() -> None:
-    aggs = [wire.decode(_encoded([float(i), i * 3.5, 700.0 - i])) for i in range(20)]
-    forward, backward = wire.merge(aggs), wire.merge(reversed(aggs))
+    slots = [wire.decode_slot(slot_hash(flush([float(i), i * 3.5, 700.0 - i]))) for i in range(20)]
+    forward, backward = wire.merge(slots), wire.merge(reversed(slots))
     assert forward.buckets == backward.buckets
     assert forward.value("p95") == backward.value("p95")
