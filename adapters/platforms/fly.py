@@ -258,18 +258,22 @@ class FlyPlatform:
         self.config = config
         self.clock = clock or SystemClock()
         self._budgets: dict[tuple[str, str], CallBudget] = {}
-        headers = {"Authorization": authorization(config.token), "Accept": "application/json"}
-        base = f"{config.api_url.rstrip('/')}/v1/apps/{config.app}"
-        kwargs: dict[str, Any] = {"timeout": config.timeout, "clock": self.clock}
-        self.http = Http(
-            "fly", base, headers, budget=self._budget("list", "app", 5.0, 10), transport=transport,
-            **kwargs,
-        )  # fmt: skip
+        self._transport = transport
+        self.http = self._client(self._budget("list", "app", 5.0, 10))
         # creates are never re-sent: a second create after a 5xx could make a second machine
-        self._create_http = Http(
-            "fly", base, headers, budget=self._budget("create", "app"), transport=transport,
-            retries=0, **kwargs,
-        )  # fmt: skip
+        self._create_http = self._client(self._budget("create", "app"), retries=0)
+
+    def _client(self, budget: CallBudget, retries: int = 2) -> Http:
+        return Http(
+            "fly",
+            f"{self.config.api_url.rstrip('/')}/v1/apps/{self.config.app}",
+            {"Authorization": authorization(self.config.token), "Accept": "application/json"},
+            budget=budget,
+            timeout=self.config.timeout,
+            retries=retries,
+            clock=self.clock,
+            transport=self._transport,
+        )
 
     def _budget(
         self, action: str, key: str, rate: float = ACTION_RATE, burst: int = ACTION_BURST

@@ -360,8 +360,11 @@ class RailwayPlatform:
                 "railway: replicas changed since the decision: "
                 + ", ".join(f"{p} is {q} (expected {expected[p]})" for p, q in drift.items())
             )
+        moving = {p: t for p, t in targets.items() if t != now[p]}
+        if not moving:
+            return  # already there: a patch would only start a needless deployment
         changes: dict[str, dict[str, int | None]] = {}
-        for process, target in targets.items():
+        for process, target in moving.items():
             if target > MAX_REPLICAS:
                 raise Rejected(
                     f"railway: {process}: {target} replicas is above Railway's "
@@ -374,7 +377,7 @@ class RailwayPlatform:
                 )
             except ValueError as exc:
                 raise Rejected(f"railway: {process}: {exc}", retryable=False) from None
-        message = "autoscaler: " + ", ".join(f"{p} {now[p]}->{t}" for p, t in targets.items())
+        message = "autoscaler: " + ", ".join(f"{p} {now[p]}->{t}" for p, t in moving.items())
         variables = {
             "environmentId": self.config.environment_id,
             "patch": patch_for(changes),

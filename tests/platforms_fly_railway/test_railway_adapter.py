@@ -52,6 +52,13 @@ def test_scale_commits_one_patch_of_the_clis_shape_for_all_processes(
     assert len(railway_fake.calls()) == 2  # the re-read, then the write
 
 
+def test_a_target_already_reached_sends_no_patch(
+    railway_fake: FakeRailway, clock: FakeClock
+) -> None:
+    adapter(railway_fake, clock).scale({"web": 2}, {"web": 2})
+    assert railway_fake.mutations() == [] and len(railway_fake.calls()) == 1
+
+
 def test_scale_down_on_a_multi_region_service_takes_from_the_largest_region(
     railway_fake: FakeRailway, clock: FakeClock
 ) -> None:
