@@ -9,11 +9,12 @@ Scaling does what the official CLI's ``railway scale`` does today: read the regi
 service's latest deployment (``meta.serviceManifest.deploy``, falling back to the legacy
 ``region`` + ``numReplicas`` pair), change it, and send it with one ``environmentPatchCommit``
 (a patch ``{"services": {"<id>": {"deploy": {"multiRegionConfig": ...}}}}``), which commits
-the change and rolls it out. We prefer it over ``serviceInstanceUpdate(input: {numReplicas})``
-+ ``serviceInstanceDeployV2``, the older CLI's path: one call instead of two per change (all
-processes in one patch), the same shape the dashboard and CLI write, and no separate redeploy
-to forget. Changes land in the region holding the most replicas; a region brought to 0 is sent
-as ``null``, which is how the CLI and dashboard remove a region.
+the change and rolls it out. We prefer it over the older CLI's path,
+``serviceInstanceUpdate(input: {multiRegionConfig})`` (or ``{numReplicas}``) followed by
+``serviceInstanceDeployV2``: one call instead of two per service (all processes go in one
+patch), the shape the current CLI and the dashboard write, and no separate redeploy to forget.
+Changes land in the region holding the most replicas; a region brought to 0 is sent as ``null``,
+which is how the CLI and dashboard remove a region.
 
 Errors often come back with HTTP 200 and an ``errors`` list; they are typed like HTTP errors.
 Railway allows about 1,000 API calls an hour: reads and writes share a token bucket well under
