@@ -292,7 +292,7 @@ def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]
         "ok": reading.value_ms is not None,
         "samples": reading.samples,
         "queues": dict(reading.queues),
-        "error": None if reading.value_ms is not None else "no data",
+        "error": None if reading.value_ms is not None else (reading.warning or "no data"),
         "age_s": reading.age_s,
         "depth": reading.depth,
         "busy": reading.busy,

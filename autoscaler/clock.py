@@ -55,20 +55,23 @@ class FakeClock:
 
 
 class AcceleratedClock:
-    """Simulated time running ``speed`` times faster than the real clocks (the ``sim`` app)."""
+    """Simulated time running ``speed`` times faster than the real clocks (the ``sim`` app).
 
-    def __init__(self, speed: float, start_wall: float | None = None) -> None:
+    Only durations are accelerated: ``now().mono`` counts simulated seconds, while
+    ``now().wall`` stays the real wall clock, so that real job queues polled while the
+    formation is simulated still read their true ages.
+    """
+
+    def __init__(self, speed: float) -> None:
         self.speed = speed
         self._t0 = time.monotonic()
-        self._wall0 = time.time() if start_wall is None else start_wall
 
     def elapsed(self) -> float:
         """Simulated seconds since the clock started."""
         return (time.monotonic() - self._t0) * self.speed
 
     def now(self) -> Instant:
-        elapsed = self.elapsed()
-        return Instant(elapsed, self._wall0 + elapsed)
+        return Instant(self.elapsed(), time.time())
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds / self.speed)

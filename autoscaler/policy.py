@@ -10,7 +10,8 @@ The rules, in order (README "The policy" says the same in words):
    adopted as the new current, and counts as a change (the next downscale waits ``DOWN_DELAY``).
 2. A process at 0 whose ``MIN`` is above 0 was turned off by a person: hands off.
 3. Outside the bounds in force (``MIN``/``MAX`` with the schedule applied): move to the bound.
-4. A worker at 0 (``MIN`` 0) with a due or running job: to 1 at once.
+4. A worker at 0 (``MIN`` 0) with a due or running job: to 1 at once (also when only the queue's
+   depth is known, e.g. Celery messages without a publish stamp).
 5. A missing, stale or failed signal: hold (never a downscale).
 6. Above the up threshold for ``UP_SENSITIVITY`` and not within ``UP_COOLDOWN`` of the last
    upscale: up by ``UP_STEP`` (``auto``: in proportion to the overload, at most doubling; one
@@ -202,7 +203,10 @@ def decide(
         action, desired, reason = _UP, low, Reason.RAISED_TO_MIN
     elif cur > high:
         action, desired, reason = _DOWN, high, Reason.LOWERED_TO_MAX
-    elif cur == 0 and trusted and ((obs.depth or 0) > 0 or (obs.busy or 0) > 0 or sig):
+    elif cur == 0 and (
+        (trusted and ((obs.depth or 0) > 0 or (obs.busy or 0) > 0 or sig))
+        or (status is Status.MISSING and (obs.depth or 0) > 0)  # depth known, age unknown
+    ):
         action, desired, reason = _UP, 1, Reason.SCALE_FROM_ZERO
     elif not trusted:
         reason = _UNTRUSTED.get(status, Reason.SIGNAL_MISSING)

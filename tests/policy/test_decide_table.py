@@ -228,6 +228,13 @@ ROWS = [
         (HOLD, 0, Reason.AT_MIN),
     ),
     (
+        "worker at 0 with a known depth but no ages goes to 1",
+        WORKER,
+        state(0),
+        Observation(0, None, Status.MISSING, depth=3),
+        (UP, 1, Reason.SCALE_FROM_ZERO),
+    ),
+    (
         "worker at 0 with unknown signal stays",
         WORKER,
         state(0),
