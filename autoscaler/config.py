@@ -462,8 +462,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
 
 
 _GLOBAL_VARS = {str(info.validation_alias) for info in GlobalSettings.model_fields.values()} | {
-    "AUTOSCALER_MAX_REQUEST_BYTES",
+    "AUTOSCALER_MAX_REQUEST_BYTES",  # read by the web middleware in the app
     "AUTOSCALER_FLUSH_INTERVAL",
+    "AUTOSCALER_PROCESS",
+    "AUTOSCALER_FLY_CLONE",  # read by the fly platform adapter
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -19,6 +19,16 @@ def _redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutab
         elif isinstance(value, BaseException):
             event[key] = redact(str(value))
     return event
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (it may be replaced after set-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure(fmt: str = "logfmt", level: str = "info", stream: TextIO | None = None) -> None:
@@ -45,7 +55,7 @@ def configure(fmt: str = "logfmt", level: str = "info", stream: TextIO | None = 
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or cast(TextIO, _Stderr())),
         cache_logger_on_first_use=False,
     )
 
