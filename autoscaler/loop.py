@@ -208,9 +208,14 @@ class Autoscaler:
             decision, new_state = decide(self.configs[process], state, obs, now)
             report.decisions.append(decision)
             next_states[process] = new_state
-            if decision.action is not Action.HOLD and decision.desired != decision.current:
-                targets[process] = decision.desired
-                expected[process] = decision.current
+            if decision.action is Action.HOLD or decision.desired == decision.current:
+                continue
+            if form.deploying:  # the platform would refuse or race the release: next tick
+                report.write_error = f"{process}: a deploy is in progress, change deferred"
+                del next_states[process]
+                continue
+            targets[process] = decision.desired
+            expected[process] = decision.current
 
         if not write:
             return

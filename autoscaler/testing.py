@@ -24,6 +24,7 @@ class FakePlatform:
     fail_writes: deque[PlatformError] = field(default_factory=deque)
     apply_failed_writes: bool = False  # a failed write that applied anyway (timeouts)
     updated_at: float | None = None
+    deploying: bool = False
     writes_forbidden: bool = False
     closed: bool = False
 
@@ -32,7 +33,7 @@ class FakePlatform:
         if self.fail_reads:
             raise self.fail_reads.popleft()
         return {
-            p: Formation(self.quantities[p], self.updated_at)
+            p: Formation(self.quantities[p], self.updated_at, self.deploying)
             for p in processes
             if p in self.quantities
         }

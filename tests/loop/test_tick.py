@@ -297,3 +297,16 @@ def test_no_write_once_stopping():
     sources["web"].value_ms = 5000.0
     scaler.stopping.set()
     assert "shutting down" in (scaler.tick().write_error or "")
+
+
+def test_a_deploy_in_progress_defers_the_change_to_a_later_tick():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms = 450.0
+    platform.deploying = True
+    report = scaler.tick()
+    assert "deploy" in (report.write_error or "")
+    assert platform.journal == []
+    platform.deploying = False
+    clock.advance(5)
+    scaler.tick()
+    assert platform.journal == [{"web": 4}]
