@@ -245,7 +245,7 @@ def init_sentry(dsn: str) -> Callable[[str], None] | None:
         dsn=dsn,
         before_send=lambda event, _hint: _scrub(event),
         send_default_pii=False,
-        default_integrations=True,
+        auto_enabling_integrations=False,  # ours is a small daemon: no framework hooks, fast start
     )
 
     def send(text: str) -> None:

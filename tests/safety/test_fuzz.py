@@ -28,7 +28,7 @@ from autoscaler.config import PROCESS_VARS, GlobalSettings, load, process_prefix
 from autoscaler.model import Reading
 from autoscaler.ports import ConfigError, PlatformError, SourceError
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ---- config -----------------------------------------------------------------------------------
 
@@ -125,15 +125,25 @@ def test_http_source_bodies(body: bytes, unit: str) -> None:
     trusted(reading)
 
 
+slot_fields = st.dictionaries(
+    st.sampled_from([b"n", b"r", b"f", b"s", b"busy", b"skew", b"keep", b"v", b"d:garbage"])
+    | st.integers(0, 400).map(lambda i: str(i).encode())
+    | st.binary(max_size=6),
+    st.sampled_from([b"1", b"0", b"-1", b"nan", b"inf", b"1e308", b"2", b"3.5", b""])
+    | st.binary(max_size=8),
+    max_size=8,
+)
+
+
 @FUZZ
-@given(st.lists(payloads | text, max_size=5), st.none() | st.floats())
-def test_request_queue_time_wire_members(members: list[Any], newest: float | None) -> None:
-    for member in members:
+@given(st.dictionaries(st.integers(), slot_fields, max_size=4), st.none() | st.floats())
+def test_request_queue_time_wire_slots(slots: dict[int, dict[bytes, bytes]], newest: Any) -> None:
+    for fields in slots.values():
         with contextlib.suppress(wire.WireError):
-            wire.decode(member)
+            wire.decode_slot(fields)
     try:
         reading = request_queue_time.reading_from(
-            members, newest, now=NOW, window=30.0, aggregate="p95", key="k"
+            slots, newest, now=NOW, window=30.0, aggregate="p95", where="k"
         )
     except SourceError:
         return
