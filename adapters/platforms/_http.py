@@ -221,13 +221,16 @@ class Http:
                 if self.on_response is not None:
                     self.on_response(response)
                 if response.status_code == 429:
-                    raise self._rate_limited(what, response, budget)
+                    limited = self._rate_limited(what, response, budget)
+                    if maybe_applied:  # an earlier attempt of this write got a 5xx
+                        raise WriteUnknown(f"{limited}; an earlier attempt: {_UNKNOWN}")
+                    raise limited
                 self._rate_limited_streak = 0
                 if response.status_code < 500:
                     return response
                 problem = f"{response.status_code} {error_message(response)}"
                 maybe_applied = maybe_applied or write
-            if attempt >= self.retries:
+            if attempt >= self.retries or budget.wait(priority=priority) > 0:
                 if maybe_applied:
                     raise WriteUnknown(redact(f"{what}: {problem}; {_UNKNOWN}"))
                 raise PlatformError(redact(f"{what}: {problem}"))

@@ -7,9 +7,11 @@ import contextlib
 import httpx
 import pytest
 
-from adapters.platforms._http import CallBudget, error_message, retry_after
+from adapters.platforms._http import CallBudget, Http, error_message, retry_after
 from autoscaler.clock import FakeClock
-from autoscaler.ports import RateLimited
+from autoscaler.ports import PlatformError, RateLimited, WriteUnknown
+
+from .fake_heroku import ACCEPT, FakeHeroku
 
 
 def test_a_budget_allows_a_burst_then_paces_at_its_rate() -> None:
@@ -96,3 +98,38 @@ def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
 )
 def test_error_message(response: httpx.Response, expected: str) -> None:
     assert error_message(response) == expected
+
+
+# -- over HTTP, against the fake Heroku (any fake server would do) --------------------------------
+
+
+def _http(fake: FakeHeroku, clock: FakeClock, burst: int) -> Http:
+    headers = {"Accept": ACCEPT, "Authorization": f"Bearer {fake.token}"}
+    budget = CallBudget("t", 60, 60.0, burst=burst, clock=clock)
+    return Http("t", fake.url, headers, budget=budget, timeout=0.3, clock=clock)
+
+
+def test_a_write_whose_retry_is_rate_limited_is_still_write_unknown(
+    fake_heroku: FakeHeroku, clock: FakeClock
+) -> None:
+    http = _http(fake_heroku, clock, burst=5)
+    fake_heroku.fail(500, method="PATCH")
+    fake_heroku.fail(429, method="PATCH")
+    with pytest.raises(WriteUnknown, match=r"rate limited.*may or may not have applied"):
+        http.request("PATCH", "/apps/my-app/formation", json={"updates": []}, write=True)
+    assert [c.status for c in fake_heroku.journal] == [500, 429]
+    http.close()
+
+
+def test_no_retry_is_sent_without_budget_for_it(fake_heroku: FakeHeroku, clock: FakeClock) -> None:
+    http = _http(fake_heroku, clock, burst=1)
+    fake_heroku.fail(500, method="PATCH")
+    with pytest.raises(WriteUnknown):
+        http.request("PATCH", "/apps/my-app/formation", json={"updates": []}, write=True)
+    fake_heroku.fail(503, method="GET")
+    clock.advance(1.0)
+    with pytest.raises(PlatformError, match="503") as err:
+        http.request("GET", "/apps/my-app/formation")
+    assert not isinstance(err.value, WriteUnknown)
+    assert [c.status for c in fake_heroku.journal] == [500, 503]
+    http.close()
