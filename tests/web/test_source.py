@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from typing import Any
@@ -152,3 +153,39 @@ def test_the_source_needs_redis_url() -> None:
     with pytest.raises(ConfigError) as info:
         rqt.build(settings, settings.processes["web"])
     assert "REDIS_URL" in info.value.problems
+
+
+def test_a_publisher_written_from_the_readmes_recipe_alone_is_read_by_the_daemon(
+    redis_db: redis.Redis,
+) -> None:
+    """What a Rack or Express publisher would send, command by command, as documented."""
+    now = time.time()
+    t = now - 2
+    samples = [12.0] * 18 + [250.0, 400.0]
+    buckets: dict[int, int] = {}
+    for q in samples:
+        k = 0 if q < 1 else math.floor(math.log(q) / math.log(1.02)) + 1
+        buckets[k] = buckets.get(k, 0) + 1
+    h = f"autoscaler:queue_time:v1:web:{math.floor(t / 5)}"
+    s = "autoscaler:queue_time:v1:web:seen"
+    pipe = redis_db.pipeline(transaction=True)  # MULTI ... EXEC
+    for k, count in buckets.items():
+        pipe.execute_command("HINCRBY", h, str(k), count)
+    pipe.execute_command("HINCRBY", h, "n", len(samples))
+    pipe.execute_command("HINCRBY", h, "r", len(samples) + 3)
+    pipe.execute_command("HINCRBY", h, "f", 1)
+    pipe.execute_command("HINCRBYFLOAT", h, "s", sum(samples))
+    pipe.execute_command("HINCRBYFLOAT", h, "busy", 2 * 5 / 5)
+    pipe.execute_command("HINCRBY", h, "d:absent", 3)
+    pipe.execute_command("HSET", h, "v", 1, "keep", 300)
+    pipe.execute_command("EXPIRE", h, 300)
+    pipe.execute_command("ZADD", s, t, "web.1:4242")
+    pipe.execute_command("ZREMRANGEBYSCORE", s, "-inf", t - 300)
+    pipe.execute_command("EXPIRE", s, 300)
+    pipe.execute()
+
+    source = rqt.RequestQueueTimeSource(redis_db, "web", 30.0, "p95")
+    r = source.sample(now)
+    assert (r.samples, r.age_s) == (20, pytest.approx(2.0, abs=0.01))
+    assert r.value_ms == pytest.approx(250.0, rel=0.01)
+    assert r.rate_per_s == pytest.approx(23 / 30)
