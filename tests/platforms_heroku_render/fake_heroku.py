@@ -16,6 +16,23 @@ API reference as summarised in the project's research notes:
 
 Error ``message`` texts for the 422s are modelled on messages users have reported, not verified
 against the live API.
+
+Use (from another test package, with ``tests/`` on ``sys.path`` as pytest puts it)::
+
+    from platforms_heroku_render.fake_heroku import FakeHeroku
+
+    with FakeHeroku(token="t0ken-123456", formation={"web": 2, "worker": 0}) as fake:
+        env = {"HEROKU_API_URL": fake.url, "HEROKU_API_TOKEN": fake.token,
+               "HEROKU_APP_NAME": fake.app, ...}
+        fake.fail(503, times=2)          # or 429, 422...; method=/path= narrow it
+        fake.slow(1.0, method="PATCH")   # applied, answered late
+        fake.drop(apply=True)            # applied, connection closed without an answer
+        fake.chaos(0.1, seed=1)          # random faults from now on; fake.calm() stops them
+        fake.releasing = True            # formation changes get the preboot 422
+        fake.pool = 0                    # the account's rate-limit pool is empty
+        ...
+        fake.writes(), fake.journal      # what was sent and answered
+        fake.quantity("web"), fake.set_quantity("web", 5)
 """
 
 from __future__ import annotations
