@@ -3,10 +3,9 @@
 ``Recorder.begin`` runs on the request path: it appends the arrival time and the raw header to
 a bounded list; nothing else. A daemon thread, started lazily in each process (after a fork
 too), swaps the list out every ``interval`` seconds, parses and aggregates it into a histogram
-and publishes that to Redis as one aggregate, a heartbeat with ``n = 0`` when there was no
-traffic. Redis errors drop that interval's samples,
-count them (``drop.lost`` in the next aggregate that gets through) and are logged once per outage.
-"""
+and adds that to the current 5-second slot hash in Redis (``wire``), a heartbeat with ``n = 0``
+when there was no traffic. Redis errors drop that interval's samples, count them (``d:lost`` in
+the next flush that gets through) and are logged once per outage."""
 
 from __future__ import annotations
 
