@@ -1,0 +1,216 @@
+"""The policies a trace is replayed with: the configured engine and the baselines.
+
+Each policy is called once per tick with what the daemon would see and returns the quantity it
+wants. ``default`` is ``autoscaler.policy.decide`` itself (the daemon's code, not a copy). The
+baselines are rebuilt from the documented behaviour of other autoscalers (README "Simulating
+and tuning" states their defaults):
+
+- ``static``: a fixed formation sized for the trace's peak (what people do without an
+  autoscaler).
+- ``hpa``: the Kubernetes Horizontal Pod Autoscaler on instance utilization with target 70%:
+  ``desired = ceil(current * utilization / target)`` every 15 s, skipped within the 10%
+  tolerance; booting instances count as idle when scaling up; scale-up limited to the larger
+  of +4 instances and +100% per 15 s; scale-down to the highest recommendation of the last
+  300 s (the stabilization window).
+- ``step``: a fixed-step threshold band as the hosted queue-time autoscalers document: checked
+  every 10 s on the same queue-time signal and band as the engine, up by 1 at most once every
+  3 minutes, down by 1 after 10 minutes below the band and 10 minutes after any change.
+- ``oracle``: knows the future load and needs no boot time: at every step it runs the fewest
+  instances whose queue time meets the SLO (the lower bound on cost).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol
+
+from autoscaler.model import Instant, Observation, Status
+from autoscaler.policy import PolicyConfig, PolicyState, decide
+
+BASELINES = ("static", "hpa", "step", "oracle")
+POLICIES = ("default", *BASELINES)
+
+
+class Policy(Protocol):
+    name: str
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        """The quantity wanted at ``t`` (simulated seconds)."""
+        ...
+
+
+class EnginePolicy:
+    """The daemon's policy engine, fed as the loop feeds it."""
+
+    def __init__(
+        self, cfg: PolicyConfig, *, min_samples: int, wall0: float, name: str = "default"
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.min_samples = min_samples
+        self.wall0 = wall0
+        self.state = PolicyState()
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        if signal_ms is None:
+            status = Status.MISSING
+        elif samples < self.min_samples:
+            status = Status.SPARSE
+        else:
+            status = Status.OK
+        decision, self.state = decide(
+            self.cfg,
+            self.state,
+            Observation(current, signal_ms, status),
+            Instant(t, self.wall0 + t),
+        )
+        return decision.desired
+
+
+class StaticPolicy:
+    name = "static"
+
+    def __init__(self, quantity: int) -> None:
+        self.quantity = quantity
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        return self.quantity
+
+
+class OraclePolicy:
+    """Wants, at the end of step ``k``, what step ``k + 1`` will need (run with no boot time)."""
+
+    name = "oracle"
+
+    def __init__(self, needs: list[int], dt: float, low: int, high: int) -> None:
+        self.needs = needs
+        self.dt = dt
+        self.low = low
+        self.high = high
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        k = round(t / self.dt)
+        need = self.needs[k] if k < len(self.needs) else current
+        return min(self.high, max(self.low, need))
+
+
+class HpaPolicy:
+    name = "hpa"
+
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        *,
+        target: float = 0.7,
+        tolerance: float = 0.1,
+        period: float = 15.0,
+        stabilization: float = 300.0,
+        up_pods: int = 4,
+        up_percent: float = 100.0,
+    ) -> None:
+        self.low = low
+        self.high = high
+        self.target = target
+        self.tolerance = tolerance
+        self.period = period
+        self.stabilization = stabilization
+        self.up_pods = up_pods
+        self.up_percent = up_percent
+        self.next_sync = 0.0
+        self.recommendations: deque[tuple[float, int]] = deque()
+        self.serving = 0  # set by the runner before each call: instances that are ready
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        if t + 1e-9 < self.next_sync:
+            return current
+        self.next_sync = t + self.period
+        ready = min(self.serving, current)
+        ratio = util / self.target
+        if abs(ratio - 1.0) <= self.tolerance or ready == 0:
+            recommended = current
+        elif ratio > 1.0:
+            # not-yet-ready instances count as idle on a scale-up
+            ratio = util * ready / (self.target * current)
+            if ratio <= 1.0 + self.tolerance:
+                recommended = current
+            else:
+                recommended = math.ceil(current * ratio - 1e-9)
+        else:
+            recommended = math.ceil(current * ratio - 1e-9)
+        recommended = min(self.high, max(self.low, recommended))
+        window = self.recommendations
+        window.append((t, recommended))
+        while window and window[0][0] <= t - self.stabilization:
+            window.popleft()
+        if recommended > current:
+            limit = max(current + self.up_pods, math.floor(current * (1 + self.up_percent / 100)))
+            return min(recommended, limit)
+        if recommended < current:
+            return min(current, max(r for _, r in window))
+        return current
+
+
+class StepPolicy:
+    name = "step"
+
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        *,
+        up_ms: float,
+        down_ms: float,
+        period: float = 10.0,
+        up_cooldown: float = 180.0,
+        down_delay: float = 600.0,
+    ) -> None:
+        self.low = low
+        self.high = high
+        self.up_ms = up_ms
+        self.down_ms = down_ms
+        self.period = period
+        self.up_cooldown = up_cooldown
+        self.down_delay = down_delay
+        self.next_check = 0.0
+        self.last_up = -math.inf
+        self.last_change = -math.inf
+        self.below_since: float | None = None
+
+    def __call__(
+        self, t: float, current: int, signal_ms: float | None, samples: float, util: float
+    ) -> int:
+        if t + 1e-9 < self.next_check:
+            return current
+        self.next_check = t + self.period
+        if signal_ms is None:
+            return current
+        if signal_ms < self.down_ms:
+            if self.below_since is None:
+                self.below_since = t
+        else:
+            self.below_since = None
+        if signal_ms > self.up_ms:
+            if current < self.high and t - self.last_up >= self.up_cooldown:
+                self.last_up = self.last_change = t
+                return current + 1
+        elif (
+            self.below_since is not None
+            and current > self.low
+            and t - self.below_since >= self.down_delay
+            and t - self.last_change >= self.down_delay
+        ):
+            self.last_change = t
+            return current - 1
+        return current

@@ -1,0 +1,253 @@
+"""The fast app model for sweeps: the app of ``autoscaler.sim.model`` approximated per step.
+
+Each instance receives a random share of the requests (random routing), so with ``n`` serving
+instances each one is a queue with ``concurrency`` slots fed at ``rate / n``. Per step:
+
+- the instances' offered load ``rho = rate * service / (n * concurrency)``;
+- a fluid backlog that grows while the offered load is above capacity and drains after
+  (its wait ``d`` is the backlog divided by the capacity);
+- on top of it, the stationary queueing delay of an M/G/c queue (Erlang C, with the
+  Allen-Cunneen correction for the service-time spread): a request waits with probability
+  ``C(rho)``, and then for an exponentially distributed time with rate
+  ``theta = c * (1 - rho) / service * 2 / (1 + cv^2)``.
+
+So a request arriving in that step waits more than ``x`` with probability
+``min(1, C * exp(-theta * (x - d)))`` (1 below ``d``). Arrivals are the trace's rate; the
+randomness of Poisson arrivals is inside the queueing formulas, so the fast model needs no seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+RHO_BINS = 4000
+RHO_CAP = 0.97  # the stationary part never uses a load above this; the backlog takes over
+_LN20 = math.log(20.0)
+
+
+def erlang_c(c: int, rho: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue at per-slot load ``rho`` (< 1)."""
+    if rho <= 0.0:
+        return 0.0
+    a = c * rho
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return b / (1.0 - rho * (1.0 - b))
+
+
+class Queueing:
+    """The per-instance queueing figures tabulated over the load ``rho`` (in ``RHO_BINS``)."""
+
+    def __init__(self, concurrency: int, cv: float) -> None:
+        self.concurrency = concurrency
+        self.cv = cv
+        self.k2 = 2.0 / (1.0 + cv * cv)
+        self.wait_prob: list[float] = []  # C(rho)
+        self.theta: list[float] = []  # tail rate, per service time
+        self.p95: list[float] = []  # stationary p95 wait, in service times
+        for i in range(RHO_BINS):
+            rho = min(i / RHO_BINS, RHO_CAP)
+            c = erlang_c(concurrency, rho)
+            theta = concurrency * (1.0 - rho) * self.k2
+            self.wait_prob.append(c)
+            self.theta.append(theta)
+            self.p95.append(math.log(c * 20.0) / theta if c > 0.05 else 0.0)
+
+    def max_rho(self, slo_service_times: float) -> float:
+        """The highest load at which the stationary p95 wait is within the SLO."""
+        best = 0.0
+        for i in range(RHO_BINS):
+            if i / RHO_BINS > RHO_CAP:
+                break
+            if self.p95[i] <= slo_service_times:
+                best = i / RHO_BINS
+            else:
+                break
+        return best
+
+    def need(self, rate: float, service_s: float, slo_s: float) -> int:
+        """The fewest instances that keep the stationary p95 wait within the SLO at ``rate``."""
+        rho = self.max_rho(slo_s / service_s)
+        if rate <= 0:
+            return 0
+        return math.ceil(rate * service_s / (self.concurrency * max(rho, 1e-6)) - 1e-9)
+
+
+class FastModel:
+    """Plays a trace's per-step rates through the approximated app.
+
+    ``step(k, quantity)`` plays step ``k`` (time ``k*dt`` to ``(k+1)*dt``) and returns what a
+    source would report at its end: the window's p95 queue time in ms (``None`` when no request
+    arrived in the window), the number of requests in the window, and the serving instances'
+    mean utilization (for the ``hpa`` baseline).
+    """
+
+    def __init__(
+        self,
+        rates: list[float],
+        service_s: float | list[float],
+        dt: float,
+        *,
+        queueing: Queueing,
+        boot_s: float,
+        slo_s: float,
+        quantity: int,
+        window_s: float,
+        minute_s: float = 60.0,
+    ) -> None:
+        self.rates = rates
+        self.service_s = service_s
+        self.dt = dt
+        self.q = queueing
+        self.boot_s = boot_s
+        self.slo_s = slo_s
+        self.serving = quantity
+        self.booting: deque[float] = deque()  # ready times, oldest first
+        self.backlog = 0.0  # requests
+        m = max(1, math.ceil(window_s / dt - 1e-9))
+        self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
+        self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
+        self.minute_steps = max(1, round(minute_s / dt))
+        nmin = math.ceil(len(rates) / self.minute_steps)
+        self.minute_bad = [0.0] * nmin  # requests over the SLO, per minute
+        self.minute_total = [0.0] * nmin
+        self.minute_p95 = [0.0] * nmin  # the worst step's p95 (ms), for charts
+        self.hist: dict[tuple[int, int, float], float] = {}  # (rho bin, delay bin, s) -> reqs
+
+    def scale(self, quantity: int, t: float) -> None:
+        current = self.serving + len(self.booting)
+        if quantity > current:
+            self.booting.extend([t + self.boot_s] * (quantity - current))
+        else:
+            drop = current - quantity
+            while drop and self.booting:
+                self.booting.pop()
+                drop -= 1
+            self.serving -= drop
+
+    def step(self, k: int, quantity: int) -> tuple[float | None, float, float]:
+        dt = self.dt
+        t = k * dt
+        booting = self.booting
+        while booting and booting[0] <= t + dt / 2:
+            booting.popleft()
+            self.serving += 1
+        n = self.serving
+        rate = self.rates[k]
+        s = self.service_s if isinstance(self.service_s, float) else self.service_s[k]
+        q = self.q
+        arrivals = rate * dt
+        backlog = self.backlog
+        if n > 0:
+            capacity = n * q.concurrency / s
+            rho = rate / capacity
+            end = backlog + (rate - capacity) * dt
+            if end < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
+                end = 0.0
+            delay = (backlog + end) / (2.0 * capacity)
+            util = 1.0 if rho >= 1.0 or end > 0.0 else rho
+        else:
+            end = backlog + arrivals
+            delay = (booting[0] - t if booting else 3600.0) + end / (q.concurrency / s)
+            rho = 1.0
+            util = 0.0
+        self.backlog = end
+        i = int(rho * RHO_BINS)
+        if i >= RHO_BINS:
+            i = RHO_BINS - 1
+        theta = q.theta[i] / s
+        if delay > 0.0 or rho >= RHO_CAP:
+            wait_prob = 1.0
+            p95 = delay + _LN20 / theta
+        else:
+            wait_prob = q.wait_prob[i]
+            p95 = q.p95[i] * s
+        # requests over the SLO in this step
+        slo = self.slo_s
+        if slo < delay:
+            over = 1.0
+        elif wait_prob > 1e-12:
+            over = wait_prob * math.exp(-theta * (slo - delay))
+            if over > 1.0:  # noqa: PLR1730
+                over = 1.0
+        else:
+            over = 0.0
+        minute = k // self.minute_steps
+        self.minute_bad[minute] += arrivals * over
+        self.minute_total[minute] += arrivals
+        if p95 * 1000.0 > self.minute_p95[minute]:  # noqa: PLR1730
+            self.minute_p95[minute] = p95 * 1000.0
+        if arrivals > 0.0:
+            key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)) if delay > 0.0 else -1, s)
+            hist = self.hist
+            hist[key] = hist.get(key, 0.0) + arrivals
+        win_w, win_p = self._win_w, self._win_p
+        win_w.append(arrivals)
+        win_p.append(p95 * arrivals)
+        samples = sum(win_w)
+        if samples <= 0.0:
+            return None, 0.0, util
+        return 1000.0 * sum(win_p) / samples, samples, util
+
+    # --- figures at the end -------------------------------------------------------------
+
+    def attainment(self) -> tuple[float, int]:
+        """Share of minutes whose p95 queue time is within the SLO, and the number of minutes."""
+        ok = 0
+        for bad, total in zip(self.minute_bad, self.minute_total, strict=True):
+            if total <= 0.0 or bad <= 0.05 * total:
+                ok += 1
+        minutes = len(self.minute_total)
+        return (ok / minutes if minutes else 1.0), minutes
+
+    def minute_p95_series(self) -> list[float]:
+        return self.minute_p95
+
+    def quantiles(self) -> tuple[float, float, float]:
+        """p95, p99 and max queue time (ms) over every request of the run; the max is the
+        quantile at ``1 - 1/N`` for ``N`` requests."""
+        comps = []
+        total = 0.0
+        for (i, dbin, s), weight in self.hist.items():
+            delay = (2.0 ** (dbin / 8.0) - 1.0) / 1000.0 if dbin >= 0 else 0.0
+            theta = self.q.theta[i] / s
+            wait_prob = 1.0 if delay > 0.0 or i >= RHO_CAP * RHO_BINS else self.q.wait_prob[i]
+            comps.append((weight, wait_prob, theta, delay))
+            total += weight
+        top = 1.0 - 1.0 / total if total > 1.0 else 0.999
+        p95, p99, worst = (1000.0 * _mixture_quantile(comps, total, q) for q in (0.95, 0.99, top))
+        return p95, p99, worst
+
+
+def _mixture_quantile(
+    comps: list[tuple[float, float, float, float]], total: float, level: float
+) -> float:
+    """The ``level`` quantile of a mixture of shifted exponential tails (bisection)."""
+    if total <= 0.0:
+        return 0.0
+    target = (1.0 - level) * total
+
+    def over(x: float) -> float:
+        acc = 0.0
+        for weight, wait_prob, theta, delay in comps:
+            if x < delay:
+                acc += weight
+            elif wait_prob > 0.0:
+                p = wait_prob * math.exp(-theta * (x - delay))
+                acc += weight * (p if p < 1.0 else 1.0)
+        return acc
+
+    if over(0.0) <= target:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while over(hi) > target and hi < 1e7:
+        lo, hi = hi, hi * 2
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if over(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi

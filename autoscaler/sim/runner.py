@@ -1,0 +1,360 @@
+"""Replaying a prepared trace through the app model with one policy, and the figures it yields.
+
+``Setup`` holds the model's parameters; ``prepare`` turns a trace into per-step rates scaled to
+``peak_instances``; ``replay`` runs one policy with the fast or the exact model and returns a
+``Result`` (the SPEC figures plus per-minute series for the report).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from autoscaler.policy import PolicyConfig
+from autoscaler.sim.baselines import (
+    EnginePolicy,
+    HpaPolicy,
+    OraclePolicy,
+    Policy,
+    StaticPolicy,
+    StepPolicy,
+)
+from autoscaler.sim.fast import FastModel, Queueing
+from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, aggregate
+from autoscaler.sim.traces import Steps, Trace, scaled, to_steps
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The simulated app and the run's parameters."""
+
+    service_ms: float = 100.0
+    service_cv: float = 1.0
+    concurrency: int = 4
+    boot_s: float = 45.0
+    slo_ms: float = 200.0
+    interval_s: float = 5.0
+    window_s: float = 30.0
+    aggregate: str = "p95"
+    min_samples: int = 5
+    smooth_s: float = 60.0
+    peak_instances: float | None = None
+    seed: int = 1
+    exact: bool = False
+
+
+@dataclass
+class Prepared:
+    """A trace ready to replay: per-step rates after smoothing and scaling."""
+
+    steps: Steps
+    scale: float
+    start: float  # epoch seconds of the first step
+    needs: list[int]  # per step, the fewest instances meeting the SLO (what the oracle runs)
+    queueing: Queueing
+
+    @property
+    def peak_need(self) -> int:
+        return max(self.needs) if self.needs else 1
+
+
+def service_of(steps: Steps, setup: Setup, k: int) -> float:
+    return setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[k]
+
+
+def prepare(trace: Trace, setup: Setup) -> Prepared:
+    """Smooth, scale (to ``peak_instances`` if set) and size the oracle's needs."""
+    queueing = Queueing(setup.concurrency, setup.service_cv)
+    raw = to_steps(trace, setup.interval_s, setup.smooth_s, setup.service_ms / 1000.0)
+    slo_s = setup.slo_ms / 1000.0
+    # instances needed per unit of rate, per step (service times may vary per bin)
+    per_rate: dict[float, float] = {}
+
+    def need_per_rate(s: float) -> float:
+        if s not in per_rate:
+            rho = max(queueing.max_rho(slo_s / s), 1e-6)
+            per_rate[s] = s / (setup.concurrency * rho)
+        return per_rate[s]
+
+    ratios = [need_per_rate(service_of(raw, setup, k)) for k in range(len(raw))]
+    scale = 1.0
+    if setup.peak_instances is not None:
+        peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
+        if peak <= 0:
+            raise ValueError("the trace has no requests, so it cannot be scaled to a peak")
+        scale = setup.peak_instances / peak
+    steps = scaled(raw, scale) if scale != 1.0 else raw
+    needs = [math.ceil(r * x - 1e-9) for r, x in zip(steps.rates, ratios, strict=True)]
+    return Prepared(steps, scale, trace.start, needs, queueing)
+
+
+@dataclass
+class Result:
+    policy: str
+    model: str
+    scale: float
+    instance_hours: float
+    slo_attainment: float
+    p95_queue_ms: float
+    p99_queue_ms: float
+    max_queue_ms: float
+    scale_events: int
+    minutes: int
+    mean_instances: float
+    max_instances: int
+    # per minute, for the report
+    load: list[float] = field(default_factory=list, repr=False)  # requests/s
+    instances: list[int] = field(default_factory=list, repr=False)  # max in the minute
+    p95_series: list[float] = field(default_factory=list, repr=False)  # ms
+
+    def figures(self) -> dict[str, float | int | str]:
+        return {
+            "policy": self.policy,
+            "instance_hours": round(self.instance_hours, 2),
+            "slo_attainment": round(self.slo_attainment, 5),
+            "p95_queue_ms": round(self.p95_queue_ms, 1),
+            "p99_queue_ms": round(self.p99_queue_ms, 1),
+            "max_queue_ms": round(self.max_queue_ms, 1),
+            "scale_events": self.scale_events,
+            "minutes": self.minutes,
+            "mean_instances": round(self.mean_instances, 2),
+            "max_instances": self.max_instances,
+            "model": self.model,
+            "scale": self.scale,
+        }
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What it takes to build a policy in a worker process (picklable)."""
+
+    name: str
+    low: int
+    high: int
+    cfg: PolicyConfig | None = None  # the engine's settings (default and tune candidates)
+
+    def build(self, prepared: Prepared, setup: Setup) -> Policy:
+        if self.cfg is not None:
+            return EnginePolicy(
+                self.cfg, min_samples=setup.min_samples, wall0=prepared.start, name=self.name
+            )
+        if self.name == "static":
+            return StaticPolicy(min(self.high, max(self.low, prepared.peak_need)))
+        if self.name == "oracle":
+            return OraclePolicy(prepared.needs, prepared.steps.dt, self.low, self.high)
+        if self.name == "hpa":
+            return HpaPolicy(self.low, self.high)
+        if self.name == "step":
+            return StepPolicy(self.low, self.high, up_ms=setup.slo_ms, down_ms=setup.slo_ms / 4)
+        raise ValueError(f"unknown policy {self.name!r}")
+
+
+def replay(
+    prepared: Prepared,
+    setup: Setup,
+    spec: PolicySpec,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    series: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Run one policy over steps ``start..stop`` of the prepared trace."""
+    steps = prepared.steps
+    stop = len(steps) if stop is None else min(stop, len(steps))
+    rates = steps.rates[start:stop]
+    service: float | list[float] = (
+        setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[start:stop]
+    )
+    policy = spec.build(prepared, setup)
+    boot = 0.0 if spec.name == "oracle" else setup.boot_s
+    first = prepared.needs[start] if start < len(prepared.needs) else 1
+    if spec.name == "static":
+        quantity = policy(0.0, 0, None, 0.0, 0.0)
+    else:
+        quantity = min(spec.high, max(spec.low, first))
+    dt = steps.dt
+    model: FastModel | ExactModel
+    if setup.exact:
+        model = ExactModel(rates, service, dt, setup=setup, boot_s=boot, quantity=quantity)
+    else:
+        model = FastModel(
+            rates,
+            service,
+            dt,
+            queueing=prepared.queueing,
+            boot_s=boot,
+            slo_s=setup.slo_ms / 1000.0,
+            quantity=quantity,
+            window_s=setup.window_s,
+        )
+    hpa = policy if isinstance(policy, HpaPolicy) else None
+    n = len(rates)
+    per_minute = model.minute_steps
+    quantities = array("i", bytes(4 * n)) if series else None
+    instance_steps = 0
+    events = 0
+    peak = quantity
+    step = model.step
+    tick = max(1, n // 100)
+    for k in range(n):
+        signal, samples, util = step(k, quantity)
+        instance_steps += quantity
+        if quantities is not None:
+            quantities[k] = quantity
+        if hpa is not None:
+            hpa.serving = model.serving
+        desired = policy((k + 1) * dt, quantity, signal, samples, util)
+        if desired != quantity:
+            model.scale(desired, (k + 1) * dt)
+            quantity = desired
+            events += 1
+            peak = max(peak, quantity)
+        if progress is not None and k % tick == 0:
+            progress(k, n)
+    attainment, minutes = model.attainment()
+    p95, p99, worst = model.quantiles()
+    result = Result(
+        policy=spec.name,
+        model="exact" if setup.exact else "fast",
+        scale=prepared.scale,
+        instance_hours=instance_steps * dt / 3600.0,
+        slo_attainment=attainment,
+        p95_queue_ms=p95,
+        p99_queue_ms=p99,
+        max_queue_ms=worst,
+        scale_events=events,
+        minutes=minutes,
+        mean_instances=instance_steps / n if n else 0.0,
+        max_instances=peak,
+    )
+    if quantities is not None:
+        result.load = [
+            sum(rates[i : i + per_minute]) / len(rates[i : i + per_minute])
+            for i in range(0, n, per_minute)
+        ]
+        result.instances = [max(quantities[i : i + per_minute]) for i in range(0, n, per_minute)]
+        result.p95_series = model.minute_p95_series()
+    return result
+
+
+class ExactModel:
+    """The request-level model (``autoscaler.sim.model``) behind the same step interface as
+    ``FastModel``: Poisson arrivals at each step's rate (seeded), one ``WebPool``."""
+
+    def __init__(
+        self,
+        rates: list[float],
+        service_s: float | list[float],
+        dt: float,
+        *,
+        setup: Setup,
+        boot_s: float,
+        quantity: int,
+    ) -> None:
+        self.rates = rates
+        self.service_s = service_s
+        self.dt = dt
+        self.setup = setup
+        self.rng = random.Random(setup.seed)
+        mean = service_s if isinstance(service_s, float) else setup.service_ms / 1000.0
+        self.times = ServiceTimes(mean, setup.service_cv, self.rng)
+        self.pool = WebPool(
+            quantity,
+            concurrency=setup.concurrency,
+            service=self.times,
+            boot_s=boot_s,
+            rng=self.rng,
+        )
+        self.log = RequestLog(keep_s=max(120.0, 2 * setup.window_s))
+        self.minute_steps = max(1, round(60.0 / dt))
+        self.slo_s = setup.slo_ms / 1000.0
+        self.next_arrival = 0.0
+        self.minute_ok: list[bool] = []
+        self.minute_p95: list[float] = []
+        self._minute: list[float] = []
+        self.hist: dict[int, int] = {}
+        self.count = 0
+        self.worst = 0.0
+
+    @property
+    def serving(self) -> int:
+        return self.pool.serving(self.now)
+
+    def scale(self, quantity: int, t: float) -> None:
+        self.pool.scale(quantity, t)
+
+    def step(self, k: int, quantity: int) -> tuple[float | None, float, float]:
+        dt = self.dt
+        t0, t1 = k * dt, (k + 1) * dt
+        self.now = t1
+        rate = self.rates[k]
+        if not isinstance(self.service_s, float):
+            self.times = ServiceTimes(self.service_s[k], self.setup.service_cv, self.rng)
+            self.pool.service = self.times
+        rng = self.rng
+        t = max(self.next_arrival, t0)
+        if rate > 0:
+            if t < t0 or self.next_arrival < t0:
+                t = t0 + rng.expovariate(rate)
+            pool, log, minute, hist = self.pool, self.log, self._minute, self.hist
+            while t < t1:
+                start, finish = pool.arrive(t)
+                log.add(t, start, finish)
+                wait = start - t
+                minute.append(wait)
+                b = int(100.0 * math.log1p(1000.0 * wait))
+                hist[b] = hist.get(b, 0) + 1
+                self.worst = max(self.worst, wait)
+                t += rng.expovariate(rate)
+            self.next_arrival = t
+        else:
+            self.next_arrival = t1
+        if (k + 1) % self.minute_steps == 0 or k + 1 == len(self.rates):
+            self._close_minute()
+        times = self.log.queue_times(t1, self.setup.window_s)
+        n_serving = self.pool.serving(t1)
+        s = self.times.mean_s
+        util = min(1.0, rate * s / (n_serving * self.setup.concurrency)) if n_serving else 0.0
+        if self.log.waiting(t1) > 0:
+            util = 1.0
+        if not times:
+            return None, 0.0, util
+        return 1000.0 * aggregate(times, self.setup.aggregate), float(len(times)), util
+
+    def _close_minute(self) -> None:
+        waits = self._minute
+        if waits:
+            waits.sort()
+            n = len(waits)
+            p95 = waits[math.ceil(0.95 * n) - 1]
+            self.minute_ok.append(p95 <= self.slo_s)
+            self.minute_p95.append(1000.0 * p95)
+            self.count += n
+        else:
+            self.minute_ok.append(True)
+            self.minute_p95.append(0.0)
+        self._minute = []
+
+    def attainment(self) -> tuple[float, int]:
+        minutes = len(self.minute_ok)
+        return (sum(self.minute_ok) / minutes if minutes else 1.0), minutes
+
+    def quantiles(self) -> tuple[float, float, float]:
+        return self._quantile(0.95), self._quantile(0.99), 1000.0 * self.worst
+
+    def _quantile(self, level: float) -> float:
+        """Nearest-rank quantile in ms (to within 1%) from the log-bucket histogram."""
+        rank = math.ceil(level * sum(self.hist.values()))
+        acc = 0
+        for b in sorted(self.hist):
+            acc += self.hist[b]
+            if acc >= rank:
+                return math.expm1((b + 0.5) / 100.0) if b > 0 else 0.0
+        return 0.0
+
+    def minute_p95_series(self) -> list[float]:
+        return self.minute_p95

@@ -1,0 +1,318 @@
+"""Traffic traces: read a CSV (or CSV.gz) of arrivals per time bin and turn it into a rate.
+
+Format (SPEC "Simulation traces"): a header, then one row per bin; columns ``time`` (ISO-8601,
+or epoch seconds) and ``requests`` (arrivals in the bin), optionally ``service_ms`` (mean service
+time in that bin); bins of equal width. A malformed file raises ``TraceError`` with the line
+number and the reason.
+
+``to_steps`` turns the counts into a mean arrival rate per simulation step: it integrates the
+counts over each step, smooths them over ``smooth_s`` (a centred moving average: the counts are
+samples of a rate, and their sampling noise is not traffic), and scales them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from array import array
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import sub
+from pathlib import Path
+
+
+class TraceError(ValueError):
+    """A trace file that cannot be used; ``line`` is 1-based (0 when it is about the file)."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class Trace:
+    path: str
+    start: float  # epoch seconds of the first bin
+    width: float  # seconds per bin
+    counts: array[float]
+    service_ms: array[float] | None  # per bin, NaN where the row left it empty
+
+    @property
+    def span_s(self) -> float:
+        return self.width * len(self.counts)
+
+    @property
+    def total(self) -> float:
+        return math.fsum(self.counts)
+
+
+class _Times:
+    """Parses ``time`` cells; the common ``YYYY-MM-DDTHH:MM:SS[Z]`` shape takes a fast path
+    that parses each minute once."""
+
+    def __init__(self) -> None:
+        self._minutes: dict[str, float] = {}
+
+    def parse(self, text: str) -> float:
+        n = len(text)
+        if ((n == 20 and text[19] == "Z") or n == 19) and text[10] == "T" and text[16] == ":":
+            minute = self._minutes.get(text[:16])
+            if minute is None:
+                minute = self._slow(text[:16] + ":00")
+                self._minutes[text[:16]] = minute
+            seconds = text[17:19]
+            if seconds.isdigit():
+                return minute + int(seconds)
+        return self._slow(text)
+
+    @staticmethod
+    def _slow(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        stamp = datetime.fromisoformat(text)  # raises ValueError
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return stamp.timestamp()
+
+
+def _open_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8-sig")
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read and validate a trace file."""
+    name = str(path)
+    try:
+        text = _open_text(Path(path))
+    except FileNotFoundError:
+        raise TraceError(name, 0, "no such file") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise TraceError(name, 0, f"cannot be read ({exc})") from None
+    except UnicodeDecodeError:
+        raise TraceError(name, 0, "is not UTF-8 text") from None
+    first = text.split("\n", 1)[0].strip()
+    if not first:
+        raise TraceError(name, 1, "the header is missing (expected time,requests[,service_ms])")
+    header = [h.strip().lower() for h in first.split(",")]
+    for column in ("time", "requests"):
+        if column not in header:
+            raise TraceError(name, 1, f"no {column!r} column (the header is {first!r})")
+    try:
+        return _read_fast(name, header, text)
+    except _Irregular:
+        return _read_checked(name, header, text.splitlines())
+
+
+class _Irregular(Exception):
+    """The bulk reader met something it does not handle: the checked reader says what."""
+
+
+def _read_fast(name: str, header: list[str], text: str) -> Trace:
+    """Read a well-formed file with whole-column operations (a month of seconds in about a
+    second); anything unusual raises ``_Irregular``."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    body = text[text.index("\n") + 1 :].rstrip("\n")
+    if "\n\n" in body:
+        raise _Irregular  # blank lines: the checked reader skips them
+    ncols = len(header)
+    cells = body.replace("\n", ",").split(",")
+    if len(cells) % ncols or len(cells) < 2 * ncols or body.count("\n") + 1 != len(cells) // ncols:
+        raise _Irregular
+    column = {h: cells[i::ncols] for i, h in enumerate(header)}
+    try:
+        counts = array("d", map(float, column["requests"]))
+        service = array("d", map(float, column["service_ms"])) if "service_ms" in column else None
+    except ValueError:
+        raise _Irregular from None
+    if any(map(math.isnan, counts)) or min(counts) < 0 or max(counts) == math.inf:
+        raise _Irregular
+    if service is not None and not all(map(_positive_finite, service)):
+        raise _Irregular
+    times = column["time"]
+    try:
+        epochs = list(map(float, times))
+    except ValueError:
+        epochs = []
+    if epochs:
+        start = epochs[0]
+        widths = set(map(sub, epochs[1:], epochs[:-1]))
+        width = epochs[1] - epochs[0]
+        if width <= 0 or max(widths) - min(widths) > 1e-6 * max(1.0, width):
+            raise _Irregular
+    else:
+        try:
+            stamps = list(map(datetime.fromisoformat, times))
+            deltas = set(map(sub, stamps[1:], stamps[:-1]))
+        except (ValueError, TypeError):
+            raise _Irregular from None
+        if len(deltas) != 1:
+            raise _Irregular
+        width = deltas.pop().total_seconds()
+        first = stamps[0] if stamps[0].tzinfo else stamps[0].replace(tzinfo=UTC)
+        start = first.timestamp()
+        if width <= 0:
+            raise _Irregular
+    return Trace(name, start, width, counts, service)
+
+
+def _positive_finite(value: float) -> bool:
+    return 0 < value < math.inf
+
+
+def _read_checked(name: str, header: list[str], lines: list[str]) -> Trace:
+    """Read row by row, naming the first line that is wrong and why."""
+    i_time, i_req = header.index("time"), header.index("requests")
+    i_svc = header.index("service_ms") if "service_ms" in header else -1
+    ncols = len(header)
+    times = _Times()
+    counts: array[float] = array("d")
+    service: array[float] | None = array("d") if i_svc >= 0 else None
+    start = width = prev = 0.0
+    n = 0
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        if len(cells) != ncols:
+            raise TraceError(name, lineno, f"{len(cells)} fields where the header has {ncols}")
+        try:
+            t = times.parse(cells[i_time].strip())
+        except ValueError:
+            raise TraceError(
+                name, lineno, f"time {cells[i_time]!r} is neither ISO-8601 nor epoch seconds"
+            ) from None
+        try:
+            count = float(cells[i_req])
+        except ValueError:
+            raise TraceError(name, lineno, f"requests {cells[i_req]!r} is not a number") from None
+        if not count >= 0 or count == math.inf:
+            raise TraceError(name, lineno, f"requests {cells[i_req]!r} must be 0 or more")
+        if n == 0:
+            start = t
+        elif n == 1:
+            width = t - prev
+            if width <= 0:
+                raise TraceError(name, lineno, "time does not increase")
+        elif abs(t - prev - width) > 1e-6 * max(1.0, width):
+            if t <= prev:
+                raise TraceError(name, lineno, "time does not increase")
+            raise TraceError(
+                name, lineno, f"bin of {t - prev:g} s where the bins are {width:g} s wide"
+            )
+        prev = t
+        counts.append(count)
+        if service is not None:
+            service.append(_service(name, lineno, cells[i_svc]))
+        n += 1
+    if n < 2:
+        raise TraceError(name, 0, "needs at least two rows to know the bin width")
+    return Trace(name, start, width, counts, service)
+
+
+def _service(name: str, lineno: int, cell: str) -> float:
+    cell = cell.strip()
+    if not cell:
+        return math.nan
+    try:
+        value = float(cell)
+    except ValueError:
+        raise TraceError(name, lineno, f"service_ms {cell!r} is not a number") from None
+    if not 0 < value < math.inf:
+        raise TraceError(name, lineno, f"service_ms {cell!r} must be above 0")
+    return value
+
+
+def _integrate(values: array[float], width: float, dt: float, steps: int) -> list[float]:
+    """Sum per-bin ``values`` (spread evenly inside each bin) over consecutive ``dt`` steps."""
+    ratio = dt / width
+    k = round(ratio)
+    if k >= 1 and abs(ratio - k) < 1e-9:
+        it = iter(values)
+        sums = list(map(math.fsum, zip(*([it] * k), strict=False)))
+        tail = len(values) - k * len(sums)
+        if tail:
+            sums.append(math.fsum(values[-tail:]))
+        return sums[:steps]
+    cum = [0.0]
+    total = 0.0
+    for v in values:
+        total += v
+        cum.append(total)
+    nbins = len(values)
+
+    def at(t: float) -> float:
+        x = t / width
+        i = int(x)
+        if i >= nbins:
+            return cum[nbins]
+        return cum[i] + (x - i) * values[i]
+
+    return [at((j + 1) * dt) - at(j * dt) for j in range(steps)]
+
+
+def _smooth(values: list[float], k: int) -> list[float]:
+    """Centred moving average over ``k`` values (shrinking at the ends)."""
+    if k <= 1:
+        return values
+    n = len(values)
+    cum = [0.0]
+    total = 0.0
+    for v in values:
+        total += v
+        cum.append(total)
+    half = k // 2
+    out = []
+    for i in range(n):
+        lo = i - half if i >= half else 0
+        hi = i - half + k
+        hi = min(hi, n)
+        out.append((cum[hi] - cum[lo]) / (hi - lo))
+    return out
+
+
+@dataclass
+class Steps:
+    """A trace as the simulator runs it: per ``dt`` step, a mean arrival rate (requests/s,
+    already smoothed and scaled) and a mean service time (s)."""
+
+    dt: float
+    rates: list[float]
+    service_s: list[float] | None  # None: the same service time everywhere
+
+    def __len__(self) -> int:
+        return len(self.rates)
+
+
+def to_steps(trace: Trace, dt: float, smooth_s: float, default_service_s: float) -> Steps:
+    """Per-step mean rates (before scaling) and service times."""
+    steps = max(1, math.ceil(trace.span_s / dt - 1e-9))
+    sums = _integrate(trace.counts, trace.width, dt, steps)
+    rates = [c / dt for c in sums]
+    rates = _smooth(rates, max(1, round(smooth_s / dt)))
+    service: list[float] | None = None
+    if trace.service_ms is not None:
+        filled = array(
+            "d", (default_service_s * 1000 if math.isnan(v) else v for v in trace.service_ms)
+        )
+        weighted = array("d", (s * c for s, c in zip(filled, trace.counts, strict=True)))
+        wsum = _integrate(weighted, trace.width, dt, steps)
+        flat = _integrate(filled, trace.width, dt, steps)
+        per_bin = dt / trace.width
+        service = []
+        for w, c, f in zip(wsum, sums, flat, strict=True):
+            mean_ms = w / c if c > 0 else f / per_bin
+            service.append(mean_ms / 1000.0)
+    return Steps(dt, rates, service)
+
+
+def scaled(steps: Steps, factor: float) -> Steps:
+    return Steps(steps.dt, [r * factor for r in steps.rates], steps.service_s)
