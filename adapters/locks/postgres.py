@@ -2,7 +2,8 @@
 
 - ``pg_try_advisory_lock(key)`` (never blocks) on an autocommit connection used for nothing
   else. ``key`` is a 64-bit hash of the lock name. A dead daemon's session ends and PostgreSQL
-  frees its lock; there is no TTL to tune.
+  frees its lock; there is no TTL to tune. TCP keepalives on both ends (5 s idle, 2 s apart, 3
+  probes) bound how long a daemon cut off by the network keeps the lock on the server.
 - On each acquisition the holder bumps ``epoch`` in ``<schema>.leases`` (schema
   ``autoscaler_lock`` by default, created on first use; ``AUTOSCALER_LOCK_SCHEMA``) and stores a
   random token in a session variable.
@@ -101,6 +102,9 @@ class PostgresLock:
         try:
             probe_session(conn)
             conn.execute("SET statement_timeout = '5s'")
+            # the server, too, notices a vanished daemon within seconds and frees its lock
+            for setting, value in (("idle", 5), ("interval", 2), ("count", 3)):
+                conn.execute(f"SET tcp_keepalives_{setting} = {value}")
         except psycopg.Error as exc:
             conn.close()
             raise self._error(exc) from None
