@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,12 +69,14 @@ def _serve(kind: str, port: int, process: str, redis_url: str) -> subprocess.Pop
         "AUTOSCALER_FLUSH_INTERVAL": "1s",
         "PYTHONPATH": str(ROOT),
     }
+    # a file, not a pipe: a chatty server can never block on it; it lives as long as the server
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         [*SERVERS[kind], *bind],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     deadline = time.monotonic() + 20
@@ -84,9 +87,8 @@ def _serve(kind: str, port: int, process: str, redis_url: str) -> subprocess.Pop
         except httpx.TransportError:
             time.sleep(0.1)
     _stop(proc)
-    raise AssertionError(
-        f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
-    )
+    log.seek(0)
+    raise AssertionError(f"{kind} did not start: {log.read().decode(errors='replace')}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
