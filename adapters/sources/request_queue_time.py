@@ -62,6 +62,10 @@ def reading_from(
         )
         return Reading(Metric.REQUEST_QUEUE_TIME, None, 0, age, warning=why)
 
+    notes = []
+    if newest_t is None:  # slots but no seen set: a publisher that skips it; age from the slot
+        age = max(0.0, now - (max(good) + 1) * wire.SLOT_SECONDS)
+        notes.append("no publisher in the seen set; age taken from the newest slot")
     merged = wire.merge(good.values())
     requests = sum(s.requests for s in good.values())
     drops: dict[str, int] = {}
@@ -72,7 +76,6 @@ def reading_from(
     complete = [n for n in good if n < wire.slot_of(now)]
     busy = round(good[max(complete)].busy) if complete else None
 
-    notes = []
     if bad:
         notes.append(f"{len(bad)} unreadable slot(s) ignored ({bad[0]})")
     # requests without the header (health checks from inside the platform) are noise, except

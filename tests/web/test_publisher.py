@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.web import asgi, wire, wsgi
-from adapters.web.publisher import PublisherConfig, Recorder, publisher_config
+from adapters.web.publisher import PublisherConfig, Recorder, publisher_config, summarize
 
 from .conftest import REDIS_URL, slots, totals
 
@@ -74,6 +76,24 @@ def test_each_request_is_a_sample_or_a_counted_reason_why_not() -> None:
     assert cur.drops == {"big": 1, "garbage": 1, "absent": 1, "past": 1}
     assert 240.0 <= cur.hist.total_ms < 300.0
     assert busy == 1  # one token, still in flight
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.binary(max_size=24), st.text(max_size=24)),
+            st.one_of(st.none(), st.binary(max_size=8), st.text(max_size=8)),
+        ),
+        max_size=30,
+    )
+)
+def test_any_headers_and_lengths_are_summarized_without_raising_and_every_request_counted(
+    requests: list[tuple[bytes | str | None, bytes | str | None]],
+) -> None:
+    now = time.time()
+    cur = summarize([(now, raw, length) for raw, length in requests], 1000)
+    assert cur.requests == len(requests) == cur.hist.count + sum(cur.drops.values())
+    assert all(0 <= k < wire.MAX_BUCKET for k in cur.hist.buckets)
 
 
 def test_busy_is_the_number_of_requests_in_flight_when_the_interval_closes() -> None:

@@ -45,6 +45,12 @@ def test_only_flushes_older_than_the_window_is_missing_with_their_age() -> None:
     assert (r.value_ms, r.samples, r.age_s) == (None, 0, 95.0)
 
 
+def test_slots_without_a_seen_set_take_their_age_from_the_newest_slot() -> None:
+    r = read({SLOT - 2: slot_hash(flush([30.0] * 6))}, None)
+    assert (r.samples, r.age_s) == (6, NOW - (SLOT - 1) * 5)  # the end of that slot: 7 s ago
+    assert r.warning is not None and "seen set" in r.warning
+
+
 def test_heartbeats_only_mean_no_traffic_a_valid_zero() -> None:
     r = read({SLOT - 1: slot_hash(flush([]), flush([])), SLOT: slot_hash(flush([]))}, NOW - 2)
     assert (r.value_ms, r.samples, r.age_s) == (0.0, 0, 2.0)
