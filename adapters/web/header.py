@@ -1,6 +1,6 @@
 """Parse the request-start header that a router or proxy stamps on each request.
 
-Pure and allocation-light: it runs on every request. Heroku and Railway send integer
+Pure and cheap: the flusher thread runs it once per request. Heroku and Railway send integer
 milliseconds (``1570634024294``), nginx ``t=1512379167.574`` (seconds), Apache ``t=<µs>``,
 Render an integer that may be µs or ns, Thruster ``t=<ms>``.
 
@@ -20,7 +20,7 @@ FUTURE_MS = 10_000.0
 
 OK = "ok"
 SKEW = "skew"  # clamped to 0
-ABSENT = "absent"  # no header: not counted as a drop, reported as requests without a sample
+ABSENT = "absent"  # no header (e.g. a health check from inside the platform): not a sample
 GARBAGE = "garbage"  # not a number in the accepted grammar
 FUTURE = "future"  # further ahead than FUTURE_MS in every unit
 PAST = "past"  # further behind than PAST_MS in every unit
