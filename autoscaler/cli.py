@@ -244,6 +244,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         while scaler._tick_lock.locked() and time.monotonic() < deadline:
             time.sleep(0.05)
         scaler.close()
+        if alerts is not None:
+            alerts.close()  # deliver the alerts still queued
         if server is not None:
             server.shutdown()
         log.info("stopped")
@@ -422,7 +424,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
         lock: Lock | None = None
         try:
             lock = build_lock(settings)
-            print(f"lock {kind}: ok")
+            print(f"lock {kind}: {lock.check() if lock is not None else 'ok'}")
         except ConfigError:
             raise
         except Exception as exc:

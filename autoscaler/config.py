@@ -466,6 +466,8 @@ _GLOBAL_VARS = {str(info.validation_alias) for info in GlobalSettings.model_fiel
     "AUTOSCALER_FLUSH_INTERVAL",
     "AUTOSCALER_PROCESS",
     "AUTOSCALER_FLY_CLONE",  # read by the fly platform adapter
+    *("AUTOSCALER_LOCK_" + v for v in ("TTL", "NAME", "URL", "SCHEMA")),  # adapters/locks
+    "AUTOSCALER_ALERT_AFTER",  # autoscaler/alerts.py
 }
 
 
