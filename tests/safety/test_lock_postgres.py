@@ -204,3 +204,21 @@ def test_a_direct_session_passes_the_pooler_probe() -> None:
         probe_session(conn)  # raises if the session were not kept
         row = conn.execute("SELECT current_setting('autoscaler.session_probe', true)").fetchone()
     assert row is not None and len(row[0]) == 16
+
+
+def test_the_check_command_reaches_the_lock(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    from autoscaler import cli
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "AUTOSCALER_LOCK": "postgres",
+        "DATABASE_URL": DATABASE_URL,
+        "AUTOSCALER_LOCK_NAME": pg_schema,
+        "AUTOSCALER_LOCK_SCHEMA": pg_schema,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert f"lock postgres: postgres lock {pg_schema!r}: reachable, session kept, free" in out
