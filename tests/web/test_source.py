@@ -195,3 +195,11 @@ def test_a_publisher_written_from_the_readmes_recipe_alone_is_read_by_the_daemon
     assert (r.samples, r.age_s) == (20, pytest.approx(2.0, abs=0.01))
     assert r.value_ms == pytest.approx(250.0, rel=0.01)
     assert r.rate_per_s == pytest.approx(23 / 30)
+
+
+def test_a_redis_url_of_another_scheme_is_a_config_error_naming_redis_url() -> None:
+    settings = _settings(REDIS_URL="https://user:pw123456@example.com/")
+    with pytest.raises(ConfigError) as info:
+        rqt.build(settings, settings.processes["web"])
+    assert list(info.value.problems) == ["REDIS_URL"]
+    assert "pw123456" not in str(info.value)
