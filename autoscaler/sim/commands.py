@@ -1,0 +1,378 @@
+"""``autoscaler simulate`` and ``autoscaler tune``: argument parsing, running, printing.
+
+``autoscaler.cli`` registers the two subcommands with ``add_simulate_arguments`` /
+``add_tune_arguments`` and runs them with ``run_simulate`` / ``run_tune``, which return the
+exit status: 0 success, 2 invalid usage, configuration or trace (the message says which line
+and why), 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from autoscaler.config import ProcessSettings, load
+from autoscaler.durations import parse_duration
+from autoscaler.policy import PolicyConfig
+from autoscaler.ports import ConfigError
+from autoscaler.sim.baselines import POLICIES
+from autoscaler.sim.runner import PolicySpec, Prepared, Result, Setup, prepare, replay
+from autoscaler.sim.traces import Trace, TraceError, read_trace
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
+COLUMNS = (
+    ("policy", "policy", "{}"),
+    ("instance_hours", "inst-hours", "{:.1f}"),
+    ("slo_attainment", "SLO minutes", "{:.2%}"),
+    ("p95_queue_ms", "p95 ms", "{:.0f}"),
+    ("p99_queue_ms", "p99 ms", "{:.0f}"),
+    ("max_queue_ms", "max ms", "{:.0f}"),
+    ("scale_events", "scalings", "{}"),
+    ("mean_instances", "mean inst", "{:.2f}"),
+    ("max_instances", "max inst", "{}"),
+)
+
+
+class UsageError(Exception):
+    """A bad flag value; the message names the flag."""
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text, "s")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return value
+
+    return parse
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", required=True, metavar="FILE", help="CSV or CSV.gz trace")
+    parser.add_argument(
+        "--process", default="web", help="whose configured settings to use (default: web)"
+    )
+    m = parser.add_argument_group("the simulated app")
+    m.add_argument("--service-ms", type=_positive(float), default=100.0, help="mean (100)")
+    m.add_argument(
+        "--service-cv",
+        type=float,
+        default=1.0,
+        help="spread of service times: coefficient of variation of a log-normal (1.0; 0 = fixed)",
+    )
+    m.add_argument("--concurrency", type=_positive(int), default=4, help="slots per instance (4)")
+    m.add_argument("--boot", type=_seconds, default=45.0, help="seconds before a new one serves")
+    m.add_argument(
+        "--peak-instances",
+        type=_positive(float),
+        default=None,
+        help="scale the trace so its peak needs about this many instances",
+    )
+    m.add_argument("--slo-ms", type=_positive(float), default=200.0, help="p95 queue time SLO")
+    m.add_argument("--seed", type=int, default=1, help="seed of the exact model's arrivals (1)")
+    m.add_argument("--smooth", type=_seconds, default=60.0, help="smooth counts over (60s)")
+    m.add_argument("--exact", action="store_true", help="request-level model (slow)")
+    m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
+    m.add_argument(
+        "--max", type=int, default=None, help="(default: MAX, raised to fit the trace if unset)"
+    )
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Replay a traffic trace through a model of the app with the configured policy and any "
+        "baselines named; print cost and queue-time figures per policy."
+    )
+    _add_model_arguments(parser)
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=f"also run this policy ({', '.join(POLICIES)}, or all); repeatable",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--report", metavar="FILE.html", help="write a self-contained report")
+    parser.add_argument(
+        "--jobs", type=_positive(int), default=None, help="processes (default: CPUs)"
+    )
+
+
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Search thresholds, steps, cooldowns and delays for the cheapest settings that keep "
+        "SLO attainment at or above the target on a trace; print them as config vars."
+    )
+    _add_model_arguments(parser)
+    parser.add_argument(
+        "--target", type=float, default=0.995, help="share of minutes within the SLO (0.995)"
+    )
+    parser.add_argument(
+        "--candidates", type=_positive(int), default=120, help="settings to try (120)"
+    )
+    parser.add_argument(
+        "--jobs", type=_positive(int), default=None, help="processes (default: CPUs)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+class Context:
+    """What both commands compute before running policies."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        try:
+            settings = load()
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if args.process not in settings.processes:
+            known = ", ".join(settings.processes)
+            raise UsageError(f"--process: {args.process!r} is not configured (have {known})")
+        self.settings = settings
+        p = settings.processes[args.process]
+        self.process: ProcessSettings = p
+        if args.concurrency < 1 or args.service_cv < 0:
+            raise UsageError("--concurrency must be 1 or more and --service-cv 0 or more")
+        assert p.aggregate is not None
+        self.setup = Setup(
+            service_ms=args.service_ms,
+            service_cv=args.service_cv,
+            concurrency=int(args.concurrency),
+            boot_s=args.boot,
+            slo_ms=args.slo_ms,
+            interval_s=settings.glob.interval,
+            window_s=p.window,
+            aggregate=p.aggregate,
+            min_samples=p.min_samples,
+            smooth_s=args.smooth,
+            peak_instances=args.peak_instances,
+            seed=args.seed,
+            exact=args.exact,
+        )
+        self.trace: Trace = read_trace(args.trace)
+        self.prepared: Prepared = prepare(self.trace, self.setup)
+        self.low = p.min if args.min is None else args.min
+        self.notes: list[str] = []
+        if args.max is not None:
+            self.high = args.max
+        elif (p.var_prefix + "MAX") in settings.env:
+            self.high = p.max
+        else:
+            self.high = max(p.max, 2 * self.prepared.peak_need)
+            if self.high != p.max:
+                self.notes.append(
+                    f"{p.var_prefix}MAX is not set: bounds raised to {self.low}..{self.high} "
+                    "for this trace (set it, or pass --max)"
+                )
+        if not 0 <= self.low <= self.high or self.high < 1:
+            raise UsageError(f"--min/--max: bounds {self.low}..{self.high} are not valid")
+        self.engine = PolicyConfig.from_settings(p)
+        self.engine.low, self.engine.high = self.low, self.high
+
+    def spec(self, name: str, cfg: PolicyConfig | None = None) -> PolicySpec:
+        if name == "default" and cfg is None:
+            cfg = self.engine
+        return PolicySpec(name, self.low, self.high, cfg)
+
+    def describe(self) -> str:
+        t, s, pr = self.trace, self.setup, self.prepared
+        start = datetime.fromtimestamp(t.start, UTC).strftime("%Y-%m-%d %H:%M")
+        model = (
+            f"exact (requests as a seeded Poisson process, seed {s.seed})"
+            if s.exact
+            else "fast (arrivals as a rate; Poisson randomness through queueing formulas)"
+        )
+        lines = [
+            f"trace {t.path}: {len(t.counts)} bins of {t.width:g} s from {start} UTC "
+            f"({t.span_s / 86400:.1f} days, {t.total:.0f} requests)",
+            f"scaled x{pr.scale:.4g} (smoothed over {s.smooth_s:g} s): the peak needs "
+            f"{pr.peak_need} instances for p95 queue time <= {s.slo_ms:g} ms",
+            f"app: {s.concurrency} slots per instance, service {s.service_ms:g} ms mean "
+            f"(cv {s.service_cv:g}), boot {s.boot_s:g} s; ticks every {s.interval_s:g} s; "
+            f"bounds {self.low}..{self.high}; model {model}",
+        ]
+        return "\n".join(lines + self.notes)
+
+
+_JOB: tuple[Prepared, Setup] | None = None  # set before forking workers
+
+
+def _run_one(spec: PolicySpec, start: int = 0, stop: int | None = None) -> Result:
+    assert _JOB is not None
+    prepared, setup = _JOB
+    return replay(prepared, setup, spec, start=start, stop=stop, series=stop is None)
+
+
+def run_many(
+    prepared: Prepared,
+    setup: Setup,
+    jobs: Sequence[tuple[PolicySpec, int, int | None]],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Result]:
+    """Run ``(policy, start, stop)`` jobs, in ``workers`` forked processes when more than one."""
+    global _JOB  # noqa: PLW0603 (read by forked workers without pickling the trace)
+    _JOB = (prepared, setup)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            out = []
+            for i, (spec, start, stop) in enumerate(jobs):
+                out.append(_run_one(spec, start, stop))
+                if progress:
+                    progress(i + 1, len(jobs))
+            return out
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(jobs))) as pool:
+            pending = [pool.apply_async(_run_one, job) for job in jobs]
+            results = []
+            for i, item in enumerate(pending):
+                results.append(item.get())
+                if progress:
+                    progress(i + 1, len(jobs))
+            return results
+    finally:
+        _JOB = None
+
+
+class Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.on = sys.stderr.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.on:
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = time.monotonic() - self.started
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:.0f}s"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def table(results: Sequence[Result]) -> str:
+    rows = [[head for _, head, _ in COLUMNS]]
+    for r in results:
+        figures = r.figures()
+        rows.append([fmt.format(figures[key]) for key, _, fmt in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _guard(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return run(args)
+    except (UsageError, TraceError) as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        return EXIT_UNEXPECTED
+
+
+# --- simulate ---------------------------------------------------------------------------------
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    return _guard(_simulate, args)
+
+
+def _policy_names(given: list[str] | None) -> list[str]:
+    names = ["default"]
+    for item in given or []:
+        for part in item.split(","):
+            name = part.strip().lower()
+            if name == "all":
+                names.extend(POLICIES)
+            elif name in POLICIES:
+                names.append(name)
+            else:
+                raise UsageError(f"--policy: unknown {name!r} (one of {', '.join(POLICIES)}, all)")
+    return list(dict.fromkeys(names))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    names = _policy_names(args.policy)
+    if args.report and not str(args.report).lower().endswith((".html", ".htm")):
+        raise UsageError("--report: give a file name ending in .html")
+    ctx = Context(args)
+    workers = args.jobs or os.cpu_count() or 1
+    jobs = [(ctx.spec(name), 0, None) for name in names]
+    started = time.monotonic()
+    results = run_many(ctx.prepared, ctx.setup, jobs, workers, Progress("simulating"))
+    elapsed = time.monotonic() - started
+    if args.report:
+        from autoscaler.sim.report import write_report
+
+        write_report(Path(args.report), ctx.describe(), ctx.setup, results)
+    if args.json:
+        print(json.dumps([r.figures() for r in results], indent=2))
+    else:
+        print(ctx.describe())
+        print()
+        print(table(results))
+        print(f"\n({len(results)} policies in {elapsed:.1f} s)")
+        if args.report:
+            print(f"report: {args.report}")
+    return EXIT_OK
+
+
+# --- tune -------------------------------------------------------------------------------------
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    return _guard(_tune, args)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from autoscaler.sim.tune import tune
+
+    if not 0 < args.target <= 1:
+        raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    ctx = Context(args)
+    workers = args.jobs or os.cpu_count() or 1
+    started = time.monotonic()
+    outcome = tune(ctx, int(args.candidates), args.target, workers, Progress("tuning"))
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps(outcome.as_json(), indent=2))
+        return EXIT_OK
+    print(ctx.describe())
+    print()
+    print(outcome.text(ctx.process.var_prefix))
+    print(f"\n({outcome.evaluated} candidates in {elapsed:.1f} s on {workers} processes)")
+    return EXIT_OK
