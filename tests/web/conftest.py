@@ -7,9 +7,21 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from adapters.web import wire
+from adapters.web import publisher, wire
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
+
+
+@pytest.fixture(autouse=True)
+def _stop_flushers() -> Iterator[None]:
+    """Stop every flusher a test started (their final flush included), then empty database 3,
+    so that no thread publishes into a later test or leaves keys behind."""
+    yield
+    for rec in list(publisher._recorders):
+        rec.stop(timeout=3.0)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

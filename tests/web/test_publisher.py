@@ -53,6 +53,9 @@ def test_the_publisher_is_named_after_the_dyno_or_the_host() -> None:
 
 
 def _recorder(**kw: Any) -> Recorder:
+    """A recorder whose flusher (started by the first request) waits a minute: the tests
+    publish by hand."""
+    kw.setdefault("interval", 60.0)
     return Recorder(PublisherConfig(redis_url=REDIS_URL, publisher="test", **kw))
 
 
@@ -138,7 +141,7 @@ def test_redis_merges_the_histograms_of_many_processes_into_pooled_percentiles(
 ) -> None:
     groups = [[20.0] * 45, [40.0] * 45, [300.0] * 10]  # pooled p50 is 40, p95 is 300
     for i, group in enumerate(groups):
-        rec = Recorder(PublisherConfig(redis_url=REDIS_URL, publisher=f"web.{i}"))
+        rec = Recorder(PublisherConfig(REDIS_URL, publisher=f"web.{i}", interval=60.0))
         for ms in group:
             rec.begin(0, _ms_ago(ms), None)
         rec.publish(redis_db)
