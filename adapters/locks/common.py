@@ -39,7 +39,13 @@ def lock_name(settings: Settings) -> str:
             )
         return name
     glob = settings.glob
-    app = glob.heroku_app_name or glob.fly_app_name or glob.railway_environment_id or ""
+    render = sorted(p.render_service_id for p in settings.processes.values() if p.render_service_id)
+    app = {
+        "heroku": glob.heroku_app_name,
+        "fly": glob.fly_app_name,
+        "railway": glob.railway_environment_id,
+        "render": render[0] if render else None,
+    }.get(glob.platform) or ""
     return f"autoscaler:{glob.platform}:{app}" if app else f"autoscaler:{glob.platform}"
 
 

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from adapters.locks.common import LockUnavailable
-from adapters.locks.redis import RedisLock, RedisLockConfig, build, parse_ttl
+from adapters.locks.redis import RedisLock, RedisLockConfig, build, parse, parse_ttl
 from autoscaler.config import load
 from autoscaler.ports import ConfigError
 
@@ -170,3 +170,22 @@ def test_check_reports_the_state_without_taking_the_lock(
     assert a.acquire() is not None
     assert "held" in b.check()
     assert b.acquire() is None
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"AUTOSCALER_PLATFORM": "heroku", "HEROKU_APP_NAME": "shop"}, "autoscaler:heroku:shop"),
+        ({"AUTOSCALER_PLATFORM": "fly", "FLY_APP_NAME": "shop"}, "autoscaler:fly:shop"),
+        (
+            {"AUTOSCALER_PLATFORM": "render", "AUTOSCALER_WEB_RENDER_SERVICE_ID": "srv-abc123"},
+            "autoscaler:render:srv-abc123",
+        ),
+        ({"AUTOSCALER_PLATFORM": "railway", "RAILWAY_ENVIRONMENT_ID": "e"}, "autoscaler:railway:e"),
+        ({"AUTOSCALER_PLATFORM": "heroku"}, "autoscaler:heroku"),
+        ({"AUTOSCALER_LOCK_NAME": " shop-eu "}, "shop-eu"),
+    ],
+)
+def test_the_lock_name_is_one_per_app_unless_set(env: dict[str, str], name: str) -> None:
+    settings = load({**env, "REDIS_URL": REDIS_URL})
+    assert parse(settings).name == name
