@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 
+from adapters.locks.postgres import PostgresLock, PostgresLockConfig
 from adapters.locks.redis import _ACQUIRE, RedisLock, RedisLockConfig
 from autoscaler.alerts import Alerts
 from autoscaler.clock import FakeClock
@@ -34,6 +36,8 @@ from autoscaler.ports import (
     SourceError,
     WriteUnknown,
 )
+
+from .helpers import DATABASE_URL, TcpProxy
 
 STEP = 5.0  # AUTOSCALER_INTERVAL
 TTL = 15.0
@@ -153,8 +157,8 @@ class ChaosPlatform:
 
     name = "chaos"
 
-    def __init__(self, world: World, daemon: str, token: Any) -> None:
-        self.world, self.daemon, self.token = world, daemon, token
+    def __init__(self, world: World, daemon: str, holds: Callable[[], bool]) -> None:
+        self.world, self.daemon, self.holds = world, daemon, holds
         self.blocked_until = 0.0
 
     def read(self, processes: Sequence[str]) -> dict[str, Formation]:
@@ -205,7 +209,7 @@ class ChaosPlatform:
 
     def _apply(self, targets: Mapping[str, int]) -> None:
         w = self.world
-        if not w.store.holds(self.token()):
+        if not self.holds():
             w.violations.append(f"{self.daemon} wrote {dict(targets)} without the lease")
         for process, q in targets.items():
             low, high = BOUNDS[process]
@@ -260,28 +264,69 @@ class ChaosSource:
 # ---- daemons ----------------------------------------------------------------------------------
 
 
+class PgBackend:
+    """The real PostgreSQL behind one TCP proxy (the network the daemons share with it)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proxy = TcpProxy(5432)
+        self.admin = psycopg.connect(DATABASE_URL, autocommit=True)
+        key = PostgresLockConfig(DATABASE_URL, name).key & (2**64 - 1)
+        self.key = (key >> 32, key & 0xFFFFFFFF)
+        self.down_until = 0.0
+
+    def lock(self) -> PostgresLock:
+        url = f"postgresql://postgres@127.0.0.1:{self.proxy.port}/test"
+        return PostgresLock(PostgresLockConfig(url, self.name, self.name))
+
+    def holds(self, lock: PostgresLock) -> bool:
+        """Whether the server shows this lock's session as the holder, right now."""
+        conn = lock._conn
+        if conn is None or conn.closed:
+            return False
+        row = self.admin.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+            " AND classid = %s::oid AND objid = %s::oid",
+            self.key,
+        ).fetchone()
+        return row is not None and row[0] == conn.info.backend_pid
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.admin.execute(f"DROP SCHEMA IF EXISTS {self.name} CASCADE")
+        self.admin.close()
+
+
 class Daemon:
-    def __init__(self, world: World, name: str) -> None:
-        self.world, self.name = world, name
+    def __init__(self, world: World, name: str, pg: PgBackend | None = None) -> None:
+        self.world, self.name, self.pg = world, name, pg
         self.paused_until = 0.0
         self.alerts: list[str] = []
         self.start()
 
     def start(self) -> None:
         w = self.world
-        self.lock = RedisLock(
-            RedisLockConfig("redis://fake", "chaos", TTL),
-            client=FakeRedisClient(w.store),  # type: ignore[arg-type]
-            monotonic=lambda: w.clock.now().mono,
-        )
+        lock: Any
+        if self.pg is None:
+            lock = RedisLock(
+                RedisLockConfig("redis://fake", "chaos", TTL),
+                client=FakeRedisClient(w.store),  # type: ignore[arg-type]
+                monotonic=lambda: w.clock.now().mono,
+            )
+            holds = lambda: w.store.holds(lock._token)  # noqa: E731
+        else:
+            pg = self.pg
+            lock = pg.lock()
+            holds = lambda: pg.holds(lock)  # noqa: E731
+        self.lock = lock
         sources = {p: ChaosSource(w, self.name, p) for p in BOUNDS}
-        self.platform = ChaosPlatform(w, self.name, lambda: self.lock._token)
+        self.platform = ChaosPlatform(w, self.name, holds)
         self.scaler = Autoscaler(
             load(ENV),
             self.platform,
             sources,
             w.clock,
-            lock=self.lock,
+            lock=lock,
             alerts=Alerts(self.alerts.append, after=120.0),
             log=Quiet(),
         )
@@ -302,36 +347,46 @@ class Daemon:
         return report
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_an_hour_of_chaos_keeps_every_safety_property(seed: int) -> None:
+def chaos(seed: int, minutes: int, pg: PgBackend | None = None) -> tuple[World, set[int], int]:
+    """Runs two daemons through ``minutes`` of faults; returns the world, the epochs that led,
+    and how many ticks saw a lock error."""
     clock = FakeClock()
     world = World(random.Random(seed), clock, LeaseStore(clock))
-    daemons = [Daemon(world, "a"), Daemon(world, "b")]
+    daemons = [Daemon(world, "a", pg), Daemon(world, "b", pg)]
     leaders: list[int | None] = []
-    lock_errors = paused_mid_tick = 0
+    lock_errors = 0
 
     def pause_mid_tick(who: str) -> None:
         """The daemon reading now freezes for 25 s; the other one keeps ticking meanwhile."""
-        nonlocal paused_mid_tick
-        paused_mid_tick += 1
+        world.count("pause mid-tick")
         other = next(d for d in daemons if d.name != who)
         for _ in range(5):
             clock.advance(STEP)
             other.tick()
 
+    def lock_outage(seconds: float) -> None:
+        world.count("lock outage")
+        if pg is None:
+            world.store.down_until = clock.mono + seconds
+        else:
+            pg.proxy.cut()
+            pg.down_until = clock.mono + seconds
+
     start = clock.mono
-    end = start + 75 * 60
-    scheduled = {20 * 60: True, 40 * 60: False}  # restart the leader gracefully, then crash it
+    end = start + minutes * 60
+    scheduled = {int(minutes * 60 * 0.3): True, int(minutes * 60 * 0.6): False}
     while clock.mono < end:
-        minute = int(clock.mono - start)
-        if minute in scheduled:
+        if pg is not None and pg.down_until and clock.mono >= pg.down_until:
+            pg.proxy.heal()
+            pg.down_until = 0.0
+        elapsed = int(clock.mono - start)
+        if elapsed in scheduled:  # restart the leader gracefully, later crash it
             leader = next((d for d in daemons if d.lock._held is not None), daemons[0])
-            leader.restart(graceful=scheduled.pop(minute))
+            leader.restart(graceful=scheduled.pop(elapsed))
             world.count("restart")
         roll = world.rng.random()
         if roll < 0.004:
-            world.store.down_until = clock.mono + world.rng.uniform(20, 120)
-            world.count("lock outage")
+            lock_outage(world.rng.uniform(20, 120))
         elif roll < 0.007:
             d = world.rng.choice(daemons)
             d.restart(graceful=world.rng.random() < 0.5)
@@ -351,7 +406,12 @@ def test_an_hour_of_chaos_keeps_every_safety_property(seed: int) -> None:
                 lock_errors += report.lock_error is not None
                 leaders.append(report.epoch if report.is_leader else None)
         clock.advance(STEP)
+    for d in daemons:
+        d.scaler.close()
+    return world, {e for e in leaders if e is not None}, lock_errors
 
+
+def assert_safe(world: World, epochs: set[int], lock_errors: int) -> None:
     assert world.violations == []
     for p, (low, high) in BOUNDS.items():
         assert low <= world.quantities[p] <= high
@@ -361,12 +421,23 @@ def test_an_hour_of_chaos_keeps_every_safety_property(seed: int) -> None:
         sum(1 for u in times if t <= u < t + 3600) <= HEROKU_CALLS_PER_HOUR for t in times[::50]
     )
     # the run did exercise what it claims to
-    epochs = {e for e in leaders if e is not None}
     assert len(world.writes) >= 20, world.faults
     assert len(epochs) >= 3, "expected several handovers"
-    assert lock_errors > 0 and paused_mid_tick > 0
-    for fault in ("write 429", "write 503", "write timeout", "source error", "restart"):
+    assert lock_errors > 0
+    for fault in ("write 429", "write 503", "write timeout", "source error", "restart", "pause"):
         assert any(k.startswith(fault) for k in world.faults), (fault, world.faults)
-    for d in daemons:
-        d.scaler.close()
-    print(seed, len(world.writes), "writes,", len(epochs), "epochs,", world.faults)
+    print(len(world.writes), "writes,", len(epochs), "epochs,", world.faults)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_hour_of_chaos_keeps_every_safety_property(seed: int) -> None:
+    assert_safe(*chaos(seed, minutes=75))
+
+
+@pytest.mark.integration
+def test_chaos_with_the_real_postgres_lock_keeps_every_safety_property(unique: str) -> None:
+    pg = PgBackend(unique)
+    try:
+        assert_safe(*chaos(3, minutes=60, pg=pg))
+    finally:
+        pg.close()
