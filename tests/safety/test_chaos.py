@@ -7,6 +7,9 @@ What must hold at every step: quantities within bounds; no downscale written whi
 signal for that process was missing, stale or failing; every write comes from the holder of the
 current lease; no write inside a Retry-After; API calls within the platform's hourly limit; and
 ``tick()`` always returns (the daemon never dies). Scenarios 1, 6, 10, 26-31, 35, 39-41, 44.
+
+Once with the Redis lease code on a fake Redis (TTLs on the fake clock), once with the PostgreSQL
+lock on the real PostgreSQL behind a TCP proxy that the lock outages cut.
 """
 
 from __future__ import annotations
