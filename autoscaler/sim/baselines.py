@@ -53,22 +53,26 @@ class EnginePolicy:
         self.min_samples = min_samples
         self.wall0 = wall0
         self.state = PolicyState()
+        # reused on every call (``decide`` keeps no reference to them): a month of 5 s ticks
+        # is half a million calls
+        self._obs = Observation(0, None)
+        self._now = Instant(0.0, wall0)
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
+        obs, now = self._obs, self._now
+        obs.current = current
+        obs.signal_ms = signal_ms
         if signal_ms is None:
-            status = Status.MISSING
+            obs.status = Status.MISSING
         elif samples < self.min_samples:
-            status = Status.SPARSE
+            obs.status = Status.SPARSE
         else:
-            status = Status.OK
-        decision, self.state = decide(
-            self.cfg,
-            self.state,
-            Observation(current, signal_ms, status),
-            Instant(t, self.wall0 + t),
-        )
+            obs.status = Status.OK
+        now.mono = t
+        now.wall = self.wall0 + t
+        decision, self.state = decide(self.cfg, self.state, obs, now)
         return decision.desired
 
 

@@ -98,7 +98,10 @@ class FastModel:
         minute_s: float = 60.0,
     ) -> None:
         self.rates = rates
-        self.service_s = service_s
+        # per-step service times are kept to two significant digits (one table each)
+        self.service_s = (
+            service_s if isinstance(service_s, float) else [float(f"{v:.2g}") for v in service_s]
+        )
         self.dt = dt
         self.q = queueing
         self.boot_s = boot_s
@@ -115,6 +118,10 @@ class FastModel:
         self.minute_total = [0.0] * nmin
         self.minute_p95 = [0.0] * nmin  # the worst step's p95 (ms), for charts
         self.hist: dict[tuple[int, int, float], float] = {}  # (rho bin, delay bin, s) -> reqs
+        self._sum_w = self._sum_p = 0.0  # the window's requests and p95-weighted sum
+        self._service = service_s if isinstance(service_s, float) else 0.0
+        self._slots = queueing.concurrency
+        self._by_service: dict[float, tuple[list[float], list[float], list[float]]] = {}
 
     def scale(self, quantity: int, t: float) -> None:
         current = self.serving + len(self.booting)
@@ -127,69 +134,80 @@ class FastModel:
                 drop -= 1
             self.serving -= drop
 
+    def _tables(self, s: float) -> tuple[list[float], list[float], list[float]]:
+        """Per load bin, for service time ``s``: tail rate (1/s), stationary p95 (ms), and the
+        share of requests over the SLO without backlog."""
+        cached = self._by_service.get(s)
+        if cached is None:
+            q, slo = self.q, self.slo_s
+            theta = [th / s for th in q.theta]
+            p95 = [p * s * 1000.0 for p in q.p95]
+            over = [
+                min(1.0, c * math.exp(-th * slo)) for c, th in zip(q.wait_prob, theta, strict=True)
+            ]
+            cached = self._by_service[s] = (theta, p95, over)
+        return cached
+
     def step(self, k: int, quantity: int) -> tuple[float | None, float, float]:
         dt = self.dt
-        t = k * dt
         booting = self.booting
-        while booting and booting[0] <= t + dt / 2:
-            booting.popleft()
-            self.serving += 1
+        if booting and booting[0] <= (k + 0.5) * dt:
+            while booting and booting[0] <= (k + 0.5) * dt:
+                booting.popleft()
+                self.serving += 1
         n = self.serving
         rate = self.rates[k]
-        s = self.service_s if isinstance(self.service_s, float) else self.service_s[k]
-        q = self.q
+        s = self._service if self._service else self.service_s[k]  # type: ignore[index]
+        theta_t, p95_t, over_t = self._tables(s)
         arrivals = rate * dt
         backlog = self.backlog
         if n > 0:
-            capacity = n * q.concurrency / s
+            capacity = n * self._slots / s
             rho = rate / capacity
             end = backlog + (rate - capacity) * dt
-            if end < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
+            if end <= 0.0:
                 end = 0.0
-            delay = (backlog + end) / (2.0 * capacity)
+                delay = backlog / (2.0 * capacity)
+            else:
+                delay = (backlog + end) / (2.0 * capacity)
             util = 1.0 if rho >= 1.0 or end > 0.0 else rho
         else:
             end = backlog + arrivals
-            delay = (booting[0] - t if booting else 3600.0) + end / (q.concurrency / s)
+            delay = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
             rho = 1.0
             util = 0.0
         self.backlog = end
         i = int(rho * RHO_BINS)
         if i >= RHO_BINS:
             i = RHO_BINS - 1
-        theta = q.theta[i] / s
-        if delay > 0.0 or rho >= RHO_CAP:
-            wait_prob = 1.0
-            p95 = delay + _LN20 / theta
-        else:
-            wait_prob = q.wait_prob[i]
-            p95 = q.p95[i] * s
-        # requests over the SLO in this step
-        slo = self.slo_s
-        if slo < delay:
-            over = 1.0
-        elif wait_prob > 1e-12:
-            over = wait_prob * math.exp(-theta * (slo - delay))
-            if over > 1.0:  # noqa: PLR1730
-                over = 1.0
-        else:
-            over = 0.0
         minute = k // self.minute_steps
+        if delay > 0.0 or rho >= RHO_CAP:
+            theta = theta_t[i]
+            p95 = 1000.0 * (delay + _LN20 / theta)
+            slo = self.slo_s
+            over = 1.0 if slo < delay else min(1.0, math.exp(-theta * (slo - delay)))
+            if arrivals > 0.0:
+                key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)), s)
+                self.hist[key] = self.hist.get(key, 0.0) + arrivals
+        else:
+            p95 = p95_t[i]
+            over = over_t[i]
+            if arrivals > 0.0:
+                key = (i, -1, s)
+                self.hist[key] = self.hist.get(key, 0.0) + arrivals
         self.minute_bad[minute] += arrivals * over
         self.minute_total[minute] += arrivals
-        if p95 * 1000.0 > self.minute_p95[minute]:  # noqa: PLR1730
-            self.minute_p95[minute] = p95 * 1000.0
-        if arrivals > 0.0:
-            key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)) if delay > 0.0 else -1, s)
-            hist = self.hist
-            hist[key] = hist.get(key, 0.0) + arrivals
+        if p95 > self.minute_p95[minute]:  # noqa: PLR1730 (hot loop: cheaper than max())
+            self.minute_p95[minute] = p95
         win_w, win_p = self._win_w, self._win_p
+        self._sum_w += arrivals - win_w[0]
+        self._sum_p += p95 * arrivals - win_p[0]
         win_w.append(arrivals)
         win_p.append(p95 * arrivals)
-        samples = sum(win_w)
-        if samples <= 0.0:
+        samples = self._sum_w
+        if samples <= 1e-9:
             return None, 0.0, util
-        return 1000.0 * sum(win_p) / samples, samples, util
+        return self._sum_p / samples, samples, util
 
     # --- figures at the end -------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -194,7 +193,7 @@ def replay(
     hpa = policy if isinstance(policy, HpaPolicy) else None
     n = len(rates)
     per_minute = model.minute_steps
-    quantities = array("i", bytes(4 * n)) if series else None
+    changes = [(0, quantity)]  # (step, quantity from that step on)
     instance_steps = 0
     events = 0
     peak = quantity
@@ -203,8 +202,6 @@ def replay(
     for k in range(n):
         signal, samples, util = step(k, quantity)
         instance_steps += quantity
-        if quantities is not None:
-            quantities[k] = quantity
         if hpa is not None:
             hpa.serving = model.serving
         desired = policy((k + 1) * dt, quantity, signal, samples, util)
@@ -212,6 +209,7 @@ def replay(
             model.scale(desired, (k + 1) * dt)
             quantity = desired
             events += 1
+            changes.append((k + 1, quantity))
             peak = max(peak, quantity)
         if progress is not None and k % tick == 0:
             progress(k, n)
@@ -231,14 +229,22 @@ def replay(
         mean_instances=instance_steps / n if n else 0.0,
         max_instances=peak,
     )
-    if quantities is not None:
-        result.load = [
-            sum(rates[i : i + per_minute]) / len(rates[i : i + per_minute])
-            for i in range(0, n, per_minute)
-        ]
-        result.instances = [max(quantities[i : i + per_minute]) for i in range(0, n, per_minute)]
+    if series:
+        result.load = [sum(rates[i : i + per_minute]) / per_minute for i in range(0, n, per_minute)]
+        result.instances = _per_minute_max(changes, n, per_minute)
         result.p95_series = model.minute_p95_series()
     return result
+
+
+def _per_minute_max(changes: list[tuple[int, int]], n: int, per_minute: int) -> list[int]:
+    """The highest quantity in each minute, from the (step, quantity) changes."""
+    out = [0] * math.ceil(n / per_minute)
+    for (k, quantity), (nxt, _) in zip(changes, [*changes[1:], (n, 0)], strict=True):
+        if nxt <= k:
+            continue
+        for minute in range(k // per_minute, (nxt - 1) // per_minute + 1):
+            out[minute] = max(out[minute], quantity)
+    return out
 
 
 class ExactModel:

@@ -1,0 +1,81 @@
+"""The baseline policies, each against its documented behaviour, and the engine adapter."""
+
+from __future__ import annotations
+
+from autoscaler.policy import PolicyConfig
+from autoscaler.sim.baselines import EnginePolicy, HpaPolicy, OraclePolicy, StaticPolicy, StepPolicy
+
+
+def test_hpa_sizes_to_the_utilization_target() -> None:
+    hpa = HpaPolicy(1, 50)
+    hpa.serving = 10
+    assert hpa(15.0, 10, None, 0, 0.91) == 13  # ceil(10 * 0.91 / 0.7)
+
+
+def test_hpa_skips_within_the_tolerance_and_between_syncs() -> None:
+    hpa = HpaPolicy(1, 50)
+    hpa.serving = 10
+    assert hpa(15.0, 10, None, 0, 0.75) == 10  # ratio 1.07: inside the 10% tolerance
+    assert hpa(20.0, 10, None, 0, 1.0) == 10  # next sync only at 30 s
+    assert hpa(30.0, 10, None, 0, 1.0) == 15
+
+
+def test_hpa_counts_booting_instances_as_idle_when_scaling_up() -> None:
+    hpa = HpaPolicy(1, 50)
+    hpa.serving = 5  # 5 of 10 still booting: 5 busy ones are only half of the 7 wanted
+    assert hpa(15.0, 10, None, 0, 1.0) == 10
+
+
+def test_hpa_limits_scale_up_to_four_or_double() -> None:
+    hpa = HpaPolicy(1, 50)
+    hpa.serving = 2
+    assert hpa(15.0, 2, None, 0, 1.0) == 3  # ceil(2/0.7)
+    hpa = HpaPolicy(1, 100)
+    hpa.serving = 20
+    hpa.target = 0.1
+    assert hpa(15.0, 20, None, 0, 1.0) == 40  # +100% beats +4
+
+
+def test_hpa_scales_down_to_the_highest_recommendation_of_five_minutes() -> None:
+    hpa = HpaPolicy(1, 50)
+    hpa.serving = 10
+    assert hpa(0.0, 10, None, 0, 0.7) == 10  # recommends 10
+    assert hpa(15.0, 10, None, 0, 0.35) == 10  # recommends 5, but 10 was seen within 300 s
+    assert hpa(300.0, 10, None, 0, 0.35) == 5  # the 10 fell out of the window
+
+
+def test_step_adds_one_at_most_every_three_minutes() -> None:
+    step = StepPolicy(1, 10, up_ms=200, down_ms=50)
+    assert step(10.0, 2, 500.0, 100, 0) == 3
+    assert step(100.0, 3, 500.0, 100, 0) == 3
+    assert step(190.0, 3, 500.0, 100, 0) == 4
+    assert step(195.0, 4, 500.0, 100, 0) == 4  # checked every 10 s only
+    assert step(400.0, 10, 500.0, 100, 0) == 10  # at the upper bound
+
+
+def test_step_removes_one_after_ten_quiet_minutes() -> None:
+    step = StepPolicy(1, 10, up_ms=200, down_ms=50)
+    assert step(0.0, 3, 10.0, 100, 0) == 3
+    assert step(590.0, 3, 10.0, 100, 0) == 3
+    assert step(600.0, 3, 10.0, 100, 0) == 2
+    assert step(610.0, 2, 10.0, 100, 0) == 2  # ten minutes after that change
+    assert step(620.0, 2, 100.0, 100, 0) == 2  # inside the band: the quiet clock restarts
+    assert step(1210.0, 2, 10.0, 100, 0) == 2
+    assert step(1810.0, 2, 10.0, 100, 0) == 1
+    assert step(3000.0, 1, None, 0, 0) == 1  # no signal: hold
+
+
+def test_oracle_runs_the_next_steps_need_within_bounds() -> None:
+    oracle = OraclePolicy([3, 7, 60, 0], 5.0, 1, 40)
+    assert [oracle(5.0 * k, 1, None, 0, 0) for k in (1, 2, 3)] == [7, 40, 1]
+    assert StaticPolicy(12)(5.0, 3, 900.0, 10, 1.0) == 12
+
+
+def test_engine_policy_is_the_daemons_decide() -> None:
+    engine = EnginePolicy(PolicyConfig(high=20), min_samples=5, wall0=0.0)
+    assert engine(5.0, 4, 400.0, 100, 0) == 8  # auto step: 400/200 - 1 = +100%
+    assert engine(10.0, 8, 400.0, 100, 0) == 8  # up cooldown
+    assert engine(70.0, 8, 400.0, 2, 0) == 9  # sparse signal: one at a time
+    later = EnginePolicy(PolicyConfig(high=20), min_samples=5, wall0=0.0)
+    for t in range(0, 2000, 5):
+        assert later(float(t), 6, None, 0, 0) == 6  # missing signal: never down

@@ -1,0 +1,133 @@
+"""Reading traces: both shipped slices, the accepted shapes, and every malformed file named by
+line and reason."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from autoscaler.sim.traces import Trace, TraceError, read_trace, scaled, to_steps
+
+DATA = Path(__file__).parent.parent / "data" / "traces"
+
+
+def write(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_reads_the_world_cup_slice() -> None:
+    trace = read_trace(DATA / "wc98-slice-6h.csv")
+    assert trace.width == 60.0
+    assert len(trace.counts) == 360
+    assert trace.start == 894944400.0  # 1998-05-12T03:40:00Z
+    assert max(trace.counts) == 57509
+    assert trace.service_ms is None
+
+
+def test_reads_the_gzipped_nasa_slice() -> None:
+    trace = read_trace(DATA / "nasa-slice-2h.csv.gz")
+    assert trace.width == 1.0
+    assert len(trace.counts) == 7200
+    assert trace.total == 27903
+
+
+def test_epoch_seconds_service_column_and_crlf(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,requests,service_ms\r\n100,5,80\r\n110,0,\r\n120,7,120\r\n")
+    trace = read_trace(path)
+    assert (trace.start, trace.width, list(trace.counts)) == (100.0, 10.0, [5.0, 0.0, 7.0])
+    assert trace.service_ms is not None
+    assert trace.service_ms[0] == 80.0 and trace.service_ms[2] == 120.0
+    assert trace.service_ms[1] != trace.service_ms[1]  # NaN: the default applies
+
+
+def test_columns_in_any_order_naive_times_as_utc_and_blank_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "requests,time\n3,2024-01-01T00:00:00\n\n4,2024-01-01T00:01:00\n")
+    trace = read_trace(path)
+    assert trace.start == 1704067200.0
+    assert list(trace.counts) == [3.0, 4.0]
+
+
+def test_gzip_is_detected_by_content(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(b"time,requests\n0,1\n1,2\n"))
+    assert list(read_trace(path).counts) == [1.0, 2.0]
+
+
+HEADER = "time,requests\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("", 1, "header is missing"),
+        ("when,requests\n0,1\n1,1\n", 1, "no 'time' column"),
+        ("time,count\n0,1\n1,1\n", 1, "no 'requests' column"),
+        (HEADER + "0,1\n1,x\n", 3, "is not a number"),
+        (HEADER + "0,1\n1,-2\n", 3, "must be 0 or more"),
+        (HEADER + "0,1\n1,nan\n", 3, "must be 0 or more"),
+        (HEADER + "0,1\n1,1\n3,1\n", 4, "bin of 2 s where the bins are 1 s wide"),
+        (HEADER + "0,1\n1,1\n1,1\n", 4, "does not increase"),
+        (HEADER + "5,1\n5,1\n", 3, "does not increase"),
+        (HEADER + "0,1\n1,1,1\n", 3, "3 fields where the header has 2"),
+        (HEADER + "0,1\nyesterday,1\n", 3, "neither ISO-8601 nor epoch seconds"),
+        (HEADER + "0,1\n", 0, "at least two rows"),
+        ("time,requests,service_ms\n0,1,5\n1,1,-5\n", 3, "service_ms '-5' must be above 0"),
+        ("time,requests,service_ms\n0,1,5\n1,1,fast\n", 3, "is not a number"),
+    ],
+)
+def test_malformed_files_name_the_line_and_reason(
+    tmp_path: Path, text: str, line: int, reason: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TraceError) as info:
+        read_trace(path)
+    assert info.value.line == line
+    assert reason in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_binary_files(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="no such file"):
+        read_trace(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(TraceError, match="cannot be read"):
+        read_trace(bad)
+
+
+def trace(counts: list[float], width: float) -> Trace:
+    from array import array
+
+    return Trace("mem", 0.0, width, array("d", counts), None)
+
+
+def test_steps_sum_fine_bins_and_split_wide_ones() -> None:
+    fine = to_steps(trace([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 1.0), 5.0, 0.0, 0.1)
+    assert fine.rates == [3.0, 8.0]  # (1+..+5)/5 and (6+..+10)/5 requests per second
+    wide = to_steps(trace([60, 120], 60.0), 5.0, 0.0, 0.1)
+    assert len(wide) == 24
+    assert wide.rates[:12] == pytest.approx([1.0] * 12)
+    assert wide.rates[12:] == pytest.approx([2.0] * 12)
+    odd = to_steps(trace([30, 30, 30], 3.0), 2.0, 0.0, 0.1)  # steps straddle bins
+    assert sum(r * 2.0 for r in odd.rates) == pytest.approx(90.0)
+
+
+def test_smoothing_spreads_a_spike_but_keeps_the_volume() -> None:
+    counts = [0.0] * 60 + [600.0] + [0.0] * 59
+    raw = to_steps(trace(counts, 1.0), 5.0, 0.0, 0.1)
+    smooth = to_steps(trace(counts, 1.0), 5.0, 60.0, 0.1)
+    assert max(smooth.rates) < max(raw.rates) / 5
+    assert sum(smooth.rates) == pytest.approx(sum(raw.rates), rel=0.01)
+    assert scaled(smooth, 3.0).rates == [3.0 * r for r in smooth.rates]
+
+
+def test_per_bin_service_times_are_weighted_by_requests(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,requests,service_ms\n0,1,100\n1,3,200\n2,0,\n3,0,50\n")
+    steps = to_steps(read_trace(path), 2.0, 0.0, 0.3)
+    assert steps.service_s is not None
+    assert steps.service_s[0] == pytest.approx((100 + 3 * 200) / 4 / 1000)
+    assert steps.service_s[1] == pytest.approx((300 + 50) / 2 / 1000)  # no requests: plain mean
