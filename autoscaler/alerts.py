@@ -23,9 +23,9 @@ leave the process.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -187,6 +187,7 @@ class Webhook:
         self.url = url
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=100)
         self._client = httpx.Client(timeout=timeout)
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
         self._thread.start()
 
@@ -207,7 +208,7 @@ class Webhook:
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 if attempt == 0:
-                    time.sleep(1.0)
+                    self._closing.wait(1.0)  # pause before the retry, not when shutting down
             else:
                 logs.get().warning("alert_failed", error=redact(error))
             self._queue.task_done()
@@ -218,9 +219,13 @@ class Webhook:
         self._queue.join()
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Deliver what is queued, for at most a few seconds (shutdown must stay quick)."""
+        self._closing.set()  # no more pauses between retries
+        with contextlib.suppress(queue.Full):  # a dead webhook with a full queue: give up
+            self._queue.put(None, timeout=1.0)
         self._thread.join(timeout=5.0)
-        self._client.close()
+        if not self._thread.is_alive():
+            self._client.close()
 
 
 def _scrub(value: Any) -> Any:

@@ -197,6 +197,16 @@ def test_an_unreachable_webhook_never_raises_into_the_tick() -> None:
         webhook.close()
 
 
+def test_a_dead_webhook_with_a_full_queue_never_holds_up_shutdown() -> None:
+    webhook = Webhook("http://127.0.0.1:1/hook", timeout=0.2)
+    for i in range(150):  # more than the queue holds: the rest are dropped, not blocking
+        webhook(f"message {i}")
+    closer = threading.Thread(target=webhook.close)
+    closer.start()
+    closer.join(15)
+    assert not closer.is_alive()
+
+
 def test_build_wires_the_notify_url_and_hides_it(hook: Hook) -> None:
     notifier = build(load({"AUTOSCALER_NOTIFY_URL": hook.url, "AUTOSCALER_ALERT_AFTER": "1m"}))
     assert notifier is not None and notifier.alerts.after == 60
