@@ -167,6 +167,9 @@ class Autoscaler:
                     f"unexpected {type(exc).__name__}: {exc}"
                 )
                 self.log.error("tick_failed", error=report.platform_error)
+                capture = getattr(self.alerts, "capture", None)
+                if capture is not None:  # to Sentry, when configured (autoscaler/alerts.py)
+                    capture(exc)
             self._record(report)
             return report
 
