@@ -221,3 +221,31 @@ def test_health_goes_stale_when_ticks_keep_failing_though_the_process_lives() ->
         assert not good and "last successful tick" in why
     finally:
         s.close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.reports: list[Any] = []
+        self.captured: list[BaseException] = []
+
+    def after_tick(self, report: Any) -> None:
+        self.reports.append(report)
+
+    def capture(self, exc: BaseException) -> None:
+        self.captured.append(exc)
+
+
+def test_an_unexpected_error_in_a_tick_is_reported_to_sentry_and_the_next_tick_runs() -> None:
+    class Buggy(FakePlatform):
+        def read(self, processes: Sequence[str]) -> dict[str, Formation]:
+            raise ValueError("an adapter bug")
+
+    recorder = Recorder()
+    s = scaler(Buggy({"web": 2}), FakeSource(100.0), FakeClock(), alerts=recorder)
+    try:
+        s.tick()
+        s.tick()
+    finally:
+        s.close()
+    assert [type(e) for e in recorder.captured] == [ValueError, ValueError]
+    assert len(recorder.reports) == 2
