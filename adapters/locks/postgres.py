@@ -189,13 +189,17 @@ class PostgresLock:
         token = secrets.token_hex(16)
         schema = sql.Identifier(self.config.schema)
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, epoch bigint NOT NULL,"
-                    " acquired_at timestamptz NOT NULL DEFAULT now())"
-                ).format(self._table)
-            )
+            found = conn.execute(
+                "SELECT to_regclass(%s)", (f"{self.config.schema}.leases",)
+            ).fetchone()
+            if found is None or found[0] is None:  # DDL only when needed: it needs CREATE rights
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY,"
+                        " epoch bigint NOT NULL, acquired_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(self._table)
+                )
             row = conn.execute(
                 sql.SQL(
                     "INSERT INTO {t} (name, epoch) VALUES (%s, 1) ON CONFLICT (name) DO UPDATE"

@@ -222,3 +222,33 @@ def test_the_check_command_reaches_the_lock(
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
     assert f"lock postgres: postgres lock {pg_schema!r}: reachable, session kept, free" in out
+
+
+def test_a_role_without_create_rights_works_with_the_schema_the_readme_creates(
+    pg_schema: str,
+) -> None:
+    role = pg_schema + "_role"
+    readme_sql = f"""
+        CREATE SCHEMA {pg_schema};
+        CREATE TABLE {pg_schema}.leases (name text PRIMARY KEY, epoch bigint NOT NULL,
+                                         acquired_at timestamptz NOT NULL DEFAULT now());
+        GRANT USAGE ON SCHEMA {pg_schema} TO {role};
+        GRANT SELECT, INSERT, UPDATE ON {pg_schema}.leases TO {role};
+    """
+    with psycopg.connect(DATABASE_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        try:
+            row = admin.execute(
+                "SELECT has_database_privilege(%s, 'test', 'CREATE')", (role,)
+            ).fetchone()
+            assert row == (False,)  # it may not create schemas
+            admin.execute(readme_sql)
+            lock = make(pg_schema, url=f"postgresql://{role}@127.0.0.1:5432/test")
+            try:
+                lease = lock.acquire()
+                assert lease is not None and lease.epoch == 1 and lock.valid(lease)
+            finally:
+                lock.close()
+        finally:
+            admin.execute(f"DROP SCHEMA IF EXISTS {pg_schema} CASCADE")
+            admin.execute(f"DROP ROLE {role}")
