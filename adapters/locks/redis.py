@@ -149,8 +149,9 @@ class RedisLock:
         try:
             self._release(keys=[self.config.key], args=[self._token])
         except redis.RedisError as exc:
+            name, ttl = self.config.name, self.config.ttl
             raise LockUnavailable(
-                redact(f"redis lock {self.config.name!r}: release failed, it expires in ttl: {exc}")
+                redact(f"redis lock {name!r}: release failed ({exc}); it expires within {ttl:g}s")
             ) from None
 
     def check(self) -> str:
