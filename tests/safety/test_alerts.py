@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoscaler.alerts import Alerts, Webhook, build
 from autoscaler.config import load
@@ -265,3 +267,46 @@ def test_sentry_gets_the_alert_redacted() -> None:
     body = b"".join(gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b for b in received)
     assert b"the platform fails: bad token" in body and b"boom" in body
     assert CANARY.encode() not in body
+
+
+tick_reports = st.lists(
+    st.tuples(
+        st.floats(1, 120),  # seconds since the previous tick
+        st.booleans(),  # leader
+        st.sampled_from([None, "HTTP 503"]),
+        st.sampled_from([None, "LockUnavailable: refused"]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["web", "worker"]),
+                st.sampled_from(list(Reason)),
+                st.sampled_from(list(Status)),
+            ),
+            max_size=2,
+        ),
+    ),
+    max_size=400,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tick_reports)
+def test_whatever_happens_no_window_of_an_hour_gets_more_than_twenty_messages(
+    ticks: list[tuple[float, bool, str | None, str | None, list[tuple[str, Reason, Status]]]],
+) -> None:
+    sent: list[float] = []
+    mono = 0.0
+    alerts = Alerts(lambda _text: sent.append(mono), after=60)
+    for gap, leader, platform_error, lock_error, decided in ticks:
+        mono += gap
+        decisions = [decision(p, reason, status) for p, reason, status in decided]
+        alerts.after_tick(
+            report(
+                mono,
+                *decisions,
+                is_leader=leader,
+                platform_error=platform_error,
+                lock_error=lock_error,
+            )
+        )
+    # a full bucket (10) plus what refills in an hour (10)
+    assert all(sum(1 for u in sent if t <= u < t + 3600) <= 20 for t in sent)
