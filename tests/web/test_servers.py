@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -102,15 +103,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _hit(client: httpx.Client, port: int, offsets: list[float]) -> list[int]:
-    statuses = []
+    return [status for status, _ in _timed_hits(client, port, offsets)]
+
+
+def _timed_hits(client: httpx.Client, port: int, offsets: list[float]) -> list[tuple[int, float]]:
+    """Send one request per offset, stamped ``offset`` ms in the past; return each status and
+    the most the request can have waited: the offset plus the time until its response. (On a
+    busy machine the server may take a few ms to pick a request up: that is real queueing.)"""
+    out = []
     for i, offset in enumerate(offsets):
-        stamp = FORMS[i % len(FORMS)](time.time() * 1000 - offset)
+        sent = time.time() * 1000
+        stamp = FORMS[i % len(FORMS)](sent - offset)
         body = b"x" * 64 if i % 3 == 0 else None  # small bodies count; only big ones are skipped
         r = client.post(
             f"http://127.0.0.1:{port}/", content=body, headers={"X-Request-Start": stamp}
         )
-        statuses.append(r.status_code)
-    return statuses
+        out.append((r.status_code, offset + time.time() * 1000 - sent))
+    return out
 
 
 def _nearest_rank(values: list[float], q: float) -> float:
@@ -129,6 +138,16 @@ def _sample_json(
     assert cli.main(["sample", "--json"]) == 0
     out: dict[str, dict[str, object]] = json.loads(capsys.readouterr().out)["processes"]
     return out[process]
+
+
+def _wait_for(read: Callable[[], dict[str, int]], n: int) -> dict[str, int]:
+    """Poll until samples delivered plus samples reported lost reach ``n`` (or 15 s pass)."""
+    deadline = time.monotonic() + 15
+    while True:
+        got = read()
+        if got.get("lost", 0) + got["n"] >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
 
 
 def _wait_for_samples(db: redis.Redis, process: str, n: int) -> None:
@@ -154,11 +173,12 @@ def test_the_daemon_reports_p50_and_p95_within_10ms_of_the_truth(
     proc = _serve(kind, port, process, REDIS_URL)
     try:
         with httpx.Client() as client:
-            statuses = _hit(client, port, OFFSETS_MS)
+            hits = _timed_hits(client, port, OFFSETS_MS)
         _wait_for_samples(redis_db, process, len(OFFSETS_MS))
     finally:
         _stop(proc)
-    assert set(statuses) == {200}
+    assert {status for status, _ in hits} == {200}
+    most = [upper for _, upper in hits]
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     for var in [k for k in os.environ if k.startswith("AUTOSCALER_")]:
@@ -170,11 +190,12 @@ def test_the_daemon_reports_p50_and_p95_within_10ms_of_the_truth(
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
     for aggregate, q in (("p50", 0.5), ("p95", 0.95)):
         item = _sample_json(monkeypatch, capsys, process, aggregate)
-        truth = _nearest_rank(OFFSETS_MS, q)
+        # the truth lies between the stamped offsets and the offsets plus the round trips
+        low, high = _nearest_rank(OFFSETS_MS, q), _nearest_rank(most, q)
         assert item["ok"] is True and item["metric"] == "request_queue_time"
         assert item["samples"] == len(OFFSETS_MS)
         assert isinstance(item["value_ms"], float)
-        assert abs(item["value_ms"] - truth) <= 10.0, (aggregate, item["value_ms"], truth)
+        assert low - 10.0 <= item["value_ms"] <= high + 10.0, (aggregate, item, low, high)
 
 
 @pytest.mark.parametrize("kind", ["gthread", "uvicorn"])
@@ -224,8 +245,7 @@ def test_requests_keep_succeeding_while_redis_is_down_and_lost_samples_are_count
             time.sleep(2.5)  # at least one flush fails
             statuses += _hit(client, port, [50.0] * 10)
             private = start_redis()  # back, empty
-            time.sleep(2.5)
-        after = totals(redis.Redis(port=rport), "outage")
+            after = _wait_for(lambda: totals(redis.Redis(port=rport), "outage"), 40)
     finally:
         _stop(proc)
         _stop(private)
