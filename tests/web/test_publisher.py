@@ -261,3 +261,26 @@ def test_the_asgi_middleware_samples_http_and_starts_the_flusher_on_lifespan() -
     assert (cur.requests, cur.hist.count, cur.drops) == (2, 1, {"garbage": 1})
     assert 80.0 <= cur.hist.total_ms < 200.0
     rec.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Using .httpx. with .starlette.testclient.")
+def test_fastapi_add_middleware_form_from_the_readme_samples_requests() -> None:
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+
+    app = FastAPI()
+
+    @app.get("/")
+    def index() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_middleware(asgi.QueueTimeMiddleware, redis_url=REDIS_URL, env={})
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.get("/", headers={"X-Request-Start": _ms_ago(30)}).status_code == 200
+        layer: Any = app.middleware_stack
+        while not isinstance(layer, asgi.QueueTimeMiddleware):
+            layer = layer.app
+        assert layer.recorder is not None
+        cur, _ = layer.recorder.swap()
+    assert (cur.requests, cur.hist.count) == (3, 3)
