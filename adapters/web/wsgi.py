@@ -6,7 +6,8 @@ It reads ``X-Request-Start`` (or ``X-Queue-Start``) when the app is entered, bef
 read: WSGI servers call the app once the headers are parsed and stream the body afterwards, so
 upload time is not part of the sample. Requests with a body above
 ``AUTOSCALER_MAX_REQUEST_BYTES`` are skipped anyway, in case a proxy in front buffered the body
-after stamping the header. Without ``REDIS_URL`` the middleware passes requests straight through.
+after stamping the header. A request counts as in flight until the app returns its response
+iterable. Without ``REDIS_URL`` the middleware passes requests straight through.
 """
 
 from __future__ import annotations
