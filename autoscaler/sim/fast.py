@@ -19,11 +19,13 @@ randomness of Poisson arrivals is inside the queueing formulas, so the fast mode
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
 
 RHO_BINS = 4000
 RHO_CAP = 0.97  # the stationary part never uses a load above this; the backlog takes over
 _LN20 = math.log(20.0)
+NOISE_K = 10.0  # requests per independent sample in the signal's sampling noise (calibrated)
 
 
 def erlang_c(c: int, rho: float) -> float:
@@ -96,6 +98,8 @@ class FastModel:
         quantity: int,
         window_s: float,
         minute_s: float = 60.0,
+        noise_k: float = NOISE_K,
+        seed: int = 1,
     ) -> None:
         self.rates = rates
         # per-step service times are kept to two significant digits (one table each)
@@ -122,6 +126,11 @@ class FastModel:
         self._service = service_s if isinstance(service_s, float) else 0.0
         self._slots = queueing.concurrency
         self._by_service: dict[float, tuple[list[float], list[float], list[float]]] = {}
+        self.noise_k = noise_k
+        self._noise = 0.0
+        self._phi = max(0.0, 1.0 - dt / window_s)
+        self._kick = math.sqrt(1.0 - self._phi * self._phi)
+        self._gauss = random.Random(seed).gauss
 
     def scale(self, quantity: int, t: float) -> None:
         current = self.serving + len(self.booting)
@@ -181,8 +190,9 @@ class FastModel:
         if i >= RHO_BINS:
             i = RHO_BINS - 1
         minute = k // self.minute_steps
+        theta = theta_t[i]
         if delay > 0.0 or rho >= RHO_CAP:
-            theta = theta_t[i]
+            wait_prob = 1.0
             p95 = 1000.0 * (delay + _LN20 / theta)
             slo = self.slo_s
             over = 1.0 if slo < delay else min(1.0, math.exp(-theta * (slo - delay)))
@@ -190,6 +200,7 @@ class FastModel:
                 key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)), s)
                 self.hist[key] = self.hist.get(key, 0.0) + arrivals
         else:
+            wait_prob = self.q.wait_prob[i]
             p95 = p95_t[i]
             over = over_t[i]
             if arrivals > 0.0:
@@ -207,7 +218,20 @@ class FastModel:
         samples = self._sum_w
         if samples <= 1e-9:
             return None, 0.0, util
-        return self._sum_p / samples, samples, util
+        signal = self._sum_p / samples
+        if self.noise_k > 0.0:
+            # A source measures the p95 of a finite, correlated sample of requests: the rank it
+            # lands on wanders around 95% (AR(1) across overlapping windows).
+            e = self._noise = self._phi * self._noise + self._kick * self._gauss(0.0, 1.0)
+            tail = 0.05 - e * math.sqrt(0.0475 * self.noise_k / samples)
+            if tail < 0.0005:
+                tail = 0.0005
+            elif tail > 0.5:
+                tail = 0.5
+            at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
+            signal += 1000.0 * (delay + at) - p95
+            signal = max(signal, 0.0)
+        return signal, samples, util
 
     # --- figures at the end -------------------------------------------------------------
 

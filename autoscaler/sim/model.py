@@ -41,23 +41,26 @@ def aggregate(values: Sequence[float], how: str) -> float:
 
 class ServiceTimes:
     """Service times with mean ``mean_s`` and coefficient of variation ``cv`` (the spread):
-    log-normal, or constant when ``cv`` is 0."""
+    gamma-distributed (``cv`` 1 is the exponential, below 1 more regular, above 1 burstier),
+    or constant when ``cv`` is 0."""
 
-    __slots__ = ("_mu", "_rng", "_sigma", "cv", "mean_s")
+    __slots__ = ("_rng", "_scale", "_shape", "cv", "mean_s")
 
     def __init__(self, mean_s: float, cv: float, rng: random.Random) -> None:
         if mean_s <= 0 or cv < 0:
             raise ValueError("service time mean must be > 0 and its spread >= 0")
         self.mean_s = mean_s
         self.cv = cv
-        self._sigma = math.sqrt(math.log1p(cv * cv))
-        self._mu = math.log(mean_s) - self._sigma * self._sigma / 2
+        self._shape = 1.0 / (cv * cv) if cv > 0 else 0.0
+        self._scale = mean_s * cv * cv
         self._rng = rng
 
     def draw(self) -> float:
-        if self._sigma == 0.0:
+        if self._shape == 0.0:
             return self.mean_s
-        return self._rng.lognormvariate(self._mu, self._sigma)
+        if self._shape == 1.0:
+            return self._rng.expovariate(1.0 / self.mean_s)
+        return self._rng.gammavariate(self._shape, self._scale)
 
 
 class _Instance:

@@ -21,6 +21,7 @@ from autoscaler.sim.baselines import (
     StaticPolicy,
     StepPolicy,
 )
+from autoscaler.sim import fast
 from autoscaler.sim.fast import FastModel, Queueing
 from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, aggregate
 from autoscaler.sim.traces import Steps, Trace, scaled, to_steps
@@ -189,6 +190,8 @@ def replay(
             slo_s=setup.slo_ms / 1000.0,
             quantity=quantity,
             window_s=setup.window_s,
+            seed=setup.seed,
+            noise_k=fast.NOISE_K,
         )
     hpa = policy if isinstance(policy, HpaPolicy) else None
     n = len(rates)
@@ -323,10 +326,11 @@ class ExactModel:
             self._close_minute()
         times = self.log.queue_times(t1, self.setup.window_s)
         n_serving = self.pool.serving(t1)
+        slots = n_serving * self.setup.concurrency
         s = self.times.mean_s
-        util = min(1.0, rate * s / (n_serving * self.setup.concurrency)) if n_serving else 0.0
-        if self.log.waiting(t1) > 0:
-            util = 1.0
+        util = min(1.0, rate * s / slots) if slots else 0.0
+        if slots and self.log.waiting(t1) > slots:
+            util = 1.0  # a backlog: every slot is busy
         if not times:
             return None, 0.0, util
         return 1000.0 * aggregate(times, self.setup.aggregate), float(len(times)), util

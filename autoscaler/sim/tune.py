@@ -14,7 +14,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from autoscaler.policy import PolicyConfig
@@ -154,8 +154,8 @@ class Outcome:
         lines = [verdict]
         for name, value in self.best_candidate.variables(prefix).items():
             lines.append(f"  {name}={value}")
-        self.default.policy, self.best.policy = "configured", "tuned"
-        lines += ["", table([self.default, self.best])]
+        rows = [replace(self.default, policy="configured"), replace(self.best, policy="tuned")]
+        lines += ["", table(rows)]
         if self.screened:
             lines.append(
                 "\n(screened on the busiest days and a typical one; "
@@ -170,8 +170,8 @@ class Outcome:
             "evaluated": self.evaluated,
             "screened": self.screened,
             "settings": self.best_candidate.variables(""),
-            "tuned": self.best.figures(),
-            "configured": self.default.figures(),
+            "tuned": replace(self.best, policy="tuned").figures(),
+            "configured": replace(self.default, policy="configured").figures(),
         }
 
 

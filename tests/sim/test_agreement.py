@@ -1,0 +1,62 @@
+"""The fast model against the exact request-level model on small real traces: p95 queue time
+within 10%, for a fixed formation (one seed) and for the configured policy, which closes the
+loop (there both models are random through the signal's sampling noise, so the test compares
+their means over three seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import mean
+
+import pytest
+
+from autoscaler.policy import PolicyConfig
+from autoscaler.sim.runner import PolicySpec, Result, Setup, prepare, replay
+from autoscaler.sim.traces import Trace, read_trace
+
+DATA = Path(__file__).parent.parent / "data" / "traces"
+
+
+def nasa() -> Trace:
+    return read_trace(DATA / "nasa-slice-2h.csv.gz")
+
+
+def wc98_before_the_flash_crowd() -> Trace:
+    whole = read_trace(DATA / "wc98-slice-6h.csv")
+    return Trace(whole.path, whole.start, whole.width, whole.counts[:170], None)
+
+
+def run(trace: Trace, spec: PolicySpec, *, exact: bool, seed: int) -> Result:
+    setup = Setup(peak_instances=5, exact=exact, seed=seed)
+    return replay(prepare(trace, setup), setup, spec)
+
+
+TRACES = [nasa, wc98_before_the_flash_crowd]
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_agree_on_a_fixed_formation(trace: object) -> None:
+    assert callable(trace)
+    spec = PolicySpec("static", 1, 40)
+    fast = run(trace(), spec, exact=False, seed=1)
+    exact = run(trace(), spec, exact=True, seed=1)
+    assert exact.p95_queue_ms > 20  # a real queue, not two zeros
+    assert fast.p95_queue_ms == pytest.approx(exact.p95_queue_ms, rel=0.10)
+    assert fast.p99_queue_ms == pytest.approx(exact.p99_queue_ms, rel=0.10)
+    assert fast.minutes == exact.minutes
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_agree_under_the_configured_policy(trace: object) -> None:
+    assert callable(trace)
+    spec = PolicySpec("default", 1, 40, PolicyConfig(high=40))
+    fast = [run(trace(), spec, exact=False, seed=s) for s in (1, 2, 3)]
+    exact = [run(trace(), spec, exact=True, seed=s) for s in (1, 2, 3)]
+    assert mean(r.p95_queue_ms for r in exact) > 20
+    assert mean(r.p95_queue_ms for r in fast) == pytest.approx(
+        mean(r.p95_queue_ms for r in exact), rel=0.10
+    )
+    assert mean(r.instance_hours for r in fast) == pytest.approx(
+        mean(r.instance_hours for r in exact), rel=0.10
+    )
+    assert any(r.scale_events > 0 for r in exact)

@@ -1,0 +1,149 @@
+"""``autoscaler simulate`` and ``autoscaler tune`` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from autoscaler.cli import main
+
+DATA = Path(__file__).parent.parent / "data" / "traces"
+WC98 = str(DATA / "wc98-slice-6h.csv")
+NASA = str(DATA / "nasa-slice-2h.csv.gz")
+SPEC_KEYS = {
+    "policy",
+    "instance_hours",
+    "slo_attainment",
+    "p95_queue_ms",
+    "p99_queue_ms",
+    "max_queue_ms",
+    "scale_events",
+    "minutes",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("AUTOSCALER_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .env file
+
+
+def test_simulate_json_has_the_spec_figures_per_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["simulate", "--trace", NASA, "--peak-instances", "8", "--policy", "all", "--json"])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["policy"] for r in results] == ["default", "static", "hpa", "step", "oracle"]
+    for r in results:
+        assert SPEC_KEYS <= set(r)
+        assert r["minutes"] == 120
+        assert r["scale"] > 1  # every result states the scale used
+        assert 0 <= r["slo_attainment"] <= 1
+    by = {r["policy"]: r for r in results}
+    assert by["static"]["scale_events"] == 0
+    assert by["static"]["instance_hours"] == pytest.approx(2 * by["static"]["max_instances"])
+    assert by["oracle"]["instance_hours"] < by["static"]["instance_hours"]
+    assert by["oracle"]["slo_attainment"] >= 0.99
+
+
+def test_simulate_prints_a_table_and_the_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--trace", WC98, "--peak-instances", "10", "--policy", "hpa"]) == 0
+    out = capsys.readouterr().out
+    assert "scaled x" in out and "the peak needs 10 instances" in out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("policy"))
+    assert lines[header + 1].startswith("default") and lines[header + 2].startswith("hpa")
+    assert len(lines[header]) == len(lines[header + 1])  # aligned columns
+
+
+def test_simulate_uses_the_configured_policy(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["simulate", "--trace", NASA, "--peak-instances", "8", "--json"]
+    assert main(args) == 0
+    auto = json.loads(capsys.readouterr().out)[0]
+    monkeypatch.setenv("AUTOSCALER_WEB_DOWN_DELAY", "1m")
+    monkeypatch.setenv("AUTOSCALER_WEB_MAX", "12")
+    assert main(args) == 0
+    eager = json.loads(capsys.readouterr().out)[0]
+    assert eager["scale_events"] > auto["scale_events"]
+    assert eager["max_instances"] <= 12
+
+
+def test_report_is_one_self_contained_html_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "out.html"
+    args = ["simulate", "--trace", WC98, "--peak-instances", "10", "--policy", "oracle"]
+    assert main([*args, "--report", str(report)]) == 0
+    page = report.read_text()
+    assert page.startswith("<!doctype html>")
+    assert page.count("<svg") == 3  # load, instances, p95 against the SLO
+    assert "SLO 200 ms" in page
+    assert "<td>oracle</td>" in page and "<td>default</td>" in page
+    for external in ("http://", "https://", "<script", "src="):
+        assert external not in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "magic"], "unknown 'magic'"),
+        (["--report", "out.pdf"], "ending in .html"),
+        (["--max", "0"], "are not valid"),
+        (["--process", "urgent"], "'urgent' is not configured"),
+    ],
+)
+def test_bad_usage_exits_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["simulate", "--trace", WC98, *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flag_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--trace", WC98, "--concurrency", "-3"])
+    assert info.value.code == 2
+    assert "--concurrency" in capsys.readouterr().err
+
+
+def test_a_malformed_trace_exits_2_with_its_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,requests\n0,1\n60,2\n120,lots\n")
+    assert main(["simulate", "--trace", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:4" in err and "'lots' is not a number" in err
+    assert "Traceback" not in err
+
+
+def test_a_bad_config_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOSCALER_WEB_UP_COOLDOWN", "soon")
+    assert main(["simulate", "--trace", WC98]) == 2
+    assert "AUTOSCALER_WEB_UP_COOLDOWN" in capsys.readouterr().err
+
+
+def test_tune_prints_config_vars_that_meet_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["tune", "--trace", NASA, "--peak-instances", "8", "--candidates", "12"]
+    assert main([*args, "--target", "0.9", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "AUTOSCALER_WEB_UP_THRESHOLD=" in out and "AUTOSCALER_WEB_DOWN_DELAY=" in out
+    assert "configured" in out and "tuned" in out
+    assert main([*args, "--target", "0.9", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["met"] is True
+    assert outcome["tuned"]["slo_attainment"] >= 0.9
+    assert outcome["evaluated"] == 12
+    tuned, configured = outcome["tuned"], outcome["configured"]
+    # the winner is the cheapest that meets the target; the configured settings were a candidate
+    assert configured["slo_attainment"] < 0.9 or (
+        tuned["instance_hours"] <= configured["instance_hours"]
+    )
