@@ -76,7 +76,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--service-cv",
         type=float,
         default=1.0,
-        help="spread of service times: coefficient of variation of a gamma (1.0 exponential; 0 fixed)",
+        help="spread of service times: gamma coefficient of variation (1 exponential, 0 fixed)",
     )
     m.add_argument("--concurrency", type=_positive(int), default=4, help="slots per instance (4)")
     m.add_argument("--boot", type=_seconds, default=45.0, help="seconds before a new one serves")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from autoscaler.policy import PolicyConfig
+from autoscaler.sim import fast
 from autoscaler.sim.baselines import (
     EnginePolicy,
     HpaPolicy,
@@ -21,7 +22,6 @@ from autoscaler.sim.baselines import (
     StaticPolicy,
     StepPolicy,
 )
-from autoscaler.sim import fast
 from autoscaler.sim.fast import FastModel, Queueing
 from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, aggregate
 from autoscaler.sim.traces import Steps, Trace, scaled, to_steps
