@@ -17,7 +17,7 @@ import math
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import sub
+from operator import itemgetter, lt, sub
 from pathlib import Path
 
 
@@ -148,6 +148,8 @@ def _read_fast(name: str, header: list[str], text: str) -> Trace:
         width = epochs[1] - epochs[0]
         if width <= 0 or max(widths) - min(widths) > 1e-6 * max(1.0, width):
             raise _Irregular
+    elif (regular := _regular_iso(times)) is not None:
+        start, width = regular
     else:
         try:
             stamps = list(map(datetime.fromisoformat, times))
@@ -162,6 +164,45 @@ def _read_fast(name: str, header: list[str], text: str) -> Trace:
         if width <= 0:
             raise _Irregular
     return Trace(name, start, width, counts, service)
+
+
+# bin width -> where the part of ``YYYY-MM-DDTHH:MM:SS`` that must not change starts
+_ALIGNED = {1.0: 19, 60.0: 17, 3600.0: 14, 86400.0: 11}
+_SHAPE = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
+
+
+def _regular_iso(times: list[str]) -> tuple[float, float] | None:
+    """Start and width of ISO times that are plainly regular (one shape, one second, minute,
+    hour or day apart, strictly increasing, as many as the span holds), checked with
+    whole-column operations; ``None`` when the full parse must decide."""
+    first = times[0]
+    n = len(first)
+    if n not in (19, 20) or set(map(len, times)) != {n}:
+        return None
+    if n == 20 and set(map(itemgetter(19), times)) != {"Z"}:
+        return None
+    for pos, char in _SHAPE.items():
+        if set(map(itemgetter(pos), times)) != {char}:
+            return None
+    separators = "".join(_SHAPE.values()) + ("Z" if n == 20 else "")
+    if "".join(times).translate(_NOT_DIGITS) != separators * len(times):
+        return None
+    try:
+        a, b, z = (datetime.fromisoformat(t) for t in (first, times[1], times[-1]))
+    except ValueError:
+        return None
+    width = (b - a).total_seconds()
+    cut = _ALIGNED.get(width)
+    if cut is None or (cut < 19 and len(set(map(itemgetter(slice(cut, 19)), times))) != 1):
+        return None
+    if (z - a).total_seconds() != width * (len(times) - 1) or not all(
+        map(lt, times[:-1], times[1:])
+    ):
+        return None
+    return (a if a.tzinfo else a.replace(tzinfo=UTC)).timestamp(), width
+
+
+_NOT_DIGITS = str.maketrans("", "", "0123456789")
 
 
 def _positive_finite(value: float) -> bool:
