@@ -36,9 +36,11 @@ from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
 
 DEFAULT_TIMEOUT_S = 3.0
-DEFAULT_DISCOVERY_LIMIT = 50
+DEFAULT_DISCOVERY_LIMIT = 20
 #: due jobs are counted up to this many per queue, so that a count costs the same on any backlog
-DEPTH_CAP = 10_000
+DEPTH_CAP = 100
+#: due jobs read across all queues at the head of an id-ordered table (procrastinate)
+HEAD = 2_000
 #: errors that mean the tables are not the layout we know (missing table, column, type, value)
 _LAYOUT_ERRORS = (
     pgerrors.UndefinedTable,
@@ -67,7 +69,8 @@ def parse_config(
 
     ``AUTOSCALER_<P>_DATABASE_URL`` overrides ``DATABASE_URL`` for this process (e.g. Solid
     Queue's separate queue database). ``AUTOSCALER_<P>_SQL_TIMEOUT`` (default 3s) bounds each
-    poll; ``AUTOSCALER_<P>_QUEUE_DISCOVERY_LIMIT`` (default 50) caps discovery.
+    poll; ``AUTOSCALER_<P>_QUEUE_DISCOVERY_LIMIT`` (default 20, as for the Redis sources) caps
+    discovery.
     """
     p = process.var_prefix
     problems: dict[str, str] = {}
@@ -145,20 +148,32 @@ class PgClient:
         return conn
 
     def query(
-        self, statement: sql.Composed | sql.SQL | str, params: Mapping[str, Any] | None, what: str
+        self,
+        statement: sql.Composed | sql.SQL | str,
+        params: Mapping[str, Any] | None,
+        what: str,
+        *,
+        index_scans: bool = False,
     ) -> tuple[list[tuple[Any, ...]], list[str]]:
         """Run one statement read-only; return its rows and column type names.
 
         ``what`` names what is being read (e.g. ``good_job queues default, mail``) and prefixes
-        every error. Raises ``SourceError``.
+        every error. ``index_scans`` steers the planner, for this transaction only, away from
+        sequential and bitmap scans: the job probes are written for plain index scans, which a
+        ``LIMIT`` stops early, whereas a bitmap scan reads every index entry of a queue first and
+        a sequential scan reads the table, however small the planner's statistics make it look.
+        Raises ``SourceError``.
         """
         try:
             conn = self._connect()
             with conn.pipeline(), conn.transaction():
+                scans = "off" if index_scans else "on"
                 conn.execute(
                     "SELECT set_config('statement_timeout', %s, true),"
-                    " set_config('TimeZone', 'UTC', true)",
-                    (f"{int(self.timeout_s * 1000)}ms",),
+                    " set_config('TimeZone', 'UTC', true),"
+                    " set_config('enable_bitmapscan', %s, true),"
+                    " set_config('enable_seqscan', %s, true)",
+                    (f"{int(self.timeout_s * 1000)}ms", scans, scans),
                 )
                 cur = conn.execute(statement, params)
                 rows = cur.fetchall()
@@ -213,7 +228,8 @@ class Layout:
 
     ``discover_table``/``discover_where``: a table with a btree index whose leading column is
     ``queue_name`` (and whose partial-index predicate is ``discover_where``, if any).
-    ``probe``: a ``SELECT`` over ``chosen c`` (columns ``q``, ``n``) returning, per queue:
+    ``probe``: a ``SELECT`` over ``chosen c`` (columns ``q``, ``n``), optionally preceded by
+    more common table expressions (``, name AS (...)``), returning, per queue:
     ``queue, n, age_s, unknown, depth, busy, paused`` where ``age_s`` is the age in seconds of
     the oldest due waiting job (NULL when none), ``unknown`` the number of due jobs whose due
     time could not be read, ``depth`` due waiting jobs (capped at ``%(depth_cap)s``), ``busy``
@@ -249,9 +265,9 @@ def job_statement(layout: Layout, queues: Sequence[str] | None) -> sql.Composed:
     return sql.Composed([chosen, sql.SQL(layout.probe)])
 
 
-def statement_params(queues: Sequence[str] | None, limit: int, scan: int = 200) -> dict[str, Any]:
+def statement_params(queues: Sequence[str] | None, limit: int, scan: int = 100) -> dict[str, Any]:
     return {"queues": list(queues) if queues is not None else None, "limit": limit,
-            "depth_cap": DEPTH_CAP, "scan": scan}  # fmt: skip
+            "depth_cap": DEPTH_CAP, "scan": scan, "head": HEAD}  # fmt: skip
 
 
 def describe(source: str, queues: Sequence[str] | None) -> str:
@@ -364,7 +380,7 @@ class JobTableSource:
 
     def sample(self, now: float) -> Reading:
         """Poll once; ``now`` is unused: ages come from the database's clock."""
-        rows, _ = self.client.query(self.statement, self.params, self.what)
+        rows, _ = self.client.query(self.statement, self.params, self.what, index_scans=True)
         try:
             return reading_from_rows(
                 self.source,

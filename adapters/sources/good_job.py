@@ -24,9 +24,13 @@ from __future__ import annotations
 from adapters.sources._pgjobs import JobTableSource, Layout, parse_config
 from autoscaler.config import ProcessSettings, Settings
 
+# ``queue_name = c.q`` written as a range of the pair (queue_name, scheduled_at): only GoodJob's
+# (queue_name, scheduled_at) index can serve it, so the planner cannot walk the single-column
+# scheduled_at index through other queues' backlogs instead. NULLs fall outside the range.
 _DUE = (
-    "j.queue_name = c.q AND j.finished_at IS NULL AND j.performed_at IS NULL"
-    " AND j.scheduled_at <= now()"
+    "(j.queue_name, j.scheduled_at) >= (c.q, '-infinity')"
+    " AND (j.queue_name, j.scheduled_at) <= (c.q, now())"
+    " AND j.finished_at IS NULL AND j.performed_at IS NULL"
 )
 
 LAYOUT = Layout(
@@ -35,12 +39,16 @@ LAYOUT = Layout(
     probe=f"""
 SELECT c.q, c.n, o.age_s, 0, d.depth, b.busy, false
 FROM chosen c
-CROSS JOIN LATERAL (
-    SELECT EXTRACT(EPOCH FROM now() - min(j.scheduled_at))::float8 AS age_s
+LEFT JOIN LATERAL (
+    SELECT EXTRACT(EPOCH FROM now() - j.scheduled_at)::float8 AS age_s
     FROM good_jobs j WHERE {_DUE}
-) o
+    ORDER BY j.queue_name, j.scheduled_at
+    LIMIT 1
+) o ON true
 CROSS JOIN LATERAL (
-    SELECT count(*) AS depth FROM (SELECT 1 FROM good_jobs j WHERE {_DUE} LIMIT %(depth_cap)s) x
+    SELECT count(*) AS depth
+    FROM (SELECT 1 FROM good_jobs j WHERE {_DUE} ORDER BY j.queue_name, j.scheduled_at
+          LIMIT %(depth_cap)s) x
 ) d
 CROSS JOIN LATERAL (
     SELECT count(*) AS busy

@@ -11,8 +11,8 @@
 - Jobs blocked by a concurrency limit (``solid_queue_blocked_executions``) do not count: more
   workers would not run them.
 
-Cost: the ready rows are read in id order, which is their insertion order (the first 200 per
-queue, through the primary key or Solid Queue's ``(queue_name, priority, job_id)`` index);
+Cost: the ready rows are read through Solid Queue's ``(queue_name, priority, job_id)`` index:
+for each priority of the queue (the ten most urgent), the first 100 in job id (= enqueue) order;
 due scheduled rows through Solid Queue's index on ``scheduled_at``. Rails writes these
 ``timestamp`` columns in UTC with the app's clock; the poll runs with ``TimeZone=UTC`` and
 compares them with the database's ``now()`` (negative ages, from an app clock ahead of the
@@ -37,12 +37,33 @@ SELECT c.q, c.n,
        EXISTS (SELECT 1 FROM solid_queue_pauses p WHERE p.queue_name = c.q)
 FROM chosen c
 CROSS JOIN LATERAL (
-    SELECT (SELECT min(x.created_at) FROM (
+    -- Solid Queue's (queue_name, priority, job_id) index, read with row comparisons so that no
+    -- other index (such as (priority, job_id), which spans every queue) can serve them: a loose
+    -- scan over the queue's priorities (up to 10), then the oldest rows of each priority.
+    WITH RECURSIVE prio(p) AS (
+        (SELECT CASE WHEN e.queue_name = c.q THEN e.priority END
+         FROM solid_queue_ready_executions e
+         WHERE (e.queue_name, e.priority) >= (c.q, -2147483648)
+         ORDER BY e.queue_name, e.priority LIMIT 1)
+        UNION ALL
+        SELECT (SELECT CASE WHEN e.queue_name = c.q THEN e.priority END
+                FROM solid_queue_ready_executions e
+                WHERE (e.queue_name, e.priority) > (c.q, prio.p)
+                ORDER BY e.queue_name, e.priority LIMIT 1)
+        FROM prio WHERE prio.p IS NOT NULL
+    )
+    SELECT (SELECT min(w.created_at)
+            FROM (SELECT p FROM prio WHERE p IS NOT NULL LIMIT 10) ps
+            CROSS JOIN LATERAL (
                 SELECT e.created_at FROM solid_queue_ready_executions e
-                WHERE e.queue_name = c.q ORDER BY e.id LIMIT %(scan)s) x) AS oldest,
+                WHERE (e.queue_name, e.priority, e.job_id) >= (c.q, ps.p, -9223372036854775808)
+                  AND (e.queue_name, e.priority, e.job_id) <= (c.q, ps.p, 9223372036854775807)
+                ORDER BY e.queue_name, e.priority, e.job_id LIMIT %(scan)s) w) AS oldest,
            (SELECT count(*) FROM (
                 SELECT 1 FROM solid_queue_ready_executions e
-                WHERE e.queue_name = c.q LIMIT %(depth_cap)s) x) AS depth
+                WHERE (e.queue_name, e.priority) >= (c.q, -2147483648)
+                  AND (e.queue_name, e.priority) <= (c.q, 2147483647)
+                ORDER BY e.queue_name, e.priority, e.job_id LIMIT %(depth_cap)s) x) AS depth
 ) r
 CROSS JOIN LATERAL (
     SELECT (SELECT min(e.scheduled_at) FROM solid_queue_scheduled_executions e

@@ -107,16 +107,11 @@ def reading_from_result(rows: Sequence[Sequence[Any]], types: Sequence[str]) -> 
         queues[name] = _age_s(row[1], where) * 1000.0
         depths.append(_count(row[2], where, "the depth"))
         busies.append(_count(row[3], where, "the busy count"))
-    depth = _sum(depths)
+    depth = _sum(depths) if len(types) >= 3 else None
+    busy = _sum(busies) if len(types) >= 4 else None
     samples = depth if depth is not None else len(rows)
     return Reading(
-        Metric.JOB_LATENCY,
-        max(queues.values(), default=0.0),
-        samples,
-        0.0,
-        queues,
-        depth,
-        _sum(busies),
+        Metric.JOB_LATENCY, max(queues.values(), default=0.0), samples, 0.0, queues, depth, busy
     )
 
 

@@ -188,3 +188,20 @@ def test_the_poll_is_read_only(schema: str) -> None:
     with pytest.raises(SourceError, match="read-only transaction"):
         client.query("DELETE FROM procrastinate_jobs", None, "test")
     source.close()
+
+
+def test_check_suggests_the_index_until_it_exists(schema: str, app: procrastinate.App) -> None:
+    from adapters.sources.procrastinate import SUGGESTED_INDEX
+
+    source = make_source("procrastinate", schema_url(schema), queues="default")
+    assert "add: CREATE INDEX CONCURRENTLY" in source.check()
+    with connect(schema) as conn:
+        conn.execute(SUGGESTED_INDEX)
+    try:
+        line = source.check()
+        assert "procrastinate on 127.0.0.1:5432/test: 1 queue(s)" in line
+        assert "CREATE INDEX" not in line
+    finally:
+        with connect(schema) as conn:
+            conn.execute("DROP INDEX procrastinate_jobs_todo_queue_id")
+        source.close()
