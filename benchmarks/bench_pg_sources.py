@@ -178,6 +178,9 @@ def explain(source: Source, dsn: str) -> tuple[str, str]:
     statement = source.statement  # type: ignore[attr-defined]
     params = source.params  # type: ignore[attr-defined]
     with psycopg.connect(dsn, autocommit=True) as conn:
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort",
+                        "enable_incremental_sort", "jit"):  # fmt: skip
+            conn.execute(f"SET {setting} = off")  # as each poll's transaction does
         conn.execute("SET TimeZone = 'UTC'")
         text = statement.as_string(conn)
         plan = [r[0] for r in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + text, params)]

@@ -159,9 +159,10 @@ class PgClient:
 
         ``what`` names what is being read (e.g. ``good_job queues default, mail``) and prefixes
         every error. ``index_scans`` steers the planner, for this transaction only, away from
-        sequential and bitmap scans: the job probes are written for plain index scans, which a
-        ``LIMIT`` stops early, whereas a bitmap scan reads every index entry of a queue first and
-        a sequential scan reads the table, however small the planner's statistics make it look.
+        sequential and bitmap scans and from sorts: the job probes are written for plain index
+        scans in index order, which a ``LIMIT`` stops early, whereas a bitmap scan or a sort
+        reads every entry of a queue first and a sequential scan reads the table, however cheap
+        the planner's statistics make them look.
         Raises ``SourceError``.
         """
         try:
@@ -169,11 +170,16 @@ class PgClient:
             with conn.pipeline(), conn.transaction():
                 scans = "off" if index_scans else "on"
                 conn.execute(
-                    "SELECT set_config('statement_timeout', %s, true),"
+                    "SELECT set_config('statement_timeout', %(timeout)s, true),"
                     " set_config('TimeZone', 'UTC', true),"
-                    " set_config('enable_bitmapscan', %s, true),"
-                    " set_config('enable_seqscan', %s, true)",
-                    (f"{int(self.timeout_s * 1000)}ms", scans, scans),
+                    " set_config('enable_bitmapscan', %(scans)s, true),"
+                    " set_config('enable_seqscan', %(scans)s, true),"
+                    " set_config('enable_sort', %(scans)s, true),"
+                    " set_config('enable_incremental_sort', %(scans)s, true),"
+                    # a disabled plan kind counts as a huge cost, which would trigger JIT
+                    # compilation (hundreds of ms) for a probe that runs in a few
+                    " set_config('jit', 'off', true)",
+                    {"timeout": f"{int(self.timeout_s * 1000)}ms", "scans": scans},
                 )
                 cur = conn.execute(statement, params)
                 rows = cur.fetchall()
