@@ -137,12 +137,12 @@ class HttpSource:
                 if resp.status_code != 200:
                     hint = " (redirects are not followed)" if resp.is_redirect else ""
                     raise SourceError(f"{where} answered {resp.status_code}{hint}")
-                body = b""
+                body = bytearray()
                 for chunk in resp.iter_bytes():
                     body += chunk
                     if len(body) > MAX_BYTES:
                         raise SourceError(f"{where}: the answer is larger than 1 MiB")
-                return body
+                return bytes(body)
         except httpx.TimeoutException:
             raise SourceError(
                 f"{where}: no answer within {self.config.timeout_s:g}s (HTTP_TIMEOUT)"
@@ -160,7 +160,9 @@ class HttpSource:
 
     def check(self) -> str:
         reading = self.sample(0.0)
-        return f"{self.config.origin} answers {self.config.name}={reading.value_ms:.0f} ms"
+        if self.config.unit == "size":
+            return f"{self.config.origin} answers {self.config.name}: {reading.depth} job(s)"
+        return f"{self.config.origin} answers {self.config.name}: {reading.value_ms:.0f} ms"
 
     def close(self) -> None:
         self.client.close()

@@ -140,3 +140,15 @@ def test_unreachable_database_fails_and_is_not_zero() -> None:
     with pytest.raises(SourceError, match="good_job queue default: cannot read"):
         source.sample(time.time())
     source.close()
+
+
+def test_a_dropped_connection_fails_one_poll_then_reconnects(schema: str, db: Any) -> None:
+    good_job_enqueue(db, "default")
+    source = ready_source("good_job", schema_url(schema), "default")
+    pid = source.client._conn.info.backend_pid  # type: ignore[attr-defined]
+    db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(0.2)
+    with pytest.raises(SourceError, match="good_job queue default: cannot read"):
+        source.sample(time.time())
+    assert source.sample(time.time()).depth == 1
+    source.close()

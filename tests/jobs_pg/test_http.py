@@ -121,3 +121,12 @@ def test_bad_settings_are_named(extra: dict[str, str], var: str) -> None:
     with pytest.raises(ConfigError) as info:
         make_source("http", None, **settings)
     assert var in info.value.problems
+
+
+def test_check_reads_the_endpoint_in_its_unit(server: FakeHireFire) -> None:
+    server.answer.body = b'[{"name": "worker", "value": 12}]'
+    source = make_source("http", None, url=url_of(server), http_value="size")
+    assert (
+        source.check() == f"http://127.0.0.1:{server.server_address[1]} answers worker: 12 job(s)"
+    )
+    source.close()
