@@ -118,6 +118,17 @@ def where(url: str) -> str:
     return redact(f"{host}:{port}/{info.get('dbname') or ''}")
 
 
+#: the settings of every poll's transaction (``true``: for this transaction only)
+_BASICS = (
+    "SELECT set_config('statement_timeout', %(timeout)s, true), set_config('TimeZone', 'UTC', true)"
+)
+#: and for the job probes: plain index scans in index order only (see ``PgClient.query``); a
+#: disabled plan kind counts as a huge cost, which would set off JIT compilation (hundreds of
+#: milliseconds) for a probe that runs in a few
+_OFF = ("enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_incremental_sort", "jit")
+_PLANNER = _BASICS + "".join(f", set_config('{name}', 'off', true)" for name in _OFF)
+
+
 class PgClient:
     """One connection, one read-only transaction with a statement timeout per query."""
 
@@ -125,6 +136,7 @@ class PgClient:
         self.url = url
         self.timeout_s = timeout_s
         self.timeout_var = timeout_var
+        self.timeout_ms = f"{int(timeout_s * 1000)}ms"
         self.where = where(url)
         self._conn: psycopg.Connection[Any] | None = None
 
@@ -168,19 +180,7 @@ class PgClient:
         try:
             conn = self._connect()
             with conn.pipeline(), conn.transaction():
-                scans = "off" if index_scans else "on"
-                conn.execute(
-                    "SELECT set_config('statement_timeout', %(timeout)s, true),"
-                    " set_config('TimeZone', 'UTC', true),"
-                    " set_config('enable_bitmapscan', %(scans)s, true),"
-                    " set_config('enable_seqscan', %(scans)s, true),"
-                    " set_config('enable_sort', %(scans)s, true),"
-                    " set_config('enable_incremental_sort', %(scans)s, true),"
-                    # a disabled plan kind counts as a huge cost, which would trigger JIT
-                    # compilation (hundreds of ms) for a probe that runs in a few
-                    " set_config('jit', 'off', true)",
-                    {"timeout": f"{int(self.timeout_s * 1000)}ms", "scans": scans},
-                )
+                conn.execute(_PLANNER if index_scans else _BASICS, {"timeout": self.timeout_ms})
                 cur = conn.execute(statement, params)
                 rows = cur.fetchall()
                 types = [_type_name(conn, col.type_code) for col in cur.description or ()]
@@ -203,10 +203,6 @@ class PgClient:
                 redact(f"{what}: query failed on {self.where}: {_first_line(exc)}")
             ) from None
         return rows, types
-
-    def server_version(self) -> str:
-        rows, _ = self.query("SELECT current_setting('server_version')", None, "check")
-        return str(rows[0][0])
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
