@@ -236,11 +236,26 @@ class FastModel:
     # --- figures at the end -------------------------------------------------------------
 
     def attainment(self) -> tuple[float, int]:
-        """Share of minutes whose p95 queue time is within the SLO, and the number of minutes."""
-        ok = 0
+        """Expected share of minutes whose p95 queue time is within the SLO, and the number of
+        minutes.
+
+        A minute passes when at most 5% of its requests wait longer than the SLO. The model
+        gives the expected share ``f``; the share a minute really has varies around it (a
+        finite, correlated sample of requests, as for the signal), so a minute passes with
+        probability ``Phi((0.05 - f) / sd)``, ``sd = sqrt(f (1 - f) * k / requests)``.
+        """
+        ok = 0.0
+        k = self.noise_k
         for bad, total in zip(self.minute_bad, self.minute_total, strict=True):
-            if total <= 0.0 or bad <= 0.05 * total:
-                ok += 1
+            if total <= 0.0:
+                ok += 1.0
+                continue
+            f = bad / total
+            if k <= 0.0:
+                ok += 1.0 if f <= 0.05 else 0.0
+                continue
+            sd = math.sqrt(max(f * (1.0 - f), 1e-9) * k / total)
+            ok += 0.5 * (1.0 + math.erf((0.05 - f) / (sd * math.sqrt(2.0))))
         minutes = len(self.minute_total)
         return (ok / minutes if minutes else 1.0), minutes
 
