@@ -165,7 +165,6 @@ class LiveApp:
     ) -> None:
         self.clock = clock
         self._t0 = clock.now().mono
-        self._wall0 = clock.now().wall
         if seed is None:
             seed = settings.glob.sim_seed if settings.glob.sim_seed is not None else 1
         self.seed = seed
@@ -218,7 +217,7 @@ class LiveApp:
         with self._lock:
             t = self._advance()
             self._process(name).scale(quantity, t)
-            self.updated_at[name] = self._wall0 + t
+            self.updated_at[name] = self.clock.now().wall  # the loop's wall clock
 
     def reading(self, name: str) -> Reading:
         with self._lock:
