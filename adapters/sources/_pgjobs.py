@@ -4,8 +4,9 @@
 - ``parse_config``: the pure config step (database URL, timeout, queues, discovery cap).
 - ``PgClient``: one psycopg connection, kept open between polls and reopened after a failure.
   Every poll is one READ ONLY transaction whose first statement sets a local
-  ``statement_timeout`` and ``TimeZone=UTC``; both are sent in one pipeline with the query, so
-  a poll costs one round trip. Nothing is set on the session, so it works behind a
+  ``statement_timeout`` and ``TimeZone=UTC`` (and, for the job probes, turns sequential and
+  bitmap scans, sorts and JIT off); both are sent in one pipeline with the query, so a poll
+  costs one round trip. Nothing is set on the session, so it works behind a
   transaction-pooling PgBouncer too. Errors become ``SourceError`` (redacted), never a value.
 - ``job_statement``: wraps a backend's per-queue probe in the queue list, either the configured
   ``QUEUES`` or a discovery (a "loose index scan" that walks an index on ``queue_name`` one

@@ -10,10 +10,14 @@ A waiting job is a ``procrastinate_jobs`` row with ``status = 'todo'``; it is du
 
 - A job whose ``lock`` is held by a running job cannot run yet: it does not count in the
   latency (more workers would not start it); it does count in the depth.
-- Cost: per queue, the first 100 due jobs in id order (procrastinate's partial index on todo
-  and doing jobs) and one event lookup each (the index on ``job_id``). Ids grow with enqueue
-  time, so the result is exact while a queue has up to 100 due jobs; beyond that, a retried or
-  scheduled job further down the queue can be counted from a later time than its own.
+- Cost: procrastinate has no index on (queue, id) for waiting jobs. A poll reads the first
+  2,000 due jobs of all queues in id order once (``head``, through procrastinate's indexes on
+  todo jobs); each queue takes its first 100 from there and one event lookup each (the index
+  on ``job_id``). Ids grow with enqueue time, so this is exact unless more than 100 retried or
+  scheduled jobs sit ahead of the oldest. A queue absent from the head (all its jobs behind a
+  backlog of other queues) is probed alone through the index on ``queue_name``, whose cost is
+  the queue's own rows, finished ones included; ``SUGGESTED_INDEX`` bounds that to its
+  waiting jobs, and ``check()`` suggests it while it is missing.
 - Busy: ``doing`` jobs held by a worker (``worker_id`` set).
 - Schema: procrastinate's tables are found through the connection's ``search_path``; for a
   custom schema add ``?options=-csearch_path%3Dmyschema`` to the URL.
