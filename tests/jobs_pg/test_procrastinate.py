@@ -30,6 +30,10 @@ def make_app(url: str) -> procrastinate.App:
     def noop(**kwargs: Any) -> None:
         pass
 
+    @app.task(name="flaky", retry=procrastinate.RetryStrategy(max_attempts=2, wait=1))
+    def flaky() -> None:
+        raise RuntimeError("fails once, retried 1 s later")
+
     @app.task(name="block")
     def block() -> None:
         started.set()
@@ -50,6 +54,14 @@ def app(schema: str) -> Iterator[procrastinate.App]:
 def empty(schema: str, app: procrastinate.App) -> None:
     with connect(schema) as conn:
         conn.execute("DELETE FROM procrastinate_jobs")
+
+
+def run_worker(app: procrastinate.App, schema: str, queue: str) -> None:
+    """A real procrastinate worker on ``queue`` until the queue has no due job left."""
+    worker_app = app.with_connector(procrastinate.PsycopgConnector(conninfo=schema_url(schema)))
+    worker_app.run_worker(
+        queues=[queue], wait=False, install_signal_handlers=False, listen_notify=False
+    )
 
 
 def defer(app: procrastinate.App, queue: str, **options: Any) -> int:
@@ -131,6 +143,29 @@ def test_a_job_taken_by_a_real_worker_leaves_the_latency(
     assert reading.busy == 1
     assert reading.depth == 1  # the second job, waiting
     assert 500 <= reading.value_ms <= 750  # type: ignore[operator]  # not the running one's age
+
+
+def test_a_retried_job_counts_from_its_retry_time(schema: str, app: procrastinate.App) -> None:
+    source = ready_source("procrastinate", schema_url(schema), queues="retry")
+    app.tasks["flaky"].configure(queue="retry").defer()
+    time.sleep(1.0)  # waiting 1 s before its first run
+    run_worker(app, schema, "retry")  # fails: back to todo, due 1 s later (deferred_for_retry)
+    time.sleep(2.0)
+    reading = source.sample(time.time())
+    source.close()
+    with connect(schema) as conn:
+        row = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM now() - scheduled_at)::float8 * 1000,"
+            " EXTRACT(EPOCH FROM now() - (SELECT min(at) FROM procrastinate_events e"
+            "   WHERE e.job_id = j.id))::float8 * 1000"
+            " FROM procrastinate_jobs j WHERE queue_name = 'retry' AND attempts = 1"
+        ).fetchone()
+    assert row is not None
+    since_retry_due, since_enqueue = row
+    assert reading.depth == 1
+    assert since_enqueue > since_retry_due + 2000  # the two clocks differ enough to tell
+    assert reading.value_ms is not None
+    assert since_retry_due - 250 <= reading.value_ms <= since_retry_due
 
 
 def test_a_job_behind_a_running_jobs_lock_does_not_count(
