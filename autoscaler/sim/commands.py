@@ -234,7 +234,13 @@ def run_many(
     global _JOB  # noqa: PLW0603 (read by forked workers without pickling the trace)
     _JOB = (prepared, setup)
     try:
-        if workers <= 1 or len(jobs) <= 1:
+        if len(jobs) == 1:  # one long run: show its own progress
+            spec, start, stop = jobs[0]
+            result = replay(prepared, setup, spec, start=start, stop=stop, progress=progress)
+            if progress:
+                progress(1, 1)
+            return [result]
+        if workers <= 1:
             out = []
             for i, (spec, start, stop) in enumerate(jobs):
                 out.append(_run_one(spec, start, stop))
