@@ -344,7 +344,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.report:
         from autoscaler.sim.report import write_report
 
-        write_report(Path(args.report), ctx.describe(), ctx.setup, results)
+        write_report(Path(args.report), ctx.describe(), ctx.setup, results, ctx.trace.start)
     if args.json:
         print(json.dumps([r.figures() for r in results], indent=2))
     else:

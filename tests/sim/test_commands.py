@@ -82,7 +82,7 @@ def test_report_is_one_self_contained_html_file(
     assert main([*args, "--report", str(report)]) == 0
     page = report.read_text()
     assert page.startswith("<!doctype html>")
-    assert page.count("<svg") == 3  # load, instances, p95 against the SLO
+    assert page.count("<svg") == 4  # load, instances, p95 against the SLO per policy (2)
     assert "SLO 200 ms" in page
     assert "<td>oracle</td>" in page and "<td>default</td>" in page
     for external in ("http://", "https://", "<script", "src="):
