@@ -288,6 +288,7 @@ class ExactModel:
         self.hist: dict[int, int] = {}
         self.count = 0
         self.worst = 0.0
+        self.now = 0.0
 
     @property
     def serving(self) -> int:
