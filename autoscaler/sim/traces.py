@@ -118,23 +118,22 @@ class _Irregular(Exception):
 def _read_fast(name: str, header: list[str], text: str) -> Trace:
     """Read a well-formed file with whole-column operations (a month of seconds in about a
     second); anything unusual raises ``_Irregular``."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    body = text[text.index("\n") + 1 :].rstrip("\n")
-    if "\n\n" in body:
-        raise _Irregular  # blank lines: the checked reader skips them
+    newline = "\r\n" if "\r\n" in text else "\n"
+    body = text[text.index("\n") + 1 :].rstrip("\r\n")
+    if newline + newline in body or (newline == "\r\n" and body.count("\n") != body.count("\r")):
+        raise _Irregular  # blank or mixed lines: the checked reader handles them
     ncols = len(header)
-    cells = body.replace("\n", ",").split(",")
+    cells = body.replace(newline, ",").split(",")
     if len(cells) % ncols or len(cells) < 2 * ncols or body.count("\n") + 1 != len(cells) // ncols:
         raise _Irregular
     column = {h: cells[i::ncols] for i, h in enumerate(header)}
+    counts = _numbers(column["requests"])
+    if min(counts) < 0:
+        raise _Irregular
     try:
-        counts = array("d", map(float, column["requests"]))
         service = array("d", map(float, column["service_ms"])) if "service_ms" in column else None
     except ValueError:
         raise _Irregular from None
-    if any(map(math.isnan, counts)) or min(counts) < 0 or max(counts) == math.inf:
-        raise _Irregular
     if service is not None and not all(map(_positive_finite, service)):
         raise _Irregular
     times = column["time"]
@@ -175,18 +174,23 @@ def _regular_iso(times: list[str]) -> tuple[float, float] | None:
     """Start and width of ISO times that are plainly regular (one shape, one second, minute,
     hour or day apart, strictly increasing, as many as the span holds), checked with
     whole-column operations; ``None`` when the full parse must decide."""
+    if times[0][10:11] != "T" or times[-1][10:11] != "T":
+        return None
     first = times[0]
     n = len(first)
     if n not in (19, 20) or set(map(len, times)) != {n}:
         return None
-    if n == 20 and set(map(itemgetter(19), times)) != {"Z"}:
-        return None
-    for pos, char in _SHAPE.items():
-        if set(map(itemgetter(pos), times)) != {char}:
-            return None
+    # each row has the separators of the shape, in order, and digits elsewhere; with one
+    # length, strict order and the count checked below, a misplaced one cannot pass
     separators = "".join(_SHAPE.values()) + ("Z" if n == 20 else "")
     if "".join(times).translate(_NOT_DIGITS) != separators * len(times):
         return None
+    if (
+        max(map(itemgetter(slice(11, 13)), times)) > "23"
+        or max(map(itemgetter(14), times)) > "5"
+        or max(map(itemgetter(17), times)) > "5"
+    ):
+        return None  # an hour, minute or second out of range: the full parse names it
     try:
         a, b, z = (datetime.fromisoformat(t) for t in (first, times[1], times[-1]))
     except ValueError:
@@ -203,6 +207,21 @@ def _regular_iso(times: list[str]) -> tuple[float, float] | None:
 
 
 _NOT_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _numbers(cells: list[str]) -> array[float]:
+    """A column of finite numbers (whole ones parse faster), or ``_Irregular``."""
+    try:
+        return array("d", map(int, cells))
+    except ValueError:
+        pass
+    try:
+        values = array("d", map(float, cells))
+    except ValueError:
+        raise _Irregular from None
+    if any(map(math.isnan, values)) or max(values) == math.inf:
+        raise _Irregular
+    return values
 
 
 def _positive_finite(value: float) -> bool:

@@ -131,3 +131,41 @@ def test_per_bin_service_times_are_weighted_by_requests(tmp_path: Path) -> None:
     assert steps.service_s is not None
     assert steps.service_s[0] == pytest.approx((100 + 3 * 200) / 4 / 1000)
     assert steps.service_s[1] == pytest.approx((300 + 50) / 2 / 1000)  # no requests: plain mean
+
+
+def seconds_file(tmp_path: Path, times: list[str], newline: str = "\r\n") -> Path:
+    rows = [f"{t},{i % 7}" for i, t in enumerate(times)]
+    return write(tmp_path, newline.join(["time,requests", *rows]) + newline)
+
+
+def iso_seconds(n: int) -> list[str]:
+    return [f"1995-07-01T04:{i // 60:02d}:{i % 60:02d}Z" for i in range(n)]
+
+
+def test_a_regular_crlf_file_of_seconds_reads_in_bulk(tmp_path: Path) -> None:
+    trace = read_trace(seconds_file(tmp_path, iso_seconds(600)))
+    assert (trace.width, len(trace.counts), trace.start) == (1.0, 600, 804571200.0)
+    assert list(trace.counts[:8]) == [0, 1, 2, 3, 4, 5, 6, 0]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("1995-07-01T04:03:5xZ", "neither ISO-8601 nor epoch seconds"),
+        ("1995-07-01T04:03:59Z", "time does not increase"),
+        ("1995-07-01T04:04:03Z", "bin of 4 s where the bins are 1 s wide"),
+    ],
+)
+def test_one_bad_time_among_regular_ones_is_named(tmp_path: Path, bad: str, reason: str) -> None:
+    times = iso_seconds(600)
+    times[240] = bad  # was 04:04:00, the 241st row, on line 242
+    with pytest.raises(TraceError) as info:
+        read_trace(seconds_file(tmp_path, times))
+    assert reason in str(info.value)
+    assert info.value.line == 242
+
+
+def test_a_leap_second_reads_as_the_next_minute(tmp_path: Path) -> None:
+    times = iso_seconds(600)
+    times[240] = "1995-07-01T04:03:60Z"  # out of range for the bulk check; the full parse allows it
+    assert len(read_trace(seconds_file(tmp_path, times)).counts) == 600
