@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from autoscaler.model import Instant, Observation, Status
@@ -132,7 +133,7 @@ class HpaPolicy:
         self.up_percent = up_percent
         self.next_sync = 0.0
         self.recommendations: deque[tuple[float, int]] = deque()
-        self.serving = 0  # set by the runner before each call: instances that are ready
+        self.ready: Callable[[], int] = lambda: high  # set by the runner: instances serving
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
@@ -140,7 +141,7 @@ class HpaPolicy:
         if t + 1e-9 < self.next_sync:
             return current
         self.next_sync = t + self.period
-        ready = min(self.serving, current)
+        ready = min(self.ready(), current)
         ratio = util / self.target
         if abs(ratio - 1.0) <= self.tolerance or ready == 0:
             recommended = current

@@ -130,7 +130,12 @@ class FastModel:
         self._noise = 0.0
         self._phi = max(0.0, 1.0 - dt / window_s)
         self._kick = math.sqrt(1.0 - self._phi * self._phi)
-        self._gauss = random.Random(seed).gauss
+        self._uniform = random.Random(seed).random
+        self._rank_var = 0.0475 * noise_k  # variance of the sampled rank, times requests
+        self._wait_prob = queueing.wait_prob
+        self._hist0 = [0.0] * RHO_BINS  # requests per load bin, no backlog, fixed service
+        if self._service:
+            self._fixed = self._tables(self._service)
 
     def scale(self, quantity: int, t: float) -> None:
         current = self.serving + len(self.booting)
@@ -166,8 +171,12 @@ class FastModel:
                 self.serving += 1
         n = self.serving
         rate = self.rates[k]
-        s = self._service if self._service else self.service_s[k]  # type: ignore[index]
-        theta_t, p95_t, over_t = self._tables(s)
+        s = self._service
+        if s:
+            theta_t, p95_t, over_t = self._fixed
+        else:
+            s = self.service_s[k]  # type: ignore[index]
+            theta_t, p95_t, over_t = self._tables(s)
         arrivals = rate * dt
         backlog = self.backlog
         if n > 0:
@@ -200,10 +209,12 @@ class FastModel:
                 key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)), s)
                 self.hist[key] = self.hist.get(key, 0.0) + arrivals
         else:
-            wait_prob = self.q.wait_prob[i]
+            wait_prob = self._wait_prob[i]
             p95 = p95_t[i]
             over = over_t[i]
-            if arrivals > 0.0:
+            if self._service:
+                self._hist0[i] += arrivals
+            elif arrivals > 0.0:
                 key = (i, -1, s)
                 self.hist[key] = self.hist.get(key, 0.0) + arrivals
         self.minute_bad[minute] += arrivals * over
@@ -222,8 +233,10 @@ class FastModel:
         if self.noise_k > 0.0:
             # A source measures the p95 of a finite, correlated sample of requests: the rank it
             # lands on wanders around 95% (AR(1) across overlapping windows).
-            e = self._noise = self._phi * self._noise + self._kick * self._gauss(0.0, 1.0)
-            tail = 0.05 - e * math.sqrt(0.0475 * self.noise_k / samples)
+            r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
+            z = (r() + r() + r() - 1.5) * 2.0
+            e = self._noise = self._phi * self._noise + self._kick * z
+            tail = 0.05 - e * math.sqrt(self._rank_var / samples)
             if tail < 0.0005:
                 tail = 0.0005
             elif tail > 0.5:
@@ -267,7 +280,11 @@ class FastModel:
         quantile at ``1 - 1/N`` for ``N`` requests."""
         comps = []
         total = 0.0
-        for (i, dbin, s), weight in self.hist.items():
+        hist = dict(self.hist)
+        for i, weight in enumerate(self._hist0):
+            if weight > 0.0:
+                hist[(i, -1, self._service)] = hist.get((i, -1, self._service), 0.0) + weight
+        for (i, dbin, s), weight in hist.items():
             delay = (2.0 ** (dbin / 8.0) - 1.0) / 1000.0 if dbin >= 0 else 0.0
             theta = self.q.theta[i] / s
             wait_prob = 1.0 if delay > 0.0 or i >= RHO_CAP * RHO_BINS else self.q.wait_prob[i]

@@ -79,15 +79,25 @@ def prepare(trace: Trace, setup: Setup) -> Prepared:
             per_rate[s] = s / (setup.concurrency * rho)
         return per_rate[s]
 
-    ratios = [need_per_rate(service_of(raw, setup, k)) for k in range(len(raw))]
+    if raw.service_s is None:
+        ratios: list[float] | float = need_per_rate(setup.service_ms / 1000.0)
+    else:
+        ratios = [need_per_rate(s) for s in raw.service_s]
     scale = 1.0
     if setup.peak_instances is not None:
-        peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
+        if isinstance(ratios, float):
+            peak = max(raw.rates, default=0.0) * ratios
+        else:
+            peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
         if peak <= 0:
             raise ValueError("the trace has no requests, so it cannot be scaled to a peak")
         scale = setup.peak_instances / peak
     steps = scaled(raw, scale) if scale != 1.0 else raw
-    needs = [math.ceil(r * x - 1e-9) for r, x in zip(steps.rates, ratios, strict=True)]
+    if isinstance(ratios, float):
+        x = ratios
+        needs = [math.ceil(r * x - 1e-9) for r in steps.rates]
+    else:
+        needs = [math.ceil(r * x - 1e-9) for r, x in zip(steps.rates, ratios, strict=True)]
     return Prepared(steps, scale, trace.start, needs, queueing)
 
 
@@ -193,29 +203,27 @@ def replay(
             seed=setup.seed,
             noise_k=fast.NOISE_K,
         )
-    hpa = policy if isinstance(policy, HpaPolicy) else None
+    if isinstance(policy, HpaPolicy):
+        policy.ready = lambda: model.serving
     n = len(rates)
     per_minute = model.minute_steps
     changes = [(0, quantity)]  # (step, quantity from that step on)
-    instance_steps = 0
-    events = 0
-    peak = quantity
-    step = model.step
-    tick = max(1, n // 100)
-    for k in range(n):
-        signal, samples, util = step(k, quantity)
-        instance_steps += quantity
-        if hpa is not None:
-            hpa.serving = model.serving
-        desired = policy((k + 1) * dt, quantity, signal, samples, util)
-        if desired != quantity:
-            model.scale(desired, (k + 1) * dt)
-            quantity = desired
-            events += 1
-            changes.append((k + 1, quantity))
-            peak = max(peak, quantity)
-        if progress is not None and k % tick == 0:
-            progress(k, n)
+    step, scale = model.step, model.scale
+    chunk = max(1, n // 100)
+    for first in range(0, n, chunk):
+        for k in range(first, min(first + chunk, n)):
+            signal, samples, util = step(k, quantity)
+            desired = policy((k + 1) * dt, quantity, signal, samples, util)
+            if desired != quantity:
+                scale(desired, (k + 1) * dt)
+                quantity = desired
+                changes.append((k + 1, quantity))
+        if progress is not None:
+            progress(min(first + chunk, n), n)
+    events = len(changes) - 1
+    peak = max(q for _, q in changes)
+    ends = [k for k, _ in changes[1:]] + [n]
+    instance_steps = sum((end - k) * q for (k, q), end in zip(changes, ends, strict=True))
     attainment, minutes = model.attainment()
     p95, p99, worst = model.quantiles()
     result = Result(

@@ -17,6 +17,7 @@ import math
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from operator import itemgetter, lt, sub
 from pathlib import Path
 
@@ -321,22 +322,18 @@ def _integrate(values: array[float], width: float, dt: float, steps: int) -> lis
 
 def _smooth(values: list[float], k: int) -> list[float]:
     """Centred moving average over ``k`` values (shrinking at the ends)."""
-    if k <= 1:
-        return values
     n = len(values)
-    cum = [0.0]
-    total = 0.0
-    for v in values:
-        total += v
-        cum.append(total)
+    if k <= 1 or n == 0:
+        return values
+    k = min(k, n)
+    cum = list(accumulate(values, initial=0.0))
     half = k // 2
-    out = []
-    for i in range(n):
-        lo = i - half if i >= half else 0
-        hi = i - half + k
-        hi = min(hi, n)
-        out.append((cum[hi] - cum[lo]) / (hi - lo))
-    return out
+    inv = 1.0 / k
+    # values whose whole window fits: one C-level pass
+    middle = list(map(inv.__mul__, map(sub, cum[k:], cum[: n - k + 1])))
+    head = [cum[i - half + k] / (i - half + k) for i in range(min(half, n))]
+    tail = [(cum[n] - cum[i - half]) / (n - i + half) for i in range(n - k + half + 1, n)]
+    return head + middle + tail
 
 
 @dataclass

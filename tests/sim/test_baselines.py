@@ -8,13 +8,13 @@ from autoscaler.sim.baselines import EnginePolicy, HpaPolicy, OraclePolicy, Stat
 
 def test_hpa_sizes_to_the_utilization_target() -> None:
     hpa = HpaPolicy(1, 50)
-    hpa.serving = 10
+    hpa.ready = lambda: 10
     assert hpa(15.0, 10, None, 0, 0.91) == 13  # ceil(10 * 0.91 / 0.7)
 
 
 def test_hpa_skips_within_the_tolerance_and_between_syncs() -> None:
     hpa = HpaPolicy(1, 50)
-    hpa.serving = 10
+    hpa.ready = lambda: 10
     assert hpa(15.0, 10, None, 0, 0.75) == 10  # ratio 1.07: inside the 10% tolerance
     assert hpa(20.0, 10, None, 0, 1.0) == 10  # next sync only at 30 s
     assert hpa(30.0, 10, None, 0, 1.0) == 15
@@ -22,23 +22,23 @@ def test_hpa_skips_within_the_tolerance_and_between_syncs() -> None:
 
 def test_hpa_counts_booting_instances_as_idle_when_scaling_up() -> None:
     hpa = HpaPolicy(1, 50)
-    hpa.serving = 5  # 5 of 10 still booting: 5 busy ones are only half of the 7 wanted
+    hpa.ready = lambda: 5  # 5 of 10 still booting: 5 busy ones are only half of the 7 wanted
     assert hpa(15.0, 10, None, 0, 1.0) == 10
 
 
 def test_hpa_limits_scale_up_to_four_or_double() -> None:
     hpa = HpaPolicy(1, 50)
-    hpa.serving = 2
+    hpa.ready = lambda: 2
     assert hpa(15.0, 2, None, 0, 1.0) == 3  # ceil(2/0.7)
     hpa = HpaPolicy(1, 100)
-    hpa.serving = 20
+    hpa.ready = lambda: 20
     hpa.target = 0.1
     assert hpa(15.0, 20, None, 0, 1.0) == 40  # +100% beats +4
 
 
 def test_hpa_scales_down_to_the_highest_recommendation_of_five_minutes() -> None:
     hpa = HpaPolicy(1, 50)
-    hpa.serving = 10
+    hpa.ready = lambda: 10
     assert hpa(0.0, 10, None, 0, 0.7) == 10  # recommends 10
     assert hpa(15.0, 10, None, 0, 0.35) == 10  # recommends 5, but 10 was seen within 300 s
     assert hpa(300.0, 10, None, 0, 0.35) == 5  # the 10 fell out of the window
