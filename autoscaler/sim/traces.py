@@ -12,9 +12,12 @@ samples of a rate, and their sampling noise is not traffic), and scales them.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
+import multiprocessing
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -128,16 +131,32 @@ def _read_fast(name: str, header: list[str], text: str) -> Trace:
     if len(cells) % ncols or len(cells) < 2 * ncols or body.count("\n") + 1 != len(cells) // ncols:
         raise _Irregular
     column = {h: cells[i::ncols] for i, h in enumerate(header)}
-    counts = _numbers(column["requests"])
-    if min(counts) < 0:
-        raise _Irregular
-    try:
-        service = array("d", map(float, column["service_ms"])) if "service_ms" in column else None
-    except ValueError:
-        raise _Irregular from None
-    if service is not None and not all(map(_positive_finite, service)):
-        raise _Irregular
     times = column["time"]
+    # the time column is checked in a forked process while this one parses the numbers
+    axis = _in_background(_time_axis, times) if len(times) > 100_000 else None
+    try:
+        counts = _numbers(column["requests"])
+        if min(counts) < 0:
+            raise _Irregular
+        try:
+            service = (
+                array("d", map(float, column["service_ms"])) if "service_ms" in column else None
+            )
+        except ValueError:
+            raise _Irregular from None
+        if service is not None and not all(map(_positive_finite, service)):
+            raise _Irregular
+    except _Irregular:
+        if axis is not None:
+            with contextlib.suppress(_Irregular):
+                axis()  # reap the child
+        raise
+    start, width = axis() if axis is not None else _time_axis(times)
+    return Trace(name, start, width, counts, service)
+
+
+def _time_axis(times: list[str]) -> tuple[float, float]:
+    """Start (epoch seconds) and width of a regular time column, or ``_Irregular``."""
     try:
         epochs = list(map(float, times))
     except ValueError:
@@ -163,7 +182,42 @@ def _read_fast(name: str, header: list[str], text: str) -> Trace:
         start = first.timestamp()
         if width <= 0:
             raise _Irregular
-    return Trace(name, start, width, counts, service)
+    return start, width
+
+
+def _in_background(
+    fn: Callable[[list[str]], tuple[float, float]], arg: list[str]
+) -> Callable[[], tuple[float, float]]:
+    """Run ``fn(arg)`` in a forked process; the returned call waits for its result (or
+    ``_Irregular``). Without ``fork`` it runs here, when the result is asked for."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return lambda: fn(arg)
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            send.send(fn(arg))
+        except _Irregular:
+            send.send(None)
+
+    process = ctx.Process(target=child, daemon=True)
+    process.start()
+    send.close()
+
+    def result() -> tuple[float, float]:
+        try:
+            value: tuple[float, float] | None = receive.recv()
+        except EOFError:  # the child died: do it here
+            value = fn(arg)
+        finally:
+            process.join()
+            receive.close()
+        if value is None:
+            raise _Irregular
+        return value
+
+    return result
 
 
 # bin width -> where the part of ``YYYY-MM-DDTHH:MM:SS`` that must not change starts

@@ -169,3 +169,13 @@ def test_a_leap_second_reads_as_the_next_minute(tmp_path: Path) -> None:
     times = iso_seconds(600)
     times[240] = "1995-07-01T04:03:60Z"  # out of range for the bulk check; the full parse allows it
     assert len(read_trace(seconds_file(tmp_path, times)).counts) == 600
+
+
+def test_a_long_file_checks_its_times_in_the_background(tmp_path: Path) -> None:
+    times = [str(1_000_000 + i) for i in range(120_000)]
+    assert len(read_trace(seconds_file(tmp_path, times, "\n")).counts) == 120_000
+    times[100_000] = str(1_000_000 + 99_998)
+    with pytest.raises(TraceError) as info:
+        read_trace(seconds_file(tmp_path, times, "\n"))
+    assert info.value.line == 100_002
+    assert "does not increase" in str(info.value)
