@@ -170,7 +170,10 @@ class Context:
             exact=args.exact,
         )
         self.trace: Trace = read_trace(args.trace)
-        self.prepared: Prepared = prepare(self.trace, self.setup)
+        try:
+            self.prepared: Prepared = prepare(self.trace, self.setup)
+        except ValueError as exc:
+            raise UsageError(f"--peak-instances: {exc}") from None
         self.low = p.min if args.min is None else args.min
         self.notes: list[str] = []
         if args.max is not None:

@@ -147,3 +147,14 @@ def test_tune_prints_config_vars_that_meet_the_target(capsys: pytest.CaptureFixt
     assert configured["slo_attainment"] < 0.9 or (
         tuned["instance_hours"] <= configured["instance_hours"]
     )
+
+
+def test_a_trace_without_requests_cannot_be_scaled(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("time,requests\n0,0\n60,0\n120,0\n")
+    assert main(["simulate", "--trace", str(empty), "--peak-instances", "5"]) == 2
+    assert "no requests" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(empty), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["instance_hours"] > 0
