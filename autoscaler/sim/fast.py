@@ -25,7 +25,7 @@ from collections import deque
 RHO_BINS = 4000
 RHO_CAP = 0.97  # the stationary part never uses a load above this; the backlog takes over
 _LN20 = math.log(20.0)
-NOISE_K = 10.0  # requests per independent sample in the signal's sampling noise (calibrated)
+NOISE_K = 7.0  # requests per independent sample in the signal's sampling noise (calibrated)
 
 
 def erlang_c(c: int, rho: float) -> float:

@@ -61,10 +61,6 @@ class Prepared:
         return max(self.needs) if self.needs else 1
 
 
-def service_of(steps: Steps, setup: Setup, k: int) -> float:
-    return setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[k]
-
-
 def prepare(trace: Trace, setup: Setup) -> Prepared:
     """Smooth, scale (to ``peak_instances`` if set) and size the oracle's needs."""
     queueing = Queueing(setup.concurrency, setup.service_cv)
@@ -289,7 +285,6 @@ class ExactModel:
         self.log = RequestLog(keep_s=max(120.0, 2 * setup.window_s))
         self.minute_steps = max(1, round(60.0 / dt))
         self.slo_s = setup.slo_ms / 1000.0
-        self.next_arrival = 0.0
         self.minute_ok: list[bool] = []
         self.minute_p95: list[float] = []
         self._minute: list[float] = []
@@ -314,10 +309,9 @@ class ExactModel:
             self.times = ServiceTimes(self.service_s[k], self.setup.service_cv, self.rng)
             self.pool.service = self.times
         rng = self.rng
-        t = max(self.next_arrival, t0)
         if rate > 0:
-            if t < t0 or self.next_arrival < t0:
-                t = t0 + rng.expovariate(rate)
+            # a Poisson process at this step's rate (memoryless: drawn afresh at each step)
+            t = t0 + rng.expovariate(rate)
             pool, log, minute, hist = self.pool, self.log, self._minute, self.hist
             while t < t1:
                 start, finish = pool.arrive(t)
@@ -328,9 +322,6 @@ class ExactModel:
                 hist[b] = hist.get(b, 0) + 1
                 self.worst = max(self.worst, wait)
                 t += rng.expovariate(rate)
-            self.next_arrival = t
-        else:
-            self.next_arrival = t1
         if (k + 1) % self.minute_steps == 0 or k + 1 == len(self.rates):
             self._close_minute()
         times = self.log.queue_times(t1, self.setup.window_s)
