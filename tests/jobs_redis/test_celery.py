@@ -40,7 +40,7 @@ def celery_python() -> str:
         pytest.fail(
             "Celery needs redis-py >= 6.1 next to this redis-py 5: create it with "
             "python3 -m venv .venv-celery && "
-            ".venv-celery/bin/pip install 'celery>=5.4' 'redis>=6.4'"
+            ".venv-celery/bin/pip install 'celery[redis]>=5.4' 'redis>=6.4'"
         )
     return str(candidate)
 
