@@ -102,6 +102,7 @@ class Observation:
     status: Status = Status.OK
     depth: int | None = None
     busy: int | None = None
+    rate_per_s: float | None = None  # arrivals per second over the window, when the source knows
 
 
 @dataclass(slots=True)

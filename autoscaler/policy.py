@@ -15,7 +15,11 @@ The rules, in order (README "The policy" says the same in words):
 5. A missing, stale or failed signal: hold (never a downscale).
 6. Above the up threshold for ``UP_SENSITIVITY`` and not within ``UP_COOLDOWN`` of the last
    upscale: up by ``UP_STEP`` (``auto``: in proportion to the overload, at most doubling; one
-   at a time on a sparse signal).
+   at a time on a sparse signal). When the source reports the arrival rate, ``auto`` sizes the
+   overload by that rate: enough instances to bring each back to the highest per-instance rate
+   seen so far with a trusted signal at or below the up threshold (the utilization law: the
+   same instances carried that load in band); until such a rate is known, by the ratio of the
+   signal to the up threshold.
 7. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change: down by
    ``DOWN_STEP`` (never to 0 while jobs are running).
 8. Otherwise hold; inside the band the "below since" clock restarts.
@@ -117,7 +121,7 @@ class PolicyState:
     """What ``decide`` remembers between ticks. Immutable by convention: ``decide`` returns a new
     one. Times are monotonic seconds; ``None`` means never / not currently."""
 
-    __slots__ = ("above_since", "below_since", "known", "last_change", "last_up")
+    __slots__ = ("above_since", "below_since", "healthy_rate", "known", "last_change", "last_up")
 
     def __init__(
         self,
@@ -126,18 +130,23 @@ class PolicyState:
         below_since: float | None = None,
         last_up: float | None = None,
         last_change: float | None = None,
+        *,
+        healthy_rate: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
         self.below_since = below_since
         self.last_up = last_up
         self.last_change = last_change
+        # the highest arrival rate per instance (requests/s) seen with a trusted signal at or
+        # below the up threshold; sizes ``auto`` upscales when the source reports a rate
+        self.healthy_rate = healthy_rate
 
     def __repr__(self) -> str:
         return (
             f"PolicyState(known={self.known}, above_since={self.above_since}, "
             f"below_since={self.below_since}, last_up={self.last_up}, "
-            f"last_change={self.last_change})"
+            f"last_change={self.last_change}, healthy_rate={self.healthy_rate})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -170,6 +179,17 @@ def auto_step(current: int, signal_ms: float, up_ms: float) -> int:
     return min(step, current)
 
 
+def rate_step(current: int, rate_per_s: float, healthy_rate: float) -> int:
+    """Instances to add so that each carries at most ``healthy_rate`` of ``rate_per_s``: at
+    least one, at most doubling (plus one from zero)."""
+    if current <= 0:
+        return 1
+    step = math.ceil(rate_per_s / healthy_rate - 1e-9) - current
+    if step < 1:
+        return 1
+    return min(step, current)
+
+
 def decide(
     cfg: PolicyConfig, state: PolicyState, obs: Observation, now: Instant
 ) -> tuple[Decision, PolicyState]:
@@ -194,6 +214,13 @@ def decide(
             above_since = t if state.above_since is None else state.above_since
         elif sig < cfg.down_ms:
             below_since = t if state.below_since is None else state.below_since
+
+    rate = obs.rate_per_s
+    healthy = state.healthy_rate
+    if rate is not None and status is _OK and sig is not None and sig <= cfg.up_ms and cur > 0:
+        per_instance = rate / cur
+        if healthy is None or per_instance > healthy:
+            healthy = per_instance
 
     action = _HOLD
     desired = cur
@@ -223,6 +250,8 @@ def decide(
                 step = 1
             elif cfg.up_step:
                 step = cfg.up_step
+            elif rate is not None and healthy is not None:
+                step = rate_step(cur, rate, healthy)
             else:
                 step = auto_step(cur, sig, cfg.up_ms)
             action, desired, reason = _UP, min(high, cur + step), Reason.ABOVE_BAND
@@ -251,4 +280,6 @@ def decide(
     elif action is _DOWN:
         last_change = t
     decision = Decision(cfg.process, action, cur, desired, reason, sig, status, low, high, adopted)
-    return decision, PolicyState(desired, above_since, below_since, last_up, last_change)
+    return decision, PolicyState(
+        desired, above_since, below_since, last_up, last_change, healthy_rate=healthy
+    )
