@@ -53,6 +53,7 @@ class Reason(StrEnum):
     DOWN_DELAY = "down_delay"  # hold: below the band, waiting out DOWN_DELAY
     AT_MIN = "at_min"  # hold: below the band at the lower bound
     BUSY = "busy"  # hold: would go to 0 but jobs are running
+    HEADROOM = "headroom"  # hold: below the band, but fewer instances would carry too much
     SIGNAL_MISSING = "signal_missing"  # hold: no data
     SIGNAL_STALE = "signal_stale"  # hold: data too old
     SIGNAL_FAILED = "signal_failed"  # hold: the source raised

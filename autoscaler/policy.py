@@ -21,7 +21,9 @@ The rules, in order (README "The policy" says the same in words):
    same instances carried that load in band); until such a rate is known, by the ratio of the
    signal to the up threshold.
 7. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change: down by
-   ``DOWN_STEP`` (never to 0 while jobs are running).
+   ``DOWN_STEP`` (never to 0 while jobs are running; when the source reports the arrival rate,
+   never to fewer instances than carry it with ``DOWN_HEADROOM`` to spare at the highest
+   per-instance rate seen in band, so that a downscale does not buy the next upscale).
 8. Otherwise hold; inside the band the "below since" clock restarts.
 """
 
@@ -34,6 +36,10 @@ from autoscaler.model import Action, Decision, Instant, Metric, Observation, Rea
 from autoscaler.schedule import Schedule
 
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
+#: a downscale must leave each instance at most 1/1.2 of the highest per-instance arrival rate
+#: seen with the signal in band (simulated on the shared traces: it removes the down-then-up
+#: cycles that fail minutes, at almost no cost)
+DOWN_HEADROOM = 1.2
 _OK, _SPARSE = Status.OK, Status.SPARSE
 _UNTRUSTED = {
     Status.MISSING: Reason.SIGNAL_MISSING,
@@ -268,6 +274,14 @@ def decide(
                 desired = 1
             if desired == cur:
                 reason = Reason.BUSY
+            elif (
+                rate is not None
+                and healthy is not None
+                and desired > 0
+                and rate * DOWN_HEADROOM > healthy * desired
+            ):
+                desired = cur
+                reason = Reason.HEADROOM
             else:
                 action, reason = _DOWN, Reason.BELOW_BAND
     else:
