@@ -47,9 +47,16 @@ class EnginePolicy:
     """The daemon's policy engine, fed as the loop feeds it."""
 
     def __init__(
-        self, cfg: PolicyConfig, *, min_samples: int, wall0: float, name: str = "default"
+        self,
+        cfg: PolicyConfig,
+        *,
+        min_samples: int,
+        wall0: float,
+        window_s: float = 30.0,
+        name: str = "default",
     ) -> None:
         self.name = name
+        self.window_s = window_s
         self.cfg = cfg
         self.min_samples = min_samples
         self.wall0 = wall0
@@ -65,6 +72,7 @@ class EnginePolicy:
         obs, now = self._obs, self._now
         obs.current = current
         obs.signal_ms = signal_ms
+        obs.rate_per_s = samples / self.window_s  # what a source reports as its request rate
         if signal_ms is None:
             obs.status = Status.MISSING
         elif samples < self.min_samples:

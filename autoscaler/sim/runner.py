@@ -145,7 +145,11 @@ class PolicySpec:
     def build(self, prepared: Prepared, setup: Setup) -> Policy:
         if self.cfg is not None:
             return EnginePolicy(
-                self.cfg, min_samples=setup.min_samples, wall0=prepared.start, name=self.name
+                self.cfg,
+                min_samples=setup.min_samples,
+                wall0=prepared.start,
+                window_s=setup.window_s,
+                name=self.name,
             )
         if self.name == "static":
             return StaticPolicy(min(self.high, max(self.low, prepared.peak_need)))
