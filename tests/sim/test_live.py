@@ -99,7 +99,9 @@ def test_worker_reading_is_the_age_of_the_oldest_job(settings: Settings) -> None
 
 def test_the_policy_scales_web_up_then_down_within_an_hour(settings: Settings) -> None:
     """The demo: with the default settings, the real ``decide`` on the sim app scales web up
-    during the first burst and back down once it is over, within 60 simulated minutes."""
+    during the first burst and back down once it is over, within 60 simulated minutes (fed
+    the sources' arrival rate, so its upscales are rate-sized and its downscales keep
+    headroom)."""
     clock, _, platform, sources = make(settings)
     interval = settings.glob.interval
     cfg = {name: PolicyConfig.from_settings(p) for name, p in settings.processes.items()}
@@ -112,7 +114,12 @@ def test_the_policy_scales_web_up_then_down_within_an_hour(settings: Settings) -
             reading = sources[name].sample(clock.now().wall)
             status = Status.OK if reading.samples >= p.min_samples else Status.SPARSE
             obs = Observation(
-                formation[name].quantity, reading.value_ms, status, reading.depth, reading.busy
+                formation[name].quantity,
+                reading.value_ms,
+                status,
+                reading.depth,
+                reading.busy,
+                rate_per_s=reading.rate_per_s,
             )
             decision, state[name] = decide(cfg[name], state[name], obs, clock.now())
             if decision.action is not Action.HOLD:
