@@ -239,10 +239,7 @@ def run_many(
     try:
         if len(jobs) == 1:  # one long run: show its own progress
             spec, start, stop = jobs[0]
-            result = replay(prepared, setup, spec, start=start, stop=stop, progress=progress)
-            if progress:
-                progress(1, 1)
-            return [result]
+            return [replay(prepared, setup, spec, start=start, stop=stop, progress=progress)]
         if workers <= 1:
             out = []
             for i, (spec, start, stop) in enumerate(jobs):
@@ -278,7 +275,8 @@ class Progress:
         filled = int(width * done / max(total, 1))
         elapsed = time.monotonic() - self.started
         sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:.0f}s"
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{100 * done / max(total, 1):3.0f}% {elapsed:.0f}s"
         )
         if done >= total:
             sys.stderr.write("\n")
