@@ -21,6 +21,7 @@ from pathlib import Path
 
 from autoscaler.config import ProcessSettings, load
 from autoscaler.durations import parse_duration
+from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
@@ -150,6 +151,11 @@ class Context:
             raise UsageError(f"--process: {args.process!r} is not configured (have {known})")
         self.settings = settings
         p = settings.processes[args.process]
+        if p.metric is not Metric.REQUEST_QUEUE_TIME:
+            raise UsageError(
+                f"--process: {args.process!r} scales on job latency; the simulator replays "
+                "web requests (request queue time) only"
+            )
         self.process: ProcessSettings = p
         if args.concurrency < 1 or args.service_cv < 0:
             raise UsageError("--concurrency must be 1 or more and --service-cv 0 or more")
