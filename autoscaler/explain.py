@@ -39,6 +39,10 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.low} is the least"
         ),
         Reason.BUSY: "the signal is low, but jobs are still running",
+        Reason.HEADROOM: (
+            f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.current - 1} "
+            "instances would carry the current request rate with less than a fifth to spare"
+        ),
         Reason.SIGNAL_MISSING: "no signal: the reporters are silent, so nothing is scaled down",
         Reason.SIGNAL_STALE: "the signal is stale, so nothing is scaled down",
         Reason.SIGNAL_FAILED: f"the source failed ({error or 'unknown error'}), holding",

@@ -151,7 +151,9 @@ class Autoscaler:
         status = Status.OK
         if reading.metric is Metric.REQUEST_QUEUE_TIME and 0 < reading.samples < ps.min_samples:
             status = Status.SPARSE
-        return Observation(current, max(0.0, value), status, reading.depth, reading.busy)
+        return Observation(
+            current, max(0.0, value), status, reading.depth, reading.busy, reading.rate_per_s
+        )
 
     # ---- the tick -------------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class FakeSource:
     age_s: float | None = 0.0
     depth: int | None = None
     busy: int | None = None
+    rate_per_s: float | None = None
     error: str | None = None
     script: Callable[[int], float | None] | None = None
     calls: int = 0
@@ -83,6 +84,7 @@ class FakeSource:
             age_s=self.age_s,
             depth=self.depth,
             busy=self.busy,
+            rate_per_s=self.rate_per_s,
         )
 
     def check(self) -> str:

@@ -310,3 +310,13 @@ def test_a_deploy_in_progress_defers_the_change_to_a_later_tick():
     clock.advance(5)
     scaler.tick()
     assert platform.journal == [{"web": 4}]
+
+
+def test_the_sources_arrival_rate_sizes_the_upscale():
+    scaler, platform, sources, clock = make()
+    sources["web"].value_ms, sources["web"].rate_per_s = 100.0, 100.0  # 50/s per instance, in band
+    scaler.tick()
+    clock.advance(5)
+    sources["web"].value_ms, sources["web"].rate_per_s = 450.0, 150.0
+    scaler.tick()
+    assert platform.journal == [{"web": 3}]  # 150/s at 50/s each; the signal ratio alone says 4

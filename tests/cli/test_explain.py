@@ -1,0 +1,26 @@
+"""``explain`` has a sentence for every reason the policy can give."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.config import load
+from autoscaler.explain import sentence
+from autoscaler.model import Action, Decision, Reason, Status
+
+
+@pytest.mark.parametrize("reason", list(Reason))
+def test_every_reason_has_a_sentence(reason):
+    process = load({}).processes["web"]
+    d = Decision("web", Action.HOLD, 3, 3, reason, 40.0, Status.OK, 1, 10)
+    text = sentence(d, process, "redis: connection refused")
+    assert text.startswith("web: hold at 3 (")
+    assert len(text) > len("web: hold at 3 ()") + 10
+
+
+def test_the_spec_example_sentence():
+    process = load({}).processes["web"]
+    d = Decision("web", Action.HOLD, 3, 3, Reason.IN_BAND, 40.0, Status.OK, 1, 10)
+    assert (
+        sentence(d, process) == "web: hold at 3 (p95 queue time 40.0 ms is inside 50.0 ms..200 ms)"
+    )
