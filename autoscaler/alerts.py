@@ -140,6 +140,13 @@ class Alerts:
                 "band: raise AUTOSCALER_" + d.process.upper().replace("-", "_") + "_MAX?",
             )
             self._update(
+                f"not_ready:{d.process}",
+                d.reason is Reason.NOT_READY,
+                now,
+                f"{d.process}: instances added long ago still do not serve, so the daemon stopped "
+                "adding more: check the platform for crashing instances or a quota",
+            )
+            self._update(
                 f"signal:{d.process}",
                 d.status in _UNTRUSTED,
                 now,

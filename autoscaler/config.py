@@ -218,6 +218,7 @@ PROCESS_VARS = {
     "DOWN_DELAY": "down_delay",
     "SCHEDULE": "schedule",
     "MIN_SAMPLES": "min_samples",
+    "PROVISION_TIMEOUT": "provision_timeout",
     "STALE_AFTER": "stale_after",
     "SQL": "sql",
     "URL": "url",
@@ -261,6 +262,7 @@ class ProcessSettings(BaseModel):
     down_delay: Seconds = 300.0
     schedule: Str | None = None
     min_samples: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=100_000)] = 5
+    provision_timeout: PositiveSeconds = 600.0
     stale_after: PositiveSeconds | None = None
     sql: Str | None = None
     url: Url | None = None

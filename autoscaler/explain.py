@@ -39,6 +39,11 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.low} is the least"
         ),
         Reason.BUSY: "the signal is low, but jobs are still running",
+        Reason.NOT_READY: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}, but instances added more than "
+            f"{format_duration(p.provision_timeout)} ago still do not serve: adding more would not"
+            " help (crash loop or quota?)"
+        ),
         Reason.HEADROOM: (
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.current - 1} "
             "instances would carry the current request rate with less than a fifth to spare"

@@ -210,6 +210,7 @@ class Autoscaler:
                 report.source_errors[process] = redact(str(reading))
                 self.metrics.source_errors.labels(process).inc()
             obs = self.observe(process, form.quantity, reading)
+            obs.ready = form.ready
             decision, new_state = decide(self.configs[process], state, obs, now)
             report.decisions.append(decision)
             next_states[process] = new_state

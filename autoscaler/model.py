@@ -53,6 +53,7 @@ class Reason(StrEnum):
     DOWN_DELAY = "down_delay"  # hold: below the band, waiting out DOWN_DELAY
     AT_MIN = "at_min"  # hold: below the band at the lower bound
     BUSY = "busy"  # hold: would go to 0 but jobs are running
+    NOT_READY = "not_ready"  # hold: capacity added earlier has not become ready in time
     HEADROOM = "headroom"  # hold: below the band, but fewer instances would carry too much
     SIGNAL_MISSING = "signal_missing"  # hold: no data
     SIGNAL_STALE = "signal_stale"  # hold: data too old
@@ -92,6 +93,7 @@ class Formation:
     quantity: int
     updated_at: float | None = None  # wall-clock epoch seconds of the last change, if known
     deploying: bool = False
+    ready: int | None = None  # instances actually serving, where the platform says
 
 
 @dataclass(slots=True)
@@ -104,6 +106,7 @@ class Observation:
     depth: int | None = None
     busy: int | None = None
     rate_per_s: float | None = None  # arrivals per second over the window, when the source knows
+    ready: int | None = None  # instances serving, where the platform says
 
 
 @dataclass(slots=True)

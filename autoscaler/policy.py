@@ -19,7 +19,9 @@ The rules, in order (README "The policy" says the same in words):
    overload by that rate: enough instances to bring each back to the highest per-instance rate
    seen so far with a trusted signal at or below the up threshold (the utilization law: the
    same instances carried that load in band); until such a rate is known, by the ratio of the
-   signal to the up threshold.
+   signal to the up threshold. Where the platform reports how many instances serve, no further
+   upscale once fewer instances have served than run for ``PROVISION_TIMEOUT`` on end (a crash
+   loop or a quota: more of the same would not help, and the daemon alerts instead).
 7. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change: down by
    ``DOWN_STEP`` (never to 0 while jobs are running; when the source reports the arrival rate,
    never to fewer instances than carry it with ``DOWN_HEADROOM`` to spare at the highest
@@ -58,6 +60,7 @@ class PolicyConfig:
         "high",
         "low",
         "process",
+        "provision_timeout",
         "scale_from_zero",
         "schedule",
         "up_cooldown",
@@ -81,6 +84,7 @@ class PolicyConfig:
         down_delay: float = 300.0,
         scale_from_zero: bool = False,
         schedule: Schedule | None = None,
+        provision_timeout: float = 600.0,
     ) -> None:
         if low < 0 or high < max(low, 1):
             raise ValueError(f"bounds {low}..{high} are not valid")
@@ -98,6 +102,7 @@ class PolicyConfig:
         self.down_delay = down_delay
         self.scale_from_zero = scale_from_zero
         self.schedule = schedule
+        self.provision_timeout = provision_timeout
 
     @classmethod
     def from_settings(cls, p: ProcessSettings) -> PolicyConfig:
@@ -114,6 +119,7 @@ class PolicyConfig:
             down_delay=p.down_delay,
             scale_from_zero=p.metric is Metric.JOB_LATENCY,
             schedule=p.parsed_schedule,
+            provision_timeout=p.provision_timeout,
         )
 
     def bounds(self, wall: float) -> tuple[int, int]:
@@ -127,7 +133,15 @@ class PolicyState:
     """What ``decide`` remembers between ticks. Immutable by convention: ``decide`` returns a new
     one. Times are monotonic seconds; ``None`` means never / not currently."""
 
-    __slots__ = ("above_since", "below_since", "healthy_rate", "known", "last_change", "last_up")
+    __slots__ = (
+        "above_since",
+        "below_since",
+        "healthy_rate",
+        "known",
+        "last_change",
+        "last_up",
+        "short_since",
+    )
 
     def __init__(
         self,
@@ -138,6 +152,7 @@ class PolicyState:
         last_change: float | None = None,
         *,
         healthy_rate: float | None = None,
+        short_since: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -147,12 +162,15 @@ class PolicyState:
         # the highest arrival rate per instance (requests/s) seen with a trusted signal at or
         # below the up threshold; sizes ``auto`` upscales when the source reports a rate
         self.healthy_rate = healthy_rate
+        # since when fewer instances serve than run (where the platform reports it)
+        self.short_since = short_since
 
     def __repr__(self) -> str:
         return (
             f"PolicyState(known={self.known}, above_since={self.above_since}, "
             f"below_since={self.below_since}, last_up={self.last_up}, "
-            f"last_change={self.last_change}, healthy_rate={self.healthy_rate})"
+            f"last_change={self.last_change}, healthy_rate={self.healthy_rate}, "
+            f"short_since={self.short_since})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -221,6 +239,10 @@ def decide(
         elif sig < cfg.down_ms:
             below_since = t if state.below_since is None else state.below_since
 
+    short_since = None
+    if obs.ready is not None and obs.ready < cur:
+        short_since = t if state.short_since is None else state.short_since
+
     rate = obs.rate_per_s
     healthy = state.healthy_rate
     if rate is not None and status is _OK and sig is not None and sig <= cfg.up_ms and cur > 0:
@@ -251,6 +273,8 @@ def decide(
             reason = Reason.UP_SENSITIVITY
         elif last_up is not None and t - last_up < cfg.up_cooldown:
             reason = Reason.UP_COOLDOWN
+        elif short_since is not None and t - short_since >= cfg.provision_timeout:
+            reason = Reason.NOT_READY  # adding more would not help: find out why they never came
         else:
             if status is _SPARSE:
                 step = 1
@@ -295,5 +319,11 @@ def decide(
         last_change = t
     decision = Decision(cfg.process, action, cur, desired, reason, sig, status, low, high, adopted)
     return decision, PolicyState(
-        desired, above_since, below_since, last_up, last_change, healthy_rate=healthy
+        desired,
+        above_since,
+        below_since,
+        last_up,
+        last_change,
+        healthy_rate=healthy,
+        short_since=short_since,
     )

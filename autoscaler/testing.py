@@ -25,6 +25,7 @@ class FakePlatform:
     apply_failed_writes: bool = False  # a failed write that applied anyway (timeouts)
     updated_at: float | None = None
     deploying: bool = False
+    ready: int | None = None
     writes_forbidden: bool = False
     closed: bool = False
 
@@ -33,7 +34,7 @@ class FakePlatform:
         if self.fail_reads:
             raise self.fail_reads.popleft()
         return {
-            p: Formation(self.quantities[p], self.updated_at, self.deploying)
+            p: Formation(self.quantities[p], self.updated_at, self.deploying, self.ready)
             for p in processes
             if p in self.quantities
         }

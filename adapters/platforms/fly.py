@@ -195,6 +195,7 @@ def formation_of(machines: Sequence[Machine], group: str) -> Formation:
         quantity=sum(1 for m in mine if m.state in ON),
         updated_at=max(stamps) if stamps else None,
         deploying=any(m.state in DEPLOYING for m in mine),
+        ready=sum(1 for m in mine if m.state == "started"),
     )
 
 

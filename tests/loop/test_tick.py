@@ -320,3 +320,16 @@ def test_the_sources_arrival_rate_sizes_the_upscale():
     sources["web"].value_ms, sources["web"].rate_per_s = 450.0, 150.0
     scaler.tick()
     assert platform.journal == [{"web": 3}]  # 150/s at 50/s each; the signal ratio alone says 4
+
+
+def test_capacity_that_never_becomes_ready_stops_the_upscales():
+    scaler, platform, sources, clock = make(env={"AUTOSCALER_WEB_PROVISION_TIMEOUT": "90s"})
+    sources["web"].value_ms = 5000.0
+    platform.ready = 2  # the new instances crash on boot: only the first two ever serve
+    reasons = []
+    for _ in range(60):  # five minutes of overload
+        report = scaler.tick()
+        reasons.append(report.decisions[0].reason.value)
+        clock.advance(5)
+    assert platform.journal == [{"web": 4}, {"web": 8}]
+    assert reasons[-1] == "not_ready"

@@ -57,6 +57,27 @@ ROWS = [
         Observation(8, 5000.0),
         (UP, 10, Reason.ABOVE_BAND),
     ),
+    (
+        "instances that never serve stop further upscales",
+        WEB,
+        PolicyState(4, T - 700, None, T - 600, T - 600, short_since=T - 600),
+        Observation(4, 5000.0, ready=2),
+        (HOLD, 4, Reason.NOT_READY),
+    ),
+    (
+        "instances still within the provision timeout do not block",
+        WEB,
+        PolicyState(4, T - 700, None, T - 599, T - 599, short_since=T - 599),
+        Observation(4, 5000.0, ready=2),
+        (UP, 8, Reason.ABOVE_BAND),
+    ),
+    (
+        "all instances serving: upscale as usual",
+        WEB,
+        PolicyState(4, T - 700, None, T - 600, T - 600, short_since=T - 600),
+        Observation(4, 5000.0, ready=4),
+        (UP, 8, Reason.ABOVE_BAND),
+    ),
     ("at MAX holds", WEB, state(10), Observation(10, 5000.0), (HOLD, 10, Reason.AT_MAX)),
     (
         "sparse signal scales up one at a time",
