@@ -32,6 +32,7 @@ The rules, in order (README "The policy" says the same in words):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from autoscaler.config import ProcessSettings
 from autoscaler.model import Action, Decision, Instant, Metric, Observation, Reason, Status
@@ -121,6 +122,12 @@ class PolicyConfig:
             schedule=p.parsed_schedule,
             provision_timeout=p.provision_timeout,
         )
+
+    def replace(self, **changes: Any) -> PolicyConfig:
+        """A copy with ``changes`` applied (and validated), every other setting kept."""
+        values: dict[str, Any] = {s: getattr(self, s) for s in self.__slots__ if s != "process"}
+        values.update(changes)
+        return PolicyConfig(self.process, **values)
 
     def bounds(self, wall: float) -> tuple[int, int]:
         """The bounds in force at ``wall`` (schedule applied)."""

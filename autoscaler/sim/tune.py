@@ -50,10 +50,7 @@ class Candidate:
         )
 
     def config(self, base: PolicyConfig) -> PolicyConfig:
-        return PolicyConfig(
-            base.process,
-            low=base.low,
-            high=base.high,
+        return base.replace(
             up_ms=self.up_ms,
             down_ms=self.down_ms,
             up_step=self.up_step,
@@ -61,8 +58,6 @@ class Candidate:
             up_sensitivity=self.up_sensitivity,
             up_cooldown=self.up_cooldown,
             down_delay=self.down_delay,
-            scale_from_zero=base.scale_from_zero,
-            schedule=base.schedule,
         )
 
     def variables(self, prefix: str) -> dict[str, str]:

@@ -382,3 +382,13 @@ def test_auto_step(current, signal, step):
 def test_config_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         PolicyConfig(**kwargs)
+
+
+def test_replace_keeps_every_other_setting_and_validates():
+    base = PolicyConfig(**WEB, schedule=OFFICE, provision_timeout=90.0, up_cooldown=30.0)
+    changed = base.replace(up_ms=300.0, down_step=2)
+    assert (changed.up_ms, changed.down_step) == (300.0, 2)
+    kept = [s for s in PolicyConfig.__slots__ if s not in ("up_ms", "down_step")]
+    assert all(getattr(changed, s) == getattr(base, s) for s in kept)
+    with pytest.raises(ValueError):
+        base.replace(down_ms=400.0)
