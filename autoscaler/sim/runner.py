@@ -142,7 +142,8 @@ class PolicySpec:
     high: int
     cfg: PolicyConfig | None = None  # the engine's settings (default and tune candidates)
 
-    def build(self, prepared: Prepared, setup: Setup) -> Policy:
+    def build(self, prepared: Prepared, setup: Setup, start: int = 0) -> Policy:
+        """The policy for a run that begins at step ``start`` of the prepared trace."""
         if self.cfg is not None:
             return EnginePolicy(
                 self.cfg,
@@ -154,7 +155,7 @@ class PolicySpec:
         if self.name == "static":
             return StaticPolicy(min(self.high, max(self.low, prepared.peak_need)))
         if self.name == "oracle":
-            return OraclePolicy(prepared.needs, prepared.steps.dt, self.low, self.high)
+            return OraclePolicy(prepared.needs[start:], prepared.steps.dt, self.low, self.high)
         if self.name == "hpa":
             return HpaPolicy(self.low, self.high)
         if self.name == "step":
@@ -179,7 +180,7 @@ def replay(
     service: float | list[float] = (
         setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[start:stop]
     )
-    policy = spec.build(prepared, setup)
+    policy = spec.build(prepared, setup, start)
     boot = 0.0 if spec.name == "oracle" else setup.boot_s
     first = prepared.needs[start] if start < len(prepared.needs) else 1
     if spec.name == "static":
