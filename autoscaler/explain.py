@@ -5,6 +5,7 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
+from autoscaler.policy import PROBE_AFTER
 
 
 def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
@@ -12,9 +13,19 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
     signal = f"{p.aggregate} {what} {format_ms(d.signal_ms)}"
     band = f"{format_ms(p.down_threshold_ms)}..{format_ms(p.up_threshold_ms)}"
     r = d.reason
+    assert p.down_delay is not None
     why = {
         Reason.ABOVE_BAND: f"{signal} is above {format_ms(p.up_threshold_ms)}",
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
+        Reason.FORECAST: (
+            f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
+            f"deviations) needs {d.desired} instances; {signal} now"
+        ),
+        Reason.PROBE: (
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for "
+            f"{format_duration(PROBE_AFTER)} while the forecast held {d.current}: trying fewer, "
+            "each carrying more than learned so far"
+        ),
         Reason.BELOW_BAND: (
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} "
             f"for {format_duration(p.down_delay)}"
@@ -45,8 +56,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             " help (crash loop or quota?)"
         ),
         Reason.HEADROOM: (
-            f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.current - 1} "
-            "instances would carry the current request rate with less than a fifth to spare"
+            f"{signal} is below {format_ms(p.down_threshold_ms)}, but fewer instances would not "
+            "carry the request rate to expect (the forecast) with room to spare"
         ),
         Reason.SIGNAL_MISSING: "no signal: the reporters are silent, so nothing is scaled down",
         Reason.SIGNAL_STALE: "the signal is stale, so nothing is scaled down",

@@ -44,8 +44,10 @@ class Reason(StrEnum):
     """Machine-readable reason for every decision (logged as ``reason=``)."""
 
     ABOVE_BAND = "above_band"  # scaled up: signal above the up threshold
+    FORECAST = "forecast"  # scaled up: the recent arrival rate's mean and spread need more
     SCALE_FROM_ZERO = "scale_from_zero"  # worker at 0 with due or running jobs: to 1 at once
     BELOW_BAND = "below_band"  # scaled down: below the band for DOWN_DELAY
+    PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
     UP_COOLDOWN = "up_cooldown"  # hold: above the band but an upscale happened < UP_COOLDOWN ago

@@ -60,7 +60,9 @@ class EnginePolicy:
         self.cfg = cfg
         self.min_samples = min_samples
         self.wall0 = wall0
-        self.state = PolicyState()
+        # the run starts with the formation just set (the signal's window still filling), as
+        # the daemon counts the platform's last formation change
+        self.state = PolicyState(last_change=0.0)
         # reused on every call (``decide`` keeps no reference to them): a month of 5 s ticks
         # is half a million calls
         self._obs = Observation(0, None)

@@ -236,7 +236,12 @@ class FastModel:
             r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
             z = (r() + r() + r() - 1.5) * 2.0
             e = self._noise = self._phi * self._noise + self._kick * z
-            tail = 0.05 - e * math.sqrt(self._rank_var / samples)
+            spread = self._rank_var / samples
+            if rho > 0.5:
+                # near capacity, waits come in busy periods whose length grows as
+                # 1 / (1 - load)^2: fewer independent samples in the same window
+                spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
+            tail = 0.05 - e * math.sqrt(spread)
             if tail < 0.0005:
                 tail = 0.0005
             elif tail > 0.5:

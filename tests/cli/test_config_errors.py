@@ -157,8 +157,9 @@ def test_defaults_follow_the_spec():
         None,
         1,
         60.0,
-        300.0,
+        60.0,
     )
+    assert (worker.down_delay, web.headroom, worker.headroom) == (300.0, 1.8, 1.8)
     assert s.glob.interval == 5.0 and s.glob.lock == "auto" and not s.glob.dry_run
 
 
