@@ -37,12 +37,12 @@ The rules, in order (README "The policy" says the same in words):
    would then keep far too many).
 8. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change: down by
    ``DOWN_STEP``; never to 0 while jobs are running; never below the forecast (rule 7); when the
-   source reports the arrival rate, never to fewer instances than carry it with
-   ``DOWN_HEADROOM`` to spare at the highest per-instance rate seen in band, so that a downscale
-   does not buy the next upscale. Below the down threshold for ``PROBE_AFTER`` while only the
+   source reports the arrival rate and the forecast is not known yet, never to fewer instances
+   than carry it with ``DOWN_HEADROOM`` to spare at the highest per-instance rate seen in band,
+   so that a downscale does not buy the next upscale. Below the down threshold for ``PROBE_AFTER`` while only the
    forecast holds the instances: down anyway if the fewer instances would each carry more than
    learned (a probe: what one instance carries can only be learned above what it has carried;
-   forecast upscales wait until the next settled reading).
+   the forecast adds nothing for ``PROBE_HOLD`` while they are read; rule 6 still applies).
 9. Otherwise hold; inside the band the "below since" clock restarts.
 """
 
@@ -73,8 +73,10 @@ LEARN_SAMPLES = 300
 BIN_READINGS = 20
 STOP_READINGS = 2
 BIN_MEMORY = 20
-#: below the band this long, a downscale only the forecast forbids is tried anyway (s)
+#: below the band this long, a downscale only the forecast forbids is tried anyway (s); the
+#: forecast then adds nothing for ``PROBE_HOLD`` (s), while the fewer instances are read
 PROBE_AFTER = 1800.0
+PROBE_HOLD = 300.0
 _PER_LOG = 1.0 / math.log(1.05)  # bins of load 5% wide
 _OK, _SPARSE = Status.OK, Status.SPARSE
 _UNTRUSTED = {
@@ -437,7 +439,7 @@ def decide(
         0 < cur < need
         and cur < high
         and not not_ready
-        and (probe_at is None or t - probe_at >= cfg.up_cooldown + cfg.window)
+        and (probe_at is None or t - probe_at >= PROBE_HOLD)
     )
 
     action = _HOLD
@@ -501,6 +503,7 @@ def decide(
                 reason = Reason.BUSY
             elif desired < need or (
                 rate is not None
+                and capacity is None
                 and healthy is not None
                 and desired > 0
                 and rate * DOWN_HEADROOM > healthy * desired

@@ -1,11 +1,11 @@
 """``autoscaler tune``: search the engine's settings for the cheapest that meet the SLO.
 
-Candidates are drawn (seeded) from a grid of thresholds, steps, sensitivity, cooldowns and
-delays, the configured settings always among them. On a long trace the search screens first:
-every candidate runs on the trace's two busiest days plus a typical one (against a looser
-target: busy days fail more minutes), and the best sixteenth (at least 6) then run on the
-whole trace, where the winner is picked: the cheapest whose share
-of minutes within the SLO meets the target, else the one with the highest share. Runs are
+Candidates are drawn (seeded) from a grid of thresholds, steps, sensitivity, cooldowns,
+delays and forecast headroom, the configured settings always among them. On a long trace the
+search screens first: every candidate runs on the trace's two busiest days plus a typical one
+(against a looser target: busy days fail more minutes), and the best sixteenth (at least 6)
+then run on the whole trace, where the winner is picked: the cheapest whose share of minutes
+within the SLO meets the target, else the one with the highest share. Runs are
 spread over ``workers`` forked processes.
 """
 
@@ -36,6 +36,7 @@ class Candidate:
     up_sensitivity: float
     up_cooldown: float
     down_delay: float
+    headroom: float
 
     @classmethod
     def of(cls, cfg: PolicyConfig) -> Candidate:
@@ -47,6 +48,7 @@ class Candidate:
             cfg.up_sensitivity,
             cfg.up_cooldown,
             cfg.down_delay,
+            cfg.headroom,
         )
 
     def config(self, base: PolicyConfig) -> PolicyConfig:
@@ -58,6 +60,7 @@ class Candidate:
             up_sensitivity=self.up_sensitivity,
             up_cooldown=self.up_cooldown,
             down_delay=self.down_delay,
+            headroom=self.headroom,
         )
 
     def variables(self, prefix: str) -> dict[str, str]:
@@ -69,6 +72,7 @@ class Candidate:
             f"{prefix}UP_SENSITIVITY": f"{self.up_sensitivity:g}s",
             f"{prefix}UP_COOLDOWN": f"{self.up_cooldown:g}s",
             f"{prefix}DOWN_DELAY": f"{self.down_delay:g}s",
+            f"{prefix}HEADROOM": f"{self.headroom:g}",
         }
 
 
@@ -83,15 +87,18 @@ def candidates(base: PolicyConfig, slo_ms: float, n: int, seed: int) -> list[Can
             (0.0, 10.0, 30.0),
             (15.0, 30.0, 60.0, 120.0),
             (60.0, 120.0, 300.0, 600.0, 900.0),
+            (0.0, 1.0, 1.5, 1.8, 2.2, 3.0),  # headroom, standard deviations of the rate
         )
     )
     random.Random(seed).shuffle(grid)
     out = [Candidate.of(base)]
     seen = set(out)
-    for up, down, up_step, down_step, sens, cool, delay in grid:
+    for up, down, up_step, down_step, sens, cool, delay, headroom in grid:
         if len(out) >= n:
             break
-        cand = Candidate(slo_ms * up, slo_ms * up * down, up_step, down_step, sens, cool, delay)
+        cand = Candidate(
+            slo_ms * up, slo_ms * up * down, up_step, down_step, sens, cool, delay, headroom
+        )
         if cand not in seen:
             seen.add(cand)
             out.append(cand)

@@ -41,6 +41,7 @@ PROCESS_BAD = {
     "UP_SENSITIVITY": ["", "-1", "soon"],
     "UP_COOLDOWN": ["", "-60", "later", "1e400"],
     "DOWN_DELAY": ["", "-5m", "forever"],
+    "HEADROOM": ["", "-1", "11", "wide", "nan", "inf"],
     "SCHEDULE": [
         "",
         "mon-fri min=x",

@@ -137,6 +137,7 @@ def test_tune_prints_config_vars_that_meet_the_target(capsys: pytest.CaptureFixt
     assert main([*args, "--target", "0.9", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert "AUTOSCALER_WEB_UP_THRESHOLD=" in out and "AUTOSCALER_WEB_DOWN_DELAY=" in out
+    assert "AUTOSCALER_WEB_HEADROOM=" in out
     assert "configured" in out and "tuned" in out
     assert main([*args, "--target", "0.9", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)

@@ -1,5 +1,5 @@
 """The engine's use of a reported arrival rate: rate-sized ``auto`` upscales (rule 6) and the
-downscale headroom (rule 7). Without a rate the engine is unchanged (``tests/policy``)."""
+downscale headroom (rule 8). Without a rate the engine is unchanged (``tests/policy``)."""
 
 from __future__ import annotations
 

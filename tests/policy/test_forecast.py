@@ -1,0 +1,230 @@
+"""The forecast (rule 7): what one instance carries, learned from the signal against the load per
+instance; capacity kept for the arrival rate's recent mean plus ``HEADROOM`` spreads; probes
+when only the forecast holds instances that stay quiet."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoscaler.model import Action, Instant, Observation, Reason, Status
+from autoscaler.policy import (
+    BIN_MEMORY,
+    BIN_READINGS,
+    PROBE_AFTER,
+    PROBE_HOLD,
+    RATE_TAU,
+    PolicyConfig,
+    PolicyState,
+    capacity_from,
+    decide,
+    learn,
+)
+
+T = 10_000.0
+TOP, UP = 125.0, 200.0  # the upper half of the default 50..200 ms band
+
+
+def at(t: float) -> Instant:
+    return Instant(t, 1_767_225_600.0 + t)
+
+
+def read(bins: dict[int, tuple[float, int]], load: float, signal_ms: float, times: int):
+    for _ in range(times):
+        bins, _ = learn(bins, load, signal_ms)
+    return bins
+
+
+def known(load: float = 20.0) -> dict[int, tuple[float, int]]:
+    """Bins in which ``load`` requests/s per instance kept the signal near the top of the band
+    and a little more did not."""
+    bins = read({}, load * 0.6, 40.0, BIN_READINGS)
+    bins = read(bins, load, 150.0, BIN_READINGS)
+    return read(bins, load * 1.1, 400.0, 2)
+
+
+def test_capacity_is_unknown_until_a_load_near_the_top_of_the_band_is_read_often_enough():
+    bins = read({}, 10.0, 40.0, 100)  # quiet at 10 requests/s: a loose lower bound only
+    assert capacity_from(bins, TOP, UP) is None
+    bins = read(bins, 20.0, 150.0, BIN_READINGS - 1)
+    assert capacity_from(bins, TOP, UP) is None  # not yet often enough
+    bins = read(bins, 20.0, 150.0, 1)
+    capacity = capacity_from(bins, TOP, UP)
+    assert capacity is not None and abs(capacity - 20.0) / 20.0 < 0.05  # bins are 5% wide
+
+
+def test_capacity_is_the_last_load_before_the_mean_signal_goes_above_the_band():
+    bins = known(20.0)
+    bins = read(bins, 30.0, 100.0, BIN_READINGS)  # beyond a load already seen overloaded
+    capacity = capacity_from(bins, TOP, UP)
+    assert capacity is not None and capacity < 21.0
+    assert capacity_from(read(bins, 22.0, 600.0, 2), TOP, UP) == capacity  # above it: no change
+    # overloaded at less than seen near the top of the band: unknown again until read anew
+    assert capacity_from(read(bins, 15.0, 500.0, 2), TOP, UP) is None
+
+
+def test_a_bin_follows_its_recent_readings():
+    bins = read({}, 20.0, 100.0, 200)
+    bins = read(bins, 20.0, 300.0, 3 * BIN_MEMORY)  # the app got slower
+    ((mean, n),) = bins.values()
+    assert n == 200 + 3 * BIN_MEMORY
+    assert mean > 280.0
+
+
+def obs(cur: int, signal: float | None, rate: float | None, status: Status = Status.OK):
+    return Observation(cur, signal, status, rate_per_s=rate)
+
+
+def steady(mean: float, spread: float) -> PolicyState:
+    """Capacity known (about 20 requests/s per instance) and an hour of arrival rates with this
+    mean and spread."""
+    bins = known(20.0)
+    return PolicyState(
+        bins=bins,
+        capacity=capacity_from(bins, TOP, UP),
+        rate_mean=mean,
+        rate_var=spread * spread,
+        rate_at=T - 5,
+        rate_since=T - 3600.0,
+    )
+
+
+def test_the_forecast_adds_instances_ahead_of_the_signal():
+    state = steady(80.0, 20.0)
+    assert state.capacity is not None and abs(state.capacity - 20.0) < 1.0
+    decision, state = decide(PolicyConfig(high=40), state, obs(5, 100.0, 80.0), at(T))
+    # the signal is in the band, but 80 + 1.8 * 20 = 116 requests/s need 6 instances
+    assert (decision.action, decision.desired, decision.reason) == (Action.UP, 6, Reason.FORECAST)
+    decision, _ = decide(
+        PolicyConfig(high=40, headroom=0.0), steady(80.0, 20.0), obs(5, 100.0, 80.0), at(T)
+    )
+    assert decision.action is Action.HOLD  # HEADROOM 0: capacity for the current rate only
+
+
+def test_the_mean_and_spread_follow_the_rate():
+    cfg = PolicyConfig(high=40)
+    state = PolicyState()
+    t = T
+    for i in range(2000):  # rates that swing between 60 and 100 requests/s
+        _, state = decide(cfg, state, obs(10, 100.0, 60.0 if i % 2 else 100.0), at(t))
+        t += 5
+    assert state.rate_mean is not None and abs(state.rate_mean - 80.0) < 2.0
+    assert abs(math.sqrt(state.rate_var) - 20.0) < 2.0
+
+
+def test_the_spread_is_corrected_for_a_short_history():
+    cfg = PolicyConfig(high=40)
+    state = PolicyState()
+    t = T
+    for i in range(12):  # one minute: the weights given so far sum to far less than one
+        _, state = decide(cfg, state, obs(5, 100.0, 60.0 if i % 2 else 100.0), at(t))
+        t += 5
+    assert state.rate_since == T
+    raw = math.sqrt(state.rate_var)
+    corrected = math.sqrt(state.rate_var / (1.0 - math.exp(-(t - 5 - T) / RATE_TAU)))
+    assert raw < 10.0
+    assert 15.0 < corrected < 35.0
+
+
+def test_the_forecast_never_more_than_doubles_nor_passes_max():
+    state = PolicyState(bins=known(20.0), capacity=capacity_from(known(20.0), TOP, UP))
+    decision, _ = decide(PolicyConfig(high=40), state, obs(3, 100.0, 400.0), at(T))
+    assert (decision.action, decision.desired, decision.reason) == (Action.UP, 6, Reason.FORECAST)
+    decision, _ = decide(PolicyConfig(high=4), state, obs(3, 100.0, 400.0), at(T))
+    assert decision.desired == 4
+
+
+def test_the_forecast_holds_a_downscale_it_would_undo():
+    cfg = PolicyConfig(high=40, down_delay=60.0)
+    t, state = T, steady(70.0, 5.0)
+    for _ in range(20):  # quiet, but 3 instances at 20 requests/s each would not carry 79
+        decision, state = decide(cfg, state, obs(4, 10.0, 70.0), at(t))
+        t += 5
+    assert (decision.action, decision.reason) == (Action.HOLD, Reason.HEADROOM)
+    t, state = T, steady(40.0, 5.0)
+    for _ in range(20):  # at 40 (49 with the spread), 3 would
+        decision, state = decide(cfg, state, obs(4, 10.0, 40.0), at(t))
+        t += 5
+        if decision.action is Action.DOWN:
+            break
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        3,
+        Reason.BELOW_BAND,
+    )
+
+
+def test_readings_count_only_with_the_formation_settled_and_enough_requests():
+    cfg = PolicyConfig(high=40)  # settled: UP_COOLDOWN 60 s + WINDOW 30 s after a change
+    state = PolicyState(last_change=T)
+    _, state = decide(cfg, state, obs(4, 150.0, 80.0), at(T + 85))
+    assert state.bins == {}
+    _, state = decide(cfg, state, obs(4, 150.0, 80.0), at(T + 90))
+    assert len(state.bins) == 1
+    _, state = decide(cfg, PolicyState(), obs(1, 150.0, 9.0), at(T))  # 270 requests in 30 s
+    assert state.bins == {}
+    for status in (Status.SPARSE, Status.STALE, Status.FAILED, Status.MISSING):
+        _, state = decide(cfg, PolicyState(), obs(4, 150.0, 80.0, status), at(T))
+        assert state.bins == {}
+
+
+def test_a_long_quiet_spell_probes_below_the_forecast_and_learns_more():
+    """Learned too low (a burst read as an overload): the forecast would keep too many for good.
+    Quiet for PROBE_AFTER, one fewer is tried; the forecast then waits for settled readings,
+    which show the instances carry more, and the capacity goes up."""
+    cfg = PolicyConfig(high=40, down_delay=60.0)
+    bins = known(10.0)
+    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP))
+    low = state.capacity
+    assert low is not None and low < 11.0
+    t, cur = T, 5
+    decision = None
+    while t < T + PROBE_AFTER + 60:  # 44 requests/s: 5 instances at 10, 4 would carry 11 each
+        decision, state = decide(cfg, state, obs(cur, 10.0, 44.0), at(t))
+        t += 5
+        if decision.action is not Action.HOLD:
+            break
+    assert decision is not None
+    assert (decision.action, decision.desired, decision.reason) == (Action.DOWN, 4, Reason.PROBE)
+    assert t - 5 >= T + PROBE_AFTER
+    cur = 4
+    for _ in range(int(PROBE_HOLD // 5)):  # still quiet at 11 requests/s each
+        decision, state = decide(cfg, state, obs(cur, 20.0, 44.0), at(t))
+        t += 5
+        assert decision.action is not Action.UP
+    assert state.capacity is not None and state.capacity > 1.05 * low
+    decision, state = decide(cfg, state, obs(cur, 20.0, 44.0), at(t))
+    assert decision.action is Action.HOLD  # the forecast is satisfied with 4 now
+
+
+def test_a_probe_that_overloads_is_undone_by_the_signal():
+    cfg = PolicyConfig(high=40, down_delay=60.0)
+    bins = known(10.0)
+    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP), probe_at=T)
+    decision, _ = decide(cfg, state, obs(4, 450.0, 44.0), at(T + 10))
+    assert (decision.action, decision.reason) == (Action.UP, Reason.ABOVE_BAND)
+
+
+@given(
+    cur=st.integers(1, 20),
+    signal=st.one_of(st.none(), st.floats(0, 5000)),
+    rate=st.floats(0.1, 5000),
+    status=st.sampled_from(list(Status)),
+    load=st.floats(1.0, 100.0),
+)
+def test_with_a_forecast_decisions_stay_in_bounds_and_never_drop_on_an_untrusted_signal(
+    cur: int, signal: float | None, rate: float, status: Status, load: float
+) -> None:
+    cfg = PolicyConfig(low=1, high=20)
+    bins = known(load)
+    state = PolicyState(
+        bins=bins, capacity=capacity_from(bins, TOP, UP), rate_mean=rate, rate_var=rate, rate_at=T
+    )
+    state.rate_since = T - 3600.0
+    decision, _ = decide(cfg, state, Observation(cur, signal, status, rate_per_s=rate), at(T + 5))
+    assert 1 <= decision.desired <= min(20, 2 * cur)
+    trusted = signal is not None and status in (Status.OK, Status.SPARSE)
+    if not trusted:
+        assert decision.action is not Action.DOWN
