@@ -41,8 +41,9 @@ The rules, in order (README "The policy" says the same in words):
    than carry it with ``DOWN_HEADROOM`` to spare at the highest per-instance rate seen in band,
    so that a downscale does not buy the next upscale. Below the down threshold for
    ``PROBE_AFTER`` while only the forecast holds the instances: down anyway if the fewer
-   instances would each carry more than learned (a probe: what one instance carries can only be learned above what it has carried;
-   the forecast adds nothing for ``PROBE_HOLD`` while they are read; rule 6 still applies).
+   instances would each carry more than learned (a probe: what one instance carries can only
+   be learned above what it has carried; the forecast adds nothing for ``PROBE_HOLD`` while
+   they are read; rule 6 still applies).
 9. Otherwise hold; inside the band the "below since" clock restarts.
 """
 
