@@ -239,6 +239,9 @@ def _step(value: Any) -> Any:
     return value
 
 
+_auto = _step  # "auto" (any case) means None: the policy decides
+
+
 class ProcessSettings(BaseModel):
     """One managed process's settings. Durations are seconds, thresholds milliseconds."""
 
@@ -260,7 +263,7 @@ class ProcessSettings(BaseModel):
     down_step: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=1000)] = 1
     up_sensitivity: Seconds = 0.0
     up_cooldown: Seconds = 60.0
-    down_delay: Seconds | None = None
+    down_delay: Annotated[Seconds | None, BeforeValidator(_auto)] = None  # None: auto
     headroom: Annotated[float, BeforeValidator(_nonempty), Field(ge=0, le=10)] = 1.8
     schedule: Str | None = None
     min_samples: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=100_000)] = 5
@@ -306,9 +309,6 @@ class ProcessSettings(BaseModel):
             set_(self, "down_threshold", 2.0 if jobs else 0.05)
         if self.aggregate is None:
             set_(self, "aggregate", "max" if jobs else "p95")
-        if self.down_delay is None:
-            # the web signal comes with the arrival rate, whose forecast guards downscales
-            set_(self, "down_delay", 300.0 if jobs else 60.0)
         if self.stale_after is None:
             set_(self, "stale_after", max(60.0, 2 * self.window))
         p = self.var_prefix

@@ -13,7 +13,11 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
     signal = f"{p.aggregate} {what} {format_ms(d.signal_ms)}"
     band = f"{format_ms(p.down_threshold_ms)}..{format_ms(p.up_threshold_ms)}"
     r = d.reason
-    assert p.down_delay is not None
+    delay = (
+        "the down delay (auto: 1m with the forecast known, 5m without)"
+        if p.down_delay is None
+        else f"the {format_duration(p.down_delay)} down delay"
+    )
     why = {
         Reason.ABOVE_BAND: f"{signal} is above {format_ms(p.up_threshold_ms)}",
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
@@ -27,8 +31,7 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             "each carrying more than learned so far"
         ),
         Reason.BELOW_BAND: (
-            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} "
-            f"for {format_duration(p.down_delay)}"
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}"
         ),
         Reason.IN_BAND: f"{signal} is inside {band}",
         Reason.UP_SENSITIVITY: (
@@ -43,8 +46,7 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but {d.high} is the most"
         ),
         Reason.DOWN_DELAY: (
-            f"{signal} is below {format_ms(p.down_threshold_ms)}, waiting out the "
-            f"{format_duration(p.down_delay)} down delay"
+            f"{signal} is below {format_ms(p.down_threshold_ms)}, waiting out {delay}"
         ),
         Reason.AT_MIN: (
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.low} is the least"

@@ -35,11 +35,10 @@ The rules, in order (README "The policy" says the same in words):
    mean signal goes above the up threshold. Unknown until some load has had its mean signal in
    the upper half of the band (lower loads only bound it loosely from below, and the forecast
    would then keep far too many).
-8. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change: down by
-   ``DOWN_STEP``; never to 0 while jobs are running; never below the forecast (rule 7); when the
-   source reports the arrival rate and the forecast is not known yet, never to fewer instances
-   than carry it with ``DOWN_HEADROOM`` to spare at the highest per-instance rate seen in band,
-   so that a downscale does not buy the next upscale. Below the down threshold for
+8. Below the down threshold for ``DOWN_DELAY``, and ``DOWN_DELAY`` since the last change (``auto``:
+   ``DOWN_DELAY_FORECAST`` while the forecast is known, ``DOWN_DELAY_SIGNAL`` otherwise): down by
+   ``DOWN_STEP``; never to 0 while jobs are running; never below what the forecast keeps (rule
+   7), so that a downscale does not buy the next upscale. Below the down threshold for
    ``PROBE_AFTER`` while only the forecast holds the instances: down anyway if the fewer
    instances would each carry more than learned (a probe: what one instance carries can only
    be learned above what it has carried; the forecast adds nothing for ``PROBE_HOLD`` while
@@ -57,10 +56,6 @@ from autoscaler.model import Action, Decision, Instant, Metric, Observation, Rea
 from autoscaler.schedule import Schedule
 
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
-#: a downscale must leave each instance at most 1/1.2 of the highest per-instance arrival rate
-#: seen with the signal in band (simulated on the shared traces: it removes the down-then-up
-#: cycles that fail minutes, at almost no cost)
-DOWN_HEADROOM = 1.2
 #: the arrival rate's recent mean and spread are exponentially weighted over this long (s)
 RATE_TAU = 900.0
 #: what one instance carries is unknown until a load has had its mean signal this far up the
@@ -78,6 +73,9 @@ BIN_MEMORY = 20
 #: forecast then adds nothing for ``PROBE_HOLD`` (s), while the fewer instances are read
 PROBE_AFTER = 1800.0
 PROBE_HOLD = 300.0
+#: ``DOWN_DELAY=auto``: with the forecast known (rule 7), and without it (s)
+DOWN_DELAY_FORECAST = 60.0
+DOWN_DELAY_SIGNAL = 300.0
 _PER_LOG = 1.0 / math.log(1.05)  # bins of load 5% wide
 _OK, _SPARSE = Status.OK, Status.SPARSE
 _UNTRUSTED = {
@@ -120,7 +118,7 @@ class PolicyConfig:
         down_step: int = 1,
         up_sensitivity: float = 0.0,
         up_cooldown: float = 60.0,
-        down_delay: float = 300.0,
+        down_delay: float | None = None,
         scale_from_zero: bool = False,
         schedule: Schedule | None = None,
         provision_timeout: float = 600.0,
@@ -142,7 +140,7 @@ class PolicyConfig:
         self.down_step = down_step
         self.up_sensitivity = up_sensitivity
         self.up_cooldown = up_cooldown
-        self.down_delay = down_delay
+        self.down_delay = down_delay  # None: auto (rule 8)
         self.scale_from_zero = scale_from_zero
         self.schedule = schedule
         self.provision_timeout = provision_timeout
@@ -152,7 +150,6 @@ class PolicyConfig:
 
     @classmethod
     def from_settings(cls, p: ProcessSettings) -> PolicyConfig:
-        assert p.down_delay is not None  # set by the settings' validator
         return cls(
             p.name,
             low=p.min,
@@ -349,6 +346,14 @@ def capacity_from(bins: dict[int, tuple[float, int]], top_ms: float, up_ms: floa
     return math.exp((best + 0.5) / _PER_LOG)
 
 
+def down_delay(cfg: PolicyConfig, capacity: float | None) -> float:
+    """``DOWN_DELAY`` in force: as set, or (``auto``) short while the forecast guards downscales
+    and long without it."""
+    if cfg.down_delay is not None:
+        return cfg.down_delay
+    return DOWN_DELAY_FORECAST if capacity is not None else DOWN_DELAY_SIGNAL
+
+
 def rate_step(current: int, rate_per_s: float, healthy_rate: float) -> int:
     """Instances to add so that each carries at most ``healthy_rate`` of ``rate_per_s``: at
     least one, at most doubling (plus one from zero)."""
@@ -492,8 +497,8 @@ def decide(
     elif below_since is not None:
         if cur <= low:
             reason = Reason.AT_MIN
-        elif t - below_since < cfg.down_delay or (
-            last_change is not None and t - last_change < cfg.down_delay
+        elif t - below_since < (delay := down_delay(cfg, capacity)) or (
+            last_change is not None and t - last_change < delay
         ):
             reason = Reason.DOWN_DELAY
         else:
@@ -502,13 +507,7 @@ def decide(
                 desired = 1
             if desired == cur:
                 reason = Reason.BUSY
-            elif desired < need or (
-                rate is not None
-                and capacity is None
-                and healthy is not None
-                and desired > 0
-                and rate * DOWN_HEADROOM > healthy * desired
-            ):
+            elif desired < need:
                 if (
                     capacity is not None
                     and rate is not None

@@ -53,6 +53,7 @@ def simulate(trace: Path, *extra: str) -> tuple[float, str]:
 
 def stages(trace: Path) -> None:
     sys.path.insert(0, str(ROOT))
+    from autoscaler.config import load
     from autoscaler.policy import PolicyConfig
     from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay
     from autoscaler.sim.traces import read_trace
@@ -64,7 +65,8 @@ def stages(trace: Path) -> None:
     marks.append(tuple(c() for c in clocks))
     prepared = prepare(loaded, setup)
     marks.append(tuple(c() for c in clocks))
-    result = replay(prepared, setup, PolicySpec("default", 1, 40, PolicyConfig(high=40)))
+    web = PolicyConfig.from_settings(load({}).processes["web"]).replace(high=40)  # the defaults
+    result = replay(prepared, setup, PolicySpec("default", 1, 40, web))
     marks.append(tuple(c() for c in clocks))
     for name, a, b in zip(("read", "prepare", "replay"), marks, marks[1:], strict=False):
         print(f"  {name:8} {b[0] - a[0]:6.2f} s wall {b[1] - a[1]:6.2f} s CPU")

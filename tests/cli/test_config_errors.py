@@ -158,9 +158,10 @@ def test_defaults_follow_the_spec():
         None,
         1,
         60.0,
-        60.0,
+        None,  # auto: 1m with the forecast known, 5m without (see the policy)
     )
-    assert (worker.down_delay, web.headroom, worker.headroom) == (300.0, 1.8, 1.8)
+    assert (worker.down_delay, web.headroom, worker.headroom) == (None, 1.8, 1.8)
+    assert load({"AUTOSCALER_WEB_DOWN_DELAY": "Auto"}).processes["web"].down_delay is None
     assert s.glob.interval == 5.0 and s.glob.lock == "auto" and not s.glob.dry_run
 
 

@@ -100,7 +100,7 @@ def test_a_stale_reading_holds():
 def test_sustained_low_signal_scales_down_after_down_delay():
     scaler, platform, sources, clock = make(quantities={"web": 4, "worker": 1})
     sources["web"].value_ms = 5.0
-    for _ in range(13):  # the web's DOWN_DELAY (1 minute) + one tick
+    for _ in range(61):  # 300 s + one tick (DOWN_DELAY auto, no forecast: 5 minutes)
         scaler.tick()
         clock.advance(5)
     assert platform.journal == [{"web": 3}]

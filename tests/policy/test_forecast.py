@@ -228,3 +228,20 @@ def test_with_a_forecast_decisions_stay_in_bounds_and_never_drop_on_an_untrusted
     trusted = signal is not None and status in (Status.OK, Status.SPARSE)
     if not trusted:
         assert decision.action is not Action.DOWN
+
+
+def test_down_delay_auto_is_short_only_while_the_forecast_guards_downscales():
+    def first_downscale(cfg: PolicyConfig, state: PolicyState, rate: float | None) -> float:
+        t = T
+        while t < T + 3600:
+            decision, state = decide(cfg, state, obs(6, 10.0, rate), at(t))
+            if decision.action is Action.DOWN:
+                return t - T
+            t += 5
+        raise AssertionError("never scaled down")
+
+    auto = PolicyConfig(high=40)
+    assert first_downscale(auto, steady(20.0, 2.0), 20.0) == 60.0  # forecast known
+    assert first_downscale(auto, PolicyState(), 20.0) == 300.0  # rate, nothing learned yet
+    assert first_downscale(auto, PolicyState(), None) == 300.0  # no rate (jobs)
+    assert first_downscale(PolicyConfig(high=40, down_delay=600.0), steady(20.0, 2.0), 20.0) == 600

@@ -24,7 +24,12 @@ from autoscaler.testing import FakePlatform, FakeSource
 
 from .helpers import REDIS_URL, TcpProxy
 
-ENV = {"AUTOSCALER_PLATFORM": "heroku", "AUTOSCALER_PROCESSES": "web", "AUTOSCALER_INTERVAL": "5s"}
+ENV = {
+    "AUTOSCALER_PLATFORM": "heroku",
+    "AUTOSCALER_PROCESSES": "web",
+    "AUTOSCALER_INTERVAL": "5s",
+    "AUTOSCALER_WEB_DOWN_DELAY": "5m",  # long enough to tell a waited delay from an early write
+}
 
 
 class Quiet:

@@ -1,5 +1,6 @@
-"""The engine's use of a reported arrival rate: rate-sized ``auto`` upscales (rule 6) and the
-downscale headroom (rule 8). Without a rate the engine is unchanged (``tests/policy``)."""
+"""The engine's use of a reported arrival rate for rate-sized ``auto`` upscales (rule 6); the
+forecast (rules 7 and 8) is in ``tests/policy/test_forecast.py``. Without a rate the engine is
+unchanged (``tests/policy``)."""
 
 from __future__ import annotations
 
@@ -73,19 +74,22 @@ def test_a_fixed_up_step_and_a_sparse_signal_ignore_the_rate() -> None:
     assert sparse.desired == 5
 
 
-def test_a_downscale_keeps_a_fifth_to_spare_at_the_healthy_rate() -> None:
-    cfg = PolicyConfig(high=40, down_delay=300.0)
-    state = PolicyState(4, None, T - 600, None, T - 600, healthy_rate=20.0)
-    # 3 instances would carry 50/3 = 16.7 requests/s each, a fifth below 20: down
-    down, _ = decide(cfg, state, Observation(4, 10.0, Status.OK, rate_per_s=50.0), at(T))
-    assert (down.action, down.desired, down.reason) == (Action.DOWN, 3, Reason.BELOW_BAND)
-    # at 55 requests/s, 3 would carry 18.3 each, less than a fifth to spare: hold
-    held, after = decide(cfg, state, Observation(4, 10.0, Status.OK, rate_per_s=55.0), at(T))
-    assert (held.action, held.desired, held.reason) == (Action.HOLD, 4, Reason.HEADROOM)
-    assert after.below_since == T - 600  # still below the band: the clock keeps running
-    # without a rate the rule is the plain one
-    plain, _ = decide(cfg, state, Observation(4, 10.0, Status.OK), at(T))
-    assert plain.action is Action.DOWN
+def test_a_rate_learned_on_a_quiet_formation_does_not_block_downscales() -> None:
+    """After a restart with more instances than the load needs, the highest per-instance rate
+    seen in band is only what they happened to carry: it must not hold them all (what guards
+    downscales is the forecast, once it has learned near the top of the band)."""
+    cfg = PolicyConfig(high=40)
+    state = PolicyState()
+    t = T
+    for _ in range(61):  # 6 instances, 20 requests/s, quiet for DOWN_DELAY (auto: 5 minutes)
+        decision, state = decide(cfg, state, Observation(6, 5.0, Status.OK, rate_per_s=20.0), at(t))
+        t += 5
+    assert state.healthy_rate is not None and state.healthy_rate < 4.0
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        5,
+        Reason.BELOW_BAND,
+    )
 
 
 @given(
