@@ -98,7 +98,8 @@ def reading_from(
         age,
         busy=busy,
         warning="; ".join(notes) or None,
-        rate_per_s=requests / window,
+        # the requests of the window, or of the shorter span the app keeps
+        rate_per_s=requests / (keep if 0 < keep < window else window),
     )
 
 

@@ -105,8 +105,9 @@ def test_unreadable_slots_are_skipped_and_named_but_all_unreadable_is_an_error()
 
 
 def test_a_window_longer_than_the_apps_retention_is_pointed_out() -> None:
-    r = read({SLOT: slot_hash(flush([5.0], keep=300.0))}, NOW - 1, window=600.0)
+    r = read({SLOT: slot_hash(flush([5.0], keep=300.0, requests=600))}, NOW - 1, window=600.0)
     assert r.warning is not None and "keeps 300s" in r.warning
+    assert r.rate_per_s == pytest.approx(2.0)  # 600 requests over the 300 s kept
 
 
 def _settings(**env: str) -> config.Settings:
