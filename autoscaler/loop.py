@@ -338,6 +338,11 @@ class Autoscaler:
                 fields["error"] = report.source_errors[d.process]
             if d.adopted:
                 fields["adopted"] = True
+            state = self.states.get(d.process)
+            if state is not None and state.capacity is not None:
+                # what one instance carries, as learned for the forecast (requests/s)
+                fields["capacity"] = round(state.capacity, 1)
+                m.capacity.labels(d.process).set(state.capacity)
             if self.lock is not None:
                 fields["leader"] = report.is_leader
                 fields["epoch"] = report.epoch

@@ -48,6 +48,12 @@ class Metrics:
             registry=r,
         )
         self.leader = Gauge("autoscaler_leader", "1 while this daemon holds the lease", registry=r)
+        self.capacity = Gauge(
+            "autoscaler_capacity_per_instance",
+            "Requests/s one instance carries with the signal in the band, as learned",
+            ["process"],
+            registry=r,
+        )
         self.sample_age = Gauge(
             "autoscaler_sample_age_seconds", "Age of the newest data", ["process"], registry=r
         )

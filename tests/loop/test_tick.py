@@ -233,6 +233,24 @@ def test_one_decision_event_per_process_per_tick_in_logfmt():
     assert "dry_run=false" in lines[0]
 
 
+def test_the_learned_capacity_is_logged_and_exported_and_the_forecast_scales_ahead():
+    out = io.StringIO()
+    logs.configure("logfmt", "info", stream=out)
+    web = FakeSource(150.0, rate_per_s=80.0)  # 20 requests/s on each of 4, near the band's top
+    scaler, platform, _, clock = make(quantities={"web": 4, "worker": 1}, web=web, log=logs.get())
+    for _ in range(25):  # 20 settled readings make the load known
+        scaler.tick()
+        clock.advance(5)
+    assert "capacity=" not in out.getvalue().splitlines()[0]
+    last = [line for line in out.getvalue().splitlines() if "process=web" in line][-1]
+    assert "capacity=2" in last  # about 20 requests/s (bins are 5% wide)
+    assert b'autoscaler_capacity_per_instance{process="web"} 2' in scaler.metrics.render()
+    assert platform.journal == []  # 80 requests/s, steady: 4 instances carry it
+    web.rate_per_s, web.value_ms = 120.0, 100.0  # more arrivals, the signal not yet above the band
+    scaler.tick()
+    assert platform.journal == [{"web": 6}]
+
+
 class FakeLease:
     def __init__(self, epoch):
         self.epoch = epoch
