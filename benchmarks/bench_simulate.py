@@ -1,6 +1,7 @@
 """Speed and quality of ``autoscaler simulate`` on the shared real traces.
 
     .venv/bin/python benchmarks/bench_simulate.py [--nasa PATH] [--wc98 PATH] [--skip-quality]
+        [--seeds N]
 
 Speed: the fast model on the NASA July 1995 month (27 days at 1 s) with the default policy,
 as a whole command (``python -m autoscaler simulate``, interpreter start included; target at
@@ -98,11 +99,25 @@ def quality(name: str, trace: Path) -> None:
     print()
 
 
+def seeds(name: str, trace: Path, count: int) -> None:
+    """The default policy against the oracle with the signal's noise drawn from other seeds."""
+    print(f"{name}: default policy over seeds 1..{count} (SLO minutes, cost vs oracle)")
+    for seed in range(1, count + 1):
+        extra = ["--policy", "oracle", "--max", "40", "--json", "--seed", str(seed)]
+        _, out = simulate(trace, *FLAGS, *extra)
+        rows = {r["policy"]: r for r in json.loads(out)}
+        d, o = rows["default"], rows["oracle"]
+        cost = d["instance_hours"] / o["instance_hours"]
+        print(f"  seed {seed}: {d['slo_attainment']:.2%}  {cost:.3f}x")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nasa", type=Path, default=NASA)
     parser.add_argument("--wc98", type=Path, default=WC98)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--seeds", type=int, default=0, help="also run seeds 1..N of the noise")
     args = parser.parse_args()
     for path in (args.nasa, args.wc98):
         if not path.is_file():
@@ -115,6 +130,9 @@ def main() -> None:
     if not args.skip_quality:
         quality("wc98", args.wc98)
         quality("nasa", args.nasa)
+    if args.seeds:
+        seeds("wc98", args.wc98, args.seeds)
+        seeds("nasa", args.nasa, args.seeds)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="scale the trace so its peak needs about this many instances",
     )
     m.add_argument("--slo-ms", type=_positive(float), default=200.0, help="p95 queue time SLO")
-    m.add_argument("--seed", type=int, default=1, help="seed of the exact model's arrivals (1)")
+    m.add_argument(
+        "--seed", type=int, default=1, help="seed of the arrivals (exact) or signal noise (fast)"
+    )
     m.add_argument("--smooth", type=_seconds, default=60.0, help="smooth counts over (60s)")
     m.add_argument("--exact", action="store_true", help="request-level model (slow)")
     m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
