@@ -16,6 +16,7 @@ import contextlib
 import gzip
 import math
 import multiprocessing
+import os
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,6 +201,11 @@ def _in_background(
             send.send(fn(arg))
         except _Irregular:
             send.send(None)
+        finally:
+            # Leave at once: the interpreter's way out flushes stdio, whose locks another thread
+            # of the parent may have held when this process was forked (and never will
+            # release here). The parent reads the answer, or EOF, from the pipe.
+            os._exit(0)
 
     process = ctx.Process(target=child, daemon=True)
     process.start()
