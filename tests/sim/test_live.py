@@ -100,8 +100,8 @@ def test_worker_reading_is_the_age_of_the_oldest_job(settings: Settings) -> None
 def test_the_policy_scales_web_up_then_down_within_an_hour(settings: Settings) -> None:
     """The demo: with the default settings, the real ``decide`` on the sim app scales web up
     during the first burst and back down once it is over, within 60 simulated minutes (fed
-    the sources' arrival rate, so its upscales are rate-sized and its downscales keep
-    headroom)."""
+    the sources' arrival rate, so its upscales are rate-sized and, once it has learned what an
+    instance carries, the forecast keeps capacity ahead)."""
     clock, _, platform, sources = make(settings)
     interval = settings.glob.interval
     cfg = {name: PolicyConfig.from_settings(p) for name, p in settings.processes.items()}
