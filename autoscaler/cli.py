@@ -185,8 +185,6 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     log = logs.get()
     stop = threading.Event()
 
@@ -194,8 +192,17 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         log.info("shutdown", signal=signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(settings, log, stop)
+    finally:  # a caller that runs ``run`` in-process gets its handlers back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
     g = settings.glob
     if g.platform == "sim":
         log.info("startup", detail=SIM_BANNER.format(speed=g.sim_speed))

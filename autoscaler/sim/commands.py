@@ -12,6 +12,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -234,6 +235,13 @@ def _run_one(spec: PolicySpec, start: int = 0, stop: int | None = None) -> Resul
     return replay(prepared, setup, spec, start=start, stop=stop, series=stop is None)
 
 
+def _worker_signals() -> None:
+    """In a forked worker: the default SIGTERM, so that the pool's ``terminate`` ends it even
+    when the parent had a handler of its own (``run`` in the same process, say)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_many(
     prepared: Prepared,
     setup: Setup,
@@ -256,7 +264,7 @@ def run_many(
                     progress(i + 1, len(jobs))
             return out
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(jobs))) as pool:
+        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals) as pool:
             pending = [pool.apply_async(_run_one, job) for job in jobs]
             results = []
             for i, item in enumerate(pending):

@@ -217,7 +217,10 @@ def _in_background(
         except EOFError:  # the child died: do it here
             value = fn(arg)
         finally:
-            process.join()
+            process.join(5.0)
+            if process.is_alive():  # stuck on its way out: its answer is in already
+                process.kill()
+                process.join()
             receive.close()
         if value is None:
             raise _Irregular
