@@ -5,7 +5,7 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
-from autoscaler.policy import PROBE_AFTER
+from autoscaler.policy import DOWN_DELAY_FORECAST, DOWN_DELAY_SIGNAL, PROBE_AFTER
 
 
 def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
@@ -14,7 +14,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
     band = f"{format_ms(p.down_threshold_ms)}..{format_ms(p.up_threshold_ms)}"
     r = d.reason
     delay = (
-        "the down delay (auto: 1m with the forecast known, 5m without)"
+        f"the down delay (auto: {format_duration(DOWN_DELAY_FORECAST)} with the forecast "
+        f"known, {format_duration(DOWN_DELAY_SIGNAL)} without)"
         if p.down_delay is None
         else f"the {format_duration(p.down_delay)} down delay"
     )

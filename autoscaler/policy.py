@@ -396,17 +396,14 @@ def decide(
 
     rate = obs.rate_per_s
     healthy = state.healthy_rate
-    if rate is not None and status is _OK and sig is not None and sig <= cfg.up_ms and cur > 0:
-        per_instance = rate / cur
-        if healthy is None or per_instance > healthy:
-            healthy = per_instance
     capacity = state.capacity
     bins = state.bins
     mean, var, rate_at, since = state.rate_mean, state.rate_var, state.rate_at, state.rate_since
     need = 0  # instances the recent arrival rate calls for (0: unknown)
-    expected: float | None = None  # the arrival rate to keep capacity for
     if rate is not None and trusted:
         assert sig is not None
+        if status is _OK and sig <= cfg.up_ms and cur > 0 and rate > (healthy or 0.0) * cur:
+            healthy = rate / cur
         serving = cur if obs.ready is None or obs.ready > cur else obs.ready
         if (
             status is _OK
@@ -436,8 +433,7 @@ def decide(
                 # the spread, corrected for the weight not yet given to the past
                 age = t - since
                 spread = math.sqrt(var if age > 20.0 * RATE_TAU else var / _weight(age))
-                expected = mean + cfg.headroom * spread
-                expected = max(expected, rate)
+                expected = max(rate, mean + cfg.headroom * spread)
             need = math.ceil(expected / capacity - 1e-9)
     not_ready = short_since is not None and t - short_since >= cfg.provision_timeout
     probe_at = state.probe_at
@@ -447,6 +443,7 @@ def decide(
         and not not_ready
         and (probe_at is None or t - probe_at >= PROBE_HOLD)
     )
+    forecast_to = min(high, need, 2 * cur)  # what a forecast upscale goes to
 
     action = _HOLD
     desired = cur
@@ -472,7 +469,7 @@ def decide(
             or (last_up is not None and t - last_up < cfg.up_cooldown)
         ):
             # the instances still booting count in ``cur``: even more are needed
-            action, desired, reason = _UP, min(high, need, 2 * cur), Reason.FORECAST
+            action, desired, reason = _UP, forecast_to, Reason.FORECAST
         elif t - above_since < cfg.up_sensitivity:
             reason = Reason.UP_SENSITIVITY
         elif last_up is not None and t - last_up < cfg.up_cooldown:
@@ -493,7 +490,7 @@ def decide(
                 desired = min(need, 2 * cur)
             action, desired, reason = _UP, min(high, desired), Reason.ABOVE_BAND
     elif forecast_up:
-        action, desired, reason = _UP, min(high, need, 2 * cur), Reason.FORECAST
+        action, desired, reason = _UP, forecast_to, Reason.FORECAST
     elif below_since is not None:
         if cur <= low:
             reason = Reason.AT_MIN
@@ -508,21 +505,14 @@ def decide(
             if desired == cur:
                 reason = Reason.BUSY
             elif desired < need:
-                if (
-                    capacity is not None
-                    and rate is not None
-                    and desired > 0
-                    and t - below_since >= PROBE_AFTER
-                    and rate > capacity * desired
-                ):
+                assert capacity is not None and rate is not None  # a need means both
+                if desired > 0 and t - below_since >= PROBE_AFTER and rate > capacity * desired:
                     # below the band for so long that the instances must carry more than
-                    # learned: try with fewer (the forecast waits for a settled reading)
+                    # learned: try with fewer (the forecast waits PROBE_HOLD while they are read)
                     action, reason = _DOWN, Reason.PROBE
-                    probe_at = t
-                    below_since = t
-                if action is _HOLD:
-                    desired = cur
-                    reason = Reason.HEADROOM
+                    probe_at = below_since = t
+                else:
+                    desired, reason = cur, Reason.HEADROOM
             else:
                 action, reason = _DOWN, Reason.BELOW_BAND
     else:
