@@ -4,16 +4,14 @@ line and reason."""
 from __future__ import annotations
 
 import gzip
-import io
-import os
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from autoscaler.sim.traces import Trace, TraceError, read_trace, scaled, to_steps
+
+from .forking import stdio_stuck_in_children
 
 DATA = Path(__file__).parent.parent / "data" / "traces"
 
@@ -186,27 +184,13 @@ def test_a_long_file_checks_its_times_in_the_background(tmp_path: Path) -> None:
     assert "does not increase" in str(info.value)
 
 
-class _StuckInChildren(io.StringIO):
-    """A stream whose flush never returns outside the process that made it: as a stream whose
-    lock another thread held when the process was forked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.owner = os.getpid()
-
-    def flush(self) -> None:
-        while os.getpid() != self.owner:
-            time.sleep(1)
-
-
 def test_the_background_check_exits_without_flushing_the_parents_streams(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The forked checker must leave at once: a child that flushed stdio on its way out could
     wait forever on a stream lock another thread held when it was forked, and the reader with
     it (seen in the test suite, whose fake servers' threads write tracebacks to stderr)."""
-    monkeypatch.setattr(sys, "stderr", _StuckInChildren())
-    monkeypatch.setattr(sys, "stdout", _StuckInChildren())
+    stdio_stuck_in_children(monkeypatch)
     path = seconds_file(tmp_path, [str(1_000_000 + i) for i in range(120_000)], "\n")
     done: list[int] = []
     reader = threading.Thread(target=lambda: done.append(len(read_trace(path).counts)))

@@ -4,13 +4,9 @@ server library) and a stream that another thread held locked."""
 
 from __future__ import annotations
 
-import io
 import multiprocessing
-import os
 import signal
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,20 +16,9 @@ from autoscaler.sim.commands import run_many
 from autoscaler.sim.runner import PolicySpec, Setup, prepare
 from autoscaler.sim.traces import read_trace
 
+from .forking import stdio_stuck_in_children
+
 DATA = Path(__file__).parent.parent / "data" / "traces"
-
-
-class _StuckInChildren(io.StringIO):
-    """A stream whose flush never returns outside the process that made it: as a stream whose
-    lock another thread held when the process was forked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.owner = os.getpid()
-
-    def flush(self) -> None:
-        while os.getpid() != self.owner:
-            time.sleep(1)
 
 
 def test_pool_workers_end_with_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,8 +29,7 @@ def test_pool_workers_end_with_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
         for name in ("default", "static", "hpa", "oracle")
     ]
     previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a handler that does not exit
-    monkeypatch.setattr(sys, "stderr", _StuckInChildren())
-    monkeypatch.setattr(sys, "stdout", _StuckInChildren())
+    stdio_stuck_in_children(monkeypatch)
     try:
         done: list[int] = []
         runner = threading.Thread(
