@@ -485,10 +485,9 @@ def decide(
                 step = rate_step(cur, rate, healthy)
             else:
                 step = auto_step(cur, sig, cfg.up_ms)
-            desired = cur + step
-            if need > desired:
-                desired = min(need, 2 * cur)
-            action, desired, reason = _UP, min(high, desired), Reason.ABOVE_BAND
+            # the step, or what the forecast asks for when that is more
+            desired = max(min(high, cur + step), forecast_to)
+            action, reason = _UP, Reason.ABOVE_BAND
     elif forecast_up:
         action, desired, reason = _UP, forecast_to, Reason.FORECAST
     elif below_since is not None:

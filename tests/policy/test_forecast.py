@@ -245,3 +245,12 @@ def test_down_delay_auto_is_short_only_while_the_forecast_guards_downscales():
     assert first_downscale(auto, PolicyState(), 20.0) == 300.0  # rate, nothing learned yet
     assert first_downscale(auto, PolicyState(), None) == 300.0  # no rate (jobs)
     assert first_downscale(PolicyConfig(high=40, down_delay=600.0), steady(20.0, 2.0), 20.0) == 600
+
+
+def test_an_upscale_is_the_step_or_the_forecast_whichever_is_more():
+    state = steady(200.0, 0.0)  # 200 requests/s at about 20 each: 10 instances
+    fixed = PolicyConfig(high=40, up_step=5)
+    decision, _ = decide(fixed, state, obs(2, 5000.0, 200.0), at(T))
+    assert (decision.action, decision.desired) == (Action.UP, 7)  # the step (more than 2 x 2)
+    decision, _ = decide(PolicyConfig(high=40, up_step=1), state, obs(3, 5000.0, 200.0), at(T))
+    assert (decision.desired, decision.reason) == (6, Reason.ABOVE_BAND)  # the forecast, doubling
