@@ -15,31 +15,31 @@ from autoscaler.config import ProcessSettings, Settings
 from autoscaler.ports import ConfigError, Lock, Platform, Source
 
 SOURCES = {
-    "sim": "adapters.sources.sim",
-    "request_queue_time": "adapters.sources.request_queue_time",
-    "rq": "adapters.sources.rq",
-    "celery": "adapters.sources.celery",
-    "dramatiq": "adapters.sources.dramatiq",
-    "arq": "adapters.sources.arq",
-    "sidekiq": "adapters.sources.sidekiq",
-    "procrastinate": "adapters.sources.procrastinate",
-    "good_job": "adapters.sources.good_job",
-    "solid_queue": "adapters.sources.solid_queue",
-    "sql": "adapters.sources.sql",
-    "http": "adapters.sources.http",
+    "sim": "autoscaler.sources.sim",
+    "request_queue_time": "autoscaler.sources.request_queue_time",
+    "rq": "autoscaler.sources.rq",
+    "celery": "autoscaler.sources.celery",
+    "dramatiq": "autoscaler.sources.dramatiq",
+    "arq": "autoscaler.sources.arq",
+    "sidekiq": "autoscaler.sources.sidekiq",
+    "procrastinate": "autoscaler.sources.procrastinate",
+    "good_job": "autoscaler.sources.good_job",
+    "solid_queue": "autoscaler.sources.solid_queue",
+    "sql": "autoscaler.sources.sql",
+    "http": "autoscaler.sources.http",
 }
 
 PLATFORMS = {
-    "sim": "adapters.platforms.sim",
-    "heroku": "adapters.platforms.heroku",
-    "render": "adapters.platforms.render",
-    "fly": "adapters.platforms.fly",
-    "railway": "adapters.platforms.railway",
+    "sim": "autoscaler.platforms.sim",
+    "heroku": "autoscaler.platforms.heroku",
+    "render": "autoscaler.platforms.render",
+    "fly": "autoscaler.platforms.fly",
+    "railway": "autoscaler.platforms.railway",
 }
 
 LOCKS = {
-    "redis": "adapters.locks.redis",
-    "postgres": "adapters.locks.postgres",
+    "redis": "autoscaler.locks.redis",
+    "postgres": "autoscaler.locks.postgres",
 }
 
 

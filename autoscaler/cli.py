@@ -127,14 +127,14 @@ def clock_for(settings: Settings) -> Clock:
 
 
 def build_platform(settings: Settings) -> Platform:
-    from adapters.registry import build_platform as build
+    from autoscaler.registry import build_platform as build
 
     platform = build(settings)
     return DryRunPlatform(platform) if settings.glob.dry_run else platform
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
-    from adapters.registry import build_source
+    from autoscaler.registry import build_source
 
     problems: dict[str, str] = {}
     sources: dict[str, Source] = {}
@@ -164,7 +164,7 @@ def lock_kind(settings: Settings) -> str:
 
 
 def build_lock(settings: Settings) -> Lock | None:
-    from adapters.registry import build_lock as build
+    from autoscaler.registry import build_lock as build
 
     kind = lock_kind(settings)
     return None if kind == "none" else build(settings, kind)

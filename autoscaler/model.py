@@ -86,6 +86,9 @@ class Reading:
     busy: int | None = None
     warning: str | None = None
     rate_per_s: float | None = None
+    #: mean number of requests being served at once across the formation over the window (busy
+    #: seconds per second), where the app reports it; ``None`` when unknown
+    in_use: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Observation:
     busy: int | None = None
     rate_per_s: float | None = None  # arrivals per second over the window, when the source knows
     ready: int | None = None  # instances serving, where the platform says
+    in_use: float | None = None  # mean requests being served at once (see ``Reading.in_use``)
 
 
 @dataclass(slots=True)

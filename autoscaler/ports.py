@@ -1,7 +1,7 @@
 """The narrow interfaces the core uses to talk to the outside, and their typed errors.
 
 Adapters (``adapters/``) implement these; the core never imports an adapter module directly except
-through ``adapters.registry``. Each Protocol lists only the calls the core makes.
+through ``autoscaler.registry``. Each Protocol lists only the calls the core makes.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.locks.postgres import PostgresLock, PostgresLockConfig
-from adapters.locks.redis import RedisLock, RedisLockConfig
+from autoscaler.locks.postgres import PostgresLock, PostgresLockConfig
+from autoscaler.locks.redis import RedisLock, RedisLockConfig
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -45,7 +45,7 @@ def timed(call: Callable[[], object], n: int = N) -> str:
 
 HOLDER = """
 import sys, time
-from adapters.locks.{mod} import {cls}, {cfg}
+from autoscaler.locks.{mod} import {cls}, {cfg}
 lock = {cls}({cfg}({args}))
 assert lock.acquire() is not None
 print("held", flush=True)

@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 import redis
 
-from adapters.sources.request_queue_time import (
+from autoscaler.sources.request_queue_time import (
     RequestQueueTimeSource,
     reading_from,
     window_slots,
 )
-from adapters.web import wire
-from adapters.web.publisher import queue_flush
+from autoscaler.web import wire
+from autoscaler.web.publisher import queue_flush
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 PROCESS = "benchmerge"

@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 
-from adapters.web import asgi, wire, wsgi
-from adapters.web.publisher import summarize
+from autoscaler.web import asgi, wire, wsgi
+from autoscaler.web.publisher import summarize
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 BATCH = 2000

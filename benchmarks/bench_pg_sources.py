@@ -36,9 +36,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.registry import build_source  # noqa: E402
 from autoscaler import config  # noqa: E402
 from autoscaler.ports import Source  # noqa: E402
+from autoscaler.registry import build_source  # noqa: E402
 
 BASE = "postgresql://postgres@127.0.0.1:5432/test"
 QUEUES = [f"q{i:02d}" for i in range(20)]

@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import redis
 
-from adapters.registry import build_source
-from adapters.sources.arq import ARQ_HEAD
-from adapters.sources.celery import SEP
 from autoscaler import config
+from autoscaler.registry import build_source
+from autoscaler.sources.arq import ARQ_HEAD
+from autoscaler.sources.celery import SEP
 
 QUEUES = [f"q{i:02d}" for i in range(20)]
 CHUNK = 5000

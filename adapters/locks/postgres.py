@@ -32,8 +32,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from adapters.locks.common import Held, LockUnavailable, lock_name, lock_url
 from autoscaler.config import Settings
+from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
 from autoscaler.ports import ConfigError
 from autoscaler.redact import redact
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import redis
 
-from adapters.locks.common import Held, LockUnavailable, lock_name, lock_url
 from autoscaler.config import Settings
 from autoscaler.durations import parse_duration
+from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
 from autoscaler.ports import ConfigError
 from autoscaler.redact import redact
 

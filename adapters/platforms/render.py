@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 
-from adapters.platforms._http import CallBudget, Http, error_message
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.config import Settings
 from autoscaler.model import Formation
+from autoscaler.platforms._http import CallBudget, Http, error_message
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 

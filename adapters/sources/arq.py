@@ -22,7 +22,9 @@ from collections.abc import Sequence
 
 import redis
 
-from adapters.sources._redisjobs import (
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.ports import ConfigError
+from autoscaler.sources._redisjobs import (
     QueueState,
     RedisJobSource,
     about,
@@ -31,8 +33,6 @@ from adapters.sources._redisjobs import (
     run,
     text,
 )
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.ports import ConfigError
 
 BACKEND = "arq"
 DEFAULT_QUEUE = "arq:queue"

@@ -33,7 +33,8 @@ from typing import Any
 
 import redis
 
-from adapters.sources._redisjobs import (
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
     Malformed,
@@ -50,7 +51,6 @@ from adapters.sources._redisjobs import (
     scan,
     text,
 )
-from autoscaler.config import ProcessSettings, Settings
 
 BACKEND = "celery"
 SEP = "\x06\x16"

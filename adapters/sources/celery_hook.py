@@ -2,7 +2,7 @@
 
 Celery's Redis messages carry no publish time. In the module that creates the Celery app, add::
 
-    import adapters.sources.celery_hook  # noqa: F401  (stamps each task when it is published)
+    import autoscaler.sources.celery_hook  # noqa: F401  (stamps each task when it is published)
 
 On import this connects a ``before_task_publish`` handler that writes ``published_at`` (epoch
 seconds) into the message properties, for every publish including ``Task.retry()``. It is the

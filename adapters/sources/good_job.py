@@ -21,8 +21,8 @@ connection's ``search_path``.
 
 from __future__ import annotations
 
-from adapters.sources._pgjobs import JobTableSource, Layout, parse_config
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
 
 # ``queue_name = c.q`` written as a range of the pair (queue_name, scheduled_at): only GoodJob's
 # (queue_name, scheduled_at) index can serve it, so the planner cannot walk the single-column

@@ -25,8 +25,8 @@ A waiting job is a ``procrastinate_jobs`` row with ``status = 'todo'``; it is du
 
 from __future__ import annotations
 
-from adapters.sources._pgjobs import JobTableSource, Layout, parse_config
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
 
 #: the index that makes every queue's probe constant-time (README, "procrastinate")
 SUGGESTED_INDEX = (

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 
 import redis
 
-from adapters.web import wire
 from autoscaler.config import ProcessSettings, Settings
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact
+from autoscaler.web import wire
 
 #: Drop reasons that mean "a routed request whose header we could not use".
 _UNUSABLE = ("garbage", "future", "past")

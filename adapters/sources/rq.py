@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from adapters.sources._redisjobs import (
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._redisjobs import (
     HEAD,
     Malformed,
     Probe,
@@ -39,7 +40,6 @@ from adapters.sources._redisjobs import (
     run,
     text,
 )
-from autoscaler.config import ProcessSettings, Settings
 
 BACKEND = "rq"
 DEFAULT_PREFIX = "rq"

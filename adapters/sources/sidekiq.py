@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import redis
 
-from adapters.sources._redisjobs import (
+from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._redisjobs import (
     HEAD,
     Malformed,
     Probe,
@@ -42,7 +43,6 @@ from adapters.sources._redisjobs import (
     run,
     text,
 )
-from autoscaler.config import ProcessSettings, Settings
 
 BACKEND = "sidekiq"
 #: due entries read from each of ``schedule`` and ``retry`` per poll

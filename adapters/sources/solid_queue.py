@@ -22,8 +22,8 @@ database, are read as 0). Rails 8 puts Solid Queue in its own database by defaul
 
 from __future__ import annotations
 
-from adapters.sources._pgjobs import JobTableSource, Layout, parse_config
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
 
 LAYOUT = Layout(
     discover_table="solid_queue_jobs",

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from adapters.sources._pgjobs import PgClient, parse_config
 from autoscaler.config import ProcessSettings, Settings
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact
+from autoscaler.sources._pgjobs import PgClient, parse_config
 
 _TEXT_TYPES = {"text", "varchar", "bpchar", "name", "char", "character varying"}
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from adapters.web.publisher import publisher_config
-from adapters.web.wsgi import log, make_recorder
+from autoscaler.web.publisher import publisher_config
+from autoscaler.web.wsgi import log, make_recorder
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

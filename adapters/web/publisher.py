@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from adapters.web import header, wire
 from autoscaler.durations import parse_duration
+from autoscaler.web import header, wire
 
 log = logging.getLogger("autoscaler.web")
 

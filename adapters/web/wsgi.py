@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from adapters.web.publisher import PublisherConfig, Recorder, publisher_config
+from autoscaler.web.publisher import PublisherConfig, Recorder, publisher_config
 
 log = logging.getLogger("autoscaler.web")
 

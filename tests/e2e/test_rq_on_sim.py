@@ -12,10 +12,10 @@ import pytest
 import redis
 from rq import Queue, SimpleWorker
 
-from adapters.registry import build_platform, build_source
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
 from autoscaler.loop import Autoscaler
+from autoscaler.registry import build_platform, build_source
 
 REDIS_URL = "redis://127.0.0.1:6379/1"  # the lead's database for end-to-end tests
 

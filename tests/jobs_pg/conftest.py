@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from adapters.registry import build_source
 from autoscaler import config
 from autoscaler.ports import Source
+from autoscaler.registry import build_source
 
 from .hirefire import Answer, FakeHireFire, Handler
 

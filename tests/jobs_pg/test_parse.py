@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from adapters.sources import _pgjobs, http, sql
 from autoscaler import config
 from autoscaler.model import Metric
 from autoscaler.ports import ConfigError, SourceError
+from autoscaler.sources import _pgjobs, http, sql
 
 from .conftest import env_for
 

@@ -226,7 +226,7 @@ def test_the_poll_is_read_only(schema: str) -> None:
 
 
 def test_check_suggests_the_index_until_it_exists(schema: str, app: procrastinate.App) -> None:
-    from adapters.sources.procrastinate import SUGGESTED_INDEX
+    from autoscaler.sources.procrastinate import SUGGESTED_INDEX
 
     source = make_source("procrastinate", schema_url(schema), queues="default")
     assert "add: CREATE INDEX CONCURRENTLY" in source.check()

@@ -23,7 +23,7 @@ from datetime import datetime
 from celery import Celery
 
 if os.environ.get("STAMP") == "1":
-    import adapters.sources.celery_hook  # noqa: F401
+    import autoscaler.sources.celery_hook  # noqa: F401
 
 app = Celery("tests", broker=os.environ["CELERY_BROKER_URL"])
 app.conf.update(worker_prefetch_multiplier=1, task_acks_late=False, broker_connection_retry=False)

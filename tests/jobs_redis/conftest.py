@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from adapters.registry import build_source
 from autoscaler import config
 from autoscaler.ports import Source
+from autoscaler.registry import build_source
 
 #: this area's Redis databases are 4 and 5; the default run uses 4
 REDIS_DB = int(os.environ.get("AUTOSCALER_TEST_REDIS_DB", "4"))

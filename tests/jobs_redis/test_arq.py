@@ -14,8 +14,8 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from adapters.sources import arq as arq_source
 from autoscaler.ports import ConfigError, SourceError
+from autoscaler.sources import arq as arq_source
 from tests.jobs_redis.conftest import REDIS_DB, make_source
 
 pytestmark = pytest.mark.integration

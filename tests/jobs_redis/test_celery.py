@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import redis
 
-from adapters.sources import celery as celery_source
-from adapters.sources._redisjobs import Malformed
 from autoscaler.ports import SourceError
+from autoscaler.sources import celery as celery_source
+from autoscaler.sources._redisjobs import Malformed
 from tests.jobs_redis.conftest import REDIS_URL, ROOT, make_source
 
 pytestmark = pytest.mark.integration

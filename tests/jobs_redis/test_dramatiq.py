@@ -12,9 +12,9 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from adapters.sources import dramatiq as dramatiq_source
-from adapters.sources._redisjobs import Malformed
 from autoscaler.ports import SourceError
+from autoscaler.sources import dramatiq as dramatiq_source
+from autoscaler.sources._redisjobs import Malformed
 from tests.jobs_redis.conftest import REDIS_URL, make_source
 
 pytestmark = pytest.mark.integration

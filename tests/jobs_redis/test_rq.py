@@ -12,9 +12,9 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from adapters.sources import rq as rq_source
-from adapters.sources._redisjobs import Malformed
 from autoscaler.ports import SourceError
+from autoscaler.sources import rq as rq_source
+from autoscaler.sources._redisjobs import Malformed
 from tests.jobs_redis import jobs
 from tests.jobs_redis.conftest import REDIS_URL, ROOT, make_source
 

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import redis
 
-from adapters.sources import sidekiq
-from adapters.sources._redisjobs import Malformed
 from autoscaler.ports import SourceError
+from autoscaler.sources import sidekiq
+from autoscaler.sources._redisjobs import Malformed
 from tests.jobs_redis.conftest import make_source
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from adapters.platforms import fly
-from adapters.platforms.fly import FlyPlatform, PartialScale
 from autoscaler.clock import FakeClock
+from autoscaler.platforms import fly
+from autoscaler.platforms.fly import FlyPlatform, PartialScale
 from autoscaler.ports import (
     ConfigError,
     Conflict,

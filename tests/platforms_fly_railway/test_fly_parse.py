@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from adapters.platforms import fly
-from adapters.platforms.fly import Machine, Plan
 from autoscaler.config import load
+from autoscaler.platforms import fly
+from autoscaler.platforms.fly import Machine, Plan
 from autoscaler.ports import ConfigError, PlatformError
 
 

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from adapters.platforms import railway
-from adapters.platforms.railway import RailwayPlatform
 from autoscaler.clock import FakeClock
+from autoscaler.platforms import railway
+from autoscaler.platforms.railway import RailwayPlatform
 from autoscaler.ports import (
     ConfigError,
     Conflict,

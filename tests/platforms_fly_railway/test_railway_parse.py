@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from adapters.platforms import railway
 from autoscaler.config import load
+from autoscaler.platforms import railway
 from autoscaler.ports import ConfigError, PlatformError, RateLimited, Rejected
 
 

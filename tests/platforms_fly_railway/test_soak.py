@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.platforms import fly, railway
 from autoscaler.clock import FakeClock
+from autoscaler.platforms import fly, railway
 from autoscaler.ports import Platform, PlatformError
 from tests.platforms_fly_railway.conftest import (
     FLY_CANARY,

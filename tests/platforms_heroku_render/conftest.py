@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.platforms import heroku, render
 from autoscaler import config
 from autoscaler.clock import FakeClock
+from autoscaler.platforms import heroku, render
 
 from .fake_heroku import FakeHeroku
 from .fake_render import FakeRender

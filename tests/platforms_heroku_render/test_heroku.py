@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from adapters.platforms import heroku
 from autoscaler import config
 from autoscaler.clock import FakeClock
 from autoscaler.model import Formation
+from autoscaler.platforms import heroku
 from autoscaler.ports import (
     ConfigError,
     Conflict,

@@ -16,7 +16,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from adapters.platforms import heroku
+from autoscaler.platforms import heroku
 
 from .fake_heroku import FakeHeroku
 

@@ -7,8 +7,8 @@ import contextlib
 import httpx
 import pytest
 
-from adapters.platforms._http import CallBudget, Http, error_message, retry_after
 from autoscaler.clock import FakeClock
+from autoscaler.platforms._http import CallBudget, Http, error_message, retry_after
 from autoscaler.ports import PlatformError, RateLimited, WriteUnknown
 
 from .fake_heroku import ACCEPT, FakeHeroku

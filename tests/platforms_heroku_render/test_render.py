@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.platforms import render
 from autoscaler import config
 from autoscaler.clock import FakeClock
+from autoscaler.platforms import render
 from autoscaler.ports import (
     ConfigError,
     Conflict,

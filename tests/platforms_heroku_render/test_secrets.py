@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.platforms import heroku, render
+from autoscaler.platforms import heroku, render
 from autoscaler.ports import AutoscalerError
 
 from .conftest import HEROKU_TOKEN, RENDER_KEY

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from adapters.platforms import heroku, render
 from autoscaler import config
 from autoscaler.clock import FakeClock
 from autoscaler.model import Formation
+from autoscaler.platforms import heroku, render
 from autoscaler.ports import PlatformError
 
 from .conftest import HEROKU_TOKEN, RENDER_KEY, heroku_env, render_env

@@ -24,11 +24,11 @@ import psycopg
 import pytest
 import redis
 
-from adapters.locks.postgres import PostgresLock, PostgresLockConfig
-from adapters.locks.redis import _ACQUIRE, RedisLock, RedisLockConfig
 from autoscaler.alerts import Alerts
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
+from autoscaler.locks.postgres import PostgresLock, PostgresLockConfig
+from autoscaler.locks.redis import _ACQUIRE, RedisLock, RedisLockConfig
 from autoscaler.loop import Autoscaler, TickReport
 from autoscaler.model import Action, Formation, Metric, Reading, Status
 from autoscaler.ports import (

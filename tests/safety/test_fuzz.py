@@ -17,16 +17,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.locks import postgres as pg_lock
-from adapters.locks import redis as redis_lock
-from adapters.platforms import fly, heroku, render
-from adapters.sources import celery, dramatiq, http, request_queue_time, rq, sidekiq, sql
-from adapters.sources._redisjobs import Malformed
-from adapters.web import header, wire
 from autoscaler import alerts
 from autoscaler.config import PROCESS_VARS, GlobalSettings, load, process_prefix
+from autoscaler.locks import postgres as pg_lock
+from autoscaler.locks import redis as redis_lock
 from autoscaler.model import Reading
+from autoscaler.platforms import fly, heroku, render
 from autoscaler.ports import ConfigError, PlatformError, SourceError
+from autoscaler.sources import celery, dramatiq, http, request_queue_time, rq, sidekiq, sql
+from autoscaler.sources._redisjobs import Malformed
+from autoscaler.web import header, wire
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,15 +7,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.locks.common import LockUnavailable
-from adapters.locks.postgres import (
+from autoscaler.config import load
+from autoscaler.locks.common import LockUnavailable
+from autoscaler.locks.postgres import (
     PostgresLock,
     PostgresLockConfig,
     build,
     parse,
     probe_session,
 )
-from autoscaler.config import load
 from autoscaler.ports import ConfigError
 
 from .helpers import DATABASE_URL, TcpProxy

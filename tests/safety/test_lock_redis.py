@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from adapters.locks.common import LockUnavailable
-from adapters.locks.redis import RedisLock, RedisLockConfig, build, parse, parse_ttl
 from autoscaler.config import load
+from autoscaler.locks.common import LockUnavailable
+from autoscaler.locks.redis import RedisLock, RedisLockConfig, build, parse, parse_ttl
 from autoscaler.ports import ConfigError
 
 from .helpers import REDIS_URL, StepClock, TcpProxy

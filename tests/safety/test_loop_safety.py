@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 
-from adapters.locks.redis import RedisLock, RedisLockConfig
 from autoscaler.alerts import Alerts
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
+from autoscaler.locks.redis import RedisLock, RedisLockConfig
 from autoscaler.loop import Autoscaler
 from autoscaler.metrics import HealthState, Metrics
 from autoscaler.model import Formation

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.locks.common import LockUnavailable
-from adapters.locks.postgres import PostgresLock
-from adapters.locks.postgres import build as build_pg_lock
-from adapters.locks.redis import build as build_redis_lock
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
+from autoscaler.locks.common import LockUnavailable
+from autoscaler.locks.postgres import PostgresLock
+from autoscaler.locks.postgres import build as build_pg_lock
+from autoscaler.locks.redis import build as build_redis_lock
 from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.redact import redact
 

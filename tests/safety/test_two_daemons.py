@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import redis
 
-from adapters.locks.postgres import PostgresLockConfig
+from autoscaler.locks.postgres import PostgresLockConfig
 
 from .fake_platform import FakeFormationApi, Write
 from .helpers import DATABASE_URL, REDIS_URL

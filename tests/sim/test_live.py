@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.platforms.sim import SimPlatform
-from adapters.registry import build_platform, build_source
-from adapters.sources.sim import SimSource
 from autoscaler.clock import FakeClock
 from autoscaler.config import Settings, load
 from autoscaler.model import Action, Metric, Observation, Status
+from autoscaler.platforms.sim import SimPlatform
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.ports import Conflict, PlatformError, SourceError
+from autoscaler.registry import build_platform, build_source
 from autoscaler.sim.live import ArrivalCurve, LiveApp, forget_apps
+from autoscaler.sources.sim import SimSource
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from flask import Flask
 
-from adapters.web import asgi, wsgi
+from autoscaler.web import asgi, wsgi
 
 flask_app = Flask(__name__)
 flask_app.wsgi_app = wsgi.QueueTimeMiddleware(flask_app.wsgi_app)  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from adapters.web import publisher, wire
+from autoscaler.web import publisher, wire
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 

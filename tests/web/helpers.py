@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from adapters.web import wire
+from autoscaler.web import wire
 
 
 def flush(values: list[float], **kw: object) -> wire.Increments:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from adapters.web.publisher import queue_flush
 from autoscaler import cli
+from autoscaler.web.publisher import queue_flush
 
 from .conftest import REDIS_URL
 from .helpers import flush

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.web import header
-from adapters.web.header import ABSENT, FUTURE, GARBAGE, OK, PAST, SKEW, queue_ms
+from autoscaler.web import header
+from autoscaler.web.header import ABSENT, FUTURE, GARBAGE, OK, PAST, SKEW, queue_ms
 
 NOW_MS = 1_764_200_000_000.0  # 2025-11-26 23:33:20 UTC
 START_MS = NOW_MS - 123.0  # 123 ms of queueing in every unit below

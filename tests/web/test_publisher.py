@@ -13,8 +13,8 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.web import asgi, wire, wsgi
-from adapters.web.publisher import PublisherConfig, Recorder, publisher_config, summarize
+from autoscaler.web import asgi, wire, wsgi
+from autoscaler.web.publisher import PublisherConfig, Recorder, publisher_config, summarize
 
 from .conftest import REDIS_URL, slots, totals
 

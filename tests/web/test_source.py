@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-from adapters.sources import request_queue_time as rqt
-from adapters.web import wire
-from adapters.web.publisher import queue_flush
 from autoscaler import config
 from autoscaler.model import Metric
 from autoscaler.ports import ConfigError, SourceError
+from autoscaler.sources import request_queue_time as rqt
+from autoscaler.web import wire
+from autoscaler.web.publisher import queue_flush
 
 from .conftest import REDIS_URL
 from .helpers import flush, slot_hash

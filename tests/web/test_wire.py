@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.web import wire
+from autoscaler.web import wire
 
 from .helpers import flush, nearest_rank, slot_hash
 
