@@ -46,15 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autoscaler", description=__doc__)
     parser.add_argument("--version", action="version", version=f"autoscaler {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("run", help="the daemon")
+    sub.add_parser("run", help="the daemon", **_help("run", "the daemon"))
     for name, text in (
         ("once", "one tick: sample, decide, act (dry run respected); print the decisions"),
         ("sample", "poll every source once and print each signal; changes nothing"),
         ("explain", "like once, but never writes: each decision and its reason in a sentence"),
     ):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, **_help(name, text))
         p.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("check", help="validate the config and reach every dependency read-only")
+    text = "validate the config and reach every dependency read-only"
+    sub.add_parser("check", help=text, **_help("check", text))
     sim_commands = _optional("autoscaler.sim.commands")
     if sim_commands is not None:
         sim_commands.add_simulate_arguments(
@@ -64,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
         )
     return parser
+
+
+def _help(command: str, text: str) -> dict[str, Any]:
+    """A command's description and its epilog: the variables it reads and an example."""
+    from autoscaler.clihelp import EPILOG
+
+    return {
+        "description": text,
+        "epilog": EPILOG[command],
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,15 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _secrets(settings: Settings) -> list[str | None]:
-    g = settings.glob
-    out: list[str | None] = [
-        g.heroku_api_token,
-        g.render_api_key,
-        g.fly_api_token,
-        g.railway_api_token,
-    ]
-    out += [v for k, v in settings.env.items() if k.endswith(("_TOKEN", "_API_KEY", "_SECRET"))]
-    return out
+    """Values never to log: every token, key, secret and DSN the environment holds."""
+    secret = ("_TOKEN", "_API_KEY", "_SECRET", "_DSN")
+    return [v.strip() for k, v in settings.env.items() if k.endswith(secret)]
 
 
 # ---- building the pieces ------------------------------------------------------------------
@@ -151,16 +157,7 @@ def build_sources(settings: Settings) -> dict[str, Source]:
 
 
 def lock_kind(settings: Settings) -> str:
-    kind = settings.glob.lock
-    if kind == "auto":
-        if settings.glob.platform == "sim":
-            return "none"
-        if settings.glob.redis_url:
-            return "redis"
-        if settings.glob.database_url:
-            return "postgres"
-        return "none"
-    return kind
+    return settings.lock_kind
 
 
 def build_lock(settings: Settings) -> Lock | None:
@@ -401,48 +398,67 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    ok = True
-    print(f"config: ok ({len(settings.processes)} processes: {', '.join(settings.processes)})")
-    platform: Platform | None = None
-    try:
-        platform = build_platform(settings)
-        print(f"platform {settings.glob.platform}: {platform.check(list(settings.processes))}")
-    except ConfigError:
-        raise
-    except Exception as exc:
-        ok = False
-        print(f"platform {settings.glob.platform}: FAILED: {redact(str(exc))}")
-    finally:
-        if platform is not None:
-            platform.close()
-    sources = build_sources(settings)
-    try:
-        for name, source in sources.items():
-            try:
-                print(f"source {name} ({settings.processes[name].source}): {source.check()}")
-            except Exception as exc:
-                ok = False
-                print(f"source {name}: FAILED: {redact(str(exc))}")
-    finally:
-        for source in sources.values():
-            source.close()
-    kind = lock_kind(settings)
-    if kind != "none":
-        lock: Lock | None = None
+    """One line per dependency, the config's warnings, then one verdict."""
+    print(f"config: {len(settings.processes)} processes: {', '.join(settings.processes)}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
+    failed: list[str] = []
+    refused: dict[str, str] = {}  # configuration errors found by reaching a dependency
+
+    def attempt(what: str, run: Any) -> None:
         try:
-            lock = build_lock(settings)
-            print(f"lock {kind}: {lock.check() if lock is not None else 'ok'}")
-        except ConfigError:
-            raise
+            print(f"{what}: {run()}")
+        except ConfigError as exc:
+            failed.append(what)
+            refused.update(exc.problems)
+            print(f"{what}: FAILED: {redact(str(exc))}")
         except Exception as exc:
-            ok = False
-            print(f"lock {kind}: FAILED: {redact(str(exc))}")
+            failed.append(what)
+            print(f"{what}: FAILED: {redact(str(exc))}")
+
+    def platform_line() -> str:
+        platform = build_platform(settings)
+        try:
+            return platform.check(list(settings.processes))
         finally:
-            if lock is not None:
-                lock.close()
-    else:
+            platform.close()
+
+    attempt(f"platform {settings.glob.platform}", platform_line)
+    for name, process in settings.processes.items():
+
+        def source_line(process: Any = process) -> str:
+            from autoscaler.registry import build_source
+
+            source = build_source(settings, process)
+            try:
+                return source.check()
+            finally:
+                source.close()
+
+        attempt(f"source {name} ({process.source})", source_line)
+    kind = lock_kind(settings)
+    if kind == "none":
         print("lock: none (run a single copy of the daemon)")
-    return EXIT_OK if ok else EXIT_DEPENDENCY
+    else:
+
+        def lock_line() -> str:
+            lock = build_lock(settings)
+            assert lock is not None
+            try:
+                return lock.check()
+            finally:
+                lock.close()
+
+        attempt(f"lock {kind}", lock_line)
+    notes = f" ({len(settings.warnings)} warning(s) above)" if settings.warnings else ""
+    if failed:
+        print(f"check: FAILED: {', '.join(failed)}{notes}")
+        if refused:
+            print(f"autoscaler: {redact(str(ConfigError(refused)))}", file=sys.stderr)
+            return EXIT_CONFIG
+        return EXIT_DEPENDENCY
+    print(f"check: ok{notes}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,17 +27,26 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from psycopg import sql
+from pydantic import Field
 
-from autoscaler.config import Settings
-from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
-from autoscaler.ports import ConfigError
+from autoscaler.configkit import Check, DaemonConfig, LockAdapter, clean, read
+from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_name, lock_url
 from autoscaler.redact import redact
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _schema(value: Any) -> Any:
+    value = clean(value)
+    if not _SCHEMA.match(str(value)):
+        raise ValueError(f"{value!r} is not a schema name (lowercase, digits, _)")
+    return value
+
+
 _TOKEN_VAR = "autoscaler.lease_token"
 _PROBE_VAR = "autoscaler.session_probe"
 POOLER_HINT = (
@@ -60,16 +69,25 @@ class PostgresLockConfig:
         return int.from_bytes(digest, "big", signed=True)
 
 
-def parse(settings: Settings) -> PostgresLockConfig:
-    raw = settings.env.get("AUTOSCALER_LOCK_SCHEMA", "autoscaler_lock").strip()
-    if not _SCHEMA.match(raw):
-        raise ConfigError(
-            {"AUTOSCALER_LOCK_SCHEMA": f"{raw!r} is not a schema name (lowercase, digits, _)"}
-        )
+class PostgresLockSettings(LockSettings):
+    """The PostgreSQL lock's variables (``AUTOSCALER_LOCK_*``)."""
+
+    schema_name: Annotated[str, Check(_schema, "lowercase letters, digits and _")] = Field(
+        "autoscaler_lock",
+        validation_alias="AUTOSCALER_LOCK_SCHEMA",
+        description="PostgreSQL schema of the epoch table",
+    )
+
+
+def parse(
+    config: DaemonConfig, own: PostgresLockSettings | None = None, scope: str | None = None
+) -> PostgresLockConfig:
+    if own is None:
+        own = read(PostgresLockSettings, config.env)
     return PostgresLockConfig(
-        url=lock_url(settings, settings.glob.database_url, "DATABASE_URL"),
-        name=lock_name(settings),
-        schema=raw,
+        url=lock_url(own, config.glob.database_url, "DATABASE_URL"),
+        name=lock_name(config, own, scope),
+        schema=own.schema_name,
     )
 
 
@@ -256,5 +274,10 @@ def probe_session(conn: Any) -> None:
             raise LockUnavailable(f"postgres lock: {POOLER_HINT}")
 
 
-def build(settings: Settings) -> PostgresLock:
-    return PostgresLock(parse(settings))
+def build(
+    config: DaemonConfig, own: PostgresLockSettings | None = None, scope: str | None = None
+) -> PostgresLock:
+    return PostgresLock(parse(config, own, scope))
+
+
+ADAPTER = LockAdapter(PostgresLockSettings, parse, build)

@@ -17,15 +17,24 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
 import redis
+from pydantic import Field
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.durations import parse_duration
+from autoscaler.configkit import (
+    Csv,
+    DaemonConfig,
+    Duration,
+    EnvSettings,
+    Int,
+    ProcessConfig,
+    Text,
+    read,
+)
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
@@ -73,9 +82,37 @@ class QueueState:
     unknown: str | None = None
 
 
+class RedisJobSettings(EnvSettings):
+    """The variables every Redis job source reads (per process, ``AUTOSCALER_<P>_``)."""
+
+    queues: Csv | None = Field(
+        None,
+        description="job queues that count for this process, comma-separated",
+        json_schema_extra={"default": "all found"},
+    )
+    queue_discovery_limit: Annotated[int, Int(1, 1000, "queues")] = Field(
+        DISCOVERY_LIMIT,
+        description="without `QUEUES`, watch at most this many queues: the first by name, with "
+        "a warning in `sample` when some were left out",
+    )
+    redis_timeout: Annotated[float, Duration(0.05, 60.0)] = Field(
+        TIMEOUT_S, description="connect and read timeout of each Redis call"
+    )
+
+
+class PrefixedJobSettings(RedisJobSettings):
+    """A Redis job source whose keys start with a configurable prefix."""
+
+    key_prefix: Text | None = Field(
+        None,
+        description="a non-default key prefix of the backend (see the job backends page)",
+        json_schema_extra={"default": "the backend's"},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
-    """The adapter variables every Redis job source reads."""
+    """What a Redis job source was configured with."""
 
     url: str
     queues: tuple[str, ...] | None
@@ -84,43 +121,22 @@ class Options:
     key_prefix: str | None
 
 
-def parse_options(settings: Settings, process: ProcessSettings) -> Options:
-    """Read ``REDIS_URL`` and the process's adapter variables; raise ``ConfigError``."""
-    p = process.var_prefix
-    env = settings.env
-    problems: dict[str, str] = {}
-    url = settings.glob.redis_url
+def parse_options(
+    config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
+) -> Options:
+    """``REDIS_URL`` and the process's own variables; raise ``ConfigError``."""
+    if own is None:
+        own = read(PrefixedJobSettings, config.env, process.var_prefix)
+    url = config.glob.redis_url
     if url is None:
-        problems["REDIS_URL"] = f"is required with {p}SOURCE={process.source}"
-    elif urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        problems["REDIS_URL"] = "must start with redis://, rediss:// or unix://"
-    limit = DISCOVERY_LIMIT
-    raw = env.get(p + "QUEUE_DISCOVERY_LIMIT")
-    if raw is not None:
-        try:
-            limit = int(raw.strip())
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            problems[p + "QUEUE_DISCOVERY_LIMIT"] = f"{raw!r} is not a whole number from 1 to 1000"
-    timeout = TIMEOUT_S
-    raw = env.get(p + "REDIS_TIMEOUT")
-    if raw is not None:
-        try:
-            timeout = parse_duration(raw, "s")
-        except ValueError as exc:
-            problems[p + "REDIS_TIMEOUT"] = str(exc)
-        else:
-            if not 0.05 <= timeout <= 60:
-                problems[p + "REDIS_TIMEOUT"] = f"{raw!r} must be between 50ms and 60s"
-    prefix = env.get(p + "KEY_PREFIX")
-    if prefix is not None and not prefix.strip():
-        problems[p + "KEY_PREFIX"] = "is empty; unset it to use the default"
-    queues = tuple(process.queues) if process.queues else None
-    if problems:
-        raise ConfigError(problems)
-    assert url is not None
-    return Options(url, queues, limit, timeout, prefix.strip() if prefix else None)
+        raise ConfigError(
+            {"REDIS_URL": f"is required with {process.var_prefix}SOURCE={process.source}"}
+        )
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError({"REDIS_URL": "must start with redis://, rediss:// or unix://"})
+    queues = tuple(own.queues) if own.queues else None
+    prefix = own.key_prefix if isinstance(own, PrefixedJobSettings) else None
+    return Options(url, queues, own.queue_discovery_limit, own.redis_timeout, prefix)
 
 
 def connect(url: str, timeout_s: float) -> redis.Redis:

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.ports import ConfigError
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter, read
+from autoscaler.model import Metric
 from autoscaler.sources._redisjobs import (
     QueueState,
+    RedisJobSettings,
     RedisJobSource,
     about,
     check_time,
@@ -96,19 +97,17 @@ def probe(
     return states, busy
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    if options.key_prefix is not None:
-        raise ConfigError(
-            {
-                process.var_prefix + "KEY_PREFIX": (
-                    f"is not used by arq (its queue names are the keys); "
-                    f"set {process.var_prefix}QUEUES instead"
-                )
-            }
-        )
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
+) -> RedisJobSource:
+    if own is None:
+        own = read(RedisJobSettings, config.env, process.var_prefix)
+    options = parse_options(config, process, own)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return [DEFAULT_QUEUE], True
 
     return RedisJobSource(BACKEND, options, discover, probe)
+
+
+ADAPTER = SourceAdapter(RedisJobSettings, build, Metric.JOB_LATENCY)

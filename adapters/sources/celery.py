@@ -33,11 +33,13 @@ from typing import Any
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter, read
+from autoscaler.model import Metric
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
     Malformed,
+    PrefixedJobSettings,
     Probe,
     QueueState,
     RedisJobSource,
@@ -193,8 +195,12 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: PrefixedJobSettings | None = None
+) -> RedisJobSource:
+    if own is None:
+        own = read(PrefixedJobSettings, config.env, process.var_prefix)
+    options = parse_options(config, process, own)
     keys = Keys(options.key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
@@ -205,3 +211,6 @@ def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
         return queue_names(m for group in pipe.execute() for m in group), finished
 
     return RedisJobSource(BACKEND, options, discover, probe(keys), discover_every_s=SCAN_EVERY_S)
+
+
+ADAPTER = SourceAdapter(PrefixedJobSettings, build, Metric.JOB_LATENCY)

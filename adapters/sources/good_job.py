@@ -21,8 +21,9 @@ connection's ``search_path``.
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
+from autoscaler.model import Metric
+from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
 
 # ``queue_name = c.q`` written as a range of the pair (queue_name, scheduled_at): only GoodJob's
 # (queue_name, scheduled_at) index can serve it, so the planner cannot walk the single-column
@@ -60,6 +61,11 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(settings: Settings, process: ProcessSettings) -> JobTableSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return JobTableSource("good_job", LAYOUT, config, process.var_prefix)
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
+) -> JobTableSource:
+    pg = parse_config(config.env, process, config.glob.database_url, own)
+    return JobTableSource("good_job", LAYOUT, pg, process.var_prefix)
+
+
+ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)

@@ -25,8 +25,9 @@ A waiting job is a ``procrastinate_jobs`` row with ``status = 'todo'``; it is du
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
+from autoscaler.model import Metric
+from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
 
 #: the index that makes every queue's probe constant-time (README, "procrastinate")
 SUGGESTED_INDEX = (
@@ -104,6 +105,11 @@ class ProcrastinateSource(JobTableSource):
         return line
 
 
-def build(settings: Settings, process: ProcessSettings) -> ProcrastinateSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return ProcrastinateSource("procrastinate", LAYOUT, config, process.var_prefix)
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
+) -> ProcrastinateSource:
+    pg = parse_config(config.env, process, config.glob.database_url, own)
+    return ProcrastinateSource("procrastinate", LAYOUT, pg, process.var_prefix)
+
+
+ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler.configkit import DaemonConfig, NoSettings, ProcessConfig, SourceAdapter
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact
@@ -151,8 +151,10 @@ class RequestQueueTimeSource:
         self.client.close()
 
 
-def build(settings: Settings, process: ProcessSettings) -> RequestQueueTimeSource:
-    url = settings.glob.redis_url
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: NoSettings | None = None
+) -> RequestQueueTimeSource:
+    url = config.glob.redis_url
     if not url:
         raise ConfigError(
             {"REDIS_URL": f"is required by {process.var_prefix}SOURCE=request_queue_time"}
@@ -163,3 +165,6 @@ def build(settings: Settings, process: ProcessSettings) -> RequestQueueTimeSourc
         raise ConfigError({"REDIS_URL": redact(str(exc))}) from None
     assert process.aggregate is not None
     return RequestQueueTimeSource(client, process.name, process.window, process.aggregate)
+
+
+ADAPTER = SourceAdapter(NoSettings, build, Metric.REQUEST_QUEUE_TIME)

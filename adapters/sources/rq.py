@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter, read
+from autoscaler.model import Metric
 from autoscaler.sources._redisjobs import (
     HEAD,
     Malformed,
+    PrefixedJobSettings,
     Probe,
     QueueState,
     RedisJobSource,
@@ -150,11 +152,18 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: PrefixedJobSettings | None = None
+) -> RedisJobSource:
+    if own is None:
+        own = read(PrefixedJobSettings, config.env, process.var_prefix)
+    options = parse_options(config, process, own)
     keys = Keys(options.key_prefix or DEFAULT_PREFIX)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return queue_names(members(client, keys.registry), keys), True
 
     return RedisJobSource(BACKEND, options, discover, probe(keys))
+
+
+ADAPTER = SourceAdapter(PrefixedJobSettings, build, Metric.JOB_LATENCY)

@@ -22,8 +22,9 @@ database, are read as 0). Rails 8 puts Solid Queue in its own database by defaul
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
+from autoscaler.model import Metric
+from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
 
 LAYOUT = Layout(
     discover_table="solid_queue_jobs",
@@ -82,6 +83,11 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(settings: Settings, process: ProcessSettings) -> JobTableSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return JobTableSource("solid_queue", LAYOUT, config, process.var_prefix)
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
+) -> JobTableSource:
+    pg = parse_config(config.env, process, config.glob.database_url, own)
+    return JobTableSource("solid_queue", LAYOUT, pg, process.var_prefix)
+
+
+ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
