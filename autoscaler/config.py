@@ -387,16 +387,12 @@ def load(env: Mapping[str, str] | None = None, catalog: Catalog | None = None) -
     processes: dict[str, ProcessSettings] = {}
     sources: dict[str, EnvSettings] = {}
     for name in names:
-        _load_process(
-            name,
-            env,
-            platform=platform,
-            tz_name=tz_name,
-            cat=cat,
-            problems=problems,
-            processes=processes,
-            sources=sources,
-        )
+        core, own, found = _load_process(name, env, platform, tz_name, cat)
+        problems.update(found)
+        if core is not None:
+            processes[name] = core
+        if own is not None:
+            sources[name] = own
 
     settings = None
     if glob is not None:
@@ -432,48 +428,47 @@ def _process_names(
     return list(dict.fromkeys(names))
 
 
+def _source_of(name: str, env: Mapping[str, str], platform: str) -> str:
+    """The process's source name; raises ``ConfigError`` when it must be given and is not."""
+    var = process_prefix(name) + "SOURCE"
+    raw = env.get(var)
+    if raw is not None and not raw.strip():
+        raise ConfigError({var: "is empty; unset it to use the default"})
+    if raw:
+        return raw.strip().lower()
+    if platform == "sim":
+        return "sim"
+    if name == "web":
+        return "request_queue_time"
+    raise ConfigError({var: "is required for a process other than web"})
+
+
 def _load_process(
-    name: str,
-    env: Mapping[str, str],
-    *,
-    platform: str,
-    tz_name: str,
-    cat: Catalog,
-    problems: dict[str, str],
-    processes: dict[str, ProcessSettings],
-    sources: dict[str, EnvSettings],
-) -> None:
+    name: str, env: Mapping[str, str], platform: str, tz_name: str, cat: Catalog
+) -> tuple[ProcessSettings | None, EnvSettings | None, dict[str, str]]:
+    """One process's core settings and its source's own, and the problems found in them."""
     prefix = process_prefix(name)
-    raw_source = env.get(prefix + "SOURCE")
-    if raw_source is not None and not raw_source.strip():
-        problems[prefix + "SOURCE"] = "is empty; unset it to use the default"
-        return
-    source = (raw_source or "").strip().lower()
-    if not source:
-        if platform == "sim":
-            source = "sim"
-        elif name == "web":
-            source = "request_queue_time"
-        else:
-            problems[prefix + "SOURCE"] = "is required for a process other than web"
-            return
     try:
+        source = _source_of(name, env, platform)
         adapter = cat.source_adapter(source, prefix + "SOURCE")
     except ConfigError as exc:
-        problems.update(exc.problems)
-        return
+        return None, None, exc.problems
     metric = adapter.metric
     if metric is None:  # the simulated app: web-like unless named as a worker
         metric = Metric.JOB_LATENCY if name.startswith("worker") else Metric.REQUEST_QUEUE_TIME
     fixed = {"name": name, "var_prefix": prefix, "metric": metric, "timezone": tz_name}
+    core: ProcessSettings | None = None
+    own: EnvSettings | None = None
+    problems: dict[str, str] = {}
     try:
-        processes[name] = read(ProcessSettings, env, prefix, **fixed, source=source)
+        core = read(ProcessSettings, env, prefix, **fixed, source=source)
     except ConfigError as exc:
         problems.update(exc.problems)
     try:
-        sources[name] = read(adapter.settings, env, prefix)
+        own = read(adapter.settings, env, prefix)
     except ConfigError as exc:
         problems.update(exc.problems)
+    return core, own, problems
 
 
 def _with_adapters(

@@ -169,6 +169,19 @@ def Choice(*values: str) -> Check:
     return Check(check, allowed)
 
 
+def Matches(pattern: str, what: str, allowed: str) -> Check:
+    """Text that matches ``pattern`` (a name, an id): ``what`` names it in the error."""
+    regex = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        value = clean(value)
+        if not regex.match(str(value)):
+            raise ValueError(f"{value!r} is not {what} ({allowed})")
+        return value
+
+    return Check(check, allowed)
+
+
 def _bool(value: Any) -> Any:
     value = clean(value)
     if isinstance(value, bool):
@@ -447,6 +460,16 @@ class PlatformAdapter(Generic[S, P]):
     parse: Callable[[DaemonConfig, S, Mapping[str, P]], object]
     build: Callable[[DaemonConfig, S, Mapping[str, P]], Platform]
     scope: Callable[[S, Mapping[str, P]], str]
+
+
+T = TypeVar("T")
+
+
+def global_only(
+    f: Callable[[DaemonConfig, S], T],
+) -> Callable[[DaemonConfig, S, Mapping[str, NoSettings]], T]:
+    """A platform's ``parse`` or ``build`` that reads no per-process variable of its own."""
+    return lambda config, own, per_process: f(config, own)
 
 
 @dataclass(frozen=True)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from autoscaler.configkit import Check, DaemonConfig, EnvSettings, Url, clean, read
+from autoscaler.configkit import DaemonConfig, EnvSettings, Matches, Url, read
 from autoscaler.ports import AutoscalerError, ConfigError
 from autoscaler.redact import register_secret
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
-
-
-def _lock_name(value: Any) -> Any:
-    value = clean(value)
-    if not _NAME.match(str(value)):
-        raise ValueError(f"{value!r} is not a lock name (letters, digits, :._-)")
-    return value
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$"
 
 
 class LockUnavailable(AutoscalerError):
@@ -42,7 +34,7 @@ class LockSettings(EnvSettings):
 
     model_config = SettingsConfigDict(env_prefix="AUTOSCALER_LOCK_")
 
-    name: Annotated[str, Check(_lock_name, "letters, digits and :._-, at most 200")] | None = Field(
+    name: Annotated[str, Matches(_NAME, "a lock name", "letters, digits, :._-")] | None = Field(
         None,
         description="what the daemons of one app contend for; daemons of different apps may "
         "share one Redis or database",
@@ -62,13 +54,19 @@ def lock_name(
     """``AUTOSCALER_LOCK_NAME``, else one name per platform and app (``scope``, which the
     platform adapter names) so that autoscalers of different apps sharing one Redis or database
     never contend."""
-    if own is None:
-        own = read(LockSettings, config.env)
+    own = own or read(LockSettings, config.env)
     if own.name is not None:
         return own.name
     platform = config.glob.platform
     app = scope if scope is not None else config.scope
     return f"autoscaler:{platform}:{app}" if app else f"autoscaler:{platform}"
+
+
+def lock_where(
+    config: DaemonConfig, own: LockSettings, scope: str | None, default: str | None, var: str
+) -> tuple[str, str]:
+    """The lock's URL (``AUTOSCALER_LOCK_URL`` or ``default`` from ``var``) and its name."""
+    return lock_url(own, default, var), lock_name(config, own, scope)
 
 
 def lock_url(own: LockSettings, default: str | None, default_var: str) -> str:

@@ -24,7 +24,6 @@ Config: ``AUTOSCALER_LOCK_URL`` (else ``DATABASE_URL``), ``AUTOSCALER_LOCK_NAME`
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -33,18 +32,11 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from autoscaler.configkit import Check, DaemonConfig, LockAdapter, clean, read
-from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_name, lock_url
+from autoscaler.configkit import DaemonConfig, LockAdapter, Matches, read
+from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_where
 from autoscaler.redact import redact
 
-_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def _schema(value: Any) -> Any:
-    value = clean(value)
-    if not _SCHEMA.match(str(value)):
-        raise ValueError(f"{value!r} is not a schema name (lowercase, digits, _)")
-    return value
+_SCHEMA = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
 _TOKEN_VAR = "autoscaler.lease_token"
@@ -72,7 +64,7 @@ class PostgresLockConfig:
 class PostgresLockSettings(LockSettings):
     """The PostgreSQL lock's variables (``AUTOSCALER_LOCK_*``)."""
 
-    schema_name: Annotated[str, Check(_schema, "lowercase letters, digits and _")] = Field(
+    schema_name: Annotated[str, Matches(_SCHEMA, "a schema name", "lowercase, digits, _")] = Field(
         "autoscaler_lock",
         validation_alias="AUTOSCALER_LOCK_SCHEMA",
         description="PostgreSQL schema of the epoch table",
@@ -82,13 +74,9 @@ class PostgresLockSettings(LockSettings):
 def parse(
     config: DaemonConfig, own: PostgresLockSettings | None = None, scope: str | None = None
 ) -> PostgresLockConfig:
-    if own is None:
-        own = read(PostgresLockSettings, config.env)
-    return PostgresLockConfig(
-        url=lock_url(own, config.glob.database_url, "DATABASE_URL"),
-        name=lock_name(config, own, scope),
-        schema=own.schema_name,
-    )
+    own = own or read(PostgresLockSettings, config.env)
+    url, name = lock_where(config, own, scope, config.glob.database_url, "DATABASE_URL")
+    return PostgresLockConfig(url=url, name=name, schema=own.schema_name)
 
 
 class PostgresLock:

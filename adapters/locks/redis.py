@@ -25,7 +25,7 @@ import redis
 from pydantic import Field
 
 from autoscaler.configkit import DaemonConfig, Duration, LockAdapter, read
-from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_name, lock_url
+from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_where
 from autoscaler.ports import ConfigError
 from autoscaler.redact import redact
 
@@ -88,8 +88,7 @@ def parse_ttl(
     env: Mapping[str, str], interval: float, own: RedisLockSettings | None = None
 ) -> float:
     """The lease TTL in seconds; raises ``ConfigError`` naming ``AUTOSCALER_LOCK_TTL``."""
-    if own is None:
-        own = read(RedisLockSettings, env)
+    own = own or read(RedisLockSettings, env)
     if own.ttl is None:
         return max(MIN_DEFAULT_TTL, 3 * interval)
     if own.ttl < 2 * interval:
@@ -105,13 +104,9 @@ def parse_ttl(
 def parse(
     config: DaemonConfig, own: RedisLockSettings | None = None, scope: str | None = None
 ) -> RedisLockConfig:
-    if own is None:
-        own = read(RedisLockSettings, config.env)
-    return RedisLockConfig(
-        url=lock_url(own, config.glob.redis_url, "REDIS_URL"),
-        name=lock_name(config, own, scope),
-        ttl=parse_ttl(config.env, config.glob.interval, own),
-    )
+    own = own or read(RedisLockSettings, config.env)
+    url, name = lock_where(config, own, scope, config.glob.redis_url, "REDIS_URL")
+    return RedisLockConfig(url=url, name=name, ttl=parse_ttl(config.env, config.glob.interval, own))
 
 
 class RedisLock:

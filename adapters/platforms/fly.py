@@ -19,7 +19,6 @@ config's ``metadata.fly_process_group``, falling back to the legacy ``process_gr
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +36,12 @@ from autoscaler.configkit import (
     PlatformAdapter,
     Text,
     Url,
+    global_only,
     process_prefix,
     read,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -103,11 +103,9 @@ class FlySettings(EnvSettings):
 def parse(
     config: DaemonConfig,
     own: FlySettings | None = None,
-    per_process: Mapping[str, NoSettings] | None = None,
 ) -> FlyConfig:
     """Fly's settings for the adapter; raise ``ConfigError`` naming each missing or bad one."""
-    if own is None:
-        own = read(FlySettings, config.env)
+    own = own or read(FlySettings, config.env)
     return FlyConfig(
         api_url=own.api_url,
         token=own.api_token,
@@ -148,15 +146,6 @@ class Machine:
     image: str | None  # the exact image reference to clone, digest-pinned when known
 
 
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _pinned_image(machine: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
     ref = machine.get("image_ref")
     if isinstance(ref, Mapping) and ref.get("repository"):
@@ -192,7 +181,7 @@ def parse_machines(body: Any) -> list[Machine]:
                 state=str(item.get("state") or "unknown"),
                 group=str(group or DEFAULT_GROUP),
                 region=str(item.get("region") or ""),
-                updated_at=_epoch(item.get("updated_at")),
+                updated_at=iso_seconds(item.get("updated_at")),
                 host_ok=item.get("host_status", "ok") == "ok",
                 config=config,
                 image=_pinned_image(item, config),
@@ -461,9 +450,10 @@ class FlyPlatform:
 def build(
     config: DaemonConfig,
     own: FlySettings | None = None,
-    per_process: Mapping[str, NoSettings] | None = None,
 ) -> FlyPlatform:
     return FlyPlatform(parse(config, own))
 
 
-ADAPTER = PlatformAdapter(FlySettings, NoSettings, parse, build, lambda own, per: own.app_name)
+ADAPTER = PlatformAdapter(
+    FlySettings, NoSettings, global_only(parse), global_only(build), lambda own, per: own.app_name
+)

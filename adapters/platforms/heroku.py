@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -32,10 +31,11 @@ from autoscaler.configkit import (
     PlatformAdapter,
     Text,
     Url,
+    global_only,
     read,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -74,24 +74,12 @@ class HerokuSettings(EnvSettings):
 def parse(
     config: DaemonConfig,
     own: HerokuSettings | None = None,
-    per_process: Mapping[str, NoSettings] | None = None,
 ) -> HerokuConfig:
-    """The Heroku variables, or ``ConfigError`` naming each missing or invalid one."""
-    if own is None:
-        own = read(HerokuSettings, config.env)
+    """Heroku's settings for the adapter: the app name must be a Heroku app's name or id."""
+    own = own or read(HerokuSettings, config.env)
     if not _APP.match(own.app_name):
         raise ConfigError({"HEROKU_APP_NAME": f"{own.app_name!r} is not a Heroku app name or id"})
     return HerokuConfig(own.api_token, own.app_name, own.api_url)
-
-
-def parse_time(value: Any) -> float | None:
-    """An ISO-8601 ``updated_at`` as epoch seconds (``None`` if absent or unreadable)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def parse_formation(body: Any) -> dict[str, Formation]:
@@ -104,7 +92,7 @@ def parse_formation(body: Any) -> dict[str, Formation]:
         quantity = item.get("quantity") if isinstance(item, dict) else None
         if not isinstance(kind, str) or isinstance(quantity, bool) or not isinstance(quantity, int):
             raise PlatformError(redact(f"heroku: unreadable formation entry {item!r:.200}"))
-        out[kind] = Formation(quantity=quantity, updated_at=parse_time(item.get("updated_at")))
+        out[kind] = Formation(quantity=quantity, updated_at=iso_seconds(item.get("updated_at")))
     return out
 
 
@@ -269,11 +257,14 @@ class Heroku:
 def build(
     config: DaemonConfig,
     own: HerokuSettings | None = None,
-    per_process: Mapping[str, NoSettings] | None = None,
 ) -> Heroku:
     return Heroku(parse(config, own), timeout=min(8.0, max(2.0, config.tick_timeout)))
 
 
 ADAPTER = PlatformAdapter(
-    HerokuSettings, NoSettings, parse, build, lambda own, per_process: own.app_name
+    HerokuSettings,
+    NoSettings,
+    global_only(parse),
+    global_only(build),
+    lambda own, per_process: own.app_name,
 )

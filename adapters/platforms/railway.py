@@ -25,7 +25,6 @@ recent) is returned instead; the re-read just before a write always goes to the 
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,7 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, RateLimited, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -103,10 +102,8 @@ def parse(
     per_process: Mapping[str, RailwayProcessSettings] | None = None,
 ) -> RailwayConfig:
     """Railway's settings for the adapter; raise ``ConfigError`` naming each bad one."""
-    if own is None:
-        own = read(RailwaySettings, config.env)
-    if per_process is None:
-        per_process = read_each(RailwayProcessSettings, config)
+    own = own or read(RailwaySettings, config.env)
+    per_process = per_process or read_each(RailwayProcessSettings, config)
     problems = {
         process.var_prefix + "MIN": "0 is out of range on Railway: at least 1 instance (this "
         "daemon never removes a service's last replica; use Railway's serverless sleeping for "
@@ -178,20 +175,11 @@ def regions_of(instance: Mapping[str, Any]) -> dict[str, int]:
     raise PlatformError("railway: the service instance reports no replicas at all")
 
 
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def formation_of(instance: Mapping[str, Any]) -> Formation:
     status = _dig(instance, "latestDeployment", "status")
     return Formation(
         quantity=sum(regions_of(instance).values()),
-        updated_at=_epoch(_dig(instance, "latestDeployment", "createdAt")),
+        updated_at=iso_seconds(_dig(instance, "latestDeployment", "createdAt")),
         deploying=status in IN_PROGRESS,
     )
 

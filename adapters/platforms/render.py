@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -37,7 +36,7 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -90,11 +89,9 @@ def parse(
     own: RenderSettings | None = None,
     per_process: Mapping[str, RenderProcessSettings] | None = None,
 ) -> RenderConfig:
-    """The Render variables, or ``ConfigError`` naming each missing or invalid one."""
-    if own is None:
-        own = read(RenderSettings, config.env)
-    if per_process is None:
-        per_process = read_each(RenderProcessSettings, config)
+    """Render's settings: each process names a service of its own, by a well-formed id."""
+    own = own or read(RenderSettings, config.env)
+    per_process = per_process or read_each(RenderProcessSettings, config)
     problems: dict[str, str] = {}
     services: dict[str, str] = {}
     variables: dict[str, str] = {}
@@ -113,15 +110,6 @@ def parse(
     if problems:
         raise ConfigError(problems)
     return RenderConfig(own.api_key, own.api_url, services, variables)
-
-
-def parse_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def parse_service(body: Any) -> Service:
@@ -143,7 +131,7 @@ def parse_service(body: Any) -> Service:
         instances=instances,
         autoscaling=isinstance(autoscaling, dict) and autoscaling.get("enabled") is True,
         suspended=body.get("suspended") == "suspended",
-        updated_at=parse_time(body.get("updatedAt")),
+        updated_at=iso_seconds(body.get("updatedAt")),
     )
 
 

@@ -31,10 +31,19 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from pydantic import Field
 
-from autoscaler.configkit import Csv, Duration, EnvSettings, Int, ProcessConfig, Url, read
+from autoscaler.configkit import (
+    DaemonConfig,
+    Duration,
+    EnvSettings,
+    ProcessConfig,
+    SourceAdapter,
+    Url,
+    read,
+)
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
+from autoscaler.sources._queues import QueueSettings
 
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_DISCOVERY_LIMIT = 20
@@ -69,18 +78,8 @@ class PgSettings(EnvSettings):
     )
 
 
-class PgJobSettings(PgSettings):
+class PgJobSettings(PgSettings, QueueSettings):
     """A PostgreSQL job table source (procrastinate, good_job, solid_queue)."""
-
-    queues: Csv | None = Field(
-        None,
-        description="job queues that count for this process, comma-separated",
-        json_schema_extra={"default": "all found"},
-    )
-    queue_discovery_limit: Annotated[int, Int(1, 1000, "queues")] = Field(
-        DEFAULT_DISCOVERY_LIMIT,
-        description="without `QUEUES`, watch at most this many queues: the first by name",
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +103,7 @@ def parse_config(
     ``AUTOSCALER_<P>_DATABASE_URL`` overrides ``DATABASE_URL`` for this process.
     """
     p = process.var_prefix
-    if own is None:
-        own = read(PgJobSettings, env, p)
+    own = own or read(PgJobSettings, env, p)
     url_var = f"{p}DATABASE_URL" if own.database_url else "DATABASE_URL"
     url = own.database_url or database_url or ""
     if not url:
@@ -377,6 +375,21 @@ def reading_from_rows(
         busy=busy if has_busy else None,
         warning="; ".join(notes) or None,
     )
+
+
+def table_adapter(
+    backend: str, layout: Layout, source: type[JobTableSource] | None = None
+) -> SourceAdapter[PgJobSettings]:
+    """A job table source's ``ADAPTER``: its ``layout`` read by ``source`` (``JobTableSource``)."""
+    kind = source or JobTableSource
+
+    def build(
+        config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
+    ) -> JobTableSource:
+        pg = parse_config(config.env, process, config.glob.database_url, own)
+        return kind(backend, layout, pg, process.var_prefix)
+
+    return SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
 
 
 class JobTableSource:

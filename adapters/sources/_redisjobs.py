@@ -26,18 +26,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from autoscaler.configkit import (
-    Csv,
     DaemonConfig,
     Duration,
-    EnvSettings,
-    Int,
     ProcessConfig,
+    SourceAdapter,
     Text,
     read,
 )
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
+from autoscaler.sources._queues import QueueSettings
 
 #: entries read from the oldest end of each queue per poll (bounds the cost of a poll)
 HEAD = 10
@@ -82,19 +81,9 @@ class QueueState:
     unknown: str | None = None
 
 
-class RedisJobSettings(EnvSettings):
+class RedisJobSettings(QueueSettings):
     """The variables every Redis job source reads (per process, ``AUTOSCALER_<P>_``)."""
 
-    queues: Csv | None = Field(
-        None,
-        description="job queues that count for this process, comma-separated",
-        json_schema_extra={"default": "all found"},
-    )
-    queue_discovery_limit: Annotated[int, Int(1, 1000, "queues")] = Field(
-        DISCOVERY_LIMIT,
-        description="without `QUEUES`, watch at most this many queues: the first by name, with "
-        "a warning in `sample` when some were left out",
-    )
     redis_timeout: Annotated[float, Duration(0.05, 60.0)] = Field(
         TIMEOUT_S, description="connect and read timeout of each Redis call"
     )
@@ -125,8 +114,7 @@ def parse_options(
     config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
 ) -> Options:
     """``REDIS_URL`` and the process's own variables; raise ``ConfigError``."""
-    if own is None:
-        own = read(PrefixedJobSettings, config.env, process.var_prefix)
+    own = own or read(PrefixedJobSettings, config.env, process.var_prefix)
     url = config.glob.redis_url
     if url is None:
         raise ConfigError(
@@ -301,15 +289,87 @@ def reading(
     )
 
 
+def head_state(
+    times: Sequence[float | None], length: int, *, read: int, missing: int, due: int, what: str
+) -> QueueState:
+    """A queue's state from the ages found at its head. ``missing`` of the ``read`` entries had
+    nothing behind them (expired); when all had nothing and more wait, the age is unknown."""
+    unknown = None
+    if read and missing == read and length > read:
+        unknown = f"the first {read} {what}, age unknown"
+    return QueueState(oldest(times), length - missing + due, unknown)
+
+
 def oldest(times: Iterable[float | None]) -> float | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
 
 
+#: what a probe found: the state of each queue, and the busy jobs (``None``: unknown)
+Probed = tuple[dict[str, QueueState], int | None]
 #: ``probe(client, queues, now) -> (state per queue, busy jobs or None)``
-Probe = Callable[[redis.Redis, Sequence[str], float], tuple[dict[str, QueueState], int | None]]
+Probe = Callable[[redis.Redis, Sequence[str], float], Probed]
 #: ``discover(client) -> (queue names, whether the listing is complete)``
 Discover = Callable[[redis.Redis], tuple[list[str], bool]]
+
+
+class Round:
+    """One pipelined round trip of a poll. Each command is labelled with what it reads (a queue,
+    a key), so that a failure names it (see ``run``)."""
+
+    def __init__(self, client: redis.Redis, backend: str) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self.backend = backend
+        self.labels: list[str] = []
+
+    def label(self, what: str, commands: int = 1) -> None:
+        """The last ``commands`` commands added read ``what``."""
+        self.labels += [what] * commands
+
+    def head(self, queue: str, key: str, *, newest_first: bool = False) -> None:
+        """A list's length and its ``HEAD`` oldest entries (at its end when ``newest_first``)."""
+        self.pipe.llen(key)
+        if newest_first:
+            self.pipe.lrange(key, -HEAD, -1)
+        else:
+            self.pipe.lrange(key, 0, HEAD - 1)
+        self.label(f"queue {queue!r}", 2)
+
+    def run(self) -> list[Any]:
+        return run(self.pipe, self.backend, self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How one backend's queues are found and read, for the shared ``RedisJobSource``."""
+
+    discover: Discover
+    probe: Probe
+    discover_every_s: float = 0.0
+
+
+def job_adapter(
+    backend: str,
+    layout: Callable[[str | None], Layout],
+    settings: type[RedisJobSettings] = PrefixedJobSettings,
+) -> SourceAdapter[RedisJobSettings]:
+    """A Redis job source's ``ADAPTER``: ``layout(key_prefix)`` gives its discovery and probe."""
+
+    def build(
+        config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
+    ) -> RedisJobSource:
+        own = own if own is not None else read(settings, config.env, process.var_prefix)
+        options = parse_options(config, process, own)
+        found = layout(options.key_prefix)
+        return RedisJobSource(
+            backend,
+            options,
+            found.discover,
+            found.probe,
+            discover_every_s=found.discover_every_s,
+        )
+
+    return SourceAdapter(settings, build, Metric.JOB_LATENCY)
 
 
 class RedisJobSource:

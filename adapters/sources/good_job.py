@@ -21,9 +21,7 @@ connection's ``search_path``.
 
 from __future__ import annotations
 
-from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
-from autoscaler.model import Metric
-from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
+from autoscaler.sources._pgjobs import Layout, table_adapter
 
 # ``queue_name = c.q`` written as a range of the pair (queue_name, scheduled_at): only GoodJob's
 # (queue_name, scheduled_at) index can serve it, so the planner cannot walk the single-column
@@ -61,11 +59,4 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(
-    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
-) -> JobTableSource:
-    pg = parse_config(config.env, process, config.glob.database_url, own)
-    return JobTableSource("good_job", LAYOUT, pg, process.var_prefix)
-
-
-ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
+ADAPTER = table_adapter("good_job", LAYOUT)

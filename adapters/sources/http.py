@@ -84,8 +84,7 @@ def parse_config(
     env: Mapping[str, str], process: ProcessConfig, own: HttpSettings | None = None
 ) -> HttpConfig:
     """Pure: the URL and this source's own variables. Raises ``ConfigError``."""
-    if own is None:
-        own = read(HttpSettings, env, process.var_prefix)
+    own = own or read(HttpSettings, env, process.var_prefix)
     parts = urllib.parse.urlsplit(own.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError({f"{process.var_prefix}URL": "must be an http:// or https:// URL"})

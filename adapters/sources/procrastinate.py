@@ -25,9 +25,7 @@ A waiting job is a ``procrastinate_jobs`` row with ``status = 'todo'``; it is du
 
 from __future__ import annotations
 
-from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
-from autoscaler.model import Metric
-from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
+from autoscaler.sources._pgjobs import JobTableSource, Layout, table_adapter
 
 #: the index that makes every queue's probe constant-time (README, "procrastinate")
 SUGGESTED_INDEX = (
@@ -105,11 +103,4 @@ class ProcrastinateSource(JobTableSource):
         return line
 
 
-def build(
-    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
-) -> ProcrastinateSource:
-    pg = parse_config(config.env, process, config.glob.database_url, own)
-    return ProcrastinateSource("procrastinate", LAYOUT, pg, process.var_prefix)
-
-
-ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
+ADAPTER = table_adapter("procrastinate", LAYOUT, ProcrastinateSource)

@@ -22,9 +22,7 @@ database, are read as 0). Rails 8 puts Solid Queue in its own database by defaul
 
 from __future__ import annotations
 
-from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter
-from autoscaler.model import Metric
-from autoscaler.sources._pgjobs import JobTableSource, Layout, PgJobSettings, parse_config
+from autoscaler.sources._pgjobs import Layout, table_adapter
 
 LAYOUT = Layout(
     discover_table="solid_queue_jobs",
@@ -83,11 +81,4 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(
-    config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
-) -> JobTableSource:
-    pg = parse_config(config.env, process, config.glob.database_url, own)
-    return JobTableSource("solid_queue", LAYOUT, pg, process.var_prefix)
-
-
-ADAPTER = SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
+ADAPTER = table_adapter("solid_queue", LAYOUT)

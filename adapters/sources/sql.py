@@ -153,8 +153,7 @@ class SqlSettings(PgSettings):
 def build(
     config: DaemonConfig, process: ProcessConfig, own: SqlSettings | None = None
 ) -> SqlSource:
-    if own is None:
-        own = read(SqlSettings, config.env, process.var_prefix)
+    own = own or read(SqlSettings, config.env, process.var_prefix)
     pg = parse_config(config.env, process, config.glob.database_url, own)
     client = PgClient(pg.url, pg.timeout_s, pg.timeout_var)
     return SqlSource(client, own.sql, f"{process.var_prefix}SQL")
