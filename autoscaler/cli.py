@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 from autoscaler import __version__, logs
 from autoscaler.clock import Clock, SystemClock, accelerated
 from autoscaler.config import Settings, load
-from autoscaler.dryrun import DryRunPlatform
 from autoscaler.durations import format_ms
 from autoscaler.explain import sentence
 from autoscaler.loop import Autoscaler, TickReport
@@ -129,8 +127,7 @@ def clock_for(settings: Settings) -> Clock:
 def build_platform(settings: Settings) -> Platform:
     from autoscaler.registry import build_platform as build
 
-    platform = build(settings)
-    return DryRunPlatform(platform) if settings.glob.dry_run else platform
+    return build(settings)
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
@@ -221,11 +218,16 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     lock = build_lock(settings)
     alerts = _build_alerts(settings)
     scaler = build_autoscaler(
-        settings, lock=lock, metrics=metrics, health=health, alerts=alerts, log=log
+        # no write is sent once a signal has arrived
+        settings,
+        lock=lock,
+        metrics=metrics,
+        health=health,
+        alerts=alerts,
+        log=log,
+        stopping=stop,
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
-
-    scaler.stopping = stop  # no write is sent once a signal has arrived
 
     interval = g.interval / speed
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -246,17 +248,15 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
             pass
     finally:
         scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + 8.0
         # finish (or abandon) the running tick: it sends no write once stopping is set
-        while scaler._tick_lock.locked() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        idle = scaler.idle(8.0)
         scaler.close()
         if alerts is not None:
             alerts.close()  # deliver the alerts still queued
         if server is not None:
             server.shutdown()
         log.info("stopped")
-    if scaler._tick_lock.locked():  # a tick is stuck in I/O: do not wait for it
+    if not idle:  # a tick is stuck in I/O: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
@@ -406,7 +406,8 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     platform: Platform | None = None
     try:
         platform = build_platform(settings)
-        print(f"platform {settings.glob.platform}: {platform.check(list(settings.processes))}")
+        dry = " (dry run: writes are not sent)" if settings.glob.dry_run else ""
+        print(f"platform {settings.glob.platform}: {platform.check(list(settings.processes))}{dry}")
     except ConfigError:
         raise
     except Exception as exc:

@@ -150,8 +150,8 @@ class GlobalSettings(BaseSettings):
         5.0, validation_alias="AUTOSCALER_INTERVAL"
     )
     tick_timeout: PositiveSeconds | None = Field(None, validation_alias="AUTOSCALER_TICK_TIMEOUT")
-    log_format: Annotated[Literal["logfmt", "json", "console"], BeforeValidator(_lower)] = Field(
-        "logfmt", validation_alias="AUTOSCALER_LOG_FORMAT"
+    log_format: Annotated[Literal["auto", "logfmt", "json", "console"], BeforeValidator(_lower)] = (
+        Field("auto", validation_alias="AUTOSCALER_LOG_FORMAT")
     )
     log_level: Annotated[
         Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)

@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from autoscaler.model import Instant, Observation, Status
+from autoscaler.model import Formation, Instant, Metric, Reading
+from autoscaler.observe import observe
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 
 BASELINES = ("static", "hpa", "step", "oracle")
@@ -44,7 +45,13 @@ class Policy(Protocol):
 
 
 class EnginePolicy:
-    """The daemon's policy engine, fed as the loop feeds it."""
+    """The daemon's policy engine, fed as the loop feeds it: each step's signal becomes the
+    ``Reading`` the web source would return, and ``autoscaler.observe`` (the daemon's own rule)
+    turns it and the formation into the observation.
+
+    The source is modelled as the daemon sees it: a window without requests reads 0 ms from 0
+    samples while instances serve (their middleware publishes heartbeats), and nothing at all
+    (missing) when none serves."""
 
     def __init__(
         self,
@@ -54,33 +61,48 @@ class EnginePolicy:
         wall0: float,
         window_s: float = 30.0,
         name: str = "default",
+        stale_after: float | None = None,
     ) -> None:
         self.name = name
         self.window_s = window_s
         self.cfg = cfg
         self.min_samples = min_samples
+        # the daemon's default (``AUTOSCALER_<P>_STALE_AFTER``); a modelled reading is never old
+        self.stale_after = max(60.0, 2 * window_s) if stale_after is None else stale_after
         self.wall0 = wall0
         # the run starts with the formation just set (the signal's window still filling), as
         # the daemon counts the platform's last formation change
         self.state = PolicyState(last_change=0.0)
-        # reused on every call (``decide`` keeps no reference to them): a month of 5 s ticks
-        # is half a million calls
-        self._obs = Observation(0, None)
         self._now = Instant(0.0, wall0)
+        # set by the runner: the instances serving (what the platform reports as ready)
+        self.ready: Callable[[], int] | None = None
+
+    def reading(self, signal_ms: float | None, samples: float, serving: int | None) -> Reading:
+        """What the web source would return for this window (``samples`` may be fractional:
+        the expected count of a fluid model; any positive count is at least one request)."""
+        if signal_ms is None and serving != 0:
+            signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
+        if signal_ms is None:
+            return Reading(Metric.REQUEST_QUEUE_TIME, None, 0, None)
+        return Reading(
+            Metric.REQUEST_QUEUE_TIME,
+            signal_ms,
+            math.ceil(samples) if samples > 0 else 0,
+            0.0,
+            rate_per_s=samples / self.window_s,  # what a source reports as its request rate
+        )
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        obs, now = self._obs, self._now
-        obs.current = current
-        obs.signal_ms = signal_ms
-        obs.rate_per_s = samples / self.window_s  # what a source reports as its request rate
-        if signal_ms is None:
-            obs.status = Status.MISSING
-        elif samples < self.min_samples:
-            obs.status = Status.SPARSE
-        else:
-            obs.status = Status.OK
+        serving = None if self.ready is None else self.ready()
+        obs = observe(
+            self.reading(signal_ms, samples, serving),
+            Formation(current, ready=serving),
+            stale_after=self.stale_after,
+            min_samples=self.min_samples,
+        )
+        now = self._now
         now.mono = t
         now.wall = self.wall0 + t
         decision, self.state = decide(self.cfg, self.state, obs, now)
