@@ -18,7 +18,7 @@ from autoscaler.clock import Clock, SystemClock, accelerated
 from autoscaler.config import Settings, load
 from autoscaler.durations import format_ms
 from autoscaler.explain import sentence
-from autoscaler.loop import Autoscaler, TickReport
+from autoscaler.loop import SUMMARY_EVERY_S, Autoscaler, TickReport
 from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.model import Reading
 from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
@@ -167,6 +167,14 @@ def build_lock(settings: Settings) -> Lock | None:
     return None if kind == "none" else build(settings, kind)
 
 
+def summary_every(settings: Settings) -> float:
+    """Seconds of the daemon's clock between summary lines: ten minutes of the reader's time
+    (on the simulated app, whose clock runs ``AUTOSCALER_SIM_SPEED`` times faster, as many
+    more)."""
+    speed = settings.glob.sim_speed if settings.glob.platform == "sim" else 1.0
+    return SUMMARY_EVERY_S * speed
+
+
 def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
     sources = build_sources(settings)
     try:
@@ -175,6 +183,7 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
         for source in sources.values():
             source.close()
         raise
+    kwargs.setdefault("summary_every", summary_every(settings))
     return Autoscaler(settings, platform, sources, clock_for(settings), **kwargs)
 
 

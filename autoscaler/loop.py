@@ -44,7 +44,8 @@ from autoscaler.redact import redact
 #: direction of the change or the bounds in force change first (a restart forgets it too)
 REFUSED_HOLD_S = 3600.0
 
-#: how often, in the daemon's clock, each process gets an info ``summary`` line
+#: how often each process gets an info ``summary`` line (seconds of the daemon's clock; the CLI
+#: stretches it by the speed of the simulated app, so a person reads one every ten real minutes)
 SUMMARY_EVERY_S = 600.0
 
 T = TypeVar("T")
@@ -179,6 +180,7 @@ class Autoscaler:
         alerts: AfterTick | None = None,
         log: Any = None,
         stopping: threading.Event | None = None,
+        summary_every: float = SUMMARY_EVERY_S,
     ) -> None:
         self.settings = settings
         self.platform = platform
@@ -207,7 +209,7 @@ class Autoscaler:
         self._inflight: dict[str, Future[Reading]] = {}
         self._lock_call: threading.Thread | None = None
         self._tick_lock = threading.Lock()
-        self._logbook = logs.Logbook(SUMMARY_EVERY_S)
+        self._logbook = logs.Logbook(summary_every)
 
     # ---- the tick -------------------------------------------------------------------------
 

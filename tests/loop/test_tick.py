@@ -383,3 +383,134 @@ def test_capacity_that_never_becomes_ready_stops_the_upscales():
         clock.advance(5)
     assert platform.journal == [{"web": 4}, {"web": 8}]
     assert reasons[-1] == "not_ready"
+
+
+# ---- one process's failed read fails only that process (issue 14 item 16) ---------------------
+
+
+def test_a_process_whose_read_fails_fails_alone_the_others_are_decided_and_written():
+    scaler, platform, sources, clock = make(quantities={"web": 2, "worker": 0})
+    platform.broken["web"] = Rejected("render: web has autoscaling on", retryable=False)
+    sources["web"].value_ms = 5000.0
+    sources["worker"].value_ms, sources["worker"].depth = 5000.0, 3  # jobs waiting, no worker
+    report = scaler.tick()
+    assert [d.process for d in report.decisions] == ["worker"]
+    assert report.decisions[0].reason.value == "scale_from_zero"
+    assert platform.journal == [{"worker": 1}]
+    assert "autoscaling on" in report.read_errors["web"]
+    assert "autoscaling on" in (report.platform_error or "")  # alerts see it
+    assert report.ok  # the daemon did its work for the process it could read
+    del platform.broken["web"]
+    clock.advance(5)
+    assert [d.process for d in scaler.tick().decisions] == ["web", "worker"]
+
+
+def test_a_rate_limited_read_is_not_repeated_per_process():
+    scaler, platform, _, _ = make()
+    platform.fail_reads.append(RateLimited("429", retry_after=10))
+    report = scaler.tick()
+    assert platform.reads == 1
+    assert set(report.read_errors) == {"web", "worker"} and not report.ok
+
+
+# ---- a write refused for good is not re-sent every tick (issue 14 item 9) ----------------------
+
+
+def refusing(**kwargs):
+    scaler, platform, sources, clock = make(**kwargs)
+    sources["web"].value_ms = 450.0
+    attempts = []
+
+    def scale(targets, expected):
+        attempts.append(dict(targets))
+        raise Rejected("heroku: dyno tier limit (needs operator action)", retryable=False)
+
+    platform.scale = scale
+    return scaler, platform, sources, clock, attempts
+
+
+def test_a_refused_write_is_not_sent_again_within_the_hour_and_the_alert_says_so():
+    from autoscaler.alerts import Alerts
+
+    sent = []
+    scaler, _, _, clock, attempts = refusing(alerts=Alerts(sent.append, after=0.0))
+    for _ in range(700):  # 58 minutes of ticks, the signal above the band all along
+        report = scaler.tick()
+        clock.advance(5)
+    assert attempts == [{"web": 4}]
+    assert report.outcomes["web"].value == "not_sent"
+    assert "refused this change" in (report.write_error or "")
+    assert len(sent) == 1 and "not sent again for 60 minutes unless the formation" in sent[0]
+    for _ in range(30):  # past the hour: tried once more
+        scaler.tick()
+        clock.advance(5)
+    assert attempts == [{"web": 4}, {"web": 4}]
+
+
+def test_a_refused_write_is_sent_again_when_the_formation_changes():
+    scaler, platform, _, clock, attempts = refusing()
+    scaler.tick()
+    clock.advance(5)
+    platform.quantities["web"] = 3  # someone changed it (adopted: cooldowns restart)
+    for _ in range(30):
+        scaler.tick()
+        clock.advance(5)
+    assert attempts[0] == {"web": 4}
+    assert attempts[1:] == [{"web": 6}]
+
+
+def test_a_refused_write_is_sent_again_when_the_direction_changes():
+    scaler, _, sources, clock, attempts = refusing(quantities={"web": 3, "worker": 1})
+    scaler.tick()
+    sources["web"].value_ms = 5.0
+    for _ in range(70):  # below the band past DOWN_DELAY
+        clock.advance(5)
+        scaler.tick()
+    assert attempts == [{"web": 6}, {"web": 2}]
+
+
+# ---- lock calls bounded by the tick timeout (issue 14 item 13) ---------------------------------
+
+
+def test_a_lock_call_that_never_answers_means_not_leader_within_the_timeout():
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(FakeLock):
+        def acquire(self):
+            release.wait(10)
+            return super().acquire()
+
+    scaler, platform, sources, _ = make(env={"AUTOSCALER_TICK_TIMEOUT": "200ms"}, lock=Hanging())
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    try:
+        report = scaler.tick()
+        assert not report.is_leader
+        assert "no answer to acquire in 0.1s" in (report.lock_error or "")
+        again = scaler.tick()  # the first call still hangs: not tried, not leader
+        assert not again.is_leader and "still has no answer" in (again.lock_error or "")
+    finally:
+        release.set()
+
+
+def test_a_renewal_check_that_never_answers_blocks_the_write():
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(FakeLock):
+        def valid(self, lease):
+            release.wait(10)
+            return True
+
+    scaler, platform, sources, _ = make(env={"AUTOSCALER_TICK_TIMEOUT": "200ms"}, lock=Hanging())
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    try:
+        report = scaler.tick()
+        assert not report.is_leader and "lease" in (report.write_error or "")
+        assert report.outcomes["web"].value == "not_sent"
+    finally:
+        release.set()
