@@ -22,24 +22,86 @@ platform's count of serving instances (``ready``) is passed on; the policy decid
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 from autoscaler.model import Formation, Metric, Observation, Reading, Status
 
 
-def status_of(reading: Reading | None, *, stale_after: float, min_samples: int) -> Status:
-    """How far ``reading`` can be trusted (``None``: the source failed)."""
-    if reading is None:
-        return Status.FAILED
+class ReadingLike(Protocol):
+    """The fields of a ``Reading`` that ``fill`` reads (the simulator refills one such object
+    per tick instead of building a new ``Reading``)."""
+
+    @property
+    def metric(self) -> Metric: ...
+    @property
+    def value_ms(self) -> float | None: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def age_s(self) -> float | None: ...
+    @property
+    def depth(self) -> int | None: ...
+    @property
+    def busy(self) -> int | None: ...
+    @property
+    def rate_per_s(self) -> float | None: ...
+    @property
+    def in_use(self) -> float | None: ...
+
+
+_RQT = Metric.REQUEST_QUEUE_TIME
+_OK, _SPARSE, _MISSING, _STALE, _FAILED = (
+    Status.OK,
+    Status.SPARSE,
+    Status.MISSING,
+    Status.STALE,
+    Status.FAILED,
+)
+_isfinite = math.isfinite
+
+
+def trust(reading: ReadingLike, *, stale_after: float, min_samples: int) -> Status:
+    """How far ``reading`` can be trusted (the rule in the module docstring)."""
+    value, age_s = reading.value_ms, reading.age_s
+    if value is not None and not _isfinite(value):
+        return _FAILED
+    if value is None or age_s is None:
+        return _MISSING
+    if age_s > stale_after:
+        return _STALE
+    if reading.metric is _RQT and 0 < reading.samples < min_samples:
+        return _SPARSE
+    return _OK
+
+
+def fill(
+    obs: Observation,
+    current: int,
+    ready: int | None,
+    reading: ReadingLike,
+    *,
+    stale_after: float,
+    min_samples: int,
+) -> Observation:
+    """Set every field of ``obs`` from a reading and the formation, and return it.
+
+    ``observe`` builds a new observation with it; the simulator, which decides half a million
+    times a month of trace, refills one (``decide`` keeps no reference to it)."""
     value = reading.value_ms
-    if value is not None and not math.isfinite(value):
-        return Status.FAILED
-    if value is None or reading.age_s is None:
-        return Status.MISSING
-    if reading.age_s > stale_after:
-        return Status.STALE
-    if reading.metric is Metric.REQUEST_QUEUE_TIME and 0 < reading.samples < min_samples:
-        return Status.SPARSE
-    return Status.OK
+    status = trust(reading, stale_after=stale_after, min_samples=min_samples)
+    if status is _FAILED or status is _MISSING:
+        value = None
+    elif status is not _STALE and value is not None and value < 0.0:
+        value = 0.0
+    obs.current = current
+    obs.signal_ms = value
+    obs.status = status
+    obs.depth = reading.depth
+    obs.busy = reading.busy
+    obs.rate_per_s = reading.rate_per_s
+    obs.ready = ready
+    obs.in_use = reading.in_use
+    return obs
 
 
 def observe(
@@ -47,21 +109,14 @@ def observe(
 ) -> Observation:
     """The policy's input for one process on one tick. ``reading`` is ``None`` when the source
     failed (the caller logs why)."""
-    status = status_of(reading, stale_after=stale_after, min_samples=min_samples)
+    obs = Observation(formation.quantity, None, _FAILED, ready=formation.ready)
     if reading is None:
-        return Observation(formation.quantity, None, status, ready=formation.ready)
-    value = reading.value_ms
-    if status is Status.FAILED or status is Status.MISSING:
-        value = None
-    elif value is not None and status is not Status.STALE:
-        value = max(0.0, value)
-    return Observation(
+        return obs
+    return fill(
+        obs,
         formation.quantity,
-        value,
-        status,
-        reading.depth,
-        reading.busy,
-        reading.rate_per_s,
         formation.ready,
-        reading.in_use,
+        reading,
+        stale_after=stale_after,
+        min_samples=min_samples,
     )
