@@ -427,13 +427,13 @@ class Autoscaler:
             d = p.decision
             if d.action is Action.HOLD or d.desired == d.current:
                 outcomes[d.process] = Outcome.UNCHANGED
+            elif p.deploying:  # the platform would refuse or race the release: next tick
+                outcomes[d.process] = Outcome.NOT_SENT
+                errors.append(f"{d.process}: a deploy is in progress, change deferred")
             elif self.dry_run:
                 outcomes[d.process] = Outcome.DRY_RUN
             elif not lead.is_leader:
                 outcomes[d.process] = Outcome.FOLLOWER
-            elif p.deploying:  # the platform would refuse or race the release: next tick
-                outcomes[d.process] = Outcome.NOT_SENT
-                errors.append(f"{d.process}: a deploy is in progress, change deferred")
             elif d.process in refused and refused[d.process].holds(d, mono):
                 outcomes[d.process] = Outcome.NOT_SENT
                 errors.append(_not_resent(d.process, refused[d.process], mono))
