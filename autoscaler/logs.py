@@ -22,8 +22,6 @@ import structlog
 from autoscaler.model import Action, Decision, Status
 from autoscaler.redact import redact
 
-#: loggers of libraries we use that log every call at info
-THIRD_PARTY = ("apscheduler", "httpx", "httpcore", "urllib3")
 _HANDLER_MARK = "_autoscaler_handler"
 
 
@@ -107,9 +105,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(number)
-    for name in THIRD_PARTY:
-        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else logging.WARNING)
+    # libraries log every call or job run at info (APScheduler each tick, httpx each request):
+    # below debug only their warnings and errors are shown
+    root.setLevel(number if number <= logging.DEBUG else max(number, logging.WARNING))
 
 
 def get(name: str = "autoscaler") -> Any:
