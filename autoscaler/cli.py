@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 from autoscaler import __version__, logs
 from autoscaler.clock import Clock, SystemClock, accelerated
 from autoscaler.config import Settings, load
-from autoscaler.dryrun import DryRunPlatform
 from autoscaler.durations import format_ms
 from autoscaler.explain import sentence
-from autoscaler.loop import Autoscaler, TickReport
+from autoscaler.loop import SUMMARY_EVERY_S, Autoscaler, TickReport
 from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.model import Reading
 from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
@@ -135,8 +133,7 @@ def clock_for(settings: Settings) -> Clock:
 def build_platform(settings: Settings) -> Platform:
     from autoscaler.registry import build_platform as build
 
-    platform = build(settings)
-    return DryRunPlatform(platform) if settings.glob.dry_run else platform
+    return build(settings)
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
@@ -167,6 +164,14 @@ def build_lock(settings: Settings) -> Lock | None:
     return None if kind == "none" else build(settings, kind)
 
 
+def summary_every(settings: Settings) -> float:
+    """Seconds of the daemon's clock between summary lines: ten minutes of the reader's time
+    (on the simulated app, whose clock runs ``AUTOSCALER_SIM_SPEED`` times faster, as many
+    more)."""
+    speed = settings.glob.sim_speed if settings.glob.platform == "sim" else 1.0
+    return SUMMARY_EVERY_S * speed
+
+
 def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
     sources = build_sources(settings)
     try:
@@ -175,6 +180,7 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
         for source in sources.values():
             source.close()
         raise
+    kwargs.setdefault("summary_every", summary_every(settings))
     return Autoscaler(settings, platform, sources, clock_for(settings), **kwargs)
 
 
@@ -218,11 +224,16 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     lock = build_lock(settings)
     alerts = _build_alerts(settings)
     scaler = build_autoscaler(
-        settings, lock=lock, metrics=metrics, health=health, alerts=alerts, log=log
+        # no write is sent once a signal has arrived
+        settings,
+        lock=lock,
+        metrics=metrics,
+        health=health,
+        alerts=alerts,
+        log=log,
+        stopping=stop,
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
-
-    scaler.stopping = stop  # no write is sent once a signal has arrived
 
     interval = g.interval / speed
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -243,17 +254,15 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
             pass
     finally:
         scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + 8.0
         # finish (or abandon) the running tick: it sends no write once stopping is set
-        while scaler._tick_lock.locked() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        idle = scaler.idle(8.0)
         scaler.close()
         if alerts is not None:
             alerts.close()  # deliver the alerts still queued
         if server is not None:
             server.shutdown()
         log.info("stopped")
-    if scaler._tick_lock.locked():  # a tick is stuck in I/O: do not wait for it
+    if not idle:  # a tick is stuck in I/O: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
@@ -418,8 +427,9 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
     def platform_line() -> str:
         platform = build_platform(settings)
+        dry = " (dry run: writes are not sent)" if settings.glob.dry_run else ""
         try:
-            return platform.check(list(settings.processes))
+            return platform.check(list(settings.processes)) + dry
         finally:
             platform.close()
 

@@ -76,11 +76,13 @@ class GlobalSettings(EnvSettings):
     )
     tick_timeout: Annotated[float, Duration(0.0, 3600.0, above=True)] | None = Field(
         None,
-        description="how long one source poll may take before it counts as failed",
+        description="how long one source poll may take before it counts as failed; each lock "
+        "call may take half of it (then: not leader)",
         json_schema_extra={"default": "80% of the interval, 1 s to 30 s"},
     )
-    log_format: Annotated[str, Choice("logfmt", "json", "console")] = Field(
-        "logfmt", description="how log lines are written"
+    log_format: Annotated[str, Choice("auto", "logfmt", "json", "console")] = Field(
+        "auto",
+        description="how log lines are written; `auto`: `console` in a terminal, else `logfmt`",
     )
     log_level: Annotated[str, Choice("debug", "info", "warning", "error", "critical")] = Field(
         "info", description="the least severe level logged"
