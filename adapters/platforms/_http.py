@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -106,6 +107,29 @@ class CallBudget:
 
     def block(self, seconds: float) -> None:
         self._blocked_until = max(self._blocked_until, self._now() + max(0.0, seconds))
+
+
+#: the longest any rate-limit header may hold calls back (a misread value must not stop scaling)
+MAX_HOLD = 3600.0
+#: a reset value above this is a UNIX time (2001-09-09), below it a delay in seconds
+_EPOCH_FLOOR = 1e9
+
+
+def reset_delay(value: str, wall_now: float) -> float | None:
+    """A rate-limit reset header as seconds from now, between 0 and ``MAX_HOLD``.
+
+    Providers disagree on the form: Render's docs say "UTC epoch seconds" while its OpenAPI and
+    recorded answers show a delay (``45``); Railway's docs do not say. A value above 1e9 is an
+    epoch, anything smaller a delay. ``None`` for a value that is not a finite number.
+    """
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    wait = number - wall_now if number > _EPOCH_FLOOR else number
+    return min(max(wait, 0.0), MAX_HOLD)
 
 
 def retry_after(response: httpx.Response) -> float | None:
