@@ -217,11 +217,13 @@ class Http:
         write: bool = False,
         priority: bool | None = None,
         budget: CallBudget | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one call (retried on 5xx and failed connections).
 
         ``write``: a timeout after sending is ``WriteUnknown``, never re-sent. ``priority``
         (default: ``write``) may spend the budget's write reserve, e.g. the re-read before a write.
+        ``headers`` are added to this call's (e.g. Fly's lease nonce).
         """
         budget = budget or self.budget
         priority = write if priority is None else priority
@@ -231,7 +233,7 @@ class Http:
         while True:
             budget.spend(priority=priority)
             try:
-                response = self._client.request(method, path, json=json)
+                response = self._client.request(method, path, json=json, headers=headers)
             except _BEFORE_SEND as exc:
                 problem = f"cannot connect ({exc})"
             except _AFTER_SEND as exc:
