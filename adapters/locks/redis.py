@@ -79,7 +79,7 @@ class RedisLockSettings(LockSettings):
 
     ttl: Annotated[float, Duration(1.0, 86400.0)] | None = Field(
         None,
-        description="Redis lease lifetime; at least twice `AUTOSCALER_INTERVAL`",
+        description="lease lifetime (Redis and PostgreSQL); at least twice `AUTOSCALER_INTERVAL`",
         json_schema_extra={"default": "3 intervals, at least `15s`"},
     )
 
