@@ -171,7 +171,12 @@ class GlobalSettings(BaseSettings):
     sim_seed: Annotated[int, BeforeValidator(_nonempty)] | None = Field(
         None, validation_alias="AUTOSCALER_SIM_SEED"
     )
-    redis_url: Url | None = Field(None, validation_alias="REDIS_URL")
+    platform_redis_url: Url | None = Field(None, validation_alias="REDIS_URL")
+    # AUTOSCALER_REDIS_URL points elsewhere than the platform-owned REDIS_URL (redisconn.py)
+    autoscaler_redis_url: Url | None = Field(None, validation_alias="AUTOSCALER_REDIS_URL")
+    redis_ssl_cert_reqs: (
+        Annotated[Literal["none", "optional", "required"], BeforeValidator(_lower)] | None
+    ) = Field(None, validation_alias="AUTOSCALER_REDIS_SSL_CERT_REQS")
     database_url: Url | None = Field(None, validation_alias="DATABASE_URL")
 
     heroku_api_token: Str | None = Field(None, validation_alias="HEROKU_API_TOKEN")
@@ -187,6 +192,11 @@ class GlobalSettings(BaseSettings):
     railway_api_url: Url = Field(
         "https://backboard.railway.com/graphql/v2", validation_alias="RAILWAY_API_URL"
     )
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis the daemon reads and locks: ``AUTOSCALER_REDIS_URL``, else ``REDIS_URL``."""
+        return self.autoscaler_redis_url or self.platform_redis_url
 
     @classmethod
     def settings_customise_sources(

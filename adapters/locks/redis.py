@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from autoscaler import redisconn
 from autoscaler.config import Settings
 from autoscaler.durations import parse_duration
 from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
@@ -60,6 +61,7 @@ class RedisLockConfig:
     url: str
     name: str
     ttl: float  # seconds
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS, for rediss:// URLs
 
     @property
     def margin(self) -> float:
@@ -98,6 +100,7 @@ def parse(settings: Settings) -> RedisLockConfig:
         url=lock_url(settings, settings.glob.redis_url, "REDIS_URL"),
         name=lock_name(settings),
         ttl=parse_ttl(settings.env, settings.glob.interval),
+        ssl_cert_reqs=settings.glob.redis_ssl_cert_reqs,
     )
 
 
@@ -112,8 +115,11 @@ class RedisLock:
     ) -> None:
         self.config = config
         timeout = min(2.0, config.ttl / 5)
-        self._client = client or redis.Redis.from_url(
-            config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+        self._client = client or redisconn.client(
+            config.url,
+            ssl_cert_reqs=config.ssl_cert_reqs,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)

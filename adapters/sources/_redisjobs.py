@@ -24,6 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from autoscaler import redisconn
 from autoscaler.config import ProcessSettings, Settings
 from autoscaler.durations import parse_duration
 from autoscaler.model import Metric, Reading
@@ -82,6 +83,7 @@ class Options:
     discovery_limit: int
     timeout_s: float
     key_prefix: str | None
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS
 
 
 def parse_options(settings: Settings, process: ProcessSettings) -> Options:
@@ -120,18 +122,26 @@ def parse_options(settings: Settings, process: ProcessSettings) -> Options:
     if problems:
         raise ConfigError(problems)
     assert url is not None
-    return Options(url, queues, limit, timeout, prefix.strip() if prefix else None)
+    return Options(
+        url,
+        queues,
+        limit,
+        timeout,
+        prefix.strip() if prefix else None,
+        settings.glob.redis_ssl_cert_reqs,
+    )
 
 
-def connect(url: str, timeout_s: float) -> redis.Redis:
+def connect(url: str, timeout_s: float, ssl_cert_reqs: str | None = None) -> redis.Redis:
     """A client that fails fast: socket timeouts on connect and reads, no retries.
 
     Only calls common to redis-py 5.x and 6.x+ (6.0 added retries by default; we turn them off:
     the next poll is the retry).
     """
     register_secret(urlsplit(url).password)
-    return redis.Redis.from_url(
+    return redisconn.client(
         url,
+        ssl_cert_reqs=ssl_cert_reqs,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -317,7 +327,7 @@ class RedisJobSource:
     ) -> None:
         self.backend = backend
         self.options = options
-        self.client = connect(options.url, options.timeout_s)
+        self.client = connect(options.url, options.timeout_s, options.ssl_cert_reqs)
         self._discover = discover
         self._probe = probe
         self._discover_every_s = discover_every_s
