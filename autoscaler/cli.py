@@ -42,7 +42,7 @@ EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
 SIM_BANNER = (
     "running on the built-in simulated app (AUTOSCALER_PLATFORM=sim, {speed:g}x accelerated "
     "time); to scale a real app set AUTOSCALER_PLATFORM (heroku, render, fly or railway) and its "
-    "API token, see README 'Configuration'"
+    "API token, see docs/platforms.md"
 )
 
 

@@ -97,6 +97,22 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     return env_dir
 
 
+@pytest.fixture(scope="module")
+def bare_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """The wheel alone, without even its dependencies: what --help needs is the stdlib."""
+    env_dir = tmp_path_factory.mktemp("bare")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python")),
+            *("install", "-q", "--no-deps", "--no-index", str(wheel)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return env_dir
+
+
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
@@ -163,3 +179,21 @@ def test_middleware_and_sample_run_beside_an_app_with_its_own_adapters_package(
     assert web["samples"] == 1
     assert 200 <= web["value_ms"] <= 5_000
     assert web["age_s"] < 60
+
+
+def test_without_the_daemon_extra_help_works_and_a_command_says_what_to_install(
+    bare_venv: Path, tmp_path: Path
+) -> None:
+    script = str(bare_venv / "bin" / "autoscaler")
+    env = {"PATH": f"{bare_venv / 'bin'}:/usr/bin:/bin"}
+    helped = subprocess.run(
+        [script, "--help"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "simulate" in helped.stdout
+    checked = subprocess.run(
+        [script, "check"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert checked.returncode == 2
+    assert "pip install 'queue-autoscaler[daemon]'" in checked.stderr
+    assert "Traceback" not in checked.stderr
