@@ -118,14 +118,30 @@ class GlobalSettings(EnvSettings):
         description="`sim` only: seed of the simulated traffic",
         json_schema_extra={"default": "random"},
     )
-    redis_url: Url | None = Field(
+    platform_redis_url: Url | None = Field(
         None,
         validation_alias="REDIS_URL",
         description="request samples, Redis-based job backends, the lock",
     )
+    autoscaler_redis_url: Url | None = Field(
+        None,
+        validation_alias="AUTOSCALER_REDIS_URL",
+        description="a Redis to use instead of `REDIS_URL` (a variable the platform owns)",
+    )
+    redis_ssl_cert_reqs: Annotated[str, Choice("none", "optional", "required")] | None = Field(
+        None,
+        description="how a `rediss://` server's certificate is checked; `none` for Heroku's "
+        "Key-Value Store (self-signed)",
+        json_schema_extra={"default": "`required` (redis-py's)"},
+    )
     database_url: Url | None = Field(
         None, validation_alias="DATABASE_URL", description="SQL job backends, the lock"
     )
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis the daemon reads and locks: ``AUTOSCALER_REDIS_URL``, else ``REDIS_URL``."""
+        return self.autoscaler_redis_url or self.platform_redis_url
 
 
 def _auto(value: Any) -> Any:
