@@ -432,6 +432,11 @@ def _process_names(
         names = glob.processes
     elif env.get("AUTOSCALER_PROCESSES") is None:
         names = ["web", "worker"] if platform == "sim" else ["web"]
+    elif glob is None:
+        # another global is invalid: read the list as written, so that its processes' settings
+        # are checked, not reported as settings of unmanaged processes
+        raw = env["AUTOSCALER_PROCESSES"].split(",")
+        names = [n.strip().lower() for n in raw if _PROCESS_NAME.match(n.strip().lower())]
     else:
         return []
     seen: set[str] = set()

@@ -147,6 +147,8 @@ def test_middleware_and_sample_run_beside_an_app_with_its_own_adapters_package(
         "REDIS_URL": REDIS_URL,
         "DYNO": "web.1",
         "AUTOSCALER_PLATFORM": "heroku",
+        "HEROKU_API_TOKEN": "not-used-by-sample",  # load checks the platform's variables
+        "HEROKU_APP_NAME": "demo",
         "AUTOSCALER_PROCESSES": "web",
     }
     ran = subprocess.run(
