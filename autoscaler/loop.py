@@ -152,7 +152,13 @@ class Autoscaler:
         if reading.metric is Metric.REQUEST_QUEUE_TIME and 0 < reading.samples < ps.min_samples:
             status = Status.SPARSE
         return Observation(
-            current, max(0.0, value), status, reading.depth, reading.busy, reading.rate_per_s
+            current,
+            max(0.0, value),
+            status,
+            reading.depth,
+            reading.busy,
+            reading.rate_per_s,
+            in_use=reading.in_use,
         )
 
     # ---- the tick -------------------------------------------------------------------------
