@@ -67,6 +67,8 @@ class EnginePolicy:
         # is half a million calls
         self._obs = Observation(0, None)
         self._now = Instant(0.0, wall0)
+        # set by the runner: the model's mean requests in service over the window (in_use)
+        self.in_use: Callable[[], float | None] | None = None
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
@@ -75,6 +77,7 @@ class EnginePolicy:
         obs.current = current
         obs.signal_ms = signal_ms
         obs.rate_per_s = samples / self.window_s  # what a source reports as its request rate
+        obs.in_use = None if self.in_use is None or signal_ms is None else self.in_use()
         if signal_ms is None:
             obs.status = Status.MISSING
         elif samples < self.min_samples:
