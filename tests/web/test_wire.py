@@ -115,6 +115,8 @@ def test_counts_at_the_bounds_are_accepted() -> None:
     fields |= {b"busy": b"1.2e11", b"bs": b"6e11", b"s": b"11.88", b"d:lost": b"9000000"}
     slot = wire.decode_slot(fields)
     assert (slot.flushes, slot.requests, slot.busy_flushes) == (100_000, 600_000_000_000, 100_000)
+    # samples lost over a long Redis outage: shown, not bounded per flush
+    assert wire.decode_slot({**GOOD, b"d:lost": b"1000000000"}).drops == {"lost": 10**9}
 
 
 def test_an_absurd_slot_with_consistent_fields_is_still_rejected() -> None:
