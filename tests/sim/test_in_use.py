@@ -7,13 +7,17 @@ from array import array
 
 import pytest
 
+from autoscaler.clock import FakeClock
+from autoscaler.config import load
 from autoscaler.model import Instant, Observation
 from autoscaler.policy import PolicyConfig, PolicyState
 from autoscaler.sim import baselines
 from autoscaler.sim.fast import FastModel, Queueing
+from autoscaler.sim.live import LiveApp
 from autoscaler.sim.model import RequestLog
 from autoscaler.sim.runner import ExactModel, PolicySpec, Setup, prepare, replay
 from autoscaler.sim.traces import Trace
+from autoscaler.sources.sim import SimSource
 
 STEPS = 20  # 100 s of 5 s steps: the 30 s window is full
 
@@ -82,3 +86,15 @@ def test_the_replayed_engine_observes_in_use(monkeypatch: pytest.MonkeyPatch, ex
     assert all(u is not None for u in seen)
     tail = [u for u in seen[12:] if u is not None]  # the window filled
     assert min(tail) == pytest.approx(10.0, rel=0.15) and max(tail) == pytest.approx(10.0, rel=0.15)
+
+
+def test_the_built_in_sim_app_reports_in_use_from_quiet_to_swamped() -> None:
+    clock = FakeClock()
+    settings = load({"AUTOSCALER_SIM_SEED": "7"})
+    app = LiveApp(settings, clock)
+    web = SimSource(app, settings.processes["web"])
+    clock.advance(120)  # before the burst: about 15 requests/s of 0.1 s on one instance
+    quiet = web.sample(0.0).in_use
+    assert quiet is not None and quiet == pytest.approx(1.5, rel=0.35)
+    clock.advance(240)  # well into the burst: every one of the 4 slots busy
+    assert web.sample(0.0).in_use == pytest.approx(4.0, rel=0.02)
