@@ -26,7 +26,16 @@ from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
-from autoscaler.sim.runner import PolicySpec, Prepared, Result, Setup, prepare, replay
+from autoscaler.sim.runner import (
+    PolicySpec,
+    Prepared,
+    Result,
+    Setup,
+    prepare,
+    replay,
+    slo_band,
+)
+from autoscaler.sim.scenarios import SCENARIOS, generate
 from autoscaler.sim.traces import Trace, TraceError, read_trace
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
@@ -68,7 +77,16 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", required=True, metavar="FILE", help="CSV or CSV.gz trace")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--trace", metavar="FILE", help="CSV or CSV.gz trace")
+    source.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        help="a generated trace instead (seeded by --seed; docs/simulator.md)",
+    )
+    parser.add_argument(
+        "--days", type=_positive(float), default=2.0, help="length of --scenario (2)"
+    )
     parser.add_argument(
         "--process", default="web", help="whose configured settings to use (default: web)"
     )
@@ -178,7 +196,11 @@ class Context:
             seed=args.seed,
             exact=args.exact,
         )
-        self.trace: Trace = read_trace(args.trace)
+        self.trace: Trace = (
+            generate(args.scenario, days=args.days, seed=args.seed)
+            if args.scenario
+            else read_trace(args.trace)
+        )
         try:
             self.prepared: Prepared = prepare(self.trace, self.setup)
         except ValueError as exc:
@@ -198,8 +220,14 @@ class Context:
                 )
         if not 0 <= self.low <= self.high or self.high < 1:
             raise UsageError(f"--min/--max: bounds {self.low}..{self.high} are not valid")
-        self.engine = PolicyConfig.from_settings(p)
-        self.engine.low, self.engine.high = self.low, self.high
+        engine = PolicyConfig.from_settings(p)
+        engine.low, engine.high = self.low, self.high
+        self.engine, self.band = slo_band(
+            engine,
+            args.slo_ms,
+            up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
+            down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
+        )
 
     def spec(self, name: str, cfg: PolicyConfig | None = None) -> PolicySpec:
         if name == "default" and cfg is None:
@@ -223,7 +251,16 @@ class Context:
             f"(cv {s.service_cv:g}), boot {s.boot_s:g} s; ticks every {s.interval_s:g} s; "
             f"bounds {self.low}..{self.high}; model {model}",
         ]
+        lines.append(f"{self.band} for default; step: up {s.slo_ms:g} ms, down {s.slo_ms / 4:g} ms")
         return "\n".join(lines + self.notes)
+
+    def band_ms(self, policy: str) -> list[float] | None:
+        """The queue-time band ``policy`` ran with (up, down), or ``None`` if it has none."""
+        if policy == "step":
+            return [self.setup.slo_ms, self.setup.slo_ms / 4]
+        if policy == "default":
+            return [self.engine.up_ms, self.engine.down_ms]
+        return None
 
 
 _JOB: tuple[Prepared, Setup] | None = None  # set before forking workers
@@ -363,7 +400,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
         write_report(Path(args.report), ctx.describe(), ctx.setup, results, ctx.trace.start)
     if args.json:
-        print(json.dumps([r.figures() for r in results], indent=2))
+        rows = [{**r.figures(), "band_ms": ctx.band_ms(r.policy)} for r in results]
+        print(json.dumps(rows, indent=2))
     else:
         print(ctx.describe())
         print()

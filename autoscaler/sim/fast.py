@@ -69,6 +69,26 @@ class Queueing:
                 break
         return best
 
+    def max_rho_share(self, slo_service_times: float, share: float) -> float:
+        """The highest load at which at most ``share`` of requests wait longer than the SLO
+        (``slo_service_times`` service times)."""
+        lo, hi = 0, min(RHO_BINS - 1, int(RHO_CAP * RHO_BINS))
+        k2, x = self.k2, slo_service_times
+        c = self.concurrency
+
+        def over(i: int) -> float:
+            return self.wait_prob[i] * math.exp(-c * (1.0 - i / RHO_BINS) * k2 * x)
+
+        if over(hi) <= share:
+            return hi / RHO_BINS
+        while hi - lo > 1:  # over() grows with the load
+            mid = (lo + hi) // 2
+            if over(mid) <= share:
+                lo = mid
+            else:
+                hi = mid
+        return lo / RHO_BINS
+
     def need(self, rate: float, service_s: float, slo_s: float) -> int:
         """The fewest instances that keep the stationary p95 wait within the SLO at ``rate``."""
         rho = self.max_rho(slo_s / service_s)
