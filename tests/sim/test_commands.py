@@ -144,8 +144,10 @@ def test_tune_prints_config_vars_that_meet_the_target(capsys: pytest.CaptureFixt
     assert "AUTOSCALER_WEB_UP_THRESHOLD=" in out and "AUTOSCALER_WEB_DOWN_DELAY=" in out
     assert "AUTOSCALER_WEB_HEADROOM=" in out
     assert "configured" in out and "tuned" in out
+    assert "band: up 200 ms, down 50 ms (from --slo-ms 200)" in out
     assert main([*args, "--target", "0.9", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
+    assert outcome["band_ms"] == [200.0, 50.0]
     assert outcome["met"] is True
     assert outcome["tuned"]["slo_attainment"] >= 0.9
     assert outcome["evaluated"] == 12
