@@ -239,9 +239,6 @@ def _step(value: Any) -> Any:
     return value
 
 
-_auto = _step  # "auto" (any case) means None: the policy decides
-
-
 class ProcessSettings(BaseModel):
     """One managed process's settings. Durations are seconds, thresholds milliseconds."""
 
@@ -263,7 +260,7 @@ class ProcessSettings(BaseModel):
     down_step: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=1000)] = 1
     up_sensitivity: Seconds = 0.0
     up_cooldown: Seconds = 60.0
-    down_delay: Annotated[Seconds | None, BeforeValidator(_auto)] = None  # None: auto
+    down_delay: Seconds = 120.0  # the same as autoscaler.policy.DEFAULT_DOWN_DELAY
     headroom: Annotated[float, BeforeValidator(_nonempty), Field(ge=0, le=10)] = 1.8
     schedule: Str | None = None
     min_samples: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=100_000)] = 5
