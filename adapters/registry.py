@@ -12,7 +12,7 @@ import importlib
 from typing import cast
 
 from autoscaler.config import ProcessSettings, Settings
-from autoscaler.ports import ConfigError, Lock, Platform, Source
+from autoscaler.ports import ConfigError, Lock, Platform, Source, StateStore
 
 SOURCES = {
     "sim": "autoscaler.sources.sim",
@@ -42,6 +42,12 @@ LOCKS = {
     "postgres": "autoscaler.locks.postgres",
 }
 
+#: where the policy's learned state is kept: beside the lock
+STATE_STORES = {
+    "redis": "autoscaler.locks.state_redis",
+    "postgres": "autoscaler.locks.state_postgres",
+}
+
 
 def _module(table: dict[str, str], name: str, var: str) -> object:
     if name not in table:
@@ -67,3 +73,8 @@ def build_platform(settings: Settings) -> Platform:
 def build_lock(settings: Settings, kind: str) -> Lock:
     module = _module(LOCKS, kind, "AUTOSCALER_LOCK")
     return cast(Lock, module.build(settings))  # type: ignore[attr-defined]
+
+
+def build_state_store(settings: Settings, kind: str) -> StateStore:
+    module = _module(STATE_STORES, kind, "AUTOSCALER_LOCK")
+    return cast(StateStore, module.build(settings))  # type: ignore[attr-defined]

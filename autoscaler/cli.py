@@ -23,7 +23,15 @@ from autoscaler.explain import sentence
 from autoscaler.loop import Autoscaler, TickReport
 from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.model import Reading
-from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
+from autoscaler.ports import (
+    AutoscalerError,
+    ConfigError,
+    Lock,
+    Platform,
+    Source,
+    SourceError,
+    StateStore,
+)
 from autoscaler.redact import redact, register_secret
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
@@ -170,6 +178,14 @@ def build_lock(settings: Settings) -> Lock | None:
     return None if kind == "none" else build(settings, kind)
 
 
+def build_state_store(settings: Settings) -> StateStore | None:
+    """Where the policy's learned state is kept: beside the lock (none without one)."""
+    from autoscaler.registry import build_state_store as build
+
+    kind = lock_kind(settings)
+    return None if kind == "none" else build(settings, kind)
+
+
 def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
     sources = build_sources(settings)
     try:
@@ -221,7 +237,13 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     lock = build_lock(settings)
     alerts = _build_alerts(settings)
     scaler = build_autoscaler(
-        settings, lock=lock, metrics=metrics, health=health, alerts=alerts, log=log
+        settings,
+        lock=lock,
+        metrics=metrics,
+        health=health,
+        alerts=alerts,
+        log=log,
+        store=build_state_store(settings),
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
 

@@ -21,6 +21,7 @@ from autoscaler.config import Settings
 from autoscaler.metrics import HealthState, Metrics
 from autoscaler.model import Action, Decision, Formation, Metric, Observation, Reading, Status
 from autoscaler.policy import PolicyConfig, PolicyState, decide, initial_state
+from autoscaler.policy_store import Learned
 from autoscaler.ports import (
     Conflict,
     Lease,
@@ -31,6 +32,7 @@ from autoscaler.ports import (
     Rejected,
     Source,
     SourceError,
+    StateStore,
     WriteUnknown,
 )
 from autoscaler.redact import redact
@@ -86,6 +88,7 @@ class Autoscaler:
         health: HealthState | None = None,
         alerts: AfterTick | None = None,
         log: Any = None,
+        store: StateStore | None = None,
     ) -> None:
         self.settings = settings
         self.platform = platform
@@ -96,6 +99,7 @@ class Autoscaler:
         self.health = health
         self.alerts = alerts
         self.log = log or logs.get()
+        self.learned = Learned(store, self.log)  # what the policy learned, across restarts
         self.dry_run = settings.glob.dry_run
         self.processes = list(settings.processes)
         self.configs = {p: PolicyConfig.from_settings(s) for p, s in settings.processes.items()}
@@ -238,6 +242,7 @@ class Autoscaler:
             for process in targets:
                 next_states.pop(process)
         self.states.update(next_states)
+        self.learned.maybe_save(self.states, now.mono, report.is_leader)
 
     def _state_for(self, process: str, form: Formation, now: Any) -> PolicyState:
         pending = self.pending.pop(process, None)
@@ -245,7 +250,7 @@ class Autoscaler:
             return pending.state  # the unknown write did apply
         state = self.states.get(process)
         if state is None:
-            state = initial_state(form.updated_at, now)
+            state = self.learned.restore(process, initial_state(form.updated_at, now), now.mono)
             self.states[process] = state
         elif pending is not None:
             state.known = None  # it did not apply (or someone changed it again): no adoption

@@ -1,0 +1,51 @@
+"""The policy's learned state in Redis, beside the lock: one JSON value under
+``{<lock name>}:state`` (the lock's hash tag), kept for ``KEEP_S`` after the last save.
+
+Config: the lock's (``AUTOSCALER_LOCK_URL`` else ``REDIS_URL``, ``AUTOSCALER_LOCK_NAME``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from autoscaler.config import Settings
+from autoscaler.locks.common import lock_name, lock_url
+from autoscaler.locks.state_common import decode, encode
+from autoscaler.ports import StoreError
+from autoscaler.redact import redact
+
+KEEP_S = 30 * 86_400  # what was learned a month ago says little
+
+
+class RedisStateStore:
+    def __init__(self, url: str, name: str, client: redis.Redis | None = None) -> None:
+        self.key = f"{{{name}}}:state"
+        self._client = client or redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+
+    def load(self) -> dict[str, object]:
+        try:
+            raw: Any = self._client.get(self.key)
+        except redis.RedisError as exc:
+            raise StoreError(redact(f"redis state {self.key!r}: {exc}")) from None
+        return decode(raw)
+
+    def save(self, snapshots: Mapping[str, object]) -> None:
+        text = encode(snapshots)
+        try:
+            self._client.set(self.key, text, ex=KEEP_S)
+        except redis.RedisError as exc:
+            raise StoreError(redact(f"redis state {self.key!r}: {exc}")) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def build(settings: Settings) -> RedisStateStore:
+    return RedisStateStore(
+        lock_url(settings, settings.glob.redis_url, "REDIS_URL"), lock_name(settings)
+    )
