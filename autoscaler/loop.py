@@ -345,8 +345,11 @@ class Autoscaler:
                 fields["adopted"] = True
             state = self.states.get(d.process)
             if state is not None and state.capacity is not None:
-                # what one instance carries, as learned for the forecast (requests/s)
+                # what one instance carries, as learned (requests/s): sure, or only a floor
                 fields["capacity"] = round(state.capacity, 1)
+                fields["capacity_sure"] = state.sure
+                # requests one instance serves at once as the queue time starts to rise
+                fields["slots"] = None if state.slots is None else round(state.slots, 1)
                 m.capacity.labels(d.process).set(state.capacity)
             if self.lock is not None:
                 fields["leader"] = report.is_leader
