@@ -111,9 +111,7 @@ def observe(
         assert sig is not None
         if sig > cfg.up_ms:
             above = t if state.above_since is None else state.above_since
-        elif sig < cfg.down_ms or state.sure:
-            # quiet: below the band, or anywhere under it once what an instance carries is
-            # sure (the load then says how many it needs)
+        elif sig < cfg.down_ms:
             below = t if state.below_since is None else state.below_since
     if obs.ready is not None and obs.ready < obs.current:
         short = t if state.short_since is None else state.short_since
@@ -277,24 +275,23 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
     """Below the band for ``DOWN_DELAY`` (and that long since the last change): down to the
     highest recommendation of the window, never below ``MIN``, never to 0 with jobs running."""
     cur = obs.current
-    assert st.below_since is not None and obs.signal_ms is not None
-    below = obs.signal_ms < cfg.down_ms  # else in the band, the load sizing (capacity sure)
+    assert st.below_since is not None
     if cur <= low:
-        return _HOLD, cur, Reason.AT_MIN if below else Reason.IN_BAND
+        return _HOLD, cur, Reason.AT_MIN
+    delay = cfg.down_delay
+    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
+        return _HOLD, cur, Reason.DOWN_DELAY
     quantity, by_load = sizing.highest(st.window)
     desired = quantity if quantity > low else low
     if desired == 0 and ((obs.busy or 0) > 0 or (obs.depth or 0) > 0):
         desired = 1
         if cur == 1:
             return _HOLD, cur, Reason.BUSY
-    delay = cfg.down_delay
-    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
-        return _HOLD, cur, Reason.DOWN_DELAY if below and desired < cur else Reason.IN_BAND
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
-    if below and probe_due(st, obs, t, max(low, 1)):
+    if probe_due(st, obs, t, max(low, 1)):
         return _DOWN, cur - 1, Reason.PROBE
-    return _HOLD, cur, Reason.HEADROOM if below else Reason.IN_BAND
+    return _HOLD, cur, Reason.HEADROOM
 
 
 def probe_due(st: PolicyState, obs: Observation, t: float, least: int) -> bool:
