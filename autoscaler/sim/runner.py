@@ -21,6 +21,7 @@ from autoscaler.sim.baselines import (
     Policy,
     StaticPolicy,
     StepPolicy,
+    boot_steps,
 )
 from autoscaler.sim.fast import FastModel, Queueing
 from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, aggregate
@@ -53,12 +54,9 @@ class Prepared:
     steps: Steps
     scale: float
     start: float  # epoch seconds of the first step
-    needs: list[int]  # per step, the fewest instances meeting the SLO (what the oracle runs)
+    needs: list[int]  # per step, what the oracle runs (``oracle_needs``)
     queueing: Queueing
-
-    @property
-    def peak_need(self) -> int:
-        return max(self.needs) if self.needs else 1
+    peak_need: int = 1  # the fewest instances whose stationary p95 wait at the peak is in the SLO
 
 
 def prepare(trace: Trace, setup: Setup) -> Prepared:
@@ -80,21 +78,49 @@ def prepare(trace: Trace, setup: Setup) -> Prepared:
     else:
         ratios = [need_per_rate(s) for s in raw.service_s]
     scale = 1.0
+    if isinstance(ratios, float):
+        peak = max(raw.rates, default=0.0) * ratios
+    else:
+        peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
     if setup.peak_instances is not None:
-        if isinstance(ratios, float):
-            peak = max(raw.rates, default=0.0) * ratios
-        else:
-            peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
         if peak <= 0:
             raise ValueError("the trace has no requests, so it cannot be scaled to a peak")
         scale = setup.peak_instances / peak
     steps = scaled(raw, scale) if scale != 1.0 else raw
-    if isinstance(ratios, float):
-        x = ratios
-        needs = [math.ceil(r * x - 1e-9) for r in steps.rates]
-    else:
-        needs = [math.ceil(r * x - 1e-9) for r, x in zip(steps.rates, ratios, strict=True)]
-    return Prepared(steps, scale, trace.start, needs, queueing)
+    needs = oracle_needs(steps, queueing, setup)
+    peak_need = max(1, math.ceil(peak * scale - 1e-9))
+    return Prepared(steps, scale, trace.start, needs, queueing, peak_need)
+
+
+# a minute passes when at most 5% of its requests wait longer than the SLO; the share a minute
+# really has varies around the expected one (the fast model's ``attainment``): the oracle sizes
+# each step so that its minute passes with 99% probability
+_PASS_Z = 2.33
+
+
+def oracle_needs(steps: Steps, queueing: Queueing, setup: Setup) -> list[int]:
+    """Per step, the fewest instances whose minute meets the SLO with 99% probability: the
+    expected share of requests over the SLO at most ``0.05 - 2.33 sd`` with ``sd`` the spread of
+    that share in a minute of requests at the step's rate (as the fast model judges minutes)."""
+    slo_s = setup.slo_ms / 1000.0
+    c = setup.concurrency
+    spread = 0.0475 * fast.NOISE_K / 60.0
+    rho_of: dict[tuple[float, int], float] = {}
+    fixed = setup.service_ms / 1000.0
+    service = steps.service_s
+    needs = []
+    for k, rate in enumerate(steps.rates):
+        if rate <= 0.0:
+            needs.append(0)
+            continue
+        s = fixed if service is None else service[k]
+        share = 0.05 - _PASS_Z * math.sqrt(spread / rate)
+        key = (s, max(5, int(share * 1000.0)))  # in tenths of a percent, rounded down
+        rho = rho_of.get(key)
+        if rho is None:
+            rho = rho_of[key] = max(queueing.max_rho_share(slo_s / s, key[1] / 1000.0), 1e-6)
+        needs.append(math.ceil(rate * s / (c * rho) - 1e-9))
+    return needs
 
 
 @dataclass
@@ -133,6 +159,27 @@ class Result:
         }
 
 
+def slo_band(
+    cfg: PolicyConfig, slo_ms: float, *, up_set: bool, down_set: bool
+) -> tuple[PolicyConfig, str]:
+    """The engine's settings with its band derived from the SLO where it was not set: the up
+    threshold at the SLO and the down threshold at a quarter of the up one (as ``step`` has it;
+    the defaults, 200 ms and 50 ms, are this band for a 200 ms SLO). Returns the settings and a
+    line saying which band is used and where it comes from."""
+    up = cfg.up_ms if up_set else slo_ms
+    down = cfg.down_ms if down_set else up / 4.0
+    if down_set and not up_set and down >= up:
+        up = down * 4.0  # a down threshold set above the SLO: keep the band's shape
+    if up_set and down_set:
+        origin = "as configured"
+    elif up_set or down_set:
+        origin = f"{'up' if up_set else 'down'} as configured, the other from --slo-ms {slo_ms:g}"
+    else:
+        origin = f"from --slo-ms {slo_ms:g}"
+    line = f"band: up {up:g} ms, down {down:g} ms ({origin})"
+    return cfg.replace(up_ms=up, down_ms=down), line
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """What it takes to build a policy in a worker process (picklable)."""
@@ -155,7 +202,14 @@ class PolicySpec:
         if self.name == "static":
             return StaticPolicy(min(self.high, max(self.low, prepared.peak_need)))
         if self.name == "oracle":
-            return OraclePolicy(prepared.needs[start:], prepared.steps.dt, self.low, self.high)
+            ahead = boot_steps(setup.boot_s, prepared.steps.dt)
+            return OraclePolicy(
+                prepared.needs[start:], prepared.steps.dt, self.low, self.high, ahead=ahead
+            )
+        if self.name == "bound":
+            return OraclePolicy(
+                prepared.needs[start:], prepared.steps.dt, self.low, self.high, name="bound"
+            )
         if self.name == "hpa":
             return HpaPolicy(self.low, self.high)
         if self.name == "step":
@@ -181,10 +235,12 @@ def replay(
         setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[start:stop]
     )
     policy = spec.build(prepared, setup, start)
-    boot = 0.0 if spec.name == "oracle" else setup.boot_s
+    boot = 0.0 if spec.name == "bound" else setup.boot_s
     first = prepared.needs[start] if start < len(prepared.needs) else 1
     if spec.name == "static":
         quantity = policy(0.0, 0, None, 0.0, 0.0)
+    elif isinstance(policy, OraclePolicy):
+        quantity = policy(0.0, 0, None, 0.0, 0.0)  # what the first steps need, ready at once
     else:
         quantity = min(spec.high, max(spec.low, first))
     dt = steps.dt
