@@ -179,17 +179,23 @@ def expected_rate(cfg: PolicyConfig, st: PolicyState, rate: float, t: float) -> 
 
 
 def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:
-    """What a downscale now would go to, and whether the load sized it: the instances the
-    expected rate needs at what one instance carries; with that only a floor, no more than
-    ``DOWN_STEP`` below the current unless the floor says fewer still; without it,
-    ``DOWN_STEP`` below the current."""
+    """What a downscale now would go to, and whether the load sized it: the most of what the
+    expected rate needs at what one instance carries (when sure) and what the requests in
+    service need (the early signal, when learned), so that no downscale undoes itself; with
+    only a floor, no more than ``DOWN_STEP`` below the current unless the floor says fewer
+    still; with nothing known, ``DOWN_STEP`` below the current."""
     step_down = obs.current - cfg.down_step
+    by_use = early(cfg, st, obs, t)
+    by_rate = 0
     rate = obs.rate_per_s
-    if st.capacity is None or rate is None:
-        return step_down, False
-    need = sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
-    if st.sure or need < step_down:
-        return need, True
+    if st.capacity is not None and rate is not None:
+        by_rate = sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
+        if not st.sure:
+            if not by_use:
+                return (by_rate, True) if by_rate < step_down else (step_down, False)
+            by_rate = 0  # a floor says less than the requests in service
+    if by_use or by_rate:
+        return (by_use if by_use > by_rate else by_rate), True
     return step_down, False
 
 

@@ -74,3 +74,18 @@ def test_without_in_use_or_before_it_is_learned_nothing_changes():
     state.capacity, state.sure = None, False
     decision, _ = tick(cfg, state, 4, 0.0, 600.0, None, T + 10_000)
     assert decision.action is Action.HOLD
+
+
+def test_a_downscale_never_goes_below_what_the_early_signal_keeps():
+    """Both estimates agree on a downscale: what the requests in service need holds it, even
+    when the rate says fewer (no scaling down only to scale up again on the next tick)."""
+    cfg = PolicyConfig(high=40, headroom=0.0, down_delay=60.0)
+    state = saturating_app(cfg)
+    state.capacity, state.sure = 200.0, False  # a floor: 300 requests/s would need 2
+    cur, t = 8, T + 10_000
+    for _ in range(40):  # quiet, 300 requests/s with 42 in service: about 3 instances
+        decision, state = tick(cfg, state, cur, 5.0, 300.0, 42.0, t)
+        assert decision.reason is not Reason.EARLY
+        cur = decision.desired
+        t += 5
+    assert cur == 3
