@@ -46,7 +46,6 @@ class Learned:
                 capacity=restored.capacity,
                 sure=restored.sure,
             )
-        self._loaded.pop(process, None)
         return restored
 
     def maybe_save(self, states: Mapping[str, PolicyState], mono: float, leader: bool) -> None:

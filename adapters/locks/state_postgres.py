@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from autoscaler.config import Settings
-from autoscaler.locks.postgres import parse
+from autoscaler.locks.postgres import PostgresLockSettings, parse
 from autoscaler.locks.state_common import decode, encode
 from autoscaler.ports import StoreError
 from autoscaler.redact import redact
@@ -65,5 +65,6 @@ class PostgresStateStore:
 
 
 def build(settings: Settings) -> PostgresStateStore:
-    config = parse(settings)
+    own = settings.lock_settings
+    config = parse(settings, own if isinstance(own, PostgresLockSettings) else None, settings.scope)
     return PostgresStateStore(config.url, config.name, config.schema)

@@ -148,7 +148,7 @@ def test_the_daemon_restores_at_start_and_saves_as_it_runs():
     env = {
         "AUTOSCALER_PLATFORM": "heroku",
         "HEROKU_API_TOKEN": "t",
-        "HEROKU_APP_NAME": "a",
+        "HEROKU_APP_NAME": "my-app",
         "AUTOSCALER_PROCESSES": "web",
         "AUTOSCALER_WEB_MAX": "40",
     }
