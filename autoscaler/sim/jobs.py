@@ -46,7 +46,9 @@ class JobTrace:
 
     @property
     def span_s(self) -> float:
-        return (self.arrivals[-1] if self.arrivals else 0.0) + 1.0
+        """Until every job could have finished had it started when due, plus a minute."""
+        ends = map(float.__add__, self.arrivals, self.durations)
+        return max(ends, default=0.0) + 60.0
 
     def median_duration(self) -> float:
         if not self.durations:

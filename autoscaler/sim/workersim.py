@@ -239,19 +239,33 @@ class OracleWorkers:
 
 
 def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
-    """Per step, the fewest instances that start every job within the SLO, all slots pooled:
-    a job starts when its deadline (due + SLO) falls in the step, or earlier on a slot the
-    formation already has free."""
+    """Per step, the instances that start every job within the SLO, all slots pooled: at each
+    step the fewest slots with which the jobs already due would all start by their deadline
+    (due + SLO), FIFO, given when the running ones end; the jobs start on the slots as they
+    come free."""
     dt = setup.interval_s
     slo = setup.slo_ms / 1000.0
     c = setup.concurrency
     plan = [0] * steps
-    running: list[float] = []  # finish times
+    running: list[float] = []  # finish times (a heap)
     waiting: deque[int] = deque()
     arrivals, durations = trace.arrivals, trace.durations
     n = len(arrivals)
     i = 0
     k = 0
+
+    def feasible(m: int, t: float) -> bool:
+        if m == 0:
+            return not waiting
+        slots = running + [t] * (m - len(running))
+        heapq.heapify(slots)
+        for j in waiting:
+            start = max(slots[0], arrivals[j])
+            if start > arrivals[j] + slo:
+                return False
+            heapq.heapreplace(slots, start + durations[j])
+        return True
+
     while k < steps:
         t = k * dt
         end = t + dt
@@ -265,17 +279,27 @@ def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
                 break
             k = max(k + 1, int(arrivals[i] // dt))  # nothing to do until the next arrival
             continue
-        urgent = 0
-        for j in waiting:
-            if arrivals[j] + slo >= end:
+        lo, hi = len(running), len(running) + len(waiting)
+        if not feasible(lo, t):
+            lo += 1
+            while lo < hi:  # the fewest slots that make it
+                mid = (lo + hi) // 2
+                if feasible(mid, t):
+                    hi = mid
+                else:
+                    lo = mid + 1
+        inst = math.ceil(lo / c)
+        slots = running + [t] * (inst * c - len(running))
+        heapq.heapify(slots)
+        while waiting and slots and slots[0] < end:
+            j = waiting[0]
+            start = max(slots[0], arrivals[j])
+            if start >= end:
                 break
-            urgent += 1
-        inst = math.ceil((len(running) + urgent) / c)
-        free = inst * c - len(running)
-        while free > 0 and waiting:
-            j = waiting.popleft()
-            heapq.heappush(running, max(t, arrivals[j]) + durations[j])
-            free -= 1
+            waiting.popleft()
+            heapq.heapreplace(slots, start + durations[j])
+        running = [s for s in slots if s > t]
+        heapq.heapify(running)
         plan[k] = inst
         k += 1
     return plan
