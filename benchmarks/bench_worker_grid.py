@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import sys
 import time
@@ -67,6 +68,69 @@ BOOT = (10.0, 45.0, 120.0)
 SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
 
 _TRACES: dict[str, JobTrace] = {}  # filled before forking
+_PROPOSAL = False
+_PROPOSAL_IDLE_DOWN = False
+
+
+class Proposal:
+    """A prototype of what the worker path should do differently (``--proposal``; not the
+    shipped policy): the engine's decision, then
+
+    - up: never more instances than it takes to run every due and running job at once
+      (``ceil((depth + busy) / slots)``), and no further upscale while the last one boots;
+    - down: once the engine would go down, straight to what the running jobs need
+      (``ceil(busy / slots)``) instead of one at a time;
+    - to zero: only when nothing has been due or running for the engine's down delay.
+
+    ``slots`` is the instances' concurrency, which the policy does not know today (a setting
+    or a learned value would give it)."""
+
+    name = "proposal"
+    lookahead = 0
+
+    def __init__(self, cfg: PolicyConfig, *, slots: int, boot_s: float, wall0: float) -> None:
+        from autoscaler.policy import down_delay
+        from autoscaler.sim.workersim import WorkerEngine
+
+        self.engine = WorkerEngine(cfg, wall0=wall0, name="proposal")
+        self.cfg = cfg
+        self.slots = slots
+        self.boot_s = boot_s
+        self.delay = down_delay(cfg, None)
+        self.idle_since: float | None = 0.0
+        self.last_up = -math.inf
+        self.decisions = self.engine.decisions
+
+    def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
+        want = self.engine(t, current, age_ms, depth, busy)
+        jobs = depth + busy
+        if jobs:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = t
+        desired = want
+        if want > current:
+            if current > 0 and t - self.last_up < self.boot_s:
+                desired = current  # what was added is still booting
+            else:
+                cap = max(self.cfg.low, 1, math.ceil(jobs / self.slots))
+                desired = max(current + 1, min(want, cap)) if current else want
+                desired = min(desired, self.cfg.high)
+            if desired > current:
+                self.last_up = t
+        elif want < current:
+            desired = max(self.cfg.low, math.ceil(busy / self.slots))
+            if _PROPOSAL_IDLE_DOWN and busy:
+                desired = current  # no downscale while any job runs (Judoscale's busy jobs)
+            if desired == 0 and (self.idle_since is None or t - self.idle_since < self.delay):
+                desired = 1
+            desired = min(desired, current)
+        if desired != want:
+            self.engine.state.known = desired  # the engine sees its own quantity next tick
+        return desired
+
+    def hold_until(self, k: int, current: int, busy: int) -> float:
+        return self.engine.hold_until(k, current, busy) if current else k
 
 
 def engine_config(low: int, high: int) -> PolicyConfig:
@@ -89,6 +153,11 @@ def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
     results: dict[str, WorkerResult] = {
         s.name: replay_jobs(trace, setup, s, plan, series=False) for s in specs
     }
+    if _PROPOSAL:
+        proposal = Proposal(cfg, slots=concurrency, boot_s=boot, wall0=trace.start)
+        results["proposal"] = replay_jobs(
+            trace, setup, WorkerSpec("proposal", 0, high, cfg), plan, series=False, policy=proposal
+        )
     d, o = results["default"], results["oracle"]
     ratio = d.instance_hours / o.instance_hours if o.instance_hours > 0 else float("inf")
     beaten_by = [
@@ -136,6 +205,14 @@ def line(row: dict[str, object]) -> str:
     assert isinstance(goals, dict)
     failed = [k for k, ok in goals.items() if not ok]
     beaten = row["beaten_by"]
+    extra = ""
+    if "proposal" in pol:
+        q = pol["proposal"]
+        extra = (
+            f"\n{'':<12} proposal {q['slo_attainment']:.2%} {q['instance_hours']:9.1f} h = "
+            f"{q['instance_hours'] / max(o['instance_hours'], 1e-9):5.2f}x oracle, "
+            f"lost {q['interrupted_share']:.2%}"
+        )
     return (
         f"{row['trace']:<12} c={row['concurrency']:<2} boot={row['boot_s']:<5g} "
         f"slo={row['slo_s']:<5.0f} default {d['slo_attainment']:.2%} "
@@ -144,6 +221,7 @@ def line(row: dict[str, object]) -> str:
         f"lost {d['interrupted_share']:.2%}"
         + (f", beaten by {','.join(beaten)}" if beaten else "")  # type: ignore[arg-type]
         + (f"  FAILS {','.join(failed)}" if failed else "  ok")
+        + extra
     )
 
 
@@ -156,7 +234,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every cell's figures here")
     parser.add_argument("--only", action="append", help="only these traces (repeatable)")
     parser.add_argument("--scales", default="0.01,0.1,1", help="duration scales of the job log")
+    parser.add_argument("--proposal", action="store_true", help="also run the prototype")
+    parser.add_argument(
+        "--proposal-idle-down",
+        action="store_true",
+        help="the prototype, scaling down only while no job runs",
+    )
     args = parser.parse_args()
+    global _PROPOSAL, _PROPOSAL_IDLE_DOWN  # noqa: PLW0603 (read by the forked workers)
+    _PROPOSAL = args.proposal or args.proposal_idle_down
+    _PROPOSAL_IDLE_DOWN = args.proposal_idle_down
 
     if args.jobs_log.exists():
         log = read_job_trace(args.jobs_log)

@@ -401,11 +401,14 @@ def replay_jobs(
     scale: float = 1.0,
     series: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    policy: WorkerPolicy | None = None,
 ) -> WorkerResult:
-    """Run one policy over the job trace; ``plan`` is the oracle's (``oracle_plan``)."""
+    """Run one policy over the job trace; ``plan`` is the oracle's (``oracle_plan``);
+    ``policy``, when given, is run instead of the one ``spec`` builds (experiments)."""
     dt = setup.interval_s
     n = ticks_for(trace, setup)
-    policy = spec.build(trace, setup, plan)
+    if policy is None:
+        policy = spec.build(trace, setup, plan)
     planned = spec.name in {"static", "oracle"}  # the others start at the lower bound
     quantity = policy(0.0, 0, 0.0, 0, 0) if planned else spec.low
     jobs = [
