@@ -432,6 +432,16 @@ def _tune(args: argparse.Namespace) -> int:
 
     if not 0 < args.target <= 1:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    from autoscaler.sim.jobs import is_job_header
+
+    if is_job_header(args.trace):  # workers: autoscaler.sim.workertune
+        from autoscaler.sim.workercmd import JobUsageError
+        from autoscaler.sim.workertune import tune_jobs
+
+        try:
+            return tune_jobs(args, _worker_signals)
+        except JobUsageError as exc:
+            raise UsageError(str(exc)) from None
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()

@@ -169,24 +169,27 @@ def job_context(args: argparse.Namespace) -> JobContext:
 _JOB: JobContext | None = None  # set before forking workers
 
 
-def _run_one(name: str) -> WorkerResult:
+def _run_one(spec: WorkerSpec) -> WorkerResult:
     assert _JOB is not None
     ctx = _JOB
-    return replay_jobs(ctx.trace, ctx.setup, ctx.spec(name), ctx.plan, scale=ctx.factor)
+    return replay_jobs(ctx.trace, ctx.setup, spec, ctx.plan, scale=ctx.factor)
 
 
-def run_policies(
-    ctx: JobContext, names: Sequence[str], workers: int, init: Callable[[], None] | None = None
+def run_specs(
+    ctx: JobContext,
+    specs: Sequence[WorkerSpec],
+    workers: int,
+    init: Callable[[], None] | None = None,
 ) -> list[WorkerResult]:
-    """Every policy named, in ``workers`` forked processes when more than one."""
+    """Every policy given, in ``workers`` forked processes when more than one."""
     global _JOB  # noqa: PLW0603 (read by forked workers without pickling the trace)
     _JOB = ctx
     try:
-        if workers <= 1 or len(names) == 1:
-            return [_run_one(name) for name in names]
+        if workers <= 1 or len(specs) == 1:
+            return [_run_one(spec) for spec in specs]
         mp = multiprocessing.get_context("fork")
-        with mp.Pool(min(workers, len(names)), initializer=init) as pool:
-            return pool.map(_run_one, names)
+        with mp.Pool(min(workers, len(specs)), initializer=init) as pool:
+            return pool.map(_run_one, specs)
     finally:
         _JOB = None
 
@@ -227,7 +230,7 @@ def simulate_jobs(args: argparse.Namespace, init: Callable[[], None] | None = No
     ctx = job_context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
-    results = run_policies(ctx, names, workers, init)
+    results = run_specs(ctx, [ctx.spec(name) for name in names], workers, init)
     elapsed = time.monotonic() - started
     if args.report:
         from autoscaler.sim.jobreport import write_job_report

@@ -130,3 +130,40 @@ def test_simulate_on_a_job_trace_writes_the_workers_report(tmp_path: Path) -> No
     text = report.read_text()
     assert "oldest due job" in text and "jobs waiting" in text and "interrupted" in text
     assert "<script" not in text
+
+
+def test_tune_on_a_job_trace_prints_worker_settings_as_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("AUTOSCALER_"):
+            monkeypatch.delenv(key)
+    code = main(
+        [
+            "tune",
+            "--trace",
+            str(DATA / "nasa-ipsc-jobs-3d.csv.gz"),
+            "--duration-scale",
+            "0.1",
+            "--min",
+            "0",
+            "--candidates",
+            "4",
+            "--target",
+            "0.99",
+            "--json",
+            "--jobs",
+            "1",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["evaluated"] == 4
+    assert "UP_THRESHOLD" in out["settings"] and "HEADROOM" not in out["settings"]
+    assert out["configured"]["model"] == "jobs" and "interrupted_job_s" in out["tuned"]
+    if out["met"]:
+        assert out["tuned"]["slo_attainment"] >= 0.99
+        assert out["tuned"]["instance_hours"] <= out["configured"]["instance_hours"] or (
+            out["configured"]["slo_attainment"] < 0.99
+            or out["configured"]["interrupted_share"] > 0.01
+        )
