@@ -86,7 +86,6 @@ class Proposal:
     or a learned value would give it)."""
 
     name = "proposal"
-    lookahead = 0
 
     def __init__(self, cfg: PolicyConfig, *, slots: int, boot_s: float, wall0: float) -> None:
         from autoscaler.policy import down_delay

@@ -25,7 +25,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
 from operator import ne
 from typing import Protocol
 
@@ -52,8 +52,6 @@ class WorkerSetup:
 
 class WorkerPolicy(Protocol):
     name: str
-    #: ticks ahead of an arrival the policy may act (the oracle asks for instances early)
-    lookahead: int
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
         """The quantity wanted at ``t`` (simulated seconds, a tick's time)."""
@@ -68,8 +66,6 @@ class WorkerPolicy(Protocol):
 
 class WorkerEngine:
     """The daemon's policy engine, fed as the loop feeds it from a job source."""
-
-    lookahead = 0
 
     def __init__(self, cfg: PolicyConfig, *, wall0: float, name: str = "default") -> None:
         self.name = name
@@ -104,7 +100,6 @@ class WorkerEngine:
 
 class StaticWorkers:
     name = "static"
-    lookahead = 0
 
     def __init__(self, quantity: int) -> None:
         self.quantity = quantity
@@ -120,7 +115,6 @@ class StepWorkers:
     """The hosted job-latency rule: fixed steps on the latency band, with its delays."""
 
     name = "step"
-    lookahead = 0
 
     def __init__(
         self,
@@ -180,7 +174,6 @@ class HireFireWorkers:
     """HireFire's job-queue manager: instances in proportion to the jobs in the queue."""
 
     name = "hirefire"
-    lookahead = 0
 
     def __init__(self, low: int, high: int, *, ratio: float, period: float = 60.0) -> None:
         self.low, self.high = low, high
@@ -210,7 +203,8 @@ class OracleWorkers:
     name = "oracle"
 
     def __init__(self, plan: list[int], dt: float, boot_ticks: int, low: int, high: int) -> None:
-        self.plan = plan
+        # within the bounds: a change the bounds hide is no change (whole-list, C speed)
+        self.plan = list(map(min, map(max, plan, repeat(low)), repeat(high)))
         self.dt = dt
         self.lookahead = boot_ticks + 1
         self.low, self.high = low, high
@@ -429,7 +423,6 @@ def replay_jobs(
     depth_series = [0.0] * minutes if series else []
     changes = [(0, quantity)]
     signal, scale_to = model.signal, model.scale
-    lookahead = policy.lookahead
     chunk = max(1, n // 100)
     next_report = chunk
     k = 0
@@ -450,9 +443,9 @@ def replay_jobs(
             hold = policy.hold_until(k - 1, quantity, model.running)
             if hold > k:
                 # nothing the policy reads changes before the next arrival, and it holds till
-                # ``hold``: jump (the oracle acts its lookahead before an arrival)
+                # ``hold`` (the oracle's acting ahead of arrivals is in its ``hold_until``): jump
                 nxt = model.next_arrival()
-                target = n if nxt == math.inf else int(nxt // dt) - lookahead - 1
+                target = n if nxt == math.inf else int(nxt // dt) - 1
                 if hold < target:
                     target = int(hold)
                 if target > k:
