@@ -37,10 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autoscaler.config import ProcessSettings  # noqa: E402
 from autoscaler.policy import PolicyConfig  # noqa: E402
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace  # noqa: E402
 from autoscaler.sim.jobshapes import SHAPES, generate  # noqa: E402
+from autoscaler.sim.workercmd import worker_defaults  # noqa: E402
 from autoscaler.sim.workersim import (  # noqa: E402
     WORKER_BASELINES,
     WorkerResult,
@@ -133,7 +133,7 @@ class Proposal:
 
 
 def engine_config(low: int, high: int) -> PolicyConfig:
-    p = ProcessSettings(name="worker", var_prefix="AUTOSCALER_WORKER_", source="rq")
+    p = worker_defaults()
     return PolicyConfig.from_settings(p).replace(low=low, high=high)
 
 

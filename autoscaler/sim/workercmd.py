@@ -50,6 +50,20 @@ class JobUsageError(Exception):
     """A bad flag for a job trace; the message names the flag."""
 
 
+#: a worker process's settings when none is configured: its defaults, read as ``load`` reads
+#: them (the source and its URL only make it a job-latency process)
+_WORKER_ENV = {
+    "AUTOSCALER_PROCESSES": "worker",
+    "AUTOSCALER_WORKER_SOURCE": "rq",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def worker_defaults() -> ProcessSettings:
+    """The settings of a worker process with nothing set but its job source."""
+    return load(_WORKER_ENV).processes["worker"]
+
+
 def job_process(settings: Settings, name: str | None) -> ProcessSettings:
     """The process whose settings a job trace runs with: ``--process``, else the first one
     configured that scales on job latency, else the defaults of a worker process."""
@@ -67,7 +81,7 @@ def job_process(settings: Settings, name: str | None) -> ProcessSettings:
     for p in settings.processes.values():
         if p.metric is Metric.JOB_LATENCY:
             return p
-    return ProcessSettings(name="worker", var_prefix="AUTOSCALER_WORKER_", source="rq")
+    return worker_defaults()
 
 
 @dataclass
