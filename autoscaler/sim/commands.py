@@ -25,7 +25,7 @@ from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
 from autoscaler.sim.output import table
-from autoscaler.sim.parallel import run_many
+from autoscaler.sim.parallel import _worker_signals, run_many
 from autoscaler.sim.runner import (
     PolicySpec,
     Prepared,
