@@ -248,7 +248,7 @@ class Context:
         engine.low, engine.high = self.low, self.high
         self.engine, self.band = slo_band(
             engine,
-            args.slo_ms,
+            self.setup.slo_ms,
             up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
             down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
         )
@@ -349,7 +349,7 @@ def _simulate(args: argparse.Namespace) -> int:
         raise UsageError("--report: give a file name ending in .html")
     from autoscaler.sim.jobs import is_job_header
 
-    if is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
         from autoscaler.sim.workercmd import JobUsageError, simulate_jobs
 
         try:
@@ -394,7 +394,7 @@ def _tune(args: argparse.Namespace) -> int:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
     from autoscaler.sim.jobs import is_job_header
 
-    if is_job_header(args.trace):  # workers: autoscaler.sim.workertune
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
         from autoscaler.sim.workercmd import JobUsageError
         from autoscaler.sim.workertune import tune_jobs
 
