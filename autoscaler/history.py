@@ -99,6 +99,12 @@ class HistoryStore(Protocol):
         """The processes that have history."""
         ...
 
+    def put_meta(self, key: str, value: str) -> None:
+        """Keep a small named value (the settings in force, each process's state sentence)."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
     def close(self) -> None: ...
 
 
@@ -250,3 +256,36 @@ class Recorder:
             self._down = False
             if self.on_recover is not None:
                 self.on_recover()
+
+
+def seed(
+    store: HistoryStore, processes: Sequence[str], days: float, end: float, seed_value: int = 1
+) -> None:
+    """Fill ``store`` with ``days`` of a plausible, seeded history ending at ``end``: a daily
+    cycle of traffic, the quantity following it with a scale event at each change, and one
+    alert. For the dashboard's tests, screenshots and demo; never used by the daemon."""
+    import random
+
+    rng = random.Random(seed_value)
+    start = int((end - days * 86400) // 60) * 60
+    for i, process in enumerate(processes):
+        minutes: list[Minute] = []
+        events: list[Event] = []
+        quantity = 2
+        for t in range(start, int(end), 60):
+            phase = math.sin(2 * math.pi * ((t % 86400) / 86400 - 0.3))
+            rate = max(0.5, (40 + 30 * phase) * (1 + 0.1 * rng.random()) / (i + 1))
+            need = max(1, math.ceil(rate / 10))
+            p95 = max(0.0, 60 * rate / (quantity * 10) ** 1.5 + rng.gauss(0, 5))
+            if need != quantity and rng.random() < 0.2:
+                action, reason = ("up", "above_band") if need > quantity else ("down", "below_band")
+                text = f"{action} {quantity} -> {need} ({reason})"
+                events.append(Event(t + 30, process, "decision", text, reason, quantity, need))
+                quantity = need
+            minutes.append(
+                Minute(t, p95 / 3, p95, p95 * 2.5, rate, rate * 0.08, quantity, quantity, 12, 0)
+            )
+        store.write({process: minutes}, events)
+        store.put_meta(f"status:{process}", f"{process}: hold at {quantity} (seeded history)")
+    store.write({}, [Event(end - 3 * 3600, "*", "alert", "platform unreachable for 2 minutes")])
+    store.put_meta("clock", str(end))

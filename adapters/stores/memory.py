@@ -12,6 +12,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._minutes: dict[str, dict[int, Minute]] = {}
         self._events: dict[str, list[Event]] = {}
+        self._meta: dict[str, str] = {}
 
     def write(self, minutes: Mapping[str, Sequence[Minute]], events: Sequence[Event]) -> None:
         newest = 0.0
@@ -43,6 +44,12 @@ class MemoryStore:
 
     def processes(self) -> list[str]:
         return sorted(self._minutes)
+
+    def put_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
 
     def close(self) -> None:
         pass

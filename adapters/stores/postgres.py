@@ -25,6 +25,8 @@ create table if not exists {schema}autoscaler_history_minutes (
   primary key (name, process, t));
 create table if not exists {schema}autoscaler_history_events (
   name text not null, process text not null, t double precision not null, event text not null);
+create table if not exists {schema}autoscaler_history_meta (
+  name text not null, key text not null, value text not null, primary key (name, key));
 create index if not exists autoscaler_history_events_t
   on {schema}autoscaler_history_events (name, process, t);
 """
@@ -132,6 +134,30 @@ class PostgresStore:
                     (self.name,),
                 )
                 return [str(r[0]) for r in cur.fetchall()]
+
+        return self._run(go)
+
+    def put_meta(self, key: str, value: str) -> None:
+        s = self.schema
+
+        def go(conn: _Conn) -> None:
+            conn.execute(
+                f"insert into {s}autoscaler_history_meta values (%s, %s, %s) "
+                "on conflict (name, key) do update set value = excluded.value",
+                (self.name, key, value),
+            )
+
+        self._run(go)
+
+    def get_meta(self, key: str) -> str | None:
+        s = self.schema
+
+        def go(conn: _Conn) -> str | None:
+            row = conn.execute(
+                f"select value from {s}autoscaler_history_meta where name = %s and key = %s",
+                (self.name, key),
+            ).fetchone()
+            return None if row is None else str(row[0])
 
         return self._run(go)
 

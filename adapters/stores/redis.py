@@ -5,7 +5,8 @@ hash ``<name>:history:m:<process>:<yyyymmdd>`` (field: the minute's epoch second
 minute as compact JSON), which expires ``RETENTION_S`` after the day's end; events in a sorted
 set ``<name>:history:e:<process>`` scored by time, trimmed to ``RETENTION_S`` and to
 ``MAX_EVENTS`` on every write (``*`` holds the daemon's own events); the processes that have
-history in the set ``<name>:history:processes``. Measured size: docs/dashboard.md.
+history in the set ``<name>:history:processes``; small named values (the settings in force,
+each process's state sentence) in ``<name>:history:meta:<key>``. Measured size: docs/dashboard.md.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class RedisStore:
     def processes(self) -> list[str]:
         members = cast(set[bytes], self.client.smembers(f"{self.prefix}:processes"))
         return sorted(p.decode() for p in members)
+
+    def put_meta(self, key: str, value: str) -> None:
+        self.client.set(f"{self.prefix}:meta:{key}", value, ex=RETENTION_S)
+
+    def get_meta(self, key: str) -> str | None:
+        value = cast(bytes | None, self.client.get(f"{self.prefix}:meta:{key}"))
+        return None if value is None else value.decode()
 
     def close(self) -> None:
         self.client.close()

@@ -66,3 +66,10 @@ def test_redis_day_keys_expire_after_the_retention(redis_store) -> None:  # type
     assert len(keys) == 1
     expire_at = redis_store.client.expiretime(keys[0])
     assert expire_at == T0 + 86400 + RETENTION_S
+
+
+def test_named_values_are_kept_and_replaced(store: HistoryStore) -> None:
+    assert store.get_meta("status:web") is None
+    store.put_meta("status:web", "web: hold at 3")
+    store.put_meta("status:web", "web: up 3 -> 5 (p95 340 ms)")
+    assert store.get_meta("status:web") == "web: up 3 -> 5 (p95 340 ms)"
