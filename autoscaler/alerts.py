@@ -303,14 +303,15 @@ def parse_after(env: Mapping[str, str]) -> float:
         raise ConfigError({"AUTOSCALER_ALERT_AFTER": str(exc)}) from None
 
 
-def build(settings: Settings) -> Notifier | None:
-    """The notifier the configuration asks for, or ``None`` when no alert target is set."""
+def build(settings: Settings, also: Callable[[str], None] | None = None) -> Notifier | None:
+    """The notifier the configuration asks for, or ``None`` when no alert target is set.
+    ``also`` gets every alert's text too (the history keeps them for the dashboard)."""
     url = settings.glob.notify_url
     dsn = (settings.env.get("SENTRY_DSN") or "").strip()
     after = parse_after(settings.env)
-    if not url and not dsn:
+    if not url and not dsn and also is None:
         return None
-    senders: list[Callable[[str], None]] = []
+    senders: list[Callable[[str], None]] = [also] if also is not None else []
     webhook = None
     if url:
         register_secret(url)  # a Slack webhook URL is a credential

@@ -475,6 +475,11 @@ _GLOBAL_VARS = {str(info.validation_alias) for info in GlobalSettings.model_fiel
     "AUTOSCALER_FLY_CLONE",  # read by the fly platform adapter
     *("AUTOSCALER_LOCK_" + v for v in ("TTL", "NAME", "URL", "SCHEMA")),  # adapters/locks
     "AUTOSCALER_ALERT_AFTER",  # autoscaler/alerts.py
+    # autoscaler/history.py, autoscaler/dashboard
+    *(
+        "AUTOSCALER_" + v
+        for v in ("HISTORY", "DASHBOARD_TOKEN", "DASHBOARD_PORT", "DASHBOARD_HOST")
+    ),
 }
 
 

@@ -8,6 +8,12 @@ the serving instances at the minute's end, and how many ticks had no trusted sig
 changes. The ``Recorder`` folds tick reports into minutes and hands finished minutes and events
 to a ``HistoryStore`` (Redis, PostgreSQL or memory: ``autoscaler/stores``).
 
+The store lives where the app's data already is (``AUTOSCALER_HISTORY``, default ``auto``):
+Redis when ``AUTOSCALER_REDIS_URL`` or ``REDIS_URL`` is set, else PostgreSQL when
+``DATABASE_URL`` is set, else memory on the ``sim`` platform, else none; ``off`` keeps none.
+Keys and rows are named by ``history_name`` so that the dashboard, mounted in the app with the
+same config vars, reads what the daemon wrote.
+
 Recording never stops scaling: a store that fails is counted, logged once per outage, and the
 minutes it missed are dropped (the daemon does not buffer without bound). Only the leader
 records, so two copies never write the same minute twice.
@@ -256,6 +262,67 @@ class Recorder:
             self._down = False
             if self.on_recover is not None:
                 self.on_recover()
+
+
+def history_name(env: Mapping[str, str]) -> str:
+    """One name per app, from the config vars the daemon and the app's web processes share:
+    ``AUTOSCALER_LOCK_NAME`` where set, else the platform and the app."""
+    explicit = (env.get("AUTOSCALER_LOCK_NAME") or "").strip()
+    if explicit:
+        return explicit
+    platform = (env.get("AUTOSCALER_PLATFORM") or "sim").strip().lower() or "sim"
+    app = {
+        "heroku": env.get("HEROKU_APP_NAME"),
+        "fly": env.get("FLY_APP_NAME"),
+        "railway": env.get("RAILWAY_ENVIRONMENT_ID"),
+    }.get(platform)
+    if platform == "render":
+        ids = sorted(v for k, v in env.items() if k.endswith("_RENDER_SERVICE_ID") and v)
+        app = ids[0] if ids else None
+    app = (app or "").strip()
+    return f"autoscaler:{platform}:{app}" if app else f"autoscaler:{platform}"
+
+
+def store_kind(env: Mapping[str, str]) -> str:
+    """``redis``, ``postgres``, ``memory`` or ``off``, as ``AUTOSCALER_HISTORY`` asks."""
+    kind = (env.get("AUTOSCALER_HISTORY") or "auto").strip().lower()
+    if kind != "auto":
+        return kind
+    if env.get("AUTOSCALER_REDIS_URL") or env.get("REDIS_URL"):
+        return "redis"
+    if env.get("DATABASE_URL"):
+        return "postgres"
+    platform = (env.get("AUTOSCALER_PLATFORM") or "sim").strip().lower()
+    return "memory" if platform in ("", "sim") else "off"
+
+
+def open_store(env: Mapping[str, str]) -> HistoryStore | None:
+    """The store the config vars name, or ``None`` (``off``). Raises ``ValueError`` when asked
+    for a store whose URL is not set."""
+    kind = store_kind(env)
+    name = history_name(env)
+    if kind == "off":
+        return None
+    if kind == "memory":
+        from autoscaler.stores.memory import MemoryStore
+
+        return MemoryStore()
+    if kind == "redis":
+        url = env.get("AUTOSCALER_REDIS_URL") or env.get("REDIS_URL")
+        if not url:
+            raise ValueError("AUTOSCALER_HISTORY=redis needs REDIS_URL")
+        from autoscaler.stores.redis import RedisStore
+
+        return RedisStore.from_url(url, name)
+    if kind == "postgres":
+        url = env.get("DATABASE_URL")
+        if not url:
+            raise ValueError("AUTOSCALER_HISTORY=postgres needs DATABASE_URL")
+        from autoscaler.stores.postgres import PostgresStore
+
+        schema = (env.get("AUTOSCALER_LOCK_SCHEMA") or "").strip() or None
+        return PostgresStore(url, name, schema=schema)
+    raise ValueError(f"AUTOSCALER_HISTORY={kind!r}: one of auto, redis, postgres, memory, off")
 
 
 def seed(

@@ -169,10 +169,10 @@ class DashboardApp:
         span = RANGES.get(params.get("range", "6h"))
         if not process or span is None:
             return _text(400, f"process and range ({', '.join(RANGES)}) are needed")
-        until = self._now() + 60
-        since = until - span
-        rows, events = self.store.read(process, since, until)
         width = max(60, math.ceil(span / MAX_POINTS / 60) * 60)
+        until = self._now() + 60
+        since = (until - span) // width * width
+        rows, events = self.store.read(process, since, until)
         return _json(
             200,
             {
