@@ -56,6 +56,40 @@ class Minute:
         data = json.loads(text)
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
+    def to_line(self) -> str:
+        """The minute as one compact CSV line (fields in declaration order, empty for None)."""
+        return ",".join(_short(getattr(self, k)) for k in self.__dataclass_fields__) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Minute:
+        parts = line.split(",")
+        if len(parts) != len(_KINDS):
+            raise ValueError(f"a history line has {len(parts)} fields, not {len(_KINDS)}")
+        values = [None if p == "" else kind(p) for p, kind in zip(parts, _KINDS, strict=True)]
+        return cls(*values)
+
+
+_KINDS: tuple[Callable[[str], Any], ...] = (
+    int,
+    float,
+    float,
+    float,
+    float,
+    float,
+    int,
+    int,
+    int,
+    int,
+)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else str(round(value))
+    return str(value)
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -1,8 +1,9 @@
 """History in Redis, beside the request samples and the lock.
 
 Layout (``<name>`` is the lock's name, one per app): minutes of one process and one UTC day in a
-hash ``<name>:history:m:<process>:<yyyymmdd>`` (field: the minute's epoch seconds; value: the
-minute as compact JSON), which expires ``RETENTION_S`` after the day's end; events in a sorted
+string ``<name>:history:m:<process>:<yyyymmdd>``, one compact CSV line appended per minute (a
+minute written twice, as after a restart, is read as its last line), which expires
+``RETENTION_S`` after the day's end; events in a sorted
 set ``<name>:history:e:<process>`` scored by time, trimmed to ``RETENTION_S`` and to
 ``MAX_EVENTS`` on every write (``*`` holds the daemon's own events); the processes that have
 history in the set ``<name>:history:processes``; small named values (the settings in force,
@@ -44,7 +45,7 @@ class RedisStore:
             pipe.sadd(f"{self.prefix}:processes", process)
             for row in rows:
                 key = f"{self.prefix}:m:{process}:{_day(row.t)}"
-                pipe.hset(key, str(row.t), row.to_json())
+                pipe.append(key, row.to_line())
                 pipe.expireat(key, int(row.t // _DAY + 1) * _DAY + RETENTION_S)
         by_process: dict[str, list[Event]] = {}
         for event in events:
@@ -62,17 +63,18 @@ class RedisStore:
         pipe = self.client.pipeline(transaction=False)
         day = int(since // _DAY) * _DAY
         while day < until:
-            pipe.hgetall(f"{self.prefix}:m:{process}:{_day(day)}")
+            pipe.get(f"{self.prefix}:m:{process}:{_day(day)}")
             day += _DAY
         for p in (process, "*"):
             pipe.zrangebyscore(f"{self.prefix}:e:{p}", since, f"({until}")
         results = pipe.execute()
-        rows = [
-            Minute.from_json(v)
-            for h in results[:-2]
-            for k, v in h.items()
-            if since <= int(k) < until
-        ]
+        by_t: dict[int, Minute] = {}
+        for text in results[:-2]:
+            for line in (text or b"").decode().splitlines():
+                row = Minute.from_line(line)
+                if since <= row.t < until:
+                    by_t[row.t] = row  # the last line of a minute wins
+        rows = list(by_t.values())
         events = [Event.from_json(v) for z in results[-2:] for v in z]
         return sorted(rows, key=lambda m: m.t), sorted(events, key=lambda e: e.t)
 
