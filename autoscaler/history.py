@@ -65,7 +65,9 @@ class Minute:
         parts = line.split(",")
         if len(parts) != len(_KINDS):
             raise ValueError(f"a history line has {len(parts)} fields, not {len(_KINDS)}")
-        values = [None if p == "" else kind(p) for p, kind in zip(parts, _KINDS, strict=True)]
+        values: list[Any] = [
+            None if p == "" else kind(p) for p, kind in zip(parts, _KINDS, strict=True)
+        ]
         return cls(*values)
 
 
