@@ -63,6 +63,23 @@ def _parser() -> argparse.ArgumentParser:
         "(AUTOSCALER_HISTORY says which). Example: heroku run -a myapp autoscaler dashboard, or "
         "REDIS_URL=... autoscaler dashboard --port 8080 on a laptop.",
     )
+    hist = sub.add_parser(
+        "history",
+        help="the daemon's recorded history: export the arrival rate as a trace",
+        description="Work with the history the daemon records (REDIS_URL, else DATABASE_URL).",
+    )
+    hsub = hist.add_subparsers(dest="history_command", required=True, parser_class=_Parser)
+    export = hsub.add_parser(
+        "export",
+        help="write a process's arrival rate as a trace CSV, with the app model fitted from it",
+        description="Write the recorded arrival rate of a process as a trace CSV that simulate "
+        "and tune read, and print the app model fitted from the history (service time, slots, "
+        "boot time) on stderr. Example: autoscaler history export --process web --since 7d "
+        "--output web-7d.csv",
+    )
+    export.add_argument("--process", required=True, help="the process (web)")
+    export.add_argument("--since", default="7d", help="how far back (7d; 1h, 36h, 14d ...)")
+    export.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
     dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     dash.add_argument(
         "--host",
@@ -84,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dashboard":
         return cmd_dashboard(args)
+    if args.command == "history":
+        return cmd_history(args)
     if args.command in ("simulate", "tune"):
         sim_commands = _optional("autoscaler.sim.commands")
         run = sim_commands.run_simulate if args.command == "simulate" else sim_commands.run_tune
@@ -494,6 +513,32 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         httpd.shutdown()
         store.close()
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``history export``: the trace and the fitted model, from the store the daemon writes."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        since = parse_duration(args.since, "s")
+        text, fit, _ = export_from_env(env, args.process, since)
+    except ValueError as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        print(f"autoscaler: the history store cannot be read: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_DEPENDENCY
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {text.count(chr(10)) - 1} minutes to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    print(fit.describe(), file=sys.stderr)
     return EXIT_OK
 
 

@@ -44,6 +44,7 @@ class TickReport:
     mono: float
     decisions: list[Decision] = field(default_factory=list)
     readings: dict[str, Reading | None] = field(default_factory=dict)
+    formations: dict[str, Formation] = field(default_factory=dict)  # as the platform said
     source_errors: dict[str, str] = field(default_factory=dict)
     platform_error: str | None = None
     writes: dict[str, int] = field(default_factory=dict)
@@ -203,6 +204,7 @@ class Autoscaler:
             if form is None:
                 report.platform_error = f"the platform reported no {process!r} process"
                 continue
+            report.formations[process] = form
             state = self._state_for(process, form, now)
             reading = readings.get(process) or SourceError("no source configured")
             report.readings[process] = reading if isinstance(reading, Reading) else None

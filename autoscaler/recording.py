@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from autoscaler.config import Settings
 from autoscaler.explain import sentence
 from autoscaler.history import HistoryStore, Recorder, TickFacts
-from autoscaler.model import Action, Decision, Reading, Status
+from autoscaler.model import Action, Decision, Formation, Metric, Reading, Status
 from autoscaler.redact import redact
 
 _TRUSTED = (Status.OK, Status.SPARSE)
@@ -44,6 +44,18 @@ def settings_summary(settings: Settings) -> dict[str, Any]:
     return {"processes": processes, "global": glob_rows}
 
 
+def _in_use(reading: Reading | None) -> float | None:
+    """Requests in service: the app's mean over the window where it reports one, else (web) the
+    requests in flight the source saw at this tick."""
+    if reading is None:
+        return None
+    if reading.in_use is not None:
+        return reading.in_use
+    if reading.metric is Metric.REQUEST_QUEUE_TIME and reading.busy is not None:
+        return float(reading.busy)
+    return None
+
+
 def _show(value: Any) -> str:
     return "unset" if value is None else redact(str(value))[:120]
 
@@ -59,6 +71,8 @@ class ReportLike(Protocol):
     def readings(self) -> Mapping[str, Reading | None]: ...
     @property
     def is_leader(self) -> bool: ...
+    @property
+    def formations(self) -> Mapping[str, Formation]: ...
 
 
 class HistoryHook:
@@ -110,14 +124,16 @@ class HistoryHook:
         facts = []
         for d in report.decisions:
             reading = report.readings.get(d.process)
+            form = report.formations.get(d.process)
             facts.append(
                 TickFacts(
                     d.process,
                     d.signal_ms,
                     d.status in _TRUSTED,
                     d.current,  # what the platform said this tick; a change shows next tick
+                    ready=form.ready if form is not None else None,
                     rate_per_s=reading.rate_per_s if reading is not None else None,
-                    in_use=getattr(reading, "in_use", None) if reading is not None else None,
+                    in_use=_in_use(reading),
                     changed=d.action is not Action.HOLD,
                     action=d.action.value,
                     reason=d.reason.value,

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -67,8 +68,10 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", required=True, metavar="FILE", help="CSV or CSV.gz trace")
+def _add_model_arguments(parser: argparse.ArgumentParser, trace_required: bool = True) -> None:
+    parser.add_argument(
+        "--trace", required=trace_required, metavar="FILE", help="CSV or CSV.gz trace"
+    )
     parser.add_argument(
         "--process", default="web", help="whose configured settings to use (default: web)"
     )
@@ -125,7 +128,14 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "Search thresholds, steps, cooldowns and delays for the cheapest settings that keep "
         "SLO attainment at or above the target on a trace; print them as config vars."
     )
-    _add_model_arguments(parser)
+    _add_model_arguments(parser, trace_required=False)
+    parser.add_argument(
+        "--from-history",
+        metavar="PROCESS",
+        help="tune on this process's own recorded traffic (instead of --trace), with the app "
+        "model fitted from the history (the model flags are then ignored)",
+    )
+    parser.add_argument("--since", default="7d", help="with --from-history: how far back (7d)")
     parser.add_argument(
         "--target", type=float, default=0.995, help="share of minutes within the SLO (0.995)"
     )
@@ -382,10 +392,42 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from autoscaler.sim.tune import tune
 
     if not 0 < args.target <= 1:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    if args.from_history:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _tune_own_traffic(args, tmp)
+    if not args.trace:
+        raise UsageError("--trace FILE or --from-history PROCESS is needed")
+    return _tune_with(args)
+
+
+def _tune_own_traffic(args: argparse.Namespace, tmp: str) -> int:
+    """``tune --from-history``: export the process's history, fit the app, then tune on it."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        text, fit, _ = export_from_env(env, args.from_history, parse_duration(args.since, "s"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = os.path.join(tmp, f"{args.from_history}.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(fit.describe((args.service_ms, int(args.concurrency), args.boot)), file=sys.stderr)
+    args.trace, args.process = path, args.from_history
+    args.service_ms = fit.service_ms or args.service_ms
+    args.concurrency = fit.concurrency or args.concurrency
+    args.boot = fit.boot_s if fit.boot_s is not None else args.boot
+    return _tune_with(args)
+
+
+def _tune_with(args: argparse.Namespace) -> int:
+    from autoscaler.sim.tune import tune
+
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
