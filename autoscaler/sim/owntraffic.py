@@ -20,6 +20,7 @@ What cannot be fitted keeps the simulator's default, and the printout says so.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -73,7 +74,7 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
     ordered = sorted(rows, key=lambda m: m.t)
     busy = sorted(
         m.in_use / m.quantity
-        for prev, m in zip(ordered, ordered[1:], strict=False)
+        for prev, m in itertools.pairwise(ordered)
         if m.in_use is not None
         and m.quantity
         and m.p95 is not None
@@ -100,12 +101,12 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
         if e.desired <= e.current:
             continue
         for m in by_t:
-            if m.t + 60 <= e.t:
+            if m.t < e.t // 60 * 60 + 60:  # the minutes after the one the decision was in
                 continue
-            if m.ready is None:
-                break
-            if m.ready >= e.desired or (m.quantity is not None and m.quantity < e.desired):
-                delays.append(max(0.0, m.t + 60 - e.t))
+            if m.ready is None or (m.quantity is not None and m.quantity < e.desired):
+                break  # not reported, or scaled back down before all served
+            if m.ready >= e.desired:
+                delays.append(m.t + 60 - e.t)
                 break
     if delays:
         out.boot_s = statistics.median(delays)
