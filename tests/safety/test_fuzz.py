@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoscaler import alerts
-from autoscaler.config import PROCESS_VARS, GlobalSettings, load, process_prefix
+from autoscaler import alerts, registry
+from autoscaler.config import load, process_prefix
 from autoscaler.locks import postgres as pg_lock
 from autoscaler.locks import redis as redis_lock
 from autoscaler.model import Reading
@@ -32,16 +32,11 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 # ---- config -----------------------------------------------------------------------------------
 
-GLOBAL_VARS = sorted(str(f.validation_alias) for f in GlobalSettings.model_fields.values())
-OWN_VARS = [
-    "AUTOSCALER_LOCK_TTL",
-    "AUTOSCALER_LOCK_NAME",
-    "AUTOSCALER_LOCK_URL",
-    "AUTOSCALER_LOCK_SCHEMA",
-    "AUTOSCALER_ALERT_AFTER",
-    "SENTRY_DSN",
-]
-PROCESS_KEYS = [process_prefix(p) + s for p in ("web", "worker") for s in PROCESS_VARS]
+# every variable the core and the adapters declare (the strict check refuses any other name)
+GLOBAL_VARS = sorted({v.name for _, v in registry.global_variables()})
+PROCESS_KEYS = sorted(
+    {process_prefix(p) + v.name for p in ("web", "worker") for _, v in registry.process_variables()}
+)
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
 plausible = st.sampled_from(
     ["", " ", "0", "-1", "1e400", "nan", "inf", "5s", "10m", "1h", "99999999999999999999",
@@ -50,7 +45,7 @@ plausible = st.sampled_from(
 )  # fmt: skip
 values = st.one_of(text, plausible)
 envs = st.dictionaries(
-    st.sampled_from(GLOBAL_VARS + OWN_VARS + PROCESS_KEYS) | st.text(max_size=12),
+    st.sampled_from(GLOBAL_VARS + PROCESS_KEYS) | st.text(max_size=12),
     values,
     max_size=12,
 )
