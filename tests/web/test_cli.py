@@ -27,6 +27,8 @@ def sample(
     for var in [k for k in os.environ if k.startswith("AUTOSCALER_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("AUTOSCALER_PLATFORM", "heroku")
+    monkeypatch.setenv("HEROKU_API_TOKEN", "never-used")
+    monkeypatch.setenv("HEROKU_APP_NAME", "app")
     monkeypatch.setenv("AUTOSCALER_PROCESSES", "web")
 
     def run(redis_url: str) -> tuple[int, dict[str, Any]]:
