@@ -400,10 +400,10 @@ def load(env: Mapping[str, str] | None = None, catalog: Catalog | None = None) -
     else:  # still name a bad lock backend with the other problems
         lock = (env.get("AUTOSCALER_LOCK") or "auto").strip().lower()
         _lock_kind_problem(lock, cat, problems)
-    warnings = _unknown_vars(env, names, processes, cat, problems)
+    _unknown_vars(env, names, processes, cat, problems)
     if problems or settings is None:
         raise ConfigError(problems)
-    settings.warnings = warnings + _threshold_warnings(env, processes)
+    settings.warnings = _threshold_warnings(env, processes)
     return settings
 
 
@@ -518,15 +518,15 @@ def _unknown_vars(
     processes: Mapping[str, ProcessSettings],
     cat: Catalog,
     problems: dict[str, str],
-) -> list[str]:
+) -> None:
     """Every ``AUTOSCALER_*`` variable must be one something reads. A variable of a process not
-    in ``AUTOSCALER_PROCESSES`` is an error that says to add it."""
+    in ``AUTOSCALER_PROCESSES`` is an error that says to add it; so is one of another source.
+    Variables of another platform are accepted (a config may carry two while moving)."""
     known_globals = {v.name: owner for owner, v in cat.global_variables()}
     suffix_owners: dict[str, list[str]] = {}
     for owner, v in cat.process_variables():
         suffix_owners.setdefault(v.name, []).append(owner)
     prefixes = sorted(((process_prefix(n), n) for n in names), key=lambda p: -len(p[0]))
-    warnings: list[str] = []
     for key in sorted(env):
         if not key.startswith("AUTOSCALER_") or key in known_globals:
             continue
@@ -544,7 +544,6 @@ def _unknown_vars(
                 break
         else:
             problems[key] = _stray_var_problem(key, names, known_globals, suffix_owners)
-    return warnings
 
 
 def _process_var_problem(
@@ -576,13 +575,11 @@ def _stray_var_problem(
 ) -> str:
     for suffix in sorted(suffix_owners, key=len, reverse=True):
         if key.endswith("_" + suffix) and len(key) > len("AUTOSCALER_") + len(suffix) + 1:
-            process = key[len("AUTOSCALER_") : -len(suffix) - 1].lower().replace("_", "-")
-            candidates = [process, process.replace("-", "_")]
-            listed = ",".join(names)
+            process = key[len("AUTOSCALER_") : -len(suffix) - 1].lower()
             return (
-                f"is a setting of process {candidates[1]!r}, which is not in "
-                f"AUTOSCALER_PROCESSES ({listed or 'empty'}): add it "
-                f"(AUTOSCALER_PROCESSES={','.join([*names, candidates[1]])}) or unset the variable"
+                f"is a setting of process {process!r}, which is not in AUTOSCALER_PROCESSES "
+                f"({','.join(names) or 'empty'}): add it "
+                f"(AUTOSCALER_PROCESSES={','.join([*names, process])}) or unset the variable"
             )
     close = difflib.get_close_matches(key, sorted(known_globals), n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]}?)" if close else ""
