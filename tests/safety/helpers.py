@@ -1,4 +1,5 @@
-"""Hand-written fakes for the safety tests: a step clock and a TCP proxy that can cut a backend."""
+"""Hand-written fakes for the safety tests: a TCP proxy that can cut a backend (the step clock
+is ``autoscaler.clock.FakeClock``)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,6 @@ import threading
 REDIS_URL = "redis://127.0.0.1:6379/8"
 REDIS_URL_2 = "redis://127.0.0.1:6379/9"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-class StepClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class TcpProxy:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 import redis
 
+from autoscaler.clock import FakeClock
 from autoscaler.config import load
 from autoscaler.locks.common import LockUnavailable
 from autoscaler.locks.redis import RedisLock, RedisLockConfig, build, parse, parse_ttl
 from autoscaler.ports import ConfigError
 
-from .helpers import REDIS_URL, StepClock, TcpProxy
+from .helpers import REDIS_URL, TcpProxy
 
 pytestmark = pytest.mark.integration
 
 
-def make(name: str, ttl: float = 15.0, clock: StepClock | None = None) -> RedisLock:
+def make(name: str, ttl: float = 15.0, clock: FakeClock | None = None) -> RedisLock:
     config = RedisLockConfig(url=REDIS_URL, name=name, ttl=ttl)
-    return RedisLock(config, monotonic=clock or StepClock())
+    return RedisLock(config, monotonic=(clock or FakeClock()).monotonic)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +91,7 @@ def test_the_epoch_grows_on_each_acquisition_and_stays_on_renewal(
 def test_the_lease_is_not_trusted_past_ttl_minus_a_third(
     redis_db: redis.Redis, unique: str
 ) -> None:
-    clock = StepClock()
+    clock = FakeClock()
     lock = make(unique, ttl=15.0, clock=clock)
     lease = lock.acquire()
     assert lease is not None
