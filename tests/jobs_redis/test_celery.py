@@ -2,7 +2,7 @@
 
 kombu 5.7's Redis transport refuses redis-py below 6.1 and arq needs redis-py below 6, so Celery
 runs in a second environment: ``.venv-celery`` at the repository root (or the interpreter named
-by ``AUTOSCALER_TEST_CELERY_PYTHON``), created by ``scripts/test``. The source itself runs here,
+by ``TEST_CELERY_PYTHON``), created by ``scripts/test``. The source itself runs here,
 on redis-py 5.
 """
 
@@ -30,7 +30,7 @@ NOW = 1785665500.0
 
 
 def celery_python() -> str:
-    explicit = os.environ.get("AUTOSCALER_TEST_CELERY_PYTHON")
+    explicit = os.environ.get("TEST_CELERY_PYTHON")
     if explicit:
         return explicit
     if redis.VERSION >= (6, 1):
