@@ -9,29 +9,39 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoscaler import __version__, logs
+from autoscaler import __version__
 from autoscaler.clock import Clock, SystemClock, accelerated
-from autoscaler.config import Settings, load
-from autoscaler.dryrun import DryRunPlatform
 from autoscaler.durations import format_ms
-from autoscaler.explain import sentence
-from autoscaler.loop import Autoscaler, TickReport
-from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.model import Reading
 from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
 from autoscaler.redact import redact, register_secret
+
+# The daemon's modules (pydantic, structlog, prometheus-client, ...) are imported where they are
+# used: `autoscaler --help` and usage errors load no third-party package, and an app-side install
+# (without the [daemon] extra) gets a message saying what to install instead of a traceback.
+if TYPE_CHECKING:
+    from autoscaler.config import Settings
+    from autoscaler.loop import Autoscaler, TickReport
+
+DAEMON_MODULES = frozenset(
+    {"pydantic", "pydantic_core", "pydantic_settings", "dotenv", "structlog", "prometheus_client"}
+    | {"httpx", "apscheduler", "psycopg"}
+)
+DAEMON_EXTRA_HINT = (
+    "the daemon's dependencies are not installed (no module named {name!r}): "
+    "pip install 'queue-autoscaler[daemon]'"
+)
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
 
 SIM_BANNER = (
     "running on the built-in simulated app (AUTOSCALER_PLATFORM=sim, {speed:g}x accelerated "
     "time); to scale a real app set AUTOSCALER_PLATFORM (heroku, render, fly or railway) and its "
-    "API token, see README 'Configuration'"
+    "API token, see docs/platforms.md"
 )
 
 
@@ -42,7 +52,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_CONFIG)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the top level takes only flags)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the simulator's options are built only when its command is named."""
     parser = _Parser(prog="autoscaler", description=__doc__)
     parser.add_argument("--version", action="version", version=f"autoscaler {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,14 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON")
     text = "validate the config and reach every dependency read-only"
     sub.add_parser("check", help=text, **_help("check", text))
-    sim_commands = _optional("autoscaler.sim.commands")
-    if sim_commands is not None:
-        sim_commands.add_simulate_arguments(
-            sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
-        )
-        sim_commands.add_tune_arguments(
-            sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
-        )
+    simulate = sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
+    tune = sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
+    if command in ("simulate", "tune"):
+        sim_commands = _optional("autoscaler.sim.commands")
+        if sim_commands is not None:
+            sim_commands.add_simulate_arguments(simulate)
+            sim_commands.add_tune_arguments(tune)
     return parser
 
 
@@ -79,11 +94,25 @@ def _help(command: str, text: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command_of(argv)).parse_args(argv)
+    try:
+        return _main(args)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in DAEMON_MODULES:
+            raise
+        print(f"autoscaler: {DAEMON_EXTRA_HINT.format(name=exc.name)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command in ("simulate", "tune"):
         sim_commands = _optional("autoscaler.sim.commands")
         run = sim_commands.run_simulate if args.command == "simulate" else sim_commands.run_tune
         return int(run(args))
+    from autoscaler import logs
+    from autoscaler.config import load
+
     try:
         settings = load()
     except ConfigError as exc:
@@ -135,8 +164,7 @@ def clock_for(settings: Settings) -> Clock:
 def build_platform(settings: Settings) -> Platform:
     from autoscaler.registry import build_platform as build
 
-    platform = build(settings)
-    return DryRunPlatform(platform) if settings.glob.dry_run else platform
+    return build(settings)
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:
@@ -167,6 +195,16 @@ def build_lock(settings: Settings) -> Lock | None:
     return None if kind == "none" else build(settings, kind)
 
 
+def summary_every(settings: Settings) -> float:
+    """Seconds of the daemon's clock between summary lines: ten minutes of the reader's time
+    (on the simulated app, whose clock runs ``AUTOSCALER_SIM_SPEED`` times faster, as many
+    more)."""
+    from autoscaler.loop import SUMMARY_EVERY_S
+
+    speed = settings.glob.sim_speed if settings.glob.platform == "sim" else 1.0
+    return SUMMARY_EVERY_S * speed
+
+
 def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
     sources = build_sources(settings)
     try:
@@ -175,6 +213,9 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
         for source in sources.values():
             source.close()
         raise
+    from autoscaler.loop import Autoscaler
+
+    kwargs.setdefault("summary_every", summary_every(settings))
     return Autoscaler(settings, platform, sources, clock_for(settings), **kwargs)
 
 
@@ -182,6 +223,8 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from autoscaler import logs
+
     log = logs.get()
     stop = threading.Event()
 
@@ -199,6 +242,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
+
+    from autoscaler.metrics import HealthState, Metrics, serve
 
     g = settings.glob
     if g.platform == "sim":
@@ -218,11 +263,16 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     lock = build_lock(settings)
     alerts = _build_alerts(settings)
     scaler = build_autoscaler(
-        settings, lock=lock, metrics=metrics, health=health, alerts=alerts, log=log
+        # no write is sent once a signal has arrived
+        settings,
+        lock=lock,
+        metrics=metrics,
+        health=health,
+        alerts=alerts,
+        log=log,
+        stopping=stop,
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
-
-    scaler.stopping = stop  # no write is sent once a signal has arrived
 
     interval = g.interval / speed
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -243,17 +293,15 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
             pass
     finally:
         scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + 8.0
         # finish (or abandon) the running tick: it sends no write once stopping is set
-        while scaler._tick_lock.locked() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        idle = scaler.idle(8.0)
         scaler.close()
         if alerts is not None:
             alerts.close()  # deliver the alerts still queued
         if server is not None:
             server.shutdown()
         log.info("stopped")
-    if scaler._tick_lock.locked():  # a tick is stuck in I/O: do not wait for it
+    if not idle:  # a tick is stuck in I/O: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
@@ -366,6 +414,9 @@ def _decisions_json(report: TickReport) -> dict[str, Any]:
 
 
 def _one_tick(settings: Settings, args: argparse.Namespace, *, write: bool) -> int:
+    from autoscaler import logs
+    from autoscaler.explain import sentence
+
     lock = build_lock(settings) if write else None
     scaler = build_autoscaler(settings, lock=lock, log=logs.get())
     try:
@@ -418,8 +469,9 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
     def platform_line() -> str:
         platform = build_platform(settings)
+        dry = " (dry run: writes are not sent)" if settings.glob.dry_run else ""
         try:
-            return platform.check(list(settings.processes))
+            return platform.check(list(settings.processes)) + dry
         finally:
             platform.close()
 

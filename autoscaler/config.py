@@ -76,11 +76,13 @@ class GlobalSettings(EnvSettings):
     )
     tick_timeout: Annotated[float, Duration(0.0, 3600.0, above=True)] | None = Field(
         None,
-        description="how long one source poll may take before it counts as failed",
+        description="how long one source poll may take before it counts as failed; each lock "
+        "call may take half of it (then: not leader)",
         json_schema_extra={"default": "80% of the interval, 1 s to 30 s"},
     )
-    log_format: Annotated[str, Choice("logfmt", "json", "console")] = Field(
-        "logfmt", description="how log lines are written"
+    log_format: Annotated[str, Choice("auto", "logfmt", "json", "console")] = Field(
+        "auto",
+        description="how log lines are written; `auto`: `console` in a terminal, else `logfmt`",
     )
     log_level: Annotated[str, Choice("debug", "info", "warning", "error", "critical")] = Field(
         "info", description="the least severe level logged"
@@ -116,14 +118,30 @@ class GlobalSettings(EnvSettings):
         description="`sim` only: seed of the simulated traffic",
         json_schema_extra={"default": "random"},
     )
-    redis_url: Url | None = Field(
+    platform_redis_url: Url | None = Field(
         None,
         validation_alias="REDIS_URL",
         description="request samples, Redis-based job backends, the lock",
     )
+    autoscaler_redis_url: Url | None = Field(
+        None,
+        validation_alias="AUTOSCALER_REDIS_URL",
+        description="a Redis to use instead of `REDIS_URL` (a variable the platform owns)",
+    )
+    redis_ssl_cert_reqs: Annotated[str, Choice("none", "optional", "required")] | None = Field(
+        None,
+        description="how a `rediss://` server's certificate is checked; `none` for Heroku's "
+        "Key-Value Store (self-signed)",
+        json_schema_extra={"default": "`required` (redis-py's)"},
+    )
     database_url: Url | None = Field(
         None, validation_alias="DATABASE_URL", description="SQL job backends, the lock"
     )
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis the daemon reads and locks: ``AUTOSCALER_REDIS_URL``, else ``REDIS_URL``."""
+        return self.autoscaler_redis_url or self.platform_redis_url
 
 
 def _auto(value: Any) -> Any:
@@ -414,6 +432,11 @@ def _process_names(
         names = glob.processes
     elif env.get("AUTOSCALER_PROCESSES") is None:
         names = ["web", "worker"] if platform == "sim" else ["web"]
+    elif glob is None:
+        # another global is invalid: read the list as written, so that its processes' settings
+        # are checked, not reported as settings of unmanaged processes
+        raw = env["AUTOSCALER_PROCESSES"].split(",")
+        names = [n.strip().lower() for n in raw if _PROCESS_NAME.match(n.strip().lower())]
     else:
         return []
     seen: set[str] = set()

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import redis
 from pydantic import Field
 
+from autoscaler import redisconn
 from autoscaler.configkit import DaemonConfig, Duration, LockAdapter, read
 from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_where
 from autoscaler.ports import ConfigError
@@ -60,6 +61,7 @@ class RedisLockConfig:
     url: str
     name: str
     ttl: float  # seconds
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS, for rediss:// URLs
 
     @property
     def margin(self) -> float:
@@ -79,7 +81,7 @@ class RedisLockSettings(LockSettings):
 
     ttl: Annotated[float, Duration(1.0, 86400.0)] | None = Field(
         None,
-        description="Redis lease lifetime; at least twice `AUTOSCALER_INTERVAL`",
+        description="lease lifetime (Redis and PostgreSQL); at least twice `AUTOSCALER_INTERVAL`",
         json_schema_extra={"default": "3 intervals, at least `15s`"},
     )
 
@@ -106,7 +108,12 @@ def parse(
 ) -> RedisLockConfig:
     own = own or read(RedisLockSettings, config.env)
     url, name = lock_where(config, own, scope, config.glob.redis_url, "REDIS_URL")
-    return RedisLockConfig(url=url, name=name, ttl=parse_ttl(config.env, config.glob.interval, own))
+    return RedisLockConfig(
+        url=url,
+        name=name,
+        ttl=parse_ttl(config.env, config.glob.interval, own),
+        ssl_cert_reqs=config.glob.redis_ssl_cert_reqs,
+    )
 
 
 class RedisLock:
@@ -120,8 +127,11 @@ class RedisLock:
     ) -> None:
         self.config = config
         timeout = min(2.0, config.ttl / 5)
-        self._client = client or redis.Redis.from_url(
-            config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+        self._client = client or redisconn.client(
+            config.url,
+            ssl_cert_reqs=config.ssl_cert_reqs,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)

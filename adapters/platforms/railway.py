@@ -45,7 +45,13 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    error_message,
+    iso_seconds,
+    reset_delay,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, RateLimited, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -282,13 +288,12 @@ class RailwayPlatform:
         """Stop before Railway's own window runs out (``X-RateLimit-Remaining``/``-Reset``)."""
         try:
             remaining = int(response.headers["x-ratelimit-remaining"])
-            reset = float(response.headers.get("x-ratelimit-reset", "60"))
         except (KeyError, ValueError):
             return
-        if remaining <= REMAINING_FLOOR:
-            # an epoch timestamp, or seconds from now (the docs do not say which)
-            wait = reset - self.clock.now().wall if reset > 1e9 else reset
-            self.budget.block(min(max(wait, 1.0), 3600.0))
+        # an epoch timestamp, or seconds from now (the docs do not say which)
+        wait = reset_delay(response.headers.get("x-ratelimit-reset", "60"), self.clock.now().wall)
+        if remaining <= REMAINING_FLOOR and wait is not None:
+            self.budget.block(max(wait, 1.0))
 
     # ---- GraphQL ----
 

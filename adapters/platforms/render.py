@@ -9,8 +9,10 @@ refuses to manage such a service and says how to fix it. A suspended service rea
 runs), which the policy leaves alone.
 
 Rate limits (documented per API key): 30 a minute for "other" POSTs, which include ``/scale``,
-and 400 a minute for GETs. Answers carry ``Ratelimit-Remaining`` and ``Ratelimit-Reset``
-(seconds until the window resets); a 429 carries ``Retry-After``. This adapter paces itself
+and 400 a minute for GETs. Answers carry ``Ratelimit-Remaining`` and ``Ratelimit-Reset``: Render's
+OpenAPI and its answers give seconds until the window resets, its rate-limit page a UTC epoch in
+seconds, so both are accepted (a value above 1e9 is an epoch) and no reset holds calls back for
+more than an hour; a 429 carries ``Retry-After``. This adapter paces itself
 below both limits with one budget per class.
 """
 
@@ -36,7 +38,13 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    error_message,
+    iso_seconds,
+    reset_delay,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -173,12 +181,16 @@ class Render:
         )
 
     def _observe(self, response: httpx.Response) -> None:
-        """``Ratelimit-Remaining: 0`` blocks that class for ``Ratelimit-Reset`` seconds."""
-        remaining = response.headers.get("ratelimit-remaining", "")
-        reset = response.headers.get("ratelimit-reset", "")
-        if remaining == "0" and reset.isdigit():
+        """``Ratelimit-Remaining: 0`` blocks that class until ``Ratelimit-Reset``.
+
+        The reset is read as a delay or as a UTC epoch (``reset_delay``), and never holds calls
+        back for more than an hour.
+        """
+        remaining = response.headers.get("ratelimit-remaining", "").strip()
+        reset = reset_delay(response.headers.get("ratelimit-reset", ""), self.clock.now().wall)
+        if remaining == "0" and reset is not None:
             budget = self.reads if response.request.method == "GET" else self.writes
-            budget.block(float(reset))
+            budget.block(reset)
 
     def _service(self, process: str, *, priority: bool = False) -> Service:
         sid = self.config.services[process]

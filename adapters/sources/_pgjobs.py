@@ -179,6 +179,7 @@ class PgClient:
         what: str,
         *,
         index_scans: bool = False,
+        layout_hint: str = "",
     ) -> tuple[list[tuple[Any, ...]], list[str]]:
         """Run one statement read-only; return its rows and column type names.
 
@@ -187,7 +188,8 @@ class PgClient:
         sequential and bitmap scans and from sorts: the job probes are written for plain index
         scans in index order, which a ``LIMIT`` stops early, whereas a bitmap scan or a sort
         reads every entry of a queue first and a sequential scan reads the table, however cheap
-        the planner's statistics make them look.
+        the planner's statistics make them look. ``layout_hint`` ends the message of an
+        unknown table layout (which versions are read, what to do).
         Raises ``SourceError``.
         """
         try:
@@ -203,8 +205,9 @@ class PgClient:
                 f"on {self.where}"
             ) from None
         except _LAYOUT_ERRORS as exc:
+            hint = f" ({layout_hint})" if layout_hint else ""
             raise SourceError(
-                redact(f"{what}: unknown table layout on {self.where}: {_first_line(exc)}")
+                redact(f"{what}: unknown table layout on {self.where}: {_first_line(exc)}{hint}")
             ) from None
         except psycopg.OperationalError as exc:
             self.close()
@@ -255,6 +258,8 @@ class Layout:
     discover_table: str
     discover_where: str
     probe: str
+    #: said after an unknown-layout error: the versions whose tables are read, what to do
+    hint: str = ""
 
 
 def job_statement(layout: Layout, queues: Sequence[str] | None) -> sql.Composed:
@@ -405,12 +410,15 @@ class JobTableSource:
         self.statement = job_statement(layout, config.queues)
         self.params = statement_params(config.queues, config.discovery_limit)
         self.has_busy = has_busy
+        self.layout_hint = layout.hint
         self.var_prefix = var_prefix
         self.what = describe(source, config.queues)
 
     def sample(self, now: float) -> Reading:
         """Poll once; ``now`` is unused: ages come from the database's clock."""
-        rows, _ = self.client.query(self.statement, self.params, self.what, index_scans=True)
+        rows, _ = self.client.query(
+            self.statement, self.params, self.what, index_scans=True, layout_hint=self.layout_hint
+        )
         try:
             return reading_from_rows(
                 self.source,

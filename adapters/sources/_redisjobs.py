@@ -25,6 +25,7 @@ from pydantic import Field
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from autoscaler import redisconn
 from autoscaler.configkit import (
     DaemonConfig,
     Duration,
@@ -108,6 +109,7 @@ class Options:
     discovery_limit: int
     timeout_s: float
     key_prefix: str | None
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS
 
 
 def parse_options(
@@ -124,18 +126,26 @@ def parse_options(
         raise ConfigError({"REDIS_URL": "must start with redis://, rediss:// or unix://"})
     queues = tuple(own.queues) if own.queues else None
     prefix = own.key_prefix if isinstance(own, PrefixedJobSettings) else None
-    return Options(url, queues, own.queue_discovery_limit, own.redis_timeout, prefix)
+    return Options(
+        url,
+        queues,
+        own.queue_discovery_limit,
+        own.redis_timeout,
+        prefix,
+        config.glob.redis_ssl_cert_reqs,
+    )
 
 
-def connect(url: str, timeout_s: float) -> redis.Redis:
+def connect(url: str, timeout_s: float, ssl_cert_reqs: str | None = None) -> redis.Redis:
     """A client that fails fast: socket timeouts on connect and reads, no retries.
 
     Only calls common to redis-py 5.x and 6.x+ (6.0 added retries by default; we turn them off:
     the next poll is the retry).
     """
     register_secret(urlsplit(url).password)
-    return redis.Redis.from_url(
+    return redisconn.client(
         url,
+        ssl_cert_reqs=ssl_cert_reqs,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -393,7 +403,7 @@ class RedisJobSource:
     ) -> None:
         self.backend = backend
         self.options = options
-        self.client = connect(options.url, options.timeout_s)
+        self.client = connect(options.url, options.timeout_s, options.ssl_cert_reqs)
         self._discover = discover
         self._probe = probe
         self._discover_every_s = discover_every_s

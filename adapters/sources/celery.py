@@ -1,7 +1,7 @@
 """Job latency read from Celery's Redis broker (kombu's Redis transport), read-only.
 
-Layout (kombu 5.7 ``kombu/transport/redis.py``, ``kombu/transport/virtual/base.py``; celery 5.7
-``celery/app/amqp.py``):
+Layout (kombu 5.7.0 ``kombu/transport/redis.py``, ``kombu/transport/virtual/base.py``; celery
+5.7.0 ``celery/app/amqp.py``; the same steps, separator and prefix option in kombu 5.6.2):
 
 - One list per queue and priority step: ``<q>``, ``<q>\\x06\\x163``, ``<q>\\x06\\x166``,
   ``<q>\\x06\\x169`` (``PRIORITY_STEPS = [0, 3, 6, 9]``, ``sep = '\\x06\\x16'``). Publishing

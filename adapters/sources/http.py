@@ -2,8 +2,11 @@
 moving from HireFire keeps the endpoint it has (hirefire-resource's ``/hirefire/<token>/info``).
 
 ``AUTOSCALER_<P>_URL`` answers ``[{"name": "<process>", "value": <number>}, ...]``; the entry
-whose ``name`` is the process type is read (other entries and keys are ignored). What
-``value`` means is set by ``AUTOSCALER_<P>_HTTP_VALUE``:
+whose ``name`` is the process type is read (other entries and keys are ignored). hirefire-resource
+before December 2021 answered ``[{"name": ..., "quantity": <number>}]`` instead, and sent
+``null`` when a macro failed: an entry without ``value`` is read from ``quantity``, and a
+``null`` (in either) fails the poll for that process, never reads as 0. What the number means is
+set by ``AUTOSCALER_<P>_HTTP_VALUE``:
 
 - ``latency`` (default): the age of the oldest due job in **seconds**, which is what
   HireFire's job-queue-latency macros report;
@@ -117,7 +120,13 @@ def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
         )
     if len(found) > 1:
         raise SourceError(f"{len(found)} entries named {name!r} in the answer")
-    value = found[0].get("value")
+    entry = found[0]
+    key = "value" if "value" in entry or "quantity" not in entry else "quantity"
+    value = entry.get(key)
+    if value is None and key in entry:
+        raise SourceError(
+            f"entry {name!r}: {key} is null (the endpoint could not read this queue); not read as 0"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SourceError(f"entry {name!r}: value is not a number ({value!r:.60})")
     if not math.isfinite(value) or value < 0:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import redis
 
+from autoscaler import redisconn
 from autoscaler.configkit import DaemonConfig, NoSettings, ProcessConfig, SourceAdapter
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
@@ -160,7 +161,12 @@ def build(
             {"REDIS_URL": f"is required by {process.var_prefix}SOURCE=request_queue_time"}
         )
     try:
-        client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        client = redisconn.client(
+            url,
+            ssl_cert_reqs=config.glob.redis_ssl_cert_reqs,
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
+        )
     except ValueError as exc:
         raise ConfigError({"REDIS_URL": redact(str(exc))}) from None
     assert process.aggregate is not None

@@ -14,7 +14,9 @@ Layout (rq 3.0.0 ``rq/queue.py``, ``rq/registry.py``, ``rq/utils.py``; the same 
 - Rate-limited (rq 3) and dependent (``rq:deferred:<name>``) jobs are not due: they wait on
   something that more workers cannot speed up.
 
-The ``rq`` prefix is ``RQ_KEY_PREFIX`` in rq 3; set ``AUTOSCALER_<P>_KEY_PREFIX`` to match.
+The ``rq`` prefix is fixed in rq 2.x (``key_template = 'rq:wip:{0}'``...); rq 3.0.0 reads it from
+the ``RQ_KEY_PREFIX`` environment variable (``rq/defaults.py``, default ``rq``): set
+``AUTOSCALER_<P>_KEY_PREFIX`` to match. (Checked against the rq 2.12.0 and 3.0.0 wheels on PyPI.)
 """
 
 from __future__ import annotations
