@@ -134,6 +134,11 @@ def _installed() -> Iterator[
                 continue
 
 
+def app_variables() -> Iterator[Variable]:
+    """The variables the middleware reads in the app (the daemon often shares its config)."""
+    return variables(AppSettings)
+
+
 def global_variables() -> Iterator[tuple[str, Variable]]:
     """(owner, variable) of every variable read once: the core's, the app side's, each
     platform's and each lock's."""

@@ -318,6 +318,7 @@ class Catalog(Protocol):
     def lock_names(self) -> Iterable[str]: ...
     def global_variables(self) -> Iterable[tuple[str, Variable]]: ...
     def process_variables(self) -> Iterable[tuple[str, Variable]]: ...
+    def app_variables(self) -> Iterable[Variable]: ...
 
 
 class Settings:
@@ -418,7 +419,9 @@ def load(env: Mapping[str, str] | None = None, catalog: Catalog | None = None) -
     else:  # still name a bad lock backend with the other problems
         lock = (env.get("AUTOSCALER_LOCK") or "auto").strip().lower()
         _lock_kind_problem(lock, cat, problems)
-    _unknown_vars(env, names, processes, cat, problems)
+    unread = _unread_by_configured(env, names, settings, cat)
+    if unread:  # only then is every adapter imported, to say whose variable each one is
+        _unknown_vars(unread, names, processes, cat, problems)
     if problems or settings is None:
         raise ConfigError(problems)
     settings.warnings = _threshold_warnings(env, processes)
@@ -535,8 +538,34 @@ def _lock_kind_problem(kind: str, cat: Catalog, problems: dict[str, str]) -> boo
     return True
 
 
+def _unread_by_configured(
+    env: Mapping[str, str], names: list[str], settings: Settings | None, cat: Catalog
+) -> list[str]:
+    """The ``AUTOSCALER_*`` names that neither the core nor a configured adapter reads (the
+    common case, none, needs no import of the adapters that are not configured)."""
+    known = {v.name for v in variables(GlobalSettings)} | {v.name for v in cat.app_variables()}
+    per_process: dict[str, set[str]] = {n: set(PROCESS_VARS) for n in names}
+    if settings is not None:
+        if settings.platform_settings is not None:
+            own, per = settings.platform_settings
+            known |= {v.name for v in variables(type(own))}
+            for name, model in per.items():
+                per_process[name] |= {v.name for v in variables(type(model), "")}
+        if settings.lock_settings is not None:
+            known |= {v.name for v in variables(type(settings.lock_settings))}
+        for name, model in settings.source_settings.items():
+            per_process[name] |= {v.name for v in variables(type(model), "")}
+    unread = []
+    for key in sorted(env):
+        if not key.startswith("AUTOSCALER_") or key in known:
+            continue
+        if not any(key.removeprefix(process_prefix(n)) in per_process[n] for n in names):
+            unread.append(key)
+    return unread
+
+
 def _unknown_vars(
-    env: Mapping[str, str],
+    env: Iterable[str],
     names: list[str],
     processes: Mapping[str, ProcessSettings],
     cat: Catalog,
