@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -63,6 +65,15 @@ def make_source(source: str, dsn: str | None, queues: str | None = None, **extra
     """A source built the way the daemon builds it: from config vars, through the registry."""
     settings = config.load(env_for(source, dsn, queues, **extra))
     return build_source(settings, settings.processes["worker"])
+
+
+def sample_once(source: str, schema: str, queues: str | None = "default", **extra: str) -> Any:
+    """One poll of a fresh ``source`` over ``schema``'s tables."""
+    built = make_source(source, schema_url(schema), queues, **extra)
+    try:
+        return built.sample(time.time())
+    finally:
+        built.close()
 
 
 def closed_port() -> int:

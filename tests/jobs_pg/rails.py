@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 
-from .conftest import LAYOUTS
+from .conftest import LAYOUTS, connect
 
 
 def utcnow() -> datetime.datetime:
@@ -40,6 +42,25 @@ def active_job(job_class: str, queue: str, job_id: str, scheduled_at: datetime.d
         "enqueued_at": iso(now),
         "scheduled_at": iso(scheduled_at) if scheduled_at else None,
     }
+
+
+def job_tables(layout: str, *tables: str) -> tuple[Any, Any]:
+    """A test module's ``db`` fixture (``layout`` created in the module's schema, one connection
+    for the module) and an autouse ``empty`` fixture that empties ``tables`` before each test:
+    ``db, empty = job_tables("good_job_4.sql", "good_jobs")``."""
+
+    @pytest.fixture(scope="module")
+    def db(schema: str) -> Iterator[psycopg.Connection[Any]]:
+        with connect(schema) as conn:
+            create_layout(conn, layout)
+            yield conn
+
+    @pytest.fixture(autouse=True)
+    def empty(db: psycopg.Connection[Any]) -> None:
+        for table in tables:
+            db.execute(f"DELETE FROM {table}")
+
+    return db, empty
 
 
 def create_layout(conn: psycopg.Connection[Any], name: str) -> None:

@@ -1,4 +1,5 @@
-"""The good_job source against GoodJob 4.19's tables (``layouts/good_job_4.sql``, from its
+"""The good_job source (what it shares with solid_queue: ``test_job_tables.py``) against
+GoodJob 4.19's tables (``layouts/good_job_4.sql``, from its
 install migration) with rows written the way GoodJob writes them (``rails.py``)."""
 
 from __future__ import annotations
@@ -15,68 +16,26 @@ import pytest
 
 from autoscaler.ports import SourceError
 
-from .conftest import closed_url, connect, make_source, ready_source, schema_url
-from .rails import create_layout, good_job_enqueue, good_job_finish, good_job_perform, utcnow
+from .conftest import connect, make_source, ready_source, sample_once, schema_url
+from .rails import (
+    create_layout,
+    good_job_enqueue,
+    good_job_finish,
+    good_job_perform,
+    job_tables,
+    utcnow,
+)
 
 GOOD_JOB_3 = "t_pgjobs_good_job_399"
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def db(schema: str) -> Iterator[psycopg.Connection[Any]]:
-    with connect(schema) as conn:
-        create_layout(conn, "good_job_4.sql")
-        yield conn
-
-
-@pytest.fixture(autouse=True)
-def empty(db: psycopg.Connection[Any]) -> None:
-    db.execute("DELETE FROM good_jobs")
+db, empty = job_tables("good_job_4.sql", "good_jobs")
 
 
 def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
-    source = make_source("good_job", schema_url(schema), queues, **extra)
-    try:
-        return source.sample(time.time())
-    finally:
-        source.close()
-
-
-def test_latency_is_the_age_of_the_oldest_due_job(schema: str, db: Any) -> None:
-    source = ready_source("good_job", schema_url(schema))
-    good_job_enqueue(db, "default")
-    time.sleep(0.5)
-    good_job_enqueue(db, "default")
-    good_job_enqueue(db, "mailers")
-    time.sleep(0.5)
-    reading = source.sample(time.time())
-    source.close()
-    assert 1000 <= reading.value_ms <= 1250
-    assert 500 <= reading.queues["mailers"] <= 750
-    assert reading.depth == 3
-    assert reading.busy == 0
-
-
-def test_empty_queue_is_zero(schema: str, db: Any) -> None:
-    reading = sample(schema)
-    assert (reading.value_ms, reading.depth, reading.queues) == (0.0, 0, {"default": 0.0})
-
-
-def test_a_job_scheduled_in_the_future_does_not_count(schema: str, db: Any) -> None:
-    good_job_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(hours=1))
-    reading = sample(schema)
-    assert (reading.value_ms, reading.depth) == (0.0, 0)
-
-
-def test_a_past_due_scheduled_job_counts_from_its_due_time(schema: str, db: Any) -> None:
-    source = ready_source("good_job", schema_url(schema), "default")
-    good_job_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(seconds=1))
-    time.sleep(2.0)
-    reading = source.sample(time.time())
-    source.close()
-    assert 1000 <= reading.value_ms <= 1250  # from the due time, not the enqueue 2 s ago
-    assert reading.depth == 1
+    return sample_once("good_job", schema, queues, **extra)
 
 
 def test_a_running_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
@@ -136,13 +95,6 @@ def test_a_query_over_the_timeout_fails(schema: str, db: Any) -> None:
     finally:
         done.set()
         holder.join(10)
-
-
-def test_unreachable_database_fails_and_is_not_zero() -> None:
-    source = make_source("good_job", closed_url(), "default")
-    with pytest.raises(SourceError, match="good_job queue default: cannot read"):
-        source.sample(time.time())
-    source.close()
 
 
 def test_a_dropped_connection_fails_one_poll_then_reconnects(schema: str, db: Any) -> None:

@@ -1,21 +1,20 @@
-"""The solid_queue source against Solid Queue 1.5's tables (``layouts/solid_queue_1.sql``, from
+"""The solid_queue source (what it shares with good_job: ``test_job_tables.py``) against
+Solid Queue 1.5's tables (``layouts/solid_queue_1.sql``, from
 its install schema) with rows written the way Solid Queue writes them (``rails.py``)."""
 
 from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from autoscaler.ports import SourceError
 
-from .conftest import closed_url, connect, make_source, ready_source, schema_url
+from .conftest import closed_url, make_source, sample_once, schema_url
 from .rails import (
-    create_layout,
+    job_tables,
     solid_queue_claim,
     solid_queue_dispatch_due,
     solid_queue_enqueue,
@@ -26,61 +25,11 @@ from .rails import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def db(schema: str) -> Iterator[psycopg.Connection[Any]]:
-    with connect(schema) as conn:
-        create_layout(conn, "solid_queue_1.sql")
-        yield conn
-
-
-@pytest.fixture(autouse=True)
-def empty(db: psycopg.Connection[Any]) -> None:
-    db.execute("DELETE FROM solid_queue_jobs")
-    db.execute("DELETE FROM solid_queue_pauses")
+db, empty = job_tables("solid_queue_1.sql", "solid_queue_jobs", "solid_queue_pauses")
 
 
 def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
-    source = make_source("solid_queue", schema_url(schema), queues, **extra)
-    try:
-        return source.sample(time.time())
-    finally:
-        source.close()
-
-
-def test_latency_is_the_age_of_the_oldest_ready_job(schema: str, db: Any) -> None:
-    source = ready_source("solid_queue", schema_url(schema))
-    solid_queue_enqueue(db, "default")
-    time.sleep(0.5)
-    solid_queue_enqueue(db, "default")
-    solid_queue_enqueue(db, "background")
-    time.sleep(0.5)
-    reading = source.sample(time.time())
-    source.close()
-    assert 1000 <= reading.value_ms <= 1250
-    assert 500 <= reading.queues["background"] <= 750
-    assert reading.depth == 3
-    assert reading.busy == 0
-
-
-def test_empty_queue_is_zero(schema: str, db: Any) -> None:
-    reading = sample(schema)
-    assert (reading.value_ms, reading.depth, reading.queues) == (0.0, 0, {"default": 0.0})
-
-
-def test_a_job_scheduled_in_the_future_does_not_count(schema: str, db: Any) -> None:
-    solid_queue_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(hours=1))
-    reading = sample(schema)
-    assert (reading.value_ms, reading.depth) == (0.0, 0)
-
-
-def test_a_past_due_job_not_yet_dispatched_counts_from_its_due_time(schema: str, db: Any) -> None:
-    source = ready_source("solid_queue", schema_url(schema), "default")
-    solid_queue_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(seconds=1))
-    time.sleep(2.0)  # the dispatcher is late: the job is still a scheduled execution
-    reading = source.sample(time.time())
-    source.close()
-    assert 1000 <= reading.value_ms <= 1250
-    assert reading.depth == 1
+    return sample_once("solid_queue", schema, queues, **extra)
 
 
 def test_a_dispatched_job_counts_from_its_dispatch(schema: str, db: Any) -> None:
@@ -120,13 +69,6 @@ def test_a_paused_queue_is_shown_but_not_counted(schema: str, db: Any) -> None:
 def test_missing_tables_fail_naming_the_queue(schema: str) -> None:
     with pytest.raises(SourceError, match="solid_queue queue default: unknown table layout"):
         sample("t_pgjobs_missing")
-
-
-def test_unreachable_database_fails_and_is_not_zero() -> None:
-    source = make_source("solid_queue", closed_url(), "default")
-    with pytest.raises(SourceError, match="solid_queue queue default: cannot read"):
-        source.sample(time.time())
-    source.close()
 
 
 def test_a_process_database_url_overrides_database_url(schema: str, db: Any) -> None:
