@@ -21,7 +21,7 @@ import pytest
 
 from tests.platforms.conftest import HEROKU_TOKEN, heroku_env
 from tests.platforms.fake_heroku import FakeHeroku
-from tests.sources.postgres.hirefire import Answer, FakeHireFire, Handler, url_of
+from tests.sources.postgres.hirefire import Answer, FakeHireFire, url_of
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +67,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 
 @pytest.fixture
 def signal_server() -> Iterator[FakeHireFire]:
-    srv = FakeHireFire(("127.0.0.1", 0), Handler)
-    srv.answer = Answer(body=b'[{"name": "worker", "value": 0}]')
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with FakeHireFire(Answer(body=b'[{"name": "worker", "value": 0}]')) as srv:
+        yield srv
 
 
 def test_an_episode_of_errors_then_an_outage_alert_twice(

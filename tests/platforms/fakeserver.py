@@ -31,8 +31,9 @@ from autoscaler.clock import Clock, SystemClock
 @dataclass
 class Reply:
     status: int
-    body: Any = None  # JSON-serialisable, or None for an empty body
+    body: Any = None  # JSON-serialisable, bytes sent as they are, or None for an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # real seconds to wait before answering (after handling the request)
 
 
 @dataclass
@@ -239,10 +240,14 @@ class FakeServer:
             call.status, call.reply = reply.status, reply.body
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
+        time.sleep(reply.delay)
         self._write(handler, reply)
 
     def _write(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if isinstance(reply.body, bytes):
+            data = reply.body
+        else:
+            data = b"" if reply.body is None else json.dumps(reply.body).encode()
         try:
             handler.send_response(reply.status)
             for name, value in reply.headers.items():

@@ -19,7 +19,7 @@ from referencing.jsonschema import DRAFT4
 from autoscaler.platforms import heroku
 from tests.platforms.fake_heroku import FakeHeroku
 
-SCHEMA_PATH = Path(__file__).parent.parent / "data" / "heroku-platform-api.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "data" / "heroku-platform-api.schema.json"
 BASE = "http://api.heroku.com/schema"
 
 

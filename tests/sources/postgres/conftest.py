@@ -5,7 +5,6 @@ nothing answers."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from autoscaler import config
 from autoscaler.ports import Source
 from autoscaler.registry import build_source
 
-from .hirefire import Answer, FakeHireFire, Handler
+from .hirefire import Answer, FakeHireFire
 
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LAYOUTS = Path(__file__).parent / "layouts"
@@ -97,13 +96,8 @@ def ready_source(source: str, dsn: str | None, queues: str | None = None, **extr
 
 @pytest.fixture(scope="module")
 def running_server() -> Iterator[FakeHireFire]:
-    srv = FakeHireFire(("127.0.0.1", 0), Handler)
-    srv.answer = Answer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with FakeHireFire() as srv:
+        yield srv
 
 
 @pytest.fixture

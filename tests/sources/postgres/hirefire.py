@@ -1,13 +1,14 @@
-"""A HireFire-shaped endpoint on 127.0.0.1 (real sockets): what hirefire-resource's
-``/hirefire/<token>/info`` answers, ``[{"name": ..., "value": ...}]``, with faults on demand."""
+"""A HireFire-shaped endpoint on 127.0.0.1 (real sockets, on the one fake-server base
+``tests.platforms.fakeserver.FakeServer``): what hirefire-resource's ``/hirefire/<token>/info``
+answers, ``[{"name": ..., "value": ...}]``, with faults on demand (``answer``)."""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import time
 from dataclasses import dataclass, field
+
+from tests.platforms.fakeserver import Call, FakeServer, Reply
 
 TOKEN = "a1b2c3d4e5f6a7b8c9d0e1f2"
 
@@ -19,7 +20,7 @@ class Answer:
     delay: float = 0.0
     oldest_enqueued_at: float | None = None  # what a HireFire latency macro would read
     headers: dict[str, str] = field(default_factory=dict)
-    seen: list[dict[str, str]] = field(default_factory=list)
+    seen: list[dict[str, str]] = field(default_factory=list)  # request headers, lower-cased
     served: list[float] = field(default_factory=list)  # the latencies answered, in seconds
 
     def render(self) -> bytes:
@@ -30,30 +31,20 @@ class Answer:
         return json.dumps([{"name": "web", "value": 3}, {"name": "worker", "value": age}]).encode()
 
 
-class FakeHireFire(http.server.ThreadingHTTPServer):
-    answer: Answer
+class FakeHireFire(FakeServer):
+    """Answers every request with ``answer`` (replace it to change what comes next)."""
 
+    name = "hirefire"
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    server: FakeHireFire
+    def __init__(self, answer: Answer | None = None) -> None:
+        super().__init__()
+        self.answer = answer or Answer()
 
-    def do_GET(self) -> None:
-        answer = self.server.answer
-        answer.seen.append(dict(self.headers))
-        time.sleep(answer.delay)
-        body = answer.render()
-        self.send_response(answer.status)
-        for key, value in answer.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    def route(self, call: Call) -> Reply:
+        answer = self.answer
+        answer.seen.append(dict(call.headers))
+        return Reply(answer.status, answer.render(), dict(answer.headers), answer.delay)
 
 
 def url_of(srv: FakeHireFire) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/hirefire/{TOKEN}/info"
+    return f"{srv.url}/hirefire/{TOKEN}/info"

@@ -52,7 +52,7 @@ def test_the_token_is_sent_as_a_header_and_kept_out_of_messages(server: FakeHire
     server.answer.status = 503
     with pytest.raises(SourceError) as info:
         sample(url_of(server), http_token="s3cr3t-token-value")
-    assert server.answer.seen[0]["HireFire-Token"] == "s3cr3t-token-value"
+    assert server.answer.seen[0]["hirefire-token"] == "s3cr3t-token-value"
     assert "answered 503" in str(info.value)
     assert TOKEN not in str(info.value)
     assert TOKEN not in redact(f"GET {url_of(server)}")
@@ -144,7 +144,5 @@ def test_bad_settings_are_named(extra: dict[str, str], var: str) -> None:
 def test_check_reads_the_endpoint_in_its_unit(server: FakeHireFire) -> None:
     server.answer.body = b'[{"name": "worker", "value": 12}]'
     source = make_source("http", None, url=url_of(server), http_value="size")
-    assert (
-        source.check() == f"http://127.0.0.1:{server.server_address[1]} answers worker: 12 job(s)"
-    )
+    assert source.check() == f"{server.url} answers worker: 12 job(s)"
     source.close()

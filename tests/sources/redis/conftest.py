@@ -19,7 +19,7 @@ from autoscaler.registry import build_source
 #: this area's Redis databases are 4 and 5; the default run uses 4
 REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "4"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
