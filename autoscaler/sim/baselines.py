@@ -107,11 +107,11 @@ class EnginePolicy:
         if signal_ms is None and serving != 0:
             signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
         window.value_ms = signal_ms
+        # the model's mean requests in service over the window, as the middleware's busy time
+        window.in_use = None if self.in_use is None or signal_ms is None else self.in_use()
         if signal_ms is None:  # nobody publishes: no value, no age
             window.age_s, window.samples, window.rate_per_s = None, 0, None
-            window.in_use = None
         else:
-            window.in_use = None if self.in_use is None else self.in_use()
             # a fluid model's expected count: any positive count is at least one request
             window.age_s = 0.0
             window.samples = math.ceil(samples) if samples > 0.0 else 0

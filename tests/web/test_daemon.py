@@ -10,8 +10,28 @@ from autoscaler import loop
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
 from autoscaler.loop import Autoscaler
-from autoscaler.model import Metric, Observation, Reading
+from autoscaler.model import Formation, Metric, Observation, Reading, Status
+from autoscaler.observe import observe
 from autoscaler.testing import FakePlatform
+
+
+def test_the_observation_carries_the_readings_in_use() -> None:
+    reading = Reading(Metric.REQUEST_QUEUE_TIME, 10.0, 100, 0.0, rate_per_s=50.0, in_use=3.5)
+    obs = observe(reading, Formation(2), stale_after=60.0, min_samples=5)
+    assert (obs.status, obs.in_use) == (Status.OK, 3.5)
+
+
+def test_in_use_unknown_stays_unknown_and_a_stale_reading_carries_none() -> None:
+    obs = observe(
+        Reading(Metric.REQUEST_QUEUE_TIME, 10.0, 100, 0.0),
+        Formation(2),
+        stale_after=60.0,
+        min_samples=5,
+    )
+    assert obs.in_use is None
+    stale = Reading(Metric.REQUEST_QUEUE_TIME, 10.0, 100, 3600.0, in_use=3.5)
+    obs = observe(stale, Formation(2), stale_after=60.0, min_samples=5)
+    assert (obs.status, obs.in_use) == (Status.STALE, None)
 
 
 class _Source:
@@ -31,7 +51,7 @@ class _Source:
 
 
 @pytest.mark.parametrize("in_use", [3.5, None])
-def test_the_policy_observes_the_readings_in_use(
+def test_a_daemon_tick_hands_the_readings_in_use_to_the_policy(
     monkeypatch: pytest.MonkeyPatch, in_use: float | None
 ) -> None:
     seen: list[Observation] = []
