@@ -195,14 +195,15 @@ class FastModel:
             else:
                 delay = (backlog + end) / (2.0 * capacity)
             util = 1.0 if rho >= 1.0 or end > 0.0 else rho
-            busy = (arrivals + backlog - end) * s / dt  # served in the step, times service
         else:
             end = backlog + arrivals
             delay = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
             rho = 1.0
             util = 0.0
-            busy = 0.0
         self.backlog = end
+        # the requests served in the step (arrivals and backlog less what is left), times the
+        # service time, per second: the mean busy slots of the step
+        busy = (arrivals + backlog - end) * s / dt if n > 0 else 0.0
         win_b = self._win_b
         self._sum_b += busy - win_b[0]
         win_b.append(busy)
