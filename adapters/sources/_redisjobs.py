@@ -28,7 +28,7 @@ from autoscaler.config import ProcessSettings, Settings
 from autoscaler.durations import parse_duration
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
-from autoscaler.redact import redact, register_secret
+from autoscaler.redact import quote, redact, register_secret
 
 #: entries read from the oldest end of each queue per poll (bounds the cost of a poll)
 HEAD = 10
@@ -206,7 +206,7 @@ def epoch_seconds(value: object, field: str, now: float) -> float:
     Epoch seconds stay below 1e11 until the year 5138; epoch milliseconds are above it since 1973.
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Malformed(f"{field} is {value!r}, not an epoch timestamp")
+        raise Malformed(f"{field} is {quote(value)}, not an epoch timestamp")
     seconds = value / 1000.0 if value >= 1e11 else float(value)
     return check_time(seconds, field, now)
 
@@ -218,9 +218,7 @@ def check_time(seconds: float, field: str, now: float) -> float:
 
 
 def _preview(raw: bytes | str) -> str:
-    shown = raw[:60]
-    more = f", {len(raw)} bytes" if len(raw) > 60 else ""
-    return f"starts {shown!r}{more}"
+    return f"starts {quote(raw)}"
 
 
 def cap(names: Iterable[str], limit: int) -> tuple[list[str], str | None]:
@@ -266,7 +264,7 @@ def reading(
     notes = list(warnings)
     for name, state in states.items():
         if state.unknown is not None:
-            notes.append(f"queue {name!r}: {state.unknown}")
+            notes.append(f"queue {quote(name)}: {state.unknown}")
         elif state.due_at is None:
             queues[name] = 0.0
         else:

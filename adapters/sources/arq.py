@@ -24,6 +24,7 @@ import redis
 
 from autoscaler.config import ProcessSettings, Settings
 from autoscaler.ports import ConfigError
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     QueueState,
     RedisJobSource,
@@ -72,7 +73,7 @@ def probe(
     for name in queues:
         pipe.zcount(name, "-inf", now_ms)
         pipe.zrangebyscore(name, "-inf", now_ms, start=0, num=ARQ_HEAD, withscores=True)
-    first = run(pipe, BACKEND, [f"queue {name!r}" for name in queues for _ in range(2)])
+    first = run(pipe, BACKEND, [f"queue {quote(name)}" for name in queues for _ in range(2)])
 
     pipe = client.pipeline(transaction=False)
     labels: list[str] = []
@@ -80,7 +81,7 @@ def probe(
         for job_id, _ in first[2 * i + 1]:
             pipe.exists(IN_PROGRESS + text(job_id))
             pipe.exists(JOB + text(job_id))
-            labels += [f"queue {name!r}"] * 2
+            labels += [f"queue {quote(name)}"] * 2
     second = run(pipe, BACKEND, labels)
 
     states: dict[str, QueueState] = {}
@@ -90,7 +91,7 @@ def probe(
         count, head = first[2 * i], first[2 * i + 1]
         flags = [(second[offset + 2 * j], second[offset + 2 * j + 1]) for j in range(len(head))]
         offset += 2 * len(head)
-        with about(f"queue {name!r}"):
+        with about(f"queue {quote(name)}"):
             states[name], running = queue_state(count, head, flags, now)
         busy += running
     return states, busy

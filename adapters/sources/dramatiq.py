@@ -30,6 +30,7 @@ from typing import Any
 import redis
 
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
@@ -104,7 +105,7 @@ def due_at(raw: bytes, now: float) -> float:
         raise Malformed("delayed message has no options.eta")
     eta = options["eta"]
     if isinstance(eta, bool) or not isinstance(eta, int | float):
-        raise Malformed(f"options.eta is {eta!r}, not epoch milliseconds")
+        raise Malformed(f"options.eta is {quote(eta)}, not epoch milliseconds")
     return eta / 1000.0
 
 
@@ -142,7 +143,7 @@ def probe(keys: Keys) -> Probe:
             pipe.llen(keys.queue(name))
             pipe.lrange(keys.queue(name), 0, HEAD - 1)
             pipe.lrange(keys.queue(name + ".DQ"), 0, HEAD - 1)
-            labels += [f"queue {name!r}"] * 3
+            labels += [f"queue {quote(name)}"] * 3
         pipe.zrangebyscore(keys.heartbeats, (now - HEARTBEAT_TIMEOUT_S) * 1000, "+inf")
         labels.append("the heartbeats set")
         first = run(pipe, BACKEND, labels)
@@ -154,10 +155,10 @@ def probe(keys: Keys) -> Probe:
             for suffix, ids in ((".msgs", first[3 * i + 1]), (".DQ.msgs", first[3 * i + 2])):
                 if ids:
                     pipe.hmget(keys.queue(name + suffix), ids)
-                    labels.append(f"queue {name!r}")
+                    labels.append(f"queue {quote(name)}")
             for worker in workers:
                 pipe.scard(keys.acks(worker, name))
-                labels.append(f"queue {name!r}")
+                labels.append(f"queue {quote(name)}")
         second = iter(run(pipe, BACKEND, labels))
 
         states: dict[str, QueueState] = {}
@@ -167,7 +168,7 @@ def probe(keys: Keys) -> Probe:
             messages: list[Any] = next(second) if ids else []
             delayed: list[Any] = next(second) if delayed_ids else []
             busy += sum(next(second) for _ in workers)
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(length, messages, delayed, now)
         return states, busy
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import redis
 
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     HEAD,
     Malformed,
@@ -83,7 +84,7 @@ def parse_enqueued_at(raw: str) -> float:
             return datetime.strptime(raw, fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
-    raise Malformed(f"enqueued_at {raw!r} is not an RQ timestamp")
+    raise Malformed(f"enqueued_at {quote(raw)} is not an RQ timestamp")
 
 
 def queue_state(
@@ -103,7 +104,7 @@ def queue_state(
         if enqueued_at is None and created_at is None:
             dangling += 1  # the job hash expired; workers skip such ids
             continue
-        with about(f"job {text(job_id)!r}"):
+        with about(f"job {quote(text(job_id))}"):
             if enqueued_at is None:
                 raise Malformed("has no enqueued_at although it sits in the queue")
             times.append(check_time(parse_enqueued_at(text(enqueued_at)), "enqueued_at", now))
@@ -127,7 +128,7 @@ def probe(keys: Keys) -> Probe:
             pipe.zrangebyscore(keys.scheduled(name), "-inf", now, start=0, num=1, withscores=True)
             pipe.zcount(keys.scheduled(name), "-inf", now)
             pipe.zcount(keys.wip(name), f"({now}", "+inf")
-            labels += [f"queue {name!r}"] * 5
+            labels += [f"queue {quote(name)}"] * 5
         first = run(pipe, BACKEND, labels)
         per_queue = [first[i : i + 5] for i in range(0, len(first), 5)]
 
@@ -136,13 +137,13 @@ def probe(keys: Keys) -> Probe:
         for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
             for job_id in ids:
                 pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
-                labels.append(f"queue {name!r} job {text(job_id)!r}")
+                labels.append(f"queue {quote(name)} job {quote(text(job_id))}")
         fields = iter(run(pipe, BACKEND, labels))
 
         states: dict[str, QueueState] = {}
         busy = 0
         for name, (length, ids, due, count, running) in zip(queues, per_queue, strict=True):
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     length, ids, [next(fields) for _ in ids], due, count, now=now
                 )

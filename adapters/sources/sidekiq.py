@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import redis
 
 from autoscaler.config import ProcessSettings, Settings
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     HEAD,
     Malformed,
@@ -74,7 +75,7 @@ def job_queue(raw: bytes) -> str:
     """The queue a scheduled, retrying or running job belongs to."""
     value = json_object(raw).get("queue")
     if not isinstance(value, str):
-        raise Malformed(f"entry has queue {value!r}, not a queue name")
+        raise Malformed(f"entry has queue {quote(value)}, not a queue name")
     return value
 
 
@@ -117,7 +118,7 @@ def probe(keys: Keys) -> Probe:
         for name in queues:
             pipe.llen(keys.queue(name))
             pipe.lrange(keys.queue(name), -HEAD, -1)
-            labels += [f"queue {name!r}"] * 2
+            labels += [f"queue {quote(name)}"] * 2
         for zset in _SETS:
             pipe.zrangebyscore(
                 keys.key(zset), "-inf", now, start=0, num=SCHEDULED_HEAD, withscores=True
@@ -133,7 +134,7 @@ def probe(keys: Keys) -> Probe:
             pipe.exists(keys.key(identity))
             pipe.hvals(keys.key(f"{identity}:work"))
             pipe.hvals(keys.key(f"{identity}:workers"))
-        labels = [f"process {identity!r}" for identity in identities for _ in range(3)]
+        labels = [f"process {quote(identity)}" for identity in identities for _ in range(3)]
         work = run(pipe, BACKEND, labels)
 
         watched = set(queues)
@@ -147,7 +148,7 @@ def probe(keys: Keys) -> Probe:
             counts.update(due_count)
         states: dict[str, QueueState] = {}
         for i, name in enumerate(queues):
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     first[2 * i], first[2 * i + 1], earliest.get(name), counts[name], now
                 )
@@ -155,7 +156,7 @@ def probe(keys: Keys) -> Probe:
         for i, identity in enumerate(identities):
             alive, new, old = work[3 * i : 3 * i + 3]
             if alive:
-                with about(f"process {identity!r}"):
+                with about(f"process {quote(identity)}"):
                     busy += running([*new, *old], watched)
         return states, busy
 
