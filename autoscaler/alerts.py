@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from autoscaler import logs
-from autoscaler.config import Settings
-from autoscaler.durations import format_duration, parse_duration
+from autoscaler.config import GlobalSettings, Settings
+from autoscaler.configkit import read
+from autoscaler.durations import format_duration
 from autoscaler.model import Reason, Status
-from autoscaler.ports import ConfigError
 from autoscaler.redact import redact, register_secret
 
 if TYPE_CHECKING:
@@ -347,20 +347,16 @@ class Notifier:
 
 
 def parse_after(env: Mapping[str, str]) -> float:
-    raw = env.get("AUTOSCALER_ALERT_AFTER")
-    if raw is None or not raw.strip():
-        return DEFAULT_AFTER
-    try:
-        return parse_duration(raw, "s")
-    except ValueError as exc:
-        raise ConfigError({"AUTOSCALER_ALERT_AFTER": str(exc)}) from None
+    """``AUTOSCALER_ALERT_AFTER`` alone, checked as ``load`` checks it; raises ``ConfigError``."""
+    only = {k: v for k, v in env.items() if k == "AUTOSCALER_ALERT_AFTER"}
+    return float(read(GlobalSettings, only).alert_after)
 
 
 def build(settings: Settings) -> Notifier | None:
     """The notifier the configuration asks for, or ``None`` when no alert target is set."""
     url = settings.glob.notify_url
-    dsn = (settings.env.get("SENTRY_DSN") or "").strip()
-    after = parse_after(settings.env)
+    dsn = settings.glob.sentry_dsn or ""
+    after = float(settings.glob.alert_after)
     if not url and not dsn:
         return None
     senders: list[Callable[[str], None]] = []

@@ -28,23 +28,22 @@ twice ``AUTOSCALER_INTERVAL``), ``AUTOSCALER_LOCK_URL`` (else ``DATABASE_URL``),
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from psycopg import sql
+from pydantic import Field
 
-from autoscaler.config import Settings
-from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
-from autoscaler.locks.redis import parse_ttl
-from autoscaler.ports import ConfigError
+from autoscaler.configkit import DaemonConfig, LockAdapter, Matches, read
+from autoscaler.locks.common import Held, LockUnavailable, lock_where
+from autoscaler.locks.redis import RedisLockSettings, parse_ttl
 from autoscaler.redact import redact
 
-_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA = r"^[a-z_][a-z0-9_]{0,62}$"
 
 # The row is ours to take when it is free (no holder), expired, or already ours and live; the
 # epoch grows on every taking, never on a renewal. No row returned: someone else holds it.
@@ -90,18 +89,23 @@ class PostgresLockConfig:
         return self.ttl / 3
 
 
-def parse(settings: Settings) -> PostgresLockConfig:
-    raw = settings.env.get("AUTOSCALER_LOCK_SCHEMA", "autoscaler_lock").strip()
-    if not _SCHEMA.match(raw):
-        raise ConfigError(
-            {"AUTOSCALER_LOCK_SCHEMA": f"{raw!r} is not a schema name (lowercase, digits, _)"}
-        )
-    return PostgresLockConfig(
-        url=lock_url(settings, settings.glob.database_url, "DATABASE_URL"),
-        name=lock_name(settings),
-        schema=raw,
-        ttl=parse_ttl(settings.env, settings.glob.interval),
+class PostgresLockSettings(RedisLockSettings):
+    """The PostgreSQL lock's variables (``AUTOSCALER_LOCK_*``)."""
+
+    schema_name: Annotated[str, Matches(_SCHEMA, "a schema name", "lowercase, digits, _")] = Field(
+        "autoscaler_lock",
+        validation_alias="AUTOSCALER_LOCK_SCHEMA",
+        description="PostgreSQL schema of the epoch table",
     )
+
+
+def parse(
+    config: DaemonConfig, own: PostgresLockSettings | None = None, scope: str | None = None
+) -> PostgresLockConfig:
+    own = own or read(PostgresLockSettings, config.env)
+    url, name = lock_where(config, own, scope, config.glob.database_url, "DATABASE_URL")
+    ttl = parse_ttl(config.env, config.glob.interval, own)
+    return PostgresLockConfig(url=url, name=name, schema=own.schema_name, ttl=ttl)
 
 
 class PostgresLock:
@@ -289,5 +293,10 @@ class PostgresLock:
         self._ready = True
 
 
-def build(settings: Settings) -> PostgresLock:
-    return PostgresLock(parse(settings))
+def build(
+    config: DaemonConfig, own: PostgresLockSettings | None = None, scope: str | None = None
+) -> PostgresLock:
+    return PostgresLock(parse(config, own, scope))
+
+
+ADAPTER = LockAdapter(PostgresLockSettings, parse, build)

@@ -279,3 +279,14 @@ class Http:
 
     def close(self) -> None:
         self._client.close()
+
+
+def iso_seconds(value: Any) -> float | None:
+    """An ISO-8601 time (``...Z`` or with an offset) as epoch seconds; ``None`` if absent or
+    unreadable (the platforms' ``updated_at``, ``createdAt``, ...)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -33,17 +33,29 @@ started (or starting). A machine without a group belongs to no managed process.
 from __future__ import annotations
 
 import contextlib
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Settings, process_prefix
+from autoscaler.configkit import (
+    Bool,
+    DaemonConfig,
+    EnvSettings,
+    NoSettings,
+    PlatformAdapter,
+    Text,
+    Url,
+    global_only,
+    process_prefix,
+    read,
+)
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -65,8 +77,6 @@ DEPLOYING = frozenset({"replacing", "updating", "launching"})
 #: Fly's documented per-action, per-machine limit: 1 request/s with a burst of 3
 ACTION_RATE = 1.0
 ACTION_BURST = 3
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 
 
 class PartialScale(WriteUnknown):
@@ -91,29 +101,39 @@ class FlyConfig:
     timeout: float = 10.0
 
 
-def parse(settings: Settings) -> FlyConfig:
-    """Read and check Fly's variables; raise ``ConfigError`` naming each missing or bad one."""
-    glob = settings.glob
-    problems: dict[str, str] = {}
-    if not glob.fly_api_token:
-        problems["FLY_API_TOKEN"] = (
-            "is required with AUTOSCALER_PLATFORM=fly (fly tokens create deploy)"
-        )
-    if not glob.fly_app_name:
-        problems["FLY_APP_NAME"] = "is required with AUTOSCALER_PLATFORM=fly"
-    raw_clone = settings.env.get(CLONE_VAR, "false").strip().lower()
-    if raw_clone not in _TRUE + _FALSE:
-        problems[CLONE_VAR] = f"{raw_clone!r} is not a boolean (true or false)"
-    if problems:
-        raise ConfigError(problems)
-    assert glob.fly_api_token is not None and glob.fly_app_name is not None
+class FlySettings(EnvSettings):
+    """The Fly.io platform's variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FLY_")
+
+    api_token: Text = Field(
+        description="a token that may start and stop machines (`fly tokens create deploy`)"
+    )
+    app_name: Text = Field(description="the app whose machines are scaled")
+    api_url: Url = Field(
+        "https://api.machines.dev", description="the Machines API (tests point elsewhere)"
+    )
+    clone: Bool = Field(
+        False,
+        validation_alias=CLONE_VAR,
+        description="may create machines (copies of a group's newest) when no stopped one is "
+        "left; see the Fly.io section",
+    )
+
+
+def parse(
+    config: DaemonConfig,
+    own: FlySettings | None = None,
+) -> FlyConfig:
+    """Fly's settings for the adapter; raise ``ConfigError`` naming each missing or bad one."""
+    own = own or read(FlySettings, config.env)
     return FlyConfig(
-        api_url=glob.fly_api_url,
-        token=glob.fly_api_token,
-        app=glob.fly_app_name,
-        clone=raw_clone in _TRUE,
-        maxima={name: p.max for name, p in settings.processes.items()},
-        timeout=min(10.0, settings.tick_timeout),
+        api_url=own.api_url,
+        token=own.api_token,
+        app=own.app_name,
+        clone=own.clone,
+        maxima={name: p.max for name, p in config.processes.items()},
+        timeout=min(10.0, config.tick_timeout),
     )
 
 
@@ -147,15 +167,6 @@ class Machine:
     image: str | None  # the exact image reference to clone, digest-pinned when known
     standby: bool = False  # a standby for another machine: never capacity
     version: str | None = None  # ``instance_id``: changes with every update of the machine
-
-
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _pinned_image(machine: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
@@ -194,7 +205,7 @@ def parse_machines(body: Any) -> list[Machine]:
                 state=str(item.get("state") or "unknown"),
                 group=str(group or NO_GROUP),
                 region=str(item.get("region") or ""),
-                updated_at=_epoch(item.get("updated_at")),
+                updated_at=iso_seconds(item.get("updated_at")),
                 host_ok=item.get("host_status", "ok") == "ok",
                 config=config,
                 image=_pinned_image(item, config),
@@ -572,5 +583,13 @@ def _lease_data(response: httpx.Response) -> Mapping[str, Any]:
     return data or body
 
 
-def build(settings: Settings) -> FlyPlatform:
-    return FlyPlatform(parse(settings))
+def build(
+    config: DaemonConfig,
+    own: FlySettings | None = None,
+) -> FlyPlatform:
+    return FlyPlatform(parse(config, own))
+
+
+ADAPTER = PlatformAdapter(
+    FlySettings, NoSettings, global_only(parse), global_only(build), lambda own, per: own.app_name
+)

@@ -30,8 +30,7 @@ are found through the connection's ``search_path``.
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.sources._pgjobs import Layout, table_adapter
 
 # ``queue_name = c.q`` written as a range of the pair (queue_name, scheduled_at): only GoodJob's
 # (queue_name, scheduled_at) index can serve it, so the planner cannot walk the single-column
@@ -86,6 +85,4 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(settings: Settings, process: ProcessSettings) -> JobTableSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return JobTableSource("good_job", LAYOUT, config, process.var_prefix)
+ADAPTER = table_adapter("good_job", LAYOUT)

@@ -204,7 +204,9 @@ def replay(
             seed=setup.seed,
             noise_k=fast.NOISE_K,
         )
-    if isinstance(policy, HpaPolicy):
+    if isinstance(policy, HpaPolicy | EnginePolicy):
+        # the instances serving: what the platform reports as ready, and (for the engine) whether
+        # any middleware is alive to publish heartbeats in a window without requests
         policy.ready = lambda: model.serving
     n = len(rates)
     per_minute = model.minute_steps

@@ -344,7 +344,9 @@ def test_a_machine_without_a_process_group_belongs_to_no_process(
     fly_fake.add("web", legacy_group=True)  # the legacy key still names its group
     platform = FlyPlatform(
         fly.parse(
-            fly_settings(fly_fake.url, AUTOSCALER_PROCESSES="app,web", AUTOSCALER_APP_SOURCE="rq")
+            fly_settings(
+                fly_fake.url, AUTOSCALER_PROCESSES="app,web,worker", AUTOSCALER_APP_SOURCE="rq"
+            )
         ),
         clock=clock,
     )

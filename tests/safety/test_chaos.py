@@ -47,6 +47,8 @@ TTL = 15.0
 HEROKU_CALLS_PER_HOUR = 4500
 ENV = {
     "AUTOSCALER_PLATFORM": "heroku",
+    "HEROKU_API_TOKEN": "t",
+    "HEROKU_APP_NAME": "app",
     "AUTOSCALER_PROCESSES": "web,worker",
     "AUTOSCALER_WORKER_SOURCE": "rq",
     "AUTOSCALER_WEB_MIN": "2",
@@ -63,6 +65,7 @@ BOUNDS = {"web": (2, 8), "worker": (0, 5)}
 
 
 class Quiet:
+    def debug(self, *a: Any, **k: Any) -> None: ...
     def info(self, *a: Any, **k: Any) -> None: ...
     def warning(self, *a: Any, **k: Any) -> None: ...
     def error(self, *a: Any, **k: Any) -> None: ...

@@ -99,6 +99,7 @@ def daemon_env(api: FakeFormationApi, token: str, **lock: str) -> dict[str, str]
         "AUTOSCALER_INTERVAL": f"{INTERVAL:g}s",
         "AUTOSCALER_LOCK_TTL": f"{TTL:g}s",
         "AUTOSCALER_LOG_FORMAT": "json",
+        "AUTOSCALER_LOG_LEVEL": "debug",  # holds too: a follower's decisions are all holds
         **lock,
     }
 
@@ -115,7 +116,11 @@ def check_journal(writes: list[Write], daemons: list[Daemon]) -> dict[str, int]:
     assert len(set(epoch_of.values())) == len(epoch_of), "two writers shared an epoch"
     # the daemons' own logs tag each write with the same epoch
     for d in daemons:
-        logged = {e["epoch"] for e in d.events() if e.get("event") == "scaled"}
+        logged = {
+            e["epoch"]
+            for e in d.events()
+            if e.get("event") == "decision" and e.get("outcome") == "written"
+        }
         assert logged <= {epoch_of.get(d.token)}, (d.name, logged, epoch_of)
     return epoch_of
 
