@@ -79,8 +79,6 @@ def cause_of(error: str, *, write: bool = False) -> str:
         for words, cause in _WRITE_CAUSES:  # anywhere: the loop may prefix the process
             if words in error:
                 return cause
-        if "not sent: the platform refused this change" in error:
-            return "rejected"  # the same refusal, held back (not re-sent) by the loop
     for pattern, cause in _TEXT_CAUSES:
         if pattern.search(error):
             return cause
