@@ -64,10 +64,8 @@ def test_metrics_healthz_and_errors_are_answered(server: MetricsServer) -> None:
 def test_forty_idle_connections_do_not_keep_healthz_waiting(server: MetricsServer) -> None:
     sockets = idle(server, 40)
     try:
-        started = time.monotonic()
-        for _ in range(5):
+        for _ in range(5):  # each within the client's 2 s timeout, or httpx raises
             assert httpx.get(url(server, "/healthz"), timeout=2).status_code == 200
-        assert time.monotonic() - started < 5  # bounded by the client timeouts, not measured
         # the idle ones are closed by the server: never more than MAX_OPEN held, and none after
         # the request timeout
         assert all(closed_by_peer(s, within=3.0) for s in sockets)
