@@ -56,6 +56,7 @@ _UNTRUSTED = (Status.MISSING, Status.STALE, Status.FAILED)
 _WRITE_CAUSES = (
     ("rate limited", "rate limited"),
     ("rejected (needs operator action)", "rejected"),
+    ("the platform refused this change", "rejected"),  # the same refusal, not sent again
     ("rejected (will retry)", "refused for now"),
     ("outcome unknown", "outcome unknown"),
     ("not sent, the formation changed", "formation changed meanwhile"),
@@ -75,11 +76,9 @@ _TEXT_CAUSES = (
 def cause_of(error: str, *, write: bool = False) -> str:
     """A short name for what an error is about, so that alerts are keyed by cause."""
     if write:
-        for prefix, cause in _WRITE_CAUSES:
-            if error.startswith(prefix):
+        for words, cause in _WRITE_CAUSES:  # anywhere: the loop may prefix the process
+            if words in error:
                 return cause
-        if "not sent: the platform refused this change" in error:
-            return "rejected"  # the same refusal, held back (not re-sent) by the loop
     for pattern, cause in _TEXT_CAUSES:
         if pattern.search(error):
             return cause

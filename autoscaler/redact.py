@@ -32,3 +32,32 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+#: how much of a foreign value (from Redis, a database, an endpoint, a platform) a message quotes
+QUOTE_LIMIT = 60
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A short, escaped prefix of foreign data, for an error message: the ``repr`` of at most
+    ``limit`` characters (or bytes), then how much more there was. Control characters, quotes
+    and newlines come out escaped, so the value can neither flood a log line nor forge one."""
+    if isinstance(value, str | bytes | bytearray):
+        kind = "characters" if isinstance(value, str) else "bytes"
+        shown = repr(value[:limit])
+        more = len(value) - limit
+        return shown + (f" (+{more} more {kind})" if more > 0 else "")
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (over 4300 digits)
+        return f"<{type(value).__name__} too long to show>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... (+{len(text) - limit} more characters)"
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\r``, ``\\n``...)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

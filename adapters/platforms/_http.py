@@ -30,7 +30,7 @@ import httpx
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.ports import PlatformError, RateLimited, WriteUnknown
-from autoscaler.redact import redact
+from autoscaler.redact import printable, redact
 
 #: the outcome of a write is unknown when the transport failed after the request left
 _AFTER_SEND = (
@@ -161,12 +161,12 @@ def error_message(response: httpx.Response, limit: int = 300) -> str:
     if isinstance(body, dict):
         for key in ("message", "error", "detail"):
             if isinstance(body.get(key), str) and body[key]:
-                return redact(body[key][:limit])
+                return redact(printable(body[key][:limit]))
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return redact(str(errors[0].get("message", ""))[:limit])
+            return redact(printable(str(errors[0].get("message", ""))[:limit]))
     text = response.text.strip().replace("\n", " ")
-    return redact(text[:limit]) if text else response.reason_phrase
+    return redact(printable(text[:limit])) if text else response.reason_phrase
 
 
 class Http:

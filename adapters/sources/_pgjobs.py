@@ -42,7 +42,7 @@ from autoscaler.configkit import (
 )
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
-from autoscaler.redact import redact, register_secret
+from autoscaler.redact import quote, redact, register_secret
 from autoscaler.sources._queues import QueueSettings
 
 DEFAULT_TIMEOUT_S = 3.0
@@ -301,7 +301,7 @@ def describe(source: str, queues: Sequence[str] | None) -> str:
 
 def _number(value: Any, queue: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise SourceError(f"queue {queue}: {what} is not a number ({value!r})")
+        raise SourceError(f"queue {queue}: {what} is not a number ({quote(value)})")
     number = float(value)
     if not math.isfinite(number):
         raise SourceError(f"queue {queue}: {what} is {number} (not a finite number)")
@@ -310,7 +310,7 @@ def _number(value: Any, queue: str, what: str) -> float:
 
 def _count(value: Any, queue: str, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SourceError(f"queue {queue}: {what} is not a count ({value!r})")
+        raise SourceError(f"queue {queue}: {what} is not a count ({quote(value)})")
     return value
 
 

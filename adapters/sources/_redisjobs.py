@@ -36,7 +36,7 @@ from autoscaler.configkit import (
 )
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
-from autoscaler.redact import redact, register_secret
+from autoscaler.redact import quote, redact, register_secret
 from autoscaler.sources._queues import QueueSettings
 
 #: entries read from the oldest end of each queue per poll (bounds the cost of a poll)
@@ -220,7 +220,7 @@ def epoch_seconds(value: object, field: str, now: float) -> float:
     Epoch seconds stay below 1e11 until the year 5138; epoch milliseconds are above it since 1973.
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Malformed(f"{field} is {value!r}, not an epoch timestamp")
+        raise Malformed(f"{field} is {quote(value)}, not an epoch timestamp")
     seconds = value / 1000.0 if value >= 1e11 else float(value)
     return check_time(seconds, field, now)
 
@@ -232,9 +232,7 @@ def check_time(seconds: float, field: str, now: float) -> float:
 
 
 def _preview(raw: bytes | str) -> str:
-    shown = raw[:60]
-    more = f", {len(raw)} bytes" if len(raw) > 60 else ""
-    return f"starts {shown!r}{more}"
+    return f"starts {quote(raw)}"
 
 
 def cap(names: Iterable[str], limit: int) -> tuple[list[str], str | None]:
@@ -280,7 +278,7 @@ def reading(
     notes = list(warnings)
     for name, state in states.items():
         if state.unknown is not None:
-            notes.append(f"queue {name!r}: {state.unknown}")
+            notes.append(f"queue {quote(name)}: {state.unknown}")
         elif state.due_at is None:
             queues[name] = 0.0
         else:
@@ -343,7 +341,7 @@ class Round:
             self.pipe.lrange(key, -HEAD, -1)
         else:
             self.pipe.lrange(key, 0, HEAD - 1)
-        self.label(f"queue {queue!r}", 2)
+        self.label(f"queue {quote(queue)}", 2)
 
     def run(self) -> list[Any]:
         return run(self.pipe, self.backend, self.labels)

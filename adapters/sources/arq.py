@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import redis
 
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     Layout,
     Probed,
@@ -70,7 +71,7 @@ def probe(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
     for name in queues:
         heads.pipe.zcount(name, "-inf", now_ms)
         heads.pipe.zrangebyscore(name, "-inf", now_ms, start=0, num=ARQ_HEAD, withscores=True)
-        heads.label(f"queue {name!r}", 2)
+        heads.label(f"queue {quote(name)}", 2)
     first = heads.run()
 
     jobs = Round(client, BACKEND)
@@ -78,7 +79,7 @@ def probe(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
         for job_id, _ in first[2 * i + 1]:
             jobs.pipe.exists(IN_PROGRESS + text(job_id))
             jobs.pipe.exists(JOB + text(job_id))
-            jobs.label(f"queue {name!r}", 2)
+            jobs.label(f"queue {quote(name)}", 2)
     second = jobs.run()
 
     states: dict[str, QueueState] = {}
@@ -88,7 +89,7 @@ def probe(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
         count, head = first[2 * i], first[2 * i + 1]
         flags = [(second[offset + 2 * j], second[offset + 2 * j + 1]) for j in range(len(head))]
         offset += 2 * len(head)
-        with about(f"queue {name!r}"):
+        with about(f"queue {quote(name)}"):
             states[name], running = queue_state(count, head, flags, now)
         busy += running
     return states, busy

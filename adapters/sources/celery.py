@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
@@ -88,11 +89,11 @@ class Timing:
 def parse_iso(value: object, field: str) -> float:
     """An ISO 8601 time from a header; a naive one is UTC (Celery's ``enable_utc`` default)."""
     if not isinstance(value, str):
-        raise Malformed(f"{field} is {value!r}, not an ISO 8601 time")
+        raise Malformed(f"{field} is {quote(value)}, not an ISO 8601 time")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise Malformed(f"{field} {value!r} is not an ISO 8601 time") from None
+        raise Malformed(f"{field} {quote(value)} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
@@ -181,7 +182,7 @@ def probe(keys: Keys) -> Probe:
         for i, name in enumerate(queues):
             mine = replies[i * per_queue : (i + 1) * per_queue]
             lists = [(mine[j], mine[j + 1]) for j in range(0, per_queue, 2)]
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(lists, now)
         return states, int(replies[-1])
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import redis
 
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
@@ -104,7 +105,7 @@ def due_at(raw: bytes, now: float) -> float:
         raise Malformed("delayed message has no options.eta")
     eta = options["eta"]
     if isinstance(eta, bool) or not isinstance(eta, int | float):
-        raise Malformed(f"options.eta is {eta!r}, not epoch milliseconds")
+        raise Malformed(f"options.eta is {quote(eta)}, not epoch milliseconds")
     return eta / 1000.0
 
 
@@ -136,7 +137,7 @@ def probe(keys: Keys) -> Probe:
         for name in queues:
             head.head(name, keys.queue(name))
             head.pipe.lrange(keys.queue(name + ".DQ"), 0, HEAD - 1)
-            head.label(f"queue {name!r}")
+            head.label(f"queue {quote(name)}")
         head.pipe.zrangebyscore(keys.heartbeats, (now - HEARTBEAT_TIMEOUT_S) * 1000, "+inf")
         head.label("the heartbeats set")
         first = head.run()
@@ -147,10 +148,10 @@ def probe(keys: Keys) -> Probe:
             for suffix, ids in ((".msgs", first[3 * i + 1]), (".DQ.msgs", first[3 * i + 2])):
                 if ids:
                     bodies.pipe.hmget(keys.queue(name + suffix), ids)
-                    bodies.label(f"queue {name!r}")
+                    bodies.label(f"queue {quote(name)}")
             for worker in workers:
                 bodies.pipe.scard(keys.acks(worker, name))
-                bodies.label(f"queue {name!r}")
+                bodies.label(f"queue {quote(name)}")
         second = iter(bodies.run())
 
         states: dict[str, QueueState] = {}
@@ -160,7 +161,7 @@ def probe(keys: Keys) -> Probe:
             messages: list[Any] = next(second) if ids else []
             delayed: list[Any] = next(second) if delayed_ids else []
             busy += sum(next(second) for _ in workers)
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(length, messages, delayed, now)
         return states, busy
 

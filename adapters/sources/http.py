@@ -48,7 +48,7 @@ from autoscaler.configkit import (
 )
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
-from autoscaler.redact import redact, register_secret
+from autoscaler.redact import quote, redact, register_secret
 
 DEFAULT_TIMEOUT_S = 3.0
 MAX_BYTES = 1 << 20
@@ -107,7 +107,7 @@ def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        raise SourceError(f"the answer is not JSON ({body[:60]!r})") from None
+        raise SourceError(f"the answer is not JSON ({quote(body)})") from None
     if not isinstance(data, list):
         raise SourceError(
             f'the answer is a JSON {type(data).__name__}, not a list of {{"name", "value"}}'
@@ -115,9 +115,8 @@ def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
     found = [e for e in data if isinstance(e, dict) and e.get("name") == name]
     if not found:
         names = sorted({str(e.get("name")) for e in data if isinstance(e, dict)})
-        raise SourceError(
-            f"no entry named {name!r} in the answer (names: {', '.join(names) or 'none'})"
-        )
+        shown = ", ".join(quote(n, 30) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+        raise SourceError(f"no entry named {name!r} in the answer (names: {shown or 'none'})")
     if len(found) > 1:
         raise SourceError(f"{len(found)} entries named {name!r} in the answer")
     entry = found[0]
@@ -128,12 +127,12 @@ def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
             f"entry {name!r}: {key} is null (the endpoint could not read this queue); not read as 0"
         )
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SourceError(f"entry {name!r}: value is not a number ({value!r:.60})")
+        raise SourceError(f"entry {name!r}: value is not a number ({quote(value)})")
     if not math.isfinite(value) or value < 0:
-        raise SourceError(f"entry {name!r}: value {value!r} is not a finite number >= 0")
+        raise SourceError(f"entry {name!r}: value {quote(value)} is not a finite number >= 0")
     if unit == "size":
         if value != int(value):
-            raise SourceError(f"entry {name!r}: value {value!r} is not a whole number of jobs")
+            raise SourceError(f"entry {name!r}: value {quote(value)} is not a whole number of jobs")
         jobs = int(value)
         return Reading(Metric.JOB_LATENCY, jobs * 1000.0, jobs, 0.0, {name: jobs * 1000.0}, jobs)
     ms = float(value) * (1.0 if unit == "latency_ms" else 1000.0)

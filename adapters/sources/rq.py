@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     Layout,
     Malformed,
@@ -82,7 +83,7 @@ def parse_enqueued_at(raw: str) -> float:
             return datetime.strptime(raw, fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
-    raise Malformed(f"enqueued_at {raw!r} is not an RQ timestamp")
+    raise Malformed(f"enqueued_at {quote(raw)} is not an RQ timestamp")
 
 
 def queue_state(
@@ -102,7 +103,7 @@ def queue_state(
         if enqueued_at is None and created_at is None:
             dangling += 1  # the job hash expired; workers skip such ids
             continue
-        with about(f"job {text(job_id)!r}"):
+        with about(f"job {quote(text(job_id))}"):
             if enqueued_at is None:
                 raise Malformed("has no enqueued_at although it sits in the queue")
             times.append(check_time(parse_enqueued_at(text(enqueued_at)), "enqueued_at", now))
@@ -124,7 +125,7 @@ def probe(keys: Keys) -> Probe:
             )
             first.pipe.zcount(keys.scheduled(name), "-inf", now)
             first.pipe.zcount(keys.wip(name), f"({now}", "+inf")
-            first.label(f"queue {name!r}", 3)
+            first.label(f"queue {quote(name)}", 3)
         replies = first.run()
         per_queue = [replies[i : i + 5] for i in range(0, len(replies), 5)]
 
@@ -132,13 +133,13 @@ def probe(keys: Keys) -> Probe:
         for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
             for job_id in ids:
                 second.pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
-                second.label(f"queue {name!r} job {text(job_id)!r}")
+                second.label(f"queue {quote(name)} job {quote(text(job_id))}")
         fields = iter(second.run())
 
         states: dict[str, QueueState] = {}
         busy = 0
         for name, (length, ids, due, count, running) in zip(queues, per_queue, strict=True):
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     length, ids, [next(fields) for _ in ids], due, count, now=now
                 )

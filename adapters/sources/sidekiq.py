@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import redis
 
+from autoscaler.redact import quote
 from autoscaler.sources._redisjobs import (
     Layout,
     Malformed,
@@ -73,7 +74,7 @@ def job_queue(raw: bytes) -> str:
     """The queue a scheduled, retrying or running job belongs to."""
     value = json_object(raw).get("queue")
     if not isinstance(value, str):
-        raise Malformed(f"entry has queue {value!r}, not a queue name")
+        raise Malformed(f"entry has queue {quote(value)}, not a queue name")
     return value
 
 
@@ -127,7 +128,7 @@ def probe(keys: Keys) -> Probe:
             alive.pipe.exists(keys.key(identity))
             alive.pipe.hvals(keys.key(f"{identity}:work"))
             alive.pipe.hvals(keys.key(f"{identity}:workers"))
-            alive.label(f"process {identity!r}", 3)
+            alive.label(f"process {quote(identity)}", 3)
         work = alive.run()
 
         watched = set(queues)
@@ -141,7 +142,7 @@ def probe(keys: Keys) -> Probe:
             counts.update(due_count)
         states: dict[str, QueueState] = {}
         for i, name in enumerate(queues):
-            with about(f"queue {name!r}"):
+            with about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     first[2 * i], first[2 * i + 1], earliest.get(name), counts[name], now
                 )
@@ -149,7 +150,7 @@ def probe(keys: Keys) -> Probe:
         for i, identity in enumerate(identities):
             alive, new, old = work[3 * i : 3 * i + 3]
             if alive:
-                with about(f"process {identity!r}"):
+                with about(f"process {quote(identity)}"):
                     busy += running([*new, *old], watched)
         return states, busy
 

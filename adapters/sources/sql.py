@@ -31,7 +31,7 @@ from pydantic import Field
 from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter, Text, read
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import SourceError
-from autoscaler.redact import redact
+from autoscaler.redact import quote, redact
 from autoscaler.sources._pgjobs import PgClient, PgSettings, parse_config
 
 _TEXT_TYPES = {"text", "varchar", "bpchar", "name", "char", "character varying"}
@@ -45,7 +45,7 @@ def _age_s(value: Any, where: str) -> float:
     if isinstance(value, datetime.timedelta):
         age = value.total_seconds()
     elif isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise SourceError(f"{where}: the age is not a number of seconds ({value!r})")
+        raise SourceError(f"{where}: the age is not a number of seconds ({quote(value)})")
     else:
         age = float(value)
     if not math.isfinite(age):
@@ -64,7 +64,7 @@ def _count(value: Any, where: str, what: str) -> int | None:
     if isinstance(value, Decimal) and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SourceError(f"{where}: {what} is not a whole number of jobs ({value!r})")
+        raise SourceError(f"{where}: {what} is not a whole number of jobs ({quote(value)})")
     return value
 
 

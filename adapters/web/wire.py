@@ -43,6 +43,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from autoscaler.redact import quote
+
 VERSION = 1
 SLOT_SECONDS = 5
 GROWTH = 1.02
@@ -167,9 +169,9 @@ def _int(name: str, raw: bytes | str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise WireError(f"field {name!r} is {raw!r}, not an integer") from None
+        raise WireError(f"field {quote(name)} is {quote(raw)}, not an integer") from None
     if value < 0:
-        raise WireError(f"field {name!r} is negative")
+        raise WireError(f"field {quote(name)} is negative")
     return value
 
 
@@ -177,9 +179,9 @@ def _float(name: str, raw: bytes | str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise WireError(f"field {name!r} is {raw!r}, not a number") from None
+        raise WireError(f"field {quote(name)} is {quote(raw)}, not a number") from None
     if not math.isfinite(value) or value < 0:
-        raise WireError(f"field {name!r} is {value!r}")
+        raise WireError(f"field {quote(name)} is {value!r}")
     return value
 
 
@@ -196,7 +198,9 @@ def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
             except ValueError:
                 k, c = 0, -1
             if c < 0 or k > MAX_BUCKET:
-                raise WireError(f"bucket {raw_name!r} holds {raw!r} (or is above {MAX_BUCKET})")
+                raise WireError(
+                    f"bucket {quote(raw_name)} holds {quote(raw)} (or is above {MAX_BUCKET})"
+                )
             buckets[k] = c
             continue
         name = raw_name.decode("ascii", "replace") if isinstance(raw_name, bytes) else raw_name
@@ -223,7 +227,7 @@ def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
         elif name.startswith("d:"):
             slot.drops[name[2:]] = _int(name, raw)
     if version != str(VERSION):
-        raise WireError(f"wire version {version!r} is not {VERSION}")
+        raise WireError(f"wire version {quote(version)} is not {VERSION}")
     if sum(slot.buckets.values()) != slot.count:
         raise WireError(
             f"buckets hold {sum(slot.buckets.values())} samples but 'n' is {slot.count}"

@@ -162,6 +162,8 @@ def test_causes_are_told_apart_from_the_error_text() -> None:
     assert cause_of("the platform reported no 'web' process") == "other errors"
     assert cause_of("rejected (needs operator action): tier limit", write=True) == "rejected"
     assert cause_of("outcome unknown: fly: ... 503", write=True) == "outcome unknown"
+    refused_again = "web: not sent: the platform refused this change 5s ago and it is unchanged"
+    assert cause_of(refused_again, write=True) == "rejected"
 
 
 def test_many_conditions_at_once_stay_within_ten_messages_an_hour() -> None:

@@ -63,7 +63,7 @@ def test_the_token_is_sent_as_a_header_and_kept_out_of_messages(server: FakeHire
     [
         (b"<html>oops</html>", "not JSON"),
         (b'{"name": "worker", "value": 1}', "not a list"),
-        (b'[{"name": "web", "value": 1}]', "no entry named 'worker'.*names: web"),
+        (b'[{"name": "web", "value": 1}]', "no entry named 'worker'.*names: 'web'"),
         (b'[{"name": "worker", "value": 1}, {"name": "worker", "value": 2}]', "2 entries"),
         (b'[{"name": "worker", "value": null}]', "value is null.*not read as 0"),
         (b'[{"name": "worker", "quantity": null}]', "quantity is null.*not read as 0"),
