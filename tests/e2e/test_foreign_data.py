@@ -17,8 +17,7 @@ from autoscaler.redact import quote
 from autoscaler.sources import _redisjobs, http, rq, sql
 from autoscaler.sources.request_queue_time import RequestQueueTimeSource
 from autoscaler.web import wire
-
-from .helpers import REDIS_URL
+from tests.helpers import REDIS_URL
 
 MB = 1 << 20
 SHORT = 400  # no message about one bad value needs more
