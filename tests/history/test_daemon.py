@@ -227,7 +227,7 @@ def test_fourteen_days_of_one_process_stay_under_the_documented_bytes(db12: redi
     rec.flush()
     used = sum(int(db12.memory_usage(k) or 0) for k in db12.keys("autoscaler:size:*"))
     per_day = used / 14
-    assert per_day < 100_000, f"{per_day:.0f} bytes a day"  # docs/dashboard.md says 100 kB
+    assert per_day < 120_000, f"{per_day:.0f} bytes a day"  # docs/dashboard.md: under 120 kB
     print(f"{per_day:.0f} bytes a day")
     assert len(store.read("web", t0, t0 + 15 * 86400)[0]) == 14 * 1440
     assert isinstance(store.read("web", t0, t0 + 60)[0][0], Minute)
