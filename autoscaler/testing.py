@@ -14,7 +14,9 @@ from autoscaler.ports import PlatformError, SourceError
 @dataclass
 class FakePlatform:
     """An in-memory formation. ``journal`` records every write; ``fail_reads``/``fail_writes``
-    hold exceptions raised (one per call, first in first out) before the call takes effect."""
+    hold exceptions raised (one per call, first in first out) before the call takes effect;
+    ``broken`` maps a process to the error every read that includes it raises (a process the
+    platform refuses to report, such as a Render service with its own autoscaling on)."""
 
     quantities: dict[str, int]
     name: str = "fake"
@@ -22,6 +24,7 @@ class FakePlatform:
     reads: int = 0
     fail_reads: deque[PlatformError] = field(default_factory=deque)
     fail_writes: deque[PlatformError] = field(default_factory=deque)
+    broken: dict[str, PlatformError] = field(default_factory=dict)
     apply_failed_writes: bool = False  # a failed write that applied anyway (timeouts)
     updated_at: float | None = None
     deploying: bool = False
@@ -33,6 +36,9 @@ class FakePlatform:
         self.reads += 1
         if self.fail_reads:
             raise self.fail_reads.popleft()
+        for process in processes:
+            if process in self.broken:
+                raise self.broken[process]
         return {
             p: Formation(self.quantities[p], self.updated_at, self.deploying, self.ready)
             for p in processes

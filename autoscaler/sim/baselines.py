@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from autoscaler.model import Instant, Observation, Status
+from autoscaler.model import Instant, Metric, Observation
+from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 
 BASELINES = ("static", "hpa", "step", "oracle", "bound")
@@ -46,8 +47,31 @@ class Policy(Protocol):
         ...
 
 
+class _Window:
+    """The web source's reading of one simulated window (the fields ``observe.fill`` reads),
+    refilled on every tick: a month of 5 s ticks is half a million of them."""
+
+    __slots__ = ("age_s", "busy", "depth", "in_use", "metric", "rate_per_s", "samples", "value_ms")
+
+    def __init__(self) -> None:
+        self.metric = Metric.REQUEST_QUEUE_TIME
+        self.value_ms: float | None = None
+        self.samples = 0
+        self.age_s: float | None = 0.0
+        self.depth: int | None = None
+        self.busy: int | None = None
+        self.rate_per_s: float | None = None
+        self.in_use: float | None = None
+
+
 class EnginePolicy:
-    """The daemon's policy engine, fed as the loop feeds it."""
+    """The daemon's policy engine, fed as the loop feeds it: each step's signal becomes the
+    reading the web source would return, and ``autoscaler.observe`` (the daemon's own rule)
+    turns it and the formation into the observation.
+
+    The source is modelled as the daemon sees it: a window without requests reads 0 ms from 0
+    samples while instances serve (their middleware publishes heartbeats), and nothing at all
+    (missing) when none serves. The instances serving are the platform's ``ready``."""
 
     def __init__(
         self,
@@ -57,33 +81,53 @@ class EnginePolicy:
         wall0: float,
         window_s: float = 30.0,
         name: str = "default",
+        stale_after: float | None = None,
     ) -> None:
         self.name = name
         self.window_s = window_s
         self.cfg = cfg
         self.min_samples = min_samples
+        # the daemon's default (``AUTOSCALER_<P>_STALE_AFTER``); a modelled reading is never old
+        self.stale_after = max(60.0, 2 * window_s) if stale_after is None else stale_after
         self.wall0 = wall0
         # the run starts with the formation just set (the signal's window still filling), as
         # the daemon counts the platform's last formation change
         self.state = PolicyState(last_change=0.0)
-        # reused on every call (``decide`` keeps no reference to them): a month of 5 s ticks
-        # is half a million calls
+        # reused on every call (``decide`` keeps no reference to them)
+        self._window = _Window()
         self._obs = Observation(0, None)
         self._now = Instant(0.0, wall0)
+        # set by the runner: the instances serving (what the platform reports as ready)
+        self.ready: Callable[[], int] | None = None
+        # set by the runner: the model's mean requests in service over the window (in_use)
+        self.in_use: Callable[[], float | None] | None = None
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        obs, now = self._obs, self._now
-        obs.current = current
-        obs.signal_ms = signal_ms
-        obs.rate_per_s = samples / self.window_s  # what a source reports as its request rate
-        if signal_ms is None:
-            obs.status = Status.MISSING
-        elif samples < self.min_samples:
-            obs.status = Status.SPARSE
+        serving = None if self.ready is None else self.ready()
+        window = self._window
+        if signal_ms is None and serving != 0:
+            signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
+        window.value_ms = signal_ms
+        # the model's mean requests in service over the window, as the middleware's busy time
+        window.in_use = None if self.in_use is None or signal_ms is None else self.in_use()
+        if signal_ms is None:  # nobody publishes: no value, no age
+            window.age_s, window.samples, window.rate_per_s = None, 0, None
         else:
-            obs.status = Status.OK
+            # a fluid model's expected count: any positive count is at least one request
+            window.age_s = 0.0
+            window.samples = math.ceil(samples) if samples > 0.0 else 0
+            window.rate_per_s = samples / self.window_s  # what the source reports as its rate
+        obs = fill(
+            self._obs,
+            current,
+            serving,
+            window,
+            stale_after=self.stale_after,
+            min_samples=self.min_samples,
+        )
+        now = self._now
         now.mono = t
         now.wall = self.wall0 + t
         decision, self.state = decide(self.cfg, self.state, obs, now)

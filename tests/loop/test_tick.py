@@ -16,6 +16,8 @@ from autoscaler.testing import FakePlatform, FakeSource
 
 ENV = {
     "AUTOSCALER_PLATFORM": "heroku",
+    "HEROKU_API_TOKEN": "t",
+    "HEROKU_APP_NAME": "app",
     "AUTOSCALER_PROCESSES": "web,worker",
     "AUTOSCALER_WORKER_SOURCE": "rq",
     "AUTOSCALER_WORKER_MIN": "0",
@@ -122,9 +124,8 @@ def test_a_failed_write_does_not_start_a_cooldown():
     [
         Conflict("web is now 3"),
         Rejected("release phase", retryable=True),
-        Rejected("tier limit", retryable=False),
     ],
-    ids=["conflict", "rejected-retryable", "rejected-final"],
+    ids=["conflict", "rejected-retryable"],
 )
 def test_refused_writes_leave_the_state_as_it_was(error):
     scaler, platform, sources, clock = make()
@@ -188,7 +189,8 @@ def test_dry_run_sends_zero_writes():
 
 def test_a_platform_read_failure_is_reported_and_the_next_tick_runs():
     scaler, platform, _, clock = make()
-    platform.fail_reads.append(PlatformError("connection refused"))
+    # the read of both, then each on its own
+    platform.fail_reads.extend([PlatformError("connection refused")] * 3)
     bad = scaler.tick()
     clock.advance(5)
     good = scaler.tick()
@@ -219,9 +221,9 @@ def test_external_changes_are_adopted_and_logged():
     assert "adopted=true" in out.getvalue()
 
 
-def test_one_decision_event_per_process_per_tick_in_logfmt():
+def test_one_decision_event_per_process_per_tick_in_logfmt_holds_at_debug():
     out = io.StringIO()
-    logs.configure("logfmt", "info", stream=out)
+    logs.configure("logfmt", "debug", stream=out)
     scaler, _, sources, _ = make(log=logs.get())
     sources["web"].value_ms = 340.0
     scaler.tick()
@@ -230,12 +232,44 @@ def test_one_decision_event_per_process_per_tick_in_logfmt():
     assert lines[0].startswith(
         "event=decision process=web action=up current=2 desired=4 signal_ms=340.0 reason=above_band"
     )
-    assert "dry_run=false" in lines[0]
+    assert "dry_run=false" in lines[0] and "outcome=written" in lines[0]
+    assert "level=info" in lines[0]
+    assert "process=worker action=hold" in lines[1] and "level=debug" in lines[1]
+
+
+def test_at_info_only_changes_are_logged_then_a_summary_every_ten_minutes():
+    out = io.StringIO()
+    logs.configure("logfmt", "info", stream=out)
+    scaler, _, sources, clock = make(log=logs.get())
+    sources["web"].value_ms = 340.0
+    scaler.tick()  # web 2 -> 4
+    sources["web"].value_ms = 100.0
+    for _ in range(120):  # ten minutes in band
+        clock.advance(5)
+        scaler.tick()
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["event=decision"] + ["event=summary"] * 2
+    assert "process=web" in lines[0] and "desired=4" in lines[0]
+    web = next(line for line in lines if line.startswith("event=summary process=web"))
+    assert "quantity=2..4" in web and "signal_ms=100..340" in web and "changes=1" in web
+
+
+def test_a_repeated_problem_is_logged_once_and_again_when_it_clears():
+    out = io.StringIO()
+    logs.configure("logfmt", "info", stream=out)
+    scaler, platform, _, clock = make(log=logs.get())
+    for _ in range(10):
+        platform.fail_reads.extend([PlatformError("connection refused")] * 3)
+        scaler.tick()
+        clock.advance(5)
+    scaler.tick()
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["event=platform_read_failed", "event=recovered"]
 
 
 def test_the_learned_capacity_is_logged_and_exported_and_the_forecast_scales_ahead():
     out = io.StringIO()
-    logs.configure("logfmt", "info", stream=out)
+    logs.configure("logfmt", "debug", stream=out)
     web = FakeSource(150.0, rate_per_s=80.0)  # 20 requests/s on each of 4, near the band's top
     scaler, platform, _, clock = make(quantities={"web": 4, "worker": 1}, web=web, log=logs.get())
     for _ in range(25):  # 20 settled readings make the load known
@@ -351,3 +385,134 @@ def test_capacity_that_never_becomes_ready_stops_the_upscales():
         clock.advance(5)
     assert platform.journal == [{"web": 4}, {"web": 8}]
     assert reasons[-1] == "not_ready"
+
+
+# ---- one process's failed read fails only that process (issue 14 item 16) ---------------------
+
+
+def test_a_process_whose_read_fails_fails_alone_the_others_are_decided_and_written():
+    scaler, platform, sources, clock = make(quantities={"web": 2, "worker": 0})
+    platform.broken["web"] = Rejected("render: web has autoscaling on", retryable=False)
+    sources["web"].value_ms = 5000.0
+    sources["worker"].value_ms, sources["worker"].depth = 5000.0, 3  # jobs waiting, no worker
+    report = scaler.tick()
+    assert [d.process for d in report.decisions] == ["worker"]
+    assert report.decisions[0].reason.value == "scale_from_zero"
+    assert platform.journal == [{"worker": 1}]
+    assert "autoscaling on" in report.read_errors["web"]
+    assert "autoscaling on" in (report.platform_error or "")  # alerts see it
+    assert report.ok  # the daemon did its work for the process it could read
+    del platform.broken["web"]
+    clock.advance(5)
+    assert [d.process for d in scaler.tick().decisions] == ["web", "worker"]
+
+
+def test_a_rate_limited_read_is_not_repeated_per_process():
+    scaler, platform, _, _ = make()
+    platform.fail_reads.append(RateLimited("429", retry_after=10))
+    report = scaler.tick()
+    assert platform.reads == 1
+    assert set(report.read_errors) == {"web", "worker"} and not report.ok
+
+
+# ---- a write refused for good is not re-sent every tick (issue 14 item 9) ----------------------
+
+
+def refusing(**kwargs):
+    scaler, platform, sources, clock = make(**kwargs)
+    sources["web"].value_ms = 450.0
+    attempts = []
+
+    def scale(targets, expected):
+        attempts.append(dict(targets))
+        raise Rejected("heroku: dyno tier limit (needs operator action)", retryable=False)
+
+    platform.scale = scale
+    return scaler, platform, sources, clock, attempts
+
+
+def test_a_refused_write_is_not_sent_again_within_the_hour_and_the_alert_says_so():
+    from autoscaler.alerts import Alerts
+
+    sent = []
+    scaler, _, _, clock, attempts = refusing(alerts=Alerts(sent.append, after=0.0))
+    for _ in range(700):  # 58 minutes of ticks, the signal above the band all along
+        report = scaler.tick()
+        clock.advance(5)
+    assert attempts == [{"web": 4}]
+    assert report.outcomes["web"].value == "not_sent"
+    assert "refused this change" in (report.write_error or "")
+    assert len(sent) == 1 and "not sent again for 60 minutes unless the formation" in sent[0]
+    for _ in range(30):  # past the hour: tried once more
+        scaler.tick()
+        clock.advance(5)
+    assert attempts == [{"web": 4}, {"web": 4}]
+
+
+def test_a_refused_write_is_sent_again_when_the_formation_changes():
+    scaler, platform, _, clock, attempts = refusing()
+    scaler.tick()
+    clock.advance(5)
+    platform.quantities["web"] = 3  # someone changed it (adopted: cooldowns restart)
+    for _ in range(30):
+        scaler.tick()
+        clock.advance(5)
+    assert attempts[0] == {"web": 4}
+    assert attempts[1:] == [{"web": 6}]
+
+
+def test_a_refused_write_is_sent_again_when_the_direction_changes():
+    scaler, _, sources, clock, attempts = refusing(quantities={"web": 3, "worker": 1})
+    scaler.tick()
+    sources["web"].value_ms = 5.0
+    for _ in range(70):  # below the band past DOWN_DELAY
+        clock.advance(5)
+        scaler.tick()
+    assert attempts == [{"web": 6}, {"web": 2}]
+
+
+# ---- lock calls bounded by the tick timeout (issue 14 item 13) ---------------------------------
+
+
+def test_a_lock_call_that_never_answers_means_not_leader_within_the_timeout():
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(FakeLock):
+        def acquire(self):
+            release.wait(10)
+            return super().acquire()
+
+    scaler, platform, sources, _ = make(env={"AUTOSCALER_TICK_TIMEOUT": "200ms"}, lock=Hanging())
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    try:
+        report = scaler.tick()
+        assert not report.is_leader
+        assert "no answer to acquire in 0.1s" in (report.lock_error or "")
+        again = scaler.tick()  # the first call still hangs: not tried, not leader
+        assert not again.is_leader and "still has no answer" in (again.lock_error or "")
+    finally:
+        release.set()
+
+
+def test_a_renewal_check_that_never_answers_blocks_the_write():
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(FakeLock):
+        def valid(self, lease):
+            release.wait(10)
+            return True
+
+    scaler, platform, sources, _ = make(env={"AUTOSCALER_TICK_TIMEOUT": "200ms"}, lock=Hanging())
+    platform.writes_forbidden = True
+    sources["web"].value_ms = 5000.0
+    try:
+        report = scaler.tick()
+        assert not report.is_leader and "lease" in (report.write_error or "")
+        assert report.outcomes["web"].value == "not_sent"
+    finally:
+        release.set()

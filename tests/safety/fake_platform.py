@@ -47,6 +47,9 @@ class FakeFormationApi:
         self.updated_at = time.time() - 3600
         self.period, self.high = period, high
         self.journal: list[Write] = []
+        #: when set, every PATCH is answered 422 with this message (and logged in ``refused``)
+        self.refuse: str | None = None
+        self.refused: list[float] = []
         self.reads: list[str] = []
         self._guard = threading.Lock()
         fake = self
@@ -68,6 +71,11 @@ class FakeFormationApi:
                 updates = {u["type"]: int(u["quantity"]) for u in body["updates"]}
                 epoch, held = fake.epoch_now()
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if fake.refuse is not None:
+                    with fake._guard:
+                        fake.refused.append(time.monotonic())
+                    self._reply(422, {"id": "invalid_params", "message": fake.refuse})
+                    return
                 with fake._guard:
                     fake.journal.append(Write(token, updates, time.monotonic(), epoch, held))
                     fake.quantity = updates.get(fake.process, fake.quantity)

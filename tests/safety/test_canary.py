@@ -193,4 +193,4 @@ def test_no_secret_while_the_daemon_scales_and_alerts(
     for output in outputs:
         assert_no_canary(output)
     assert len(api.writes()) > before, "the daemon was meant to scale (the happy path)"
-    assert '"event": "scaled"' in outputs[-1] or "event=scaled" in outputs[-1]
+    assert '"outcome": "written"' in outputs[-1]  # the write's decision line

@@ -152,5 +152,6 @@ def test_engine_policy_is_the_daemons_decide() -> None:
     assert engine(10.0, 8, 400.0, 100, 0) == 8  # up cooldown
     assert engine(70.0, 8, 400.0, 2, 0) == 9  # sparse signal: one at a time
     later = EnginePolicy(PolicyConfig(high=20), min_samples=5, wall0=0.0)
+    later.ready = lambda: 0  # no instance serves: no middleware publishes, the signal is missing
     for t in range(0, 2000, 5):
         assert later(float(t), 6, None, 0, 0) == 6  # missing signal: never down
