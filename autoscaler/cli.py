@@ -17,7 +17,15 @@ from autoscaler import __version__
 from autoscaler.clock import Clock, SystemClock, accelerated
 from autoscaler.durations import format_ms
 from autoscaler.model import Reading
-from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
+from autoscaler.ports import (
+    AutoscalerError,
+    ConfigError,
+    Lock,
+    Platform,
+    Source,
+    SourceError,
+    StateStore,
+)
 from autoscaler.redact import redact, register_secret
 
 # The daemon's modules (pydantic, structlog, prometheus-client, ...) are imported where they are
@@ -195,6 +203,14 @@ def build_lock(settings: Settings) -> Lock | None:
     return None if kind == "none" else build(settings, kind)
 
 
+def build_state_store(settings: Settings) -> StateStore | None:
+    """Where the policy's learned state is kept: beside the lock (none without one)."""
+    from autoscaler.registry import build_state_store as build
+
+    kind = lock_kind(settings)
+    return None if kind == "none" else build(settings, kind)
+
+
 def summary_every(settings: Settings) -> float:
     """Seconds of the daemon's clock between summary lines: ten minutes of the reader's time
     (on the simulated app, whose clock runs ``AUTOSCALER_SIM_SPEED`` times faster, as many
@@ -271,6 +287,7 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
         alerts=alerts,
         log=log,
         stopping=stop,
+        store=build_state_store(settings),
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
 

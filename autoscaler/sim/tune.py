@@ -34,7 +34,7 @@ class Candidate:
     down_step: int
     up_sensitivity: float
     up_cooldown: float
-    down_delay: float | None  # None: auto
+    down_delay: float
     headroom: float
 
     @classmethod
@@ -70,7 +70,7 @@ class Candidate:
             f"{prefix}DOWN_STEP": str(self.down_step),
             f"{prefix}UP_SENSITIVITY": f"{self.up_sensitivity:g}s",
             f"{prefix}UP_COOLDOWN": f"{self.up_cooldown:g}s",
-            f"{prefix}DOWN_DELAY": "auto" if self.down_delay is None else f"{self.down_delay:g}s",
+            f"{prefix}DOWN_DELAY": f"{self.down_delay:g}s",
             f"{prefix}HEADROOM": f"{self.headroom:g}",
         }
 
@@ -85,7 +85,7 @@ def candidates(base: PolicyConfig, slo_ms: float, n: int, seed: int) -> list[Can
             (1, 2),
             (0.0, 10.0, 30.0),
             (15.0, 30.0, 60.0, 120.0),
-            (None, 60.0, 120.0, 300.0, 600.0, 900.0),
+            (60.0, 120.0, 300.0, 600.0, 900.0),
             (0.0, 1.0, 1.5, 1.8, 2.2, 3.0),  # headroom, standard deviations of the rate
         )
     )
