@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -63,8 +64,15 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = False) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
+    if own_traffic:
+        source.add_argument(
+            "--from-history",
+            metavar="PROCESS",
+            help="tune on this process's own recorded traffic, with the app model fitted from "
+            "the history (the model flags are then ignored; docs/dashboard.md)",
+        )
     source.add_argument("--trace", metavar="FILE", help="CSV or CSV.gz trace")
     source.add_argument(
         "--scenario",
@@ -166,7 +174,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "Search thresholds, steps, cooldowns and delays for the cheapest settings that keep "
         "SLO attainment at or above the target on a trace; print them as config vars."
     )
-    _add_model_arguments(parser)
+    _add_model_arguments(parser, own_traffic=True)
+    parser.add_argument("--since", default="7d", help="with --from-history: how far back (7d)")
     parser.add_argument(
         "--target", type=float, default=0.995, help="share of minutes within the SLO (0.995)"
     )
@@ -388,10 +397,12 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from autoscaler.sim.tune import tune
 
     if not 0 < args.target <= 1:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    if args.from_history:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _tune_own_traffic(args, tmp)
     from autoscaler.sim.jobs import is_job_header
 
     if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
@@ -402,6 +413,34 @@ def _tune(args: argparse.Namespace) -> int:
             return tune_jobs(args, _worker_signals)
         except JobUsageError as exc:
             raise UsageError(str(exc)) from None
+    return _tune_with(args)
+
+
+def _tune_own_traffic(args: argparse.Namespace, tmp: str) -> int:
+    """``tune --from-history``: export the process's history, fit the app, then tune on it."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        text, fit, _ = export_from_env(env, args.from_history, parse_duration(args.since, "s"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = os.path.join(tmp, f"{args.from_history}.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(fit.describe((args.service_ms, int(args.concurrency), args.boot)), file=sys.stderr)
+    args.trace, args.process = path, args.from_history
+    args.service_ms = fit.service_ms or args.service_ms
+    args.concurrency = fit.concurrency or args.concurrency
+    args.boot = fit.boot_s if fit.boot_s is not None else args.boot
+    return _tune_with(args)
+
+
+def _tune_with(args: argparse.Namespace) -> int:
+    from autoscaler.sim.tune import tune
+
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
