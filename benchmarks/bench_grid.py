@@ -10,7 +10,9 @@ every generated shape of ``autoscaler.sim.scenarios`` over ``--days`` days (seed
 
 Apps: the issue-7 model (peak 20 instances, boot 45 s, service 100 ms, 4 slots) and, one
 parameter at a time, ``--peak-instances`` 4/100, ``--boot`` 10/120, ``--service-ms`` 20/800 and
-``--concurrency`` 1/16 (9 apps); ``--full`` crosses all four (81 apps). The SLO is 200 ms, or
+``--concurrency`` 1/16 (9 apps: 90 cells, about 4 minutes on two busy CPUs); ``--full``
+crosses all four (81 apps, 810 cells: about nine times as long, past the 15-minute budget, so
+one parameter at a time is the default). The SLO is 200 ms, or
 twice the service time where that is larger. The fast model, ticks every 5 s; bounds
 ``MIN``..max(``MAX``, twice the peak need) as ``simulate`` raises them; the configured policy's
 band from the SLO unless set (``AUTOSCALER_WEB_UP_THRESHOLD``/``_DOWN_THRESHOLD``); every other

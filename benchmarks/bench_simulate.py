@@ -1,11 +1,12 @@
 """Speed and quality of ``autoscaler simulate`` on the shared real traces.
 
     .venv/bin/python benchmarks/bench_simulate.py [--nasa PATH] [--wc98 PATH] [--skip-quality]
-        [--seeds N]
+        [--seeds N] [--runs 5]
 
 Speed: the fast model on the NASA July 1995 month (27 days at 1 s) with the default policy,
 as a whole command (``python -m autoscaler simulate``, interpreter start included; target at
-most 5 s) and stage by stage in-process (wall and this process's CPU time, since the machine
+most 5 s; the median and the range of ``--runs`` runs, wall and CPU of the command and its
+children) and stage by stage in-process (wall and this process's CPU time, since the machine
 may be shared).
 
 Quality: both traces scaled to ``--peak-instances 20 --service-ms 100 --concurrency 4
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -42,15 +44,26 @@ def clean_env() -> dict[str, str]:
 
 
 def simulate(trace: Path, *extra: str) -> tuple[float, str]:
+    elapsed, _, out = simulate_timed(trace, *extra)
+    return elapsed, out
+
+
+def simulate_timed(trace: Path, *extra: str) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (the command and its children) and the output."""
     cmd = [sys.executable, "-m", "autoscaler", "simulate", "--trace", str(trace), *extra]
+    before = os.times()
     started = time.perf_counter()
     done = subprocess.run(
         cmd, check=False, cwd=ROOT, env=clean_env(), capture_output=True, text=True
     )
     elapsed = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
-    return elapsed, done.stdout
+    return elapsed, cpu, done.stdout
 
 
 def stages(trace: Path) -> None:
@@ -120,13 +133,23 @@ def main() -> None:
     parser.add_argument("--wc98", type=Path, default=WC98)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--seeds", type=int, default=0, help="also run seeds 1..N of the noise")
+    parser.add_argument("--runs", type=int, default=5, help="runs of the timed command (5)")
     args = parser.parse_args()
     for path in (args.nasa, args.wc98):
         if not path.is_file():
             sys.exit(f"trace not found: {path} (pass its path; see --help)")
     print(f"speed: NASA month, fast model, default policy ({args.nasa})")
-    elapsed, _ = simulate(args.nasa, *FLAGS)
-    print(f"  whole command: {elapsed:.2f} s wall (target <= 5 s)")
+    walls, cpus = [], []
+    for _ in range(args.runs):
+        wall, cpu, _ = simulate_timed(args.nasa, *FLAGS)
+        walls.append(wall)
+        cpus.append(cpu)
+    print(
+        f"  whole command, {args.runs} runs: median {statistics.median(walls):.2f} s wall "
+        f"({min(walls):.2f}-{max(walls):.2f}), median {statistics.median(cpus):.2f} s CPU "
+        f"({min(cpus):.2f}-{max(cpus):.2f}) (target <= 5 s; os.getloadavg() "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     stages(args.nasa)
     print()
     if not args.skip_quality:

@@ -8,6 +8,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from autoscaler.sim.output import JOB_COLUMNS as COLUMNS
 from autoscaler.sim.report import COLOURS, _Axis, _chart
 from autoscaler.sim.workersim import WorkerResult, WorkerSetup
 
@@ -32,8 +33,6 @@ def _marks(result: WorkerResult, colour: str, top: float) -> str:
 def render_jobs(
     description: str, setup: WorkerSetup, results: Sequence[WorkerResult], start: float
 ) -> str:
-    from autoscaler.sim.workercmd import COLUMNS
-
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
     colours = {r.policy: COLOURS[i % len(COLOURS)] for i, r in enumerate(results)}
     rows = []

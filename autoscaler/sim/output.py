@@ -19,6 +19,21 @@ COLUMNS = (
 )
 
 
+#: the columns of a job trace's table (``workercmd``) and report (``jobreport``)
+JOB_COLUMNS = (
+    ("policy", "policy", "{}"),
+    ("instance_hours", "inst-hours", "{:.1f}"),
+    ("slo_attainment", "SLO minutes", "{:.2%}"),
+    ("p95_wait_s", "p95 wait s", "{:.1f}"),
+    ("max_wait_s", "max wait s", "{:.0f}"),
+    ("interrupted_jobs", "interrupted", "{}"),
+    ("interrupted_job_s", "lost job-s", "{:.0f}"),
+    ("scale_events", "scalings", "{}"),
+    ("mean_instances", "mean inst", "{:.2f}"),
+    ("max_instances", "max inst", "{}"),
+)
+
+
 def table(results: Sequence[Result]) -> str:
     rows = [[head for _, head, _ in COLUMNS]]
     for r in results:

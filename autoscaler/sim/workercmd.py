@@ -21,6 +21,7 @@ from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace
+from autoscaler.sim.output import JOB_COLUMNS
 from autoscaler.sim.workersim import (
     WORKER_POLICIES,
     WorkerResult,
@@ -32,18 +33,7 @@ from autoscaler.sim.workersim import (
 )
 
 DEFAULT_SLO_MS = 60_000.0
-COLUMNS = (
-    ("policy", "policy", "{}"),
-    ("instance_hours", "inst-hours", "{:.1f}"),
-    ("slo_attainment", "SLO minutes", "{:.2%}"),
-    ("p95_wait_s", "p95 wait s", "{:.1f}"),
-    ("max_wait_s", "max wait s", "{:.0f}"),
-    ("interrupted_jobs", "interrupted", "{}"),
-    ("interrupted_job_s", "lost job-s", "{:.0f}"),
-    ("scale_events", "scalings", "{}"),
-    ("mean_instances", "mean inst", "{:.2f}"),
-    ("max_instances", "max inst", "{}"),
-)
+COLUMNS = JOB_COLUMNS  # in sim/output, which the job report reads too (no import cycle)
 
 
 class JobUsageError(Exception):
