@@ -87,14 +87,13 @@ class Proposal:
     name = "proposal"
 
     def __init__(self, cfg: PolicyConfig, *, slots: int, boot_s: float, wall0: float) -> None:
-        from autoscaler.policy import down_delay
         from autoscaler.sim.workersim import WorkerEngine
 
         self.engine = WorkerEngine(cfg, wall0=wall0, name="proposal")
         self.cfg = cfg
         self.slots = slots
         self.boot_s = boot_s
-        self.delay = down_delay(cfg, None)
+        self.delay = cfg.down_delay  # DOWN_DELAY as set (one default since the policy package)
         self.idle_since: float | None = 0.0
         self.last_up = -math.inf
         self.decisions = self.engine.decisions
