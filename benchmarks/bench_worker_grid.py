@@ -63,13 +63,12 @@ JOBS_LOG = next(
     ),
     ROOT.parent / "shared" / "traces" / "nasa-ipsc-1993-10-11-jobs.csv.gz",
 )
-CONCURRENCY = (1, 5, 25)
-BOOT = (10.0, 45.0, 120.0)
 SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
 
 _TRACES: dict[str, JobTrace] = {}  # filled before forking
 _PROPOSAL = False
 _PROPOSAL_IDLE_DOWN = False
+_PROPOSAL_ZERO_DELAY: float | None = None
 
 
 class Proposal:
@@ -88,14 +87,13 @@ class Proposal:
     name = "proposal"
 
     def __init__(self, cfg: PolicyConfig, *, slots: int, boot_s: float, wall0: float) -> None:
-        from autoscaler.policy import down_delay
         from autoscaler.sim.workersim import WorkerEngine
 
         self.engine = WorkerEngine(cfg, wall0=wall0, name="proposal")
         self.cfg = cfg
         self.slots = slots
         self.boot_s = boot_s
-        self.delay = down_delay(cfg, None)
+        self.delay = cfg.down_delay  # DOWN_DELAY as set (one default since the policy package)
         self.idle_since: float | None = 0.0
         self.last_up = -math.inf
         self.decisions = self.engine.decisions
@@ -124,6 +122,13 @@ class Proposal:
             if desired == 0 and (self.idle_since is None or t - self.idle_since < self.delay):
                 desired = 1
             desired = min(desired, current)
+        idle_for = 0.0 if self.idle_since is None else t - self.idle_since
+        if (
+            _PROPOSAL_ZERO_DELAY is not None
+            and idle_for >= _PROPOSAL_ZERO_DELAY
+            and current > self.cfg.low
+        ):
+            desired = self.cfg.low  # nothing due or running for so long: down to the minimum
         if desired != want:
             self.engine.state.known = desired  # the engine sees its own quantity next tick
         return desired
@@ -233,16 +238,25 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every cell's figures here")
     parser.add_argument("--only", action="append", help="only these traces (repeatable)")
     parser.add_argument("--scales", default="0.01,0.1,1", help="duration scales of the job log")
+    parser.add_argument("--concurrency", default="1,5,25", help="slots per instance (1,5,25)")
+    parser.add_argument("--boot", default="10,45,120", help="boot times in s (10,45,120)")
     parser.add_argument("--proposal", action="store_true", help="also run the prototype")
     parser.add_argument(
         "--proposal-idle-down",
         action="store_true",
         help="the prototype, scaling down only while no job runs",
     )
+    parser.add_argument(
+        "--proposal-zero-delay",
+        type=float,
+        default=None,
+        help="the prototype's idle time before 0, in s (default: the engine's down delay)",
+    )
     args = parser.parse_args()
-    global _PROPOSAL, _PROPOSAL_IDLE_DOWN  # noqa: PLW0603 (read by the forked workers)
+    global _PROPOSAL, _PROPOSAL_IDLE_DOWN, _PROPOSAL_ZERO_DELAY  # noqa: PLW0603 (forked)
     _PROPOSAL = args.proposal or args.proposal_idle_down
     _PROPOSAL_IDLE_DOWN = args.proposal_idle_down
+    _PROPOSAL_ZERO_DELAY = args.proposal_zero_delay
 
     if args.jobs_log.exists():
         log = read_job_trace(args.jobs_log)
@@ -253,7 +267,9 @@ def main() -> int:
     for shape in SHAPES:
         _TRACES[shape] = generate(shape, seed=args.seed, days=args.days)
     names = [n for n in _TRACES if not args.only or n in args.only]
-    cells = [(n, c, b) for n in names for c in CONCURRENCY for b in BOOT]
+    conc = [int(x) for x in args.concurrency.split(",")]
+    boots = [float(x) for x in args.boot.split(",")]
+    cells = [(n, c, b) for n in names for c in conc for b in boots]
     started = time.monotonic()
     rows: list[dict[str, object]] = []
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:

@@ -16,6 +16,7 @@ arriving with its original), seeded.
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
 from collections.abc import Callable
@@ -60,10 +61,14 @@ class JobTrace:
 def is_job_header(path: str | Path) -> bool:
     """Whether the file's header is a job trace's (``duration_s`` or ``jobs`` column)."""
     try:
-        text = _open_text(Path(path))
+        with Path(path).open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gzipped else open
+        with opener(path, "rb") as f:  # only the first line: request traces can be large
+            first = f.readline(65536).decode("utf-8-sig")
     except (OSError, EOFError, UnicodeDecodeError):
         return False  # the request reader says what is wrong
-    header = {h.strip().lower() for h in text.split("\n", 1)[0].split(",")}
+    header = {h.strip().lower() for h in first.split(",")}
     return "requests" not in header and ("duration_s" in header or "jobs" in header)
 
 
