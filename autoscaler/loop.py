@@ -239,8 +239,10 @@ class Autoscaler:
         return True
 
     def _tick(self, report: TickReport, now: Instant, write: bool) -> None:
-        lead = self.lead() if write and self.lock is not None else Leadership(None, True)
-        self.lease = lead.lease
+        lead = Leadership(None, True)
+        if write and self.lock is not None:
+            lead = self.lead()
+            self.lease = lead.lease  # released at close
         report.is_leader, report.epoch, report.lock_error = lead.is_leader, lead.epoch, lead.error
 
         readings = self.sample(now.wall)
