@@ -1,17 +1,36 @@
-"""Name -> adapter factory. Modules are imported lazily so that a backend's client library is
-needed only when that backend is configured.
+"""Name -> adapter. Modules are imported lazily so that a backend's client library is needed
+only when that backend is configured (and, for the strict check of unknown variables and the
+docs' table, when it is installed).
 
-A source module defines ``build(settings: Settings, process: ProcessSettings) -> Source``;
-a platform module defines ``build(settings: Settings) -> Platform``; a lock module defines
-``build(settings: Settings) -> Lock``. Each may raise ``ConfigError`` naming its variables.
+Each adapter module exports ``ADAPTER``: a ``SourceAdapter``, ``PlatformAdapter`` or
+``LockAdapter`` (``autoscaler.configkit``) holding its own settings models and its ``build``.
+Adding an adapter is its one file plus one line here.
+
+``autoscaler.config.load`` reads each configured adapter's settings through this catalog; the
+``build_*`` functions below build an adapter from those settings.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, TypeVar
 
-from autoscaler.config import ProcessSettings, Settings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from autoscaler.config import GlobalSettings, ProcessSettings, Settings, doc_rows
+from autoscaler.configkit import (
+    Duration,
+    EnvSettings,
+    Int,
+    LockAdapter,
+    PlatformAdapter,
+    SourceAdapter,
+    Text,
+    Variable,
+    variables,
+)
 from autoscaler.ports import ConfigError, Lock, Platform, Source
 
 SOURCES = {
@@ -43,27 +62,179 @@ LOCKS = {
 }
 
 
-def _module(table: dict[str, str], name: str, var: str) -> object:
+class AppSettings(EnvSettings):
+    """Variables the middleware reads in the app's web processes (``autoscaler.web.publisher``,
+    which parses them with the standard library only, to keep the app side light). Listed here
+    so that the daemon, which often shares the app's config vars, knows them."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOSCALER_")
+
+    process: Text | None = Field(
+        None,
+        description="the process type the middleware publishes under",
+        json_schema_extra={"default": "from `DYNO` (Heroku), else `web`"},
+    )
+    flush_interval: Annotated[float, Duration(1.0, 60.0)] = Field(
+        5.0, description="how often each app process adds its samples to Redis"
+    )
+    max_request_bytes: Annotated[int, Int(0, None, "bytes")] = Field(
+        100_000,
+        description="requests with a larger body are not sampled (their upload time "
+        "would count as queue time)",
+    )
+
+
+A = TypeVar("A", SourceAdapter[Any], PlatformAdapter[Any, Any], LockAdapter[Any])
+
+
+def _adapter(table: dict[str, str], name: str, var: str, kind: type[A]) -> A:
     if name not in table:
-        raise ConfigError({var: f"unknown {name!r} (one of {', '.join(sorted(table))})"})
+        raise ConfigError({var: f"{name!r} is not one of {', '.join(sorted(table))}"})
     try:
-        return importlib.import_module(table[name])
+        module = importlib.import_module(table[name])
     except ModuleNotFoundError as exc:
         raise ConfigError(
             {var: f"{name!r} is not available in this installation ({exc.name} is missing)"}
         ) from None
+    adapter = getattr(module, "ADAPTER", None)
+    if not isinstance(adapter, kind):
+        raise TypeError(f"{table[name]}.ADAPTER is not a {kind.__name__}")
+    return adapter
+
+
+def source_adapter(name: str, var: str) -> SourceAdapter[Any]:
+    return _adapter(SOURCES, name, var, SourceAdapter)
+
+
+def platform_adapter(name: str, var: str) -> PlatformAdapter[Any, Any]:
+    return _adapter(PLATFORMS, name, var, PlatformAdapter)
+
+
+def lock_adapter(name: str, var: str) -> LockAdapter[Any]:
+    return _adapter(LOCKS, name, var, LockAdapter)
+
+
+def lock_names() -> Iterable[str]:
+    return tuple(LOCKS)
+
+
+def _installed() -> Iterator[
+    tuple[str, SourceAdapter[Any] | PlatformAdapter[Any, Any] | LockAdapter[Any]]
+]:
+    """Every adapter whose module imports here (one that does not cannot be configured)."""
+    for table, kind, get in (
+        (PLATFORMS, "platform", platform_adapter),
+        (SOURCES, "source", source_adapter),
+        (LOCKS, "lock", lock_adapter),
+    ):
+        for name in table:
+            try:
+                yield f"{kind} {name}", get(name, "")
+            except ConfigError:
+                continue
+
+
+def global_variables() -> Iterator[tuple[str, Variable]]:
+    """(owner, variable) of every variable read once: the core's, the app side's, each
+    platform's and each lock's."""
+    for v in doc_rows(GlobalSettings):
+        yield "core", v
+    for v in variables(AppSettings):
+        yield "app", v
+    for owner, adapter in _installed():
+        if isinstance(adapter, PlatformAdapter | LockAdapter):
+            for v in variables(adapter.settings):
+                yield owner, v
+
+
+def process_variables() -> Iterator[tuple[str, Variable]]:
+    """(owner, variable) of every per-process variable, named by its suffix (``MIN``)."""
+    for v in doc_rows(ProcessSettings, ""):
+        yield "core", v
+    for owner, adapter in _installed():
+        if isinstance(adapter, SourceAdapter):
+            for v in variables(adapter.settings, ""):
+                yield owner, v
+        elif isinstance(adapter, PlatformAdapter):
+            for v in variables(adapter.process_settings, ""):
+                yield owner, v
+
+
+# ---- building ------------------------------------------------------------------------------------
 
 
 def build_source(settings: Settings, process: ProcessSettings) -> Source:
-    module = _module(SOURCES, process.source, process.var_prefix + "SOURCE")
-    return cast(Source, module.build(settings, process))  # type: ignore[attr-defined]
+    adapter = source_adapter(process.source, process.var_prefix + "SOURCE")
+    own = settings.source_settings.get(process.name)
+    return adapter.build(settings, process, own)
 
 
 def build_platform(settings: Settings) -> Platform:
-    module = _module(PLATFORMS, settings.glob.platform, "AUTOSCALER_PLATFORM")
-    return cast(Platform, module.build(settings))  # type: ignore[attr-defined]
+    adapter = platform_adapter(settings.glob.platform, "AUTOSCALER_PLATFORM")
+    assert settings.platform_settings is not None  # load() read them or raised
+    own, per_process = settings.platform_settings
+    return adapter.build(settings, own, per_process)
 
 
 def build_lock(settings: Settings, kind: str) -> Lock:
-    module = _module(LOCKS, kind, "AUTOSCALER_LOCK")
-    return cast(Lock, module.build(settings))  # type: ignore[attr-defined]
+    adapter = lock_adapter(kind, "AUTOSCALER_LOCK")
+    return adapter.build(settings, settings.lock_settings, settings.scope)
+
+
+# ---- the docs' table -----------------------------------------------------------------------------
+
+DOCS_BEGIN = "<!-- generated by scripts/config_docs.py from the settings models: do not edit -->"
+DOCS_END = "<!-- /generated -->"
+
+
+def _table(rows: Iterable[Variable], prefix: str = "") -> list[str]:
+    out = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for v in rows:
+        out.append(f"| `{prefix}{v.name}` | {v.default} | {v.allowed} | {v.meaning} |")
+    return out
+
+
+def _grouped(
+    table: dict[str, str], get: Any, field: str
+) -> list[tuple[list[str], type[EnvSettings]]]:
+    """Adapters of one kind grouped by the settings model they share (in table order)."""
+    groups: dict[type[EnvSettings], list[str]] = {}
+    for name in table:
+        try:
+            model = getattr(get(name, ""), field)
+        except ConfigError:
+            continue
+        groups.setdefault(model, []).append(name)
+    return [(names, model) for model, names in groups.items() if model.model_fields]
+
+
+def config_docs() -> str:
+    """The variables of the core and of every installed adapter, as Markdown tables."""
+    p = "AUTOSCALER_<P>_"
+    lines = [DOCS_BEGIN, "", "### Global", "", *_table(doc_rows(GlobalSettings))]
+    lines += ["", "### Per process", "", *_table(doc_rows(ProcessSettings, ""), p)]
+    lines += ["", "### Platforms"]
+    for names, model in _grouped(PLATFORMS, platform_adapter, "settings"):
+        lines += ["", f"`AUTOSCALER_PLATFORM={' or '.join(names)}`:", ""]
+        rows = list(variables(model))
+        for pnames, pmodel in _grouped(PLATFORMS, platform_adapter, "process_settings"):
+            if set(pnames) & set(names):
+                rows += [
+                    Variable(p + v.name, v.default, v.allowed, v.meaning)
+                    for v in variables(pmodel, "")
+                ]
+        lines += _table(rows)
+    lines += ["", "### Sources (per process, with `AUTOSCALER_<P>_SOURCE`)"]
+    for names, model in _grouped(SOURCES, source_adapter, "settings"):
+        lines += ["", f"`{'`, `'.join(names)}`:", "", *_table(variables(model, ""), p)]
+    lines += ["", "### Locks (with `AUTOSCALER_LOCK`)"]
+    for names, model in _grouped(LOCKS, lock_adapter, "settings"):
+        lines += ["", f"`{'`, `'.join(names)}`:", "", *_table(variables(model))]
+    lines += ["", "### In the app (read by the middleware)", "", *_table(variables(AppSettings))]
+    return "\n".join([*lines, "", DOCS_END])
+
+
+def docs_with_table(text: str) -> str:
+    """``text`` (docs/configuration.md) with its generated block replaced by ``config_docs()``."""
+    start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+    return text[:start] + config_docs() + text[end:]

@@ -7,13 +7,18 @@ Conditions, each per process where it applies, checked after every tick:
 - ``platform``: reading the formation fails, or writes keep failing;
 - ``lock``: the lock backend is unreachable, so no daemon may write.
 
-A condition alerts once it has held for ``AUTOSCALER_ALERT_AFTER`` (default 10 minutes), and
-says "resolved" when it clears. Losing the lease while leader alerts at once. Only the leader
-sends the per-process alerts, so two daemons do not double them.
+Conditions are keyed by their cause: a failing platform is "rate limited", "refused access",
+"unreachable", "server errors", "rejected"... (told apart from the error's text), reads and
+writes apart, and a failing signal by its status. A condition alerts once it has held for
+``AUTOSCALER_ALERT_AFTER`` (default 10 minutes), and says "resolved" when it clears (for the
+platform: when a tick reads, or writes, without error). A new episode after a resolve alerts
+again, so a short 429 episode never hides the outage that follows; one cause alerts at most once
+per ``REPEAT_FLOOR`` (15 minutes), so a flapping condition cannot flood a channel. Losing the
+lease while leader alerts at once. Only the leader sends the per-process alerts, so two daemons
+do not double them.
 
-Rate limits, so that a flapping condition cannot flood a channel: one condition alerts at most
-once per hour, and at most 10 messages go out per hour in all (the next message then says how
-many were held back). Messages are sent by a background thread and never delay a tick; every
+At most 10 messages go out per hour in all (the next message then says how many were held
+back). Messages are sent by a background thread and never delay a tick; every
 message passes through ``redact``.
 
 With ``SENTRY_DSN`` set and ``sentry-sdk`` installed (the ``sentry`` extra), alerts are also
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,19 +39,49 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from autoscaler import logs
-from autoscaler.config import Settings
-from autoscaler.durations import format_duration, parse_duration
+from autoscaler.config import GlobalSettings, Settings
+from autoscaler.configkit import read
+from autoscaler.durations import format_duration
 from autoscaler.model import Reason, Status
-from autoscaler.ports import ConfigError
 from autoscaler.redact import redact, register_secret
 
 if TYPE_CHECKING:
     from autoscaler.loop import TickReport
 
 DEFAULT_AFTER = 600.0
-REPEAT_AFTER = 3600.0  # one condition alerts at most once per this many seconds
+REPEAT_FLOOR = 900.0  # one cause alerts at most once per this many seconds (against flapping)
 BUDGET = 10  # messages per hour, all conditions together
 _UNTRUSTED = (Status.MISSING, Status.STALE, Status.FAILED)
+#: the loop's own words for a write that was not made, and the cause each names
+_WRITE_CAUSES = (
+    ("rate limited", "rate limited"),
+    ("rejected (needs operator action)", "rejected"),
+    ("rejected (will retry)", "refused for now"),
+    ("outcome unknown", "outcome unknown"),
+    ("not sent, the formation changed", "formation changed meanwhile"),
+    ("the lease is no longer valid", "lease lost"),
+)
+#: causes read from a platform error's text, the first that matches
+_TEXT_CAUSES = (
+    (re.compile(r"rate.?limit|\b429\b", re.I), "rate limited"),
+    (re.compile(r"\b40[13]\b|unauthori[sz]ed|forbidden|invalid token|api key", re.I),
+     "refused access"),
+    (re.compile(r"cannot connect|connect(ion)? (refused|error|reset)|timed out|timeout|"
+                r"cut off|unreachable|name resolution|network", re.I), "unreachable"),
+    (re.compile(r"\b5\d\d\b"), "server errors"),
+)  # fmt: skip
+
+
+def cause_of(error: str, *, write: bool = False) -> str:
+    """A short name for what an error is about, so that alerts are keyed by cause."""
+    if write:
+        for prefix, cause in _WRITE_CAUSES:
+            if error.startswith(prefix):
+                return cause
+    for pattern, cause in _TEXT_CAUSES:
+        if pattern.search(error):
+            return cause
+    return "other errors"
 
 
 class DecisionLike(Protocol):
@@ -113,24 +149,30 @@ class Alerts:
     def after_tick(self, report: TickLike) -> None:
         now = report.mono if self._clock is None else self._clock()
         if report.lock_error is not None:
-            self._update("lock", True, now, f"the lock backend fails: {report.lock_error}")
+            self._cause("lock", cause_of(report.lock_error), now,
+                        f"the lock backend fails: {report.lock_error}")  # fmt: skip
         else:
-            self._update("lock", False, now)
+            self._cause("lock", None, now)
         if self._was_leader and not report.is_leader:
             why = report.lock_error or report.write_error or "another daemon holds it"
             self._emit(f"lost the leader lease ({why}); this daemon stopped writing", now)
         self._was_leader = report.is_leader
         if not report.is_leader:  # the leader alerts on these; a follower forgets its episodes
             for key, cond in self._conditions.items():
-                if key != "lock":
+                if not key.startswith("lock|"):
                     cond.since, cond.fired = None, False
             return
         if report.platform_error is not None:
-            self._update("platform", True, now, f"the platform fails: {report.platform_error}")
-        elif report.write_error is not None and not report.writes:
-            self._update("platform", True, now, f"writes fail: {report.write_error}")
+            cause = cause_of(report.platform_error)
+            self._cause("read", cause, now,
+                        f"the platform fails ({cause}): {report.platform_error}")  # fmt: skip
         else:
-            self._update("platform", False, now)
+            self._cause("read", None, now)
+        if report.write_error is not None and not report.writes:
+            cause = cause_of(report.write_error, write=True)
+            self._cause("write", cause, now, f"writes fail ({cause}): {report.write_error}")
+        elif report.writes or report.platform_error is None:
+            self._cause("write", None, now)
         for d in report.decisions:
             self._update(
                 f"at_max:{d.process}",
@@ -146,15 +188,26 @@ class Alerts:
                 f"{d.process}: instances added long ago still do not serve, so the daemon stopped "
                 "adding more: check the platform for crashing instances or a quota",
             )
-            self._update(
+            self._cause(
                 f"signal:{d.process}",
-                d.status in _UNTRUSTED,
+                d.status.value if d.status in _UNTRUSTED else None,
                 now,
                 f"{d.process}: the signal is {d.status.value}; the daemon holds and cannot scale "
                 "down",
             )
 
     # -- state ----------------------------------------------------------------------------------
+
+    def _cause(self, family: str, cause: str | None, now: float, detail: str = "") -> None:
+        """``family`` (reads, writes, the lock, a process's signal) fails for ``cause``, or is
+        fine (``None``): each cause is a condition of its own, and all resolve together when
+        the family is fine again. A cause that gives way to another while the family still
+        fails keeps its episode (it has not been shown fixed)."""
+        if cause is None:
+            for key in [k for k in self._conditions if k.startswith(family + "|")]:
+                self._update(key, False, now)
+            return
+        self._update(f"{family}|{cause}", True, now, detail)
 
     def _update(self, key: str, active: bool, now: float, detail: str = "") -> None:
         cond = self._conditions.setdefault(key, _Condition())
@@ -168,8 +221,8 @@ class Alerts:
             cond.since = now
         if cond.fired or now - cond.since < self.after:
             return
-        if cond.last_fired is not None and now - cond.last_fired < REPEAT_AFTER:
-            return  # it alerted less than an hour ago: a flapping condition stays quiet
+        if cond.last_fired is not None and now - cond.last_fired < REPEAT_FLOOR:
+            return  # this cause alerted a moment ago: a flapping condition stays quiet
         cond.fired, cond.last_fired = True, now
         self._emit(f"{detail} (for {format_duration(now - cond.since)})", now)
 
@@ -294,20 +347,16 @@ class Notifier:
 
 
 def parse_after(env: Mapping[str, str]) -> float:
-    raw = env.get("AUTOSCALER_ALERT_AFTER")
-    if raw is None or not raw.strip():
-        return DEFAULT_AFTER
-    try:
-        return parse_duration(raw, "s")
-    except ValueError as exc:
-        raise ConfigError({"AUTOSCALER_ALERT_AFTER": str(exc)}) from None
+    """``AUTOSCALER_ALERT_AFTER`` alone, checked as ``load`` checks it; raises ``ConfigError``."""
+    only = {k: v for k, v in env.items() if k == "AUTOSCALER_ALERT_AFTER"}
+    return float(read(GlobalSettings, only).alert_after)
 
 
 def build(settings: Settings) -> Notifier | None:
     """The notifier the configuration asks for, or ``None`` when no alert target is set."""
     url = settings.glob.notify_url
-    dsn = (settings.env.get("SENTRY_DSN") or "").strip()
-    after = parse_after(settings.env)
+    dsn = settings.glob.sentry_dsn or ""
+    after = float(settings.glob.alert_after)
     if not url and not dsn:
         return None
     senders: list[Callable[[str], None]] = []

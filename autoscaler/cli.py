@@ -11,25 +11,37 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoscaler import __version__, logs
+from autoscaler import __version__
 from autoscaler.clock import Clock, SystemClock, accelerated
-from autoscaler.config import Settings, load
 from autoscaler.durations import format_ms
-from autoscaler.explain import sentence
-from autoscaler.loop import SUMMARY_EVERY_S, Autoscaler, TickReport
-from autoscaler.metrics import HealthState, Metrics, serve
 from autoscaler.model import Reading
 from autoscaler.ports import AutoscalerError, ConfigError, Lock, Platform, Source, SourceError
 from autoscaler.redact import redact, register_secret
+
+# The daemon's modules (pydantic, structlog, prometheus-client, ...) are imported where they are
+# used: `autoscaler --help` and usage errors load no third-party package, and an app-side install
+# (without the [daemon] extra) gets a message saying what to install instead of a traceback.
+if TYPE_CHECKING:
+    from autoscaler.config import Settings
+    from autoscaler.loop import Autoscaler, TickReport
+
+DAEMON_MODULES = frozenset(
+    {"pydantic", "pydantic_core", "pydantic_settings", "dotenv", "structlog", "prometheus_client"}
+    | {"httpx", "apscheduler", "psycopg"}
+)
+DAEMON_EXTRA_HINT = (
+    "the daemon's dependencies are not installed (no module named {name!r}): "
+    "pip install 'queue-autoscaler[daemon]'"
+)
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
 
 SIM_BANNER = (
     "running on the built-in simulated app (AUTOSCALER_PLATFORM=sim, {speed:g}x accelerated "
     "time); to scale a real app set AUTOSCALER_PLATFORM (heroku, render, fly or railway) and its "
-    "API token, see README 'Configuration'"
+    "API token, see docs/platforms.md"
 )
 
 
@@ -40,36 +52,67 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_CONFIG)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the top level takes only flags)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the simulator's options are built only when its command is named."""
     parser = _Parser(prog="autoscaler", description=__doc__)
     parser.add_argument("--version", action="version", version=f"autoscaler {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("run", help="the daemon")
+    sub.add_parser("run", help="the daemon", **_help("run", "the daemon"))
     for name, text in (
         ("once", "one tick: sample, decide, act (dry run respected); print the decisions"),
         ("sample", "poll every source once and print each signal; changes nothing"),
         ("explain", "like once, but never writes: each decision and its reason in a sentence"),
     ):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, **_help(name, text))
         p.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("check", help="validate the config and reach every dependency read-only")
-    sim_commands = _optional("autoscaler.sim.commands")
-    if sim_commands is not None:
-        sim_commands.add_simulate_arguments(
-            sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
-        )
-        sim_commands.add_tune_arguments(
-            sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
-        )
+    text = "validate the config and reach every dependency read-only"
+    sub.add_parser("check", help=text, **_help("check", text))
+    simulate = sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
+    tune = sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
+    if command in ("simulate", "tune"):
+        sim_commands = _optional("autoscaler.sim.commands")
+        if sim_commands is not None:
+            sim_commands.add_simulate_arguments(simulate)
+            sim_commands.add_tune_arguments(tune)
     return parser
 
 
+def _help(command: str, text: str) -> dict[str, Any]:
+    """A command's description and its epilog: the variables it reads and an example."""
+    from autoscaler.clihelp import EPILOG
+
+    return {
+        "description": text,
+        "epilog": EPILOG[command],
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command_of(argv)).parse_args(argv)
+    try:
+        return _main(args)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in DAEMON_MODULES:
+            raise
+        print(f"autoscaler: {DAEMON_EXTRA_HINT.format(name=exc.name)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command in ("simulate", "tune"):
         sim_commands = _optional("autoscaler.sim.commands")
         run = sim_commands.run_simulate if args.command == "simulate" else sim_commands.run_tune
         return int(run(args))
+    from autoscaler import logs
+    from autoscaler.config import load
+
     try:
         settings = load()
     except ConfigError as exc:
@@ -104,15 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _secrets(settings: Settings) -> list[str | None]:
-    g = settings.glob
-    out: list[str | None] = [
-        g.heroku_api_token,
-        g.render_api_key,
-        g.fly_api_token,
-        g.railway_api_token,
-    ]
-    out += [v for k, v in settings.env.items() if k.endswith(("_TOKEN", "_API_KEY", "_SECRET"))]
-    return out
+    """Values never to log: every token, key, secret and DSN the environment holds."""
+    secret = ("_TOKEN", "_API_KEY", "_SECRET", "_DSN")
+    return [v.strip() for k, v in settings.env.items() if k.endswith(secret)]
 
 
 # ---- building the pieces ------------------------------------------------------------------
@@ -148,16 +185,7 @@ def build_sources(settings: Settings) -> dict[str, Source]:
 
 
 def lock_kind(settings: Settings) -> str:
-    kind = settings.glob.lock
-    if kind == "auto":
-        if settings.glob.platform == "sim":
-            return "none"
-        if settings.glob.redis_url:
-            return "redis"
-        if settings.glob.database_url:
-            return "postgres"
-        return "none"
-    return kind
+    return settings.lock_kind
 
 
 def build_lock(settings: Settings) -> Lock | None:
@@ -171,6 +199,8 @@ def summary_every(settings: Settings) -> float:
     """Seconds of the daemon's clock between summary lines: ten minutes of the reader's time
     (on the simulated app, whose clock runs ``AUTOSCALER_SIM_SPEED`` times faster, as many
     more)."""
+    from autoscaler.loop import SUMMARY_EVERY_S
+
     speed = settings.glob.sim_speed if settings.glob.platform == "sim" else 1.0
     return SUMMARY_EVERY_S * speed
 
@@ -183,6 +213,8 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
         for source in sources.values():
             source.close()
         raise
+    from autoscaler.loop import Autoscaler
+
     kwargs.setdefault("summary_every", summary_every(settings))
     return Autoscaler(settings, platform, sources, clock_for(settings), **kwargs)
 
@@ -191,6 +223,8 @@ def build_autoscaler(settings: Settings, **kwargs: Any) -> Autoscaler:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from autoscaler import logs
+
     log = logs.get()
     stop = threading.Event()
 
@@ -208,6 +242,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
+
+    from autoscaler.metrics import HealthState, Metrics, serve
 
     g = settings.glob
     if g.platform == "sim":
@@ -382,6 +418,9 @@ def _decisions_json(report: TickReport) -> dict[str, Any]:
 
 
 def _one_tick(settings: Settings, args: argparse.Namespace, *, write: bool) -> int:
+    from autoscaler import logs
+    from autoscaler.explain import sentence
+
     lock = build_lock(settings) if write else None
     scaler = build_autoscaler(settings, lock=lock, log=logs.get())
     try:
@@ -414,49 +453,68 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    ok = True
-    print(f"config: ok ({len(settings.processes)} processes: {', '.join(settings.processes)})")
-    platform: Platform | None = None
-    try:
+    """One line per dependency, the config's warnings, then one verdict."""
+    print(f"config: {len(settings.processes)} processes: {', '.join(settings.processes)}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
+    failed: list[str] = []
+    refused: dict[str, str] = {}  # configuration errors found by reaching a dependency
+
+    def attempt(what: str, run: Any) -> None:
+        try:
+            print(f"{what}: {run()}")
+        except ConfigError as exc:
+            failed.append(what)
+            refused.update(exc.problems)
+            print(f"{what}: FAILED: {redact(str(exc))}")
+        except Exception as exc:
+            failed.append(what)
+            print(f"{what}: FAILED: {redact(str(exc))}")
+
+    def platform_line() -> str:
         platform = build_platform(settings)
         dry = " (dry run: writes are not sent)" if settings.glob.dry_run else ""
-        print(f"platform {settings.glob.platform}: {platform.check(list(settings.processes))}{dry}")
-    except ConfigError:
-        raise
-    except Exception as exc:
-        ok = False
-        print(f"platform {settings.glob.platform}: FAILED: {redact(str(exc))}")
-    finally:
-        if platform is not None:
-            platform.close()
-    sources = build_sources(settings)
-    try:
-        for name, source in sources.items():
-            try:
-                print(f"source {name} ({settings.processes[name].source}): {source.check()}")
-            except Exception as exc:
-                ok = False
-                print(f"source {name}: FAILED: {redact(str(exc))}")
-    finally:
-        for source in sources.values():
-            source.close()
-    kind = lock_kind(settings)
-    if kind != "none":
-        lock: Lock | None = None
         try:
-            lock = build_lock(settings)
-            print(f"lock {kind}: {lock.check() if lock is not None else 'ok'}")
-        except ConfigError:
-            raise
-        except Exception as exc:
-            ok = False
-            print(f"lock {kind}: FAILED: {redact(str(exc))}")
+            return platform.check(list(settings.processes)) + dry
         finally:
-            if lock is not None:
-                lock.close()
-    else:
+            platform.close()
+
+    attempt(f"platform {settings.glob.platform}", platform_line)
+    for name, process in settings.processes.items():
+
+        def source_line(process: Any = process) -> str:
+            from autoscaler.registry import build_source
+
+            source = build_source(settings, process)
+            try:
+                return source.check()
+            finally:
+                source.close()
+
+        attempt(f"source {name} ({process.source})", source_line)
+    kind = lock_kind(settings)
+    if kind == "none":
         print("lock: none (run a single copy of the daemon)")
-    return EXIT_OK if ok else EXIT_DEPENDENCY
+    else:
+
+        def lock_line() -> str:
+            lock = build_lock(settings)
+            assert lock is not None
+            try:
+                return lock.check()
+            finally:
+                lock.close()
+
+        attempt(f"lock {kind}", lock_line)
+    notes = f" ({len(settings.warnings)} warning(s) above)" if settings.warnings else ""
+    if failed:
+        print(f"check: FAILED: {', '.join(failed)}{notes}")
+        if refused:
+            print(f"autoscaler: {redact(str(ConfigError(refused)))}", file=sys.stderr)
+            return EXIT_CONFIG
+        return EXIT_DEPENDENCY
+    print(f"check: ok{notes}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

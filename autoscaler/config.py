@@ -1,297 +1,264 @@
 """Configuration: config vars (and a ``.env`` file) to validated settings.
 
-``load()`` returns a ``Settings`` or raises ``ConfigError`` naming every offending variable at
-once. Global variables are one pydantic-settings model; each managed process gets a
-``ProcessSettings`` read from ``AUTOSCALER_<P>_*``.
+The core model holds only what the core reads: ``GlobalSettings`` (``AUTOSCALER_*``, the shared
+``REDIS_URL``/``DATABASE_URL``) and one ``ProcessSettings`` per managed process
+(``AUTOSCALER_<P>_*``). Each adapter declares its own settings models beside its code; ``load``
+asks the catalog (``autoscaler.registry``, passed in) for the models of the configured platform,
+sources and lock, reads them too, and refuses any ``AUTOSCALER_*`` variable that nothing reads.
+``load()`` returns ``Settings`` or raises one ``ConfigError`` naming every offending variable.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import dotenv_values
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
 
-from autoscaler.durations import parse_duration
+from autoscaler.configkit import (
+    Bool,
+    Choice,
+    Csv,
+    Duration,
+    EnvSettings,
+    Float,
+    Int,
+    LockAdapter,
+    PlatformAdapter,
+    Problems,
+    SourceAdapter,
+    Text,
+    Url,
+    Variable,
+    process_prefix,
+    read,
+    read_each,
+    variables,
+)
+from autoscaler.durations import MAX_SECONDS
 from autoscaler.model import Metric
 from autoscaler.ports import ConfigError
 from autoscaler.schedule import Schedule, parse_schedule
 
-PLATFORMS = ("sim", "heroku", "render", "fly", "railway")
-JOB_SOURCES = (
-    "rq",
-    "celery",
-    "dramatiq",
-    "arq",
-    "sidekiq",
-    "procrastinate",
-    "good_job",
-    "solid_queue",
-    "sql",
-    "http",
-)
-SOURCES = ("request_queue_time", "sim", *JOB_SOURCES)
 AGGREGATES = ("avg", "p50", "p90", "p95", "p99", "max")
 _PROCESS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-def _nonempty(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        raise ValueError("is empty; unset it to use the default")
-    return value.strip() if isinstance(value, str) else value
+class GlobalSettings(EnvSettings):
+    """The global variables the core reads."""
 
+    model_config = SettingsConfigDict(env_prefix="AUTOSCALER_")
 
-def _duration(bare_unit: str) -> Any:
-    def parse(value: Any) -> Any:
-        value = _nonempty(value)
-        if isinstance(value, int | float):
-            return float(value)
-        return parse_duration(str(value), bare_unit)
-
-    return BeforeValidator(parse)
-
-
-def _bool(value: Any) -> Any:
-    value = _nonempty(value)
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not a boolean (true or false)")
-
-
-def _lower(value: Any) -> Any:
-    value = _nonempty(value)
-    return value.lower() if isinstance(value, str) else value
-
-
-def _positive(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
-
-def _url(value: str) -> str:
-    if not re.match(r"^[a-z][a-z0-9+.-]*://", value, re.IGNORECASE):
-        raise ValueError("is not a URL (it must start with a scheme such as https://)")
-    return value
-
-
-Seconds = Annotated[float, _duration("s"), Field(ge=0)]
-PositiveSeconds = Annotated[float, _duration("s"), AfterValidator(_positive)]
-Str = Annotated[str, BeforeValidator(_nonempty)]
-Url = Annotated[str, BeforeValidator(_nonempty), AfterValidator(_url)]
-Bool = Annotated[bool, BeforeValidator(_bool)]
-
-
-def _csv(value: Any) -> Any:
-    value = _nonempty(value)
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",")]
-        if any(not item for item in items):
-            raise ValueError(f"{value!r} has an empty item")
-        return items
-    return value
-
-
-class _EnvSource(PydanticBaseSettingsSource):
-    """Feeds the model from an explicit mapping, so that tests and the CLI share one path."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self.env = env
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, info in self.settings_cls.model_fields.items():
-            alias = info.validation_alias
-            if isinstance(alias, str) and alias in self.env:
-                out[alias] = self.env[alias]
-            elif name in self.env:
-                out[name] = self.env[name]
-        return out
-
-
-class GlobalSettings(BaseSettings):
-    """The global config vars (SPEC "Configuration")."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-    platform: Annotated[
-        Literal["sim", "heroku", "render", "fly", "railway"], BeforeValidator(_lower)
-    ] = Field("sim", validation_alias="AUTOSCALER_PLATFORM")
-    processes: Annotated[list[str], BeforeValidator(_csv)] | None = Field(
-        None, validation_alias="AUTOSCALER_PROCESSES"
+    platform: Text = Field(
+        "sim",
+        description="where the app runs (see the platforms below); `sim` is a built-in "
+        "simulated app",
     )
-    dry_run: Bool = Field(False, validation_alias="AUTOSCALER_DRY_RUN")
-    interval: Annotated[float, _duration("s"), Field(ge=1.0, le=3600.0)] = Field(
-        5.0, validation_alias="AUTOSCALER_INTERVAL"
+    processes: Csv | None = Field(
+        None,
+        description="the process types to manage, comma-separated",
+        json_schema_extra={"default": "`web` (`web,worker` on `sim`)"},
     )
-    tick_timeout: PositiveSeconds | None = Field(None, validation_alias="AUTOSCALER_TICK_TIMEOUT")
-    log_format: Annotated[Literal["auto", "logfmt", "json", "console"], BeforeValidator(_lower)] = (
-        Field("auto", validation_alias="AUTOSCALER_LOG_FORMAT")
+    dry_run: Bool = Field(
+        False,
+        description="decide and log, never change the formation; also the maintenance switch: "
+        "set it during an incident or a migration and the daemon keeps deciding and logging but "
+        "writes nothing",
     )
-    log_level: Annotated[
-        Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
-    ] = Field("info", validation_alias="AUTOSCALER_LOG_LEVEL")
-    metrics_port: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=65535)] | None = Field(
-        None, validation_alias="AUTOSCALER_METRICS_PORT"
+    interval: Annotated[float, Duration(1.0, 3600.0)] = Field(
+        5.0, description="how often sources are polled and decisions made"
     )
-    metrics_host: Str = Field("127.0.0.1", validation_alias="AUTOSCALER_METRICS_HOST")
-    lock: Annotated[Literal["auto", "redis", "postgres", "none"], BeforeValidator(_lower)] = Field(
-        "auto", validation_alias="AUTOSCALER_LOCK"
+    tick_timeout: Annotated[float, Duration(0.0, 3600.0, above=True)] | None = Field(
+        None,
+        description="how long one source poll may take before it counts as failed; each lock "
+        "call may take half of it (then: not leader)",
+        json_schema_extra={"default": "80% of the interval, 1 s to 30 s"},
     )
-    notify_url: Url | None = Field(None, validation_alias="AUTOSCALER_NOTIFY_URL")
-    timezone: Str = Field("UTC", validation_alias="AUTOSCALER_TIMEZONE")
-    sim_speed: Annotated[float, BeforeValidator(_nonempty), Field(gt=0, le=10_000)] = Field(
-        60.0, validation_alias="AUTOSCALER_SIM_SPEED"
+    log_format: Annotated[str, Choice("auto", "logfmt", "json", "console")] = Field(
+        "auto",
+        description="how log lines are written; `auto`: `console` in a terminal, else `logfmt`",
     )
-    sim_seed: Annotated[int, BeforeValidator(_nonempty)] | None = Field(
-        None, validation_alias="AUTOSCALER_SIM_SEED"
+    log_level: Annotated[str, Choice("debug", "info", "warning", "error", "critical")] = Field(
+        "info", description="the least severe level logged"
     )
-    redis_url: Url | None = Field(None, validation_alias="REDIS_URL")
-    database_url: Url | None = Field(None, validation_alias="DATABASE_URL")
-
-    heroku_api_token: Str | None = Field(None, validation_alias="HEROKU_API_TOKEN")
-    heroku_app_name: Str | None = Field(None, validation_alias="HEROKU_APP_NAME")
-    heroku_api_url: Url = Field("https://api.heroku.com", validation_alias="HEROKU_API_URL")
-    render_api_key: Str | None = Field(None, validation_alias="RENDER_API_KEY")
-    render_api_url: Url = Field("https://api.render.com/v1", validation_alias="RENDER_API_URL")
-    fly_api_token: Str | None = Field(None, validation_alias="FLY_API_TOKEN")
-    fly_app_name: Str | None = Field(None, validation_alias="FLY_APP_NAME")
-    fly_api_url: Url = Field("https://api.machines.dev", validation_alias="FLY_API_URL")
-    railway_api_token: Str | None = Field(None, validation_alias="RAILWAY_API_TOKEN")
-    railway_environment_id: Str | None = Field(None, validation_alias="RAILWAY_ENVIRONMENT_ID")
-    railway_api_url: Url = Field(
-        "https://backboard.railway.com/graphql/v2", validation_alias="RAILWAY_API_URL"
+    metrics_port: Annotated[int, Int(1, 65535)] | None = Field(
+        None, description="serve `/metrics` (Prometheus) and `/healthz` on this port"
+    )
+    metrics_host: Text = Field(
+        "127.0.0.1", description="the address they bind to; set `0.0.0.0` only if you mean it"
+    )
+    lock: Text = Field(
+        "auto",
+        description="`redis`, `postgres`, `none`; `auto` picks redis if `REDIS_URL` is set, else "
+        "postgres if `DATABASE_URL` is set, else none (always none on `sim`)",
+    )
+    notify_url: Url | None = Field(None, description="Slack-compatible incoming webhook for alerts")
+    alert_after: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
+        600.0,
+        description="how long a problem (signal missing, pinned at the maximum, failing writes) "
+        "lasts before an alert",
+    )
+    sentry_dsn: Text | None = Field(
+        None,
+        validation_alias="SENTRY_DSN",
+        description="report alerts and unexpected errors to Sentry (needs the `sentry` extra)",
+    )
+    timezone: Text = Field("UTC", description="IANA zone for schedules, e.g. `Europe/Paris`")
+    sim_speed: Annotated[float, Float(0.001, 10_000, "simulated seconds per second")] = Field(
+        60.0, description="`sim` only: simulated seconds per wall-clock second"
+    )
+    sim_seed: Annotated[int, Int()] | None = Field(
+        None,
+        description="`sim` only: seed of the simulated traffic",
+        json_schema_extra={"default": "random"},
+    )
+    platform_redis_url: Url | None = Field(
+        None,
+        validation_alias="REDIS_URL",
+        description="request samples, Redis-based job backends, the lock",
+    )
+    autoscaler_redis_url: Url | None = Field(
+        None,
+        validation_alias="AUTOSCALER_REDIS_URL",
+        description="a Redis to use instead of `REDIS_URL` (a variable the platform owns)",
+    )
+    redis_ssl_cert_reqs: Annotated[str, Choice("none", "optional", "required")] | None = Field(
+        None,
+        description="how a `rediss://` server's certificate is checked; `none` for Heroku's "
+        "Key-Value Store (self-signed)",
+        json_schema_extra={"default": "`required` (redis-py's)"},
+    )
+    database_url: Url | None = Field(
+        None, validation_alias="DATABASE_URL", description="SQL job backends, the lock"
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Only what ``load()`` passes in: it has already merged the environment and .env.
-        return (init_settings,)
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis the daemon reads and locks: ``AUTOSCALER_REDIS_URL``, else ``REDIS_URL``."""
+        return self.autoscaler_redis_url or self.platform_redis_url
 
 
-#: per-process variable suffixes -> ProcessSettings field names
-PROCESS_VARS = {
-    "MIN": "min",
-    "MAX": "max",
-    "SOURCE": "source",
-    "QUEUES": "queues",
-    "UP_THRESHOLD": "up_threshold",
-    "DOWN_THRESHOLD": "down_threshold",
-    "AGGREGATE": "aggregate",
-    "WINDOW": "window",
-    "UP_STEP": "up_step",
-    "DOWN_STEP": "down_step",
-    "UP_SENSITIVITY": "up_sensitivity",
-    "UP_COOLDOWN": "up_cooldown",
-    "DOWN_DELAY": "down_delay",
-    "HEADROOM": "headroom",
-    "SCHEDULE": "schedule",
-    "MIN_SAMPLES": "min_samples",
-    "PROVISION_TIMEOUT": "provision_timeout",
-    "STALE_AFTER": "stale_after",
-    "SQL": "sql",
-    "URL": "url",
-    "RENDER_SERVICE_ID": "render_service_id",
-    "RAILWAY_SERVICE_ID": "railway_service_id",
-}
-#: suffixes that adapters read themselves from ``Settings.env`` (so they are not typos)
-ADAPTER_PROCESS_VARS: set[str] = {"QUEUE_DISCOVERY_LIMIT", "SQL_TIMEOUT", "HTTP_TIMEOUT"}
-ADAPTER_PROCESS_VARS |= {"REDIS_TIMEOUT", "KEY_PREFIX"}  # Redis job sources
-ADAPTER_PROCESS_VARS |= {"DATABASE_URL", "HTTP_VALUE", "HTTP_TOKEN"}  # SQL and HTTP sources
-
-
-def _step(value: Any) -> Any:
-    value = _nonempty(value)
-    if isinstance(value, str) and value.lower() == "auto":
+def _auto(value: Any) -> Any:
+    """``auto`` (any case) means ``None``: the policy decides."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
         return None
     return value
 
 
-_auto = _step  # "auto" (any case) means None: the policy decides
+class ProcessSettings(EnvSettings):
+    """One managed process's core settings. Durations are seconds; thresholds too (the
+    ``*_ms`` properties give milliseconds). ``name``, ``var_prefix``, ``metric`` and ``timezone``
+    are set by ``load``, not read from a variable."""
 
+    model_config = SettingsConfigDict(arbitrary_types_allowed=True)
 
-class ProcessSettings(BaseModel):
-    """One managed process's settings. Durations are seconds, thresholds milliseconds."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    name: str
-    var_prefix: str
-    min: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=10_000)] = 1
-    max: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=10_000)] = 10
-    source: Annotated[str, BeforeValidator(_lower)] = "request_queue_time"
-    queues: Annotated[list[str], BeforeValidator(_csv)] | None = None
-    up_threshold: Annotated[float, _duration("s"), AfterValidator(_positive)] | None = None
-    down_threshold: Annotated[float, _duration("s"), Field(ge=0)] | None = None
-    aggregate: (
-        Annotated[Literal["avg", "p50", "p90", "p95", "p99", "max"], BeforeValidator(_lower)] | None
-    ) = None
-    window: Annotated[float, _duration("s"), Field(ge=1.0, le=3600.0)] = 30.0
-    up_step: Annotated[int, BeforeValidator(_step), Field(ge=1, le=1000)] | None = None
-    down_step: Annotated[int, BeforeValidator(_nonempty), Field(ge=1, le=1000)] = 1
-    up_sensitivity: Seconds = 0.0
-    up_cooldown: Seconds = 60.0
-    down_delay: Annotated[Seconds | None, BeforeValidator(_auto)] = None  # None: auto
-    headroom: Annotated[float, BeforeValidator(_nonempty), Field(ge=0, le=10)] = 1.8
-    schedule: Str | None = None
-    min_samples: Annotated[int, BeforeValidator(_nonempty), Field(ge=0, le=100_000)] = 5
-    provision_timeout: PositiveSeconds = 600.0
-    stale_after: PositiveSeconds | None = None
-    sql: Str | None = None
-    url: Url | None = None
-    render_service_id: Str | None = None
-    railway_service_id: Str | None = None
+    name: str = "web"
+    var_prefix: str = "AUTOSCALER_WEB_"
+    metric: Metric = Metric.REQUEST_QUEUE_TIME
     timezone: str = "UTC"
 
-    @property
-    def metric(self) -> Metric:
-        if self.source in ("request_queue_time",) or (
-            self.source == "sim" and not self.name.startswith("worker")
-        ):
-            return Metric.REQUEST_QUEUE_TIME
-        return Metric.JOB_LATENCY
+    min: Annotated[int, Int(0, 10_000, "instances")] = Field(
+        1, description="the fewest instances (workers may use 0)"
+    )
+    max: Annotated[int, Int(1, 10_000, "instances")] = Field(10, description="the most instances")
+    source: Text = Field(
+        "request_queue_time",
+        description="where the signal comes from (see the sources below)",
+        json_schema_extra={
+            "default": "`request_queue_time` for `web` (`sim` on the sim platform); required "
+            "otherwise"
+        },
+    )
+    up_threshold: Annotated[float, Duration(0.0, MAX_SECONDS, above=True)] | None = Field(
+        None,
+        description="scale up above this; a bare number is seconds (write `200ms`, not `200`)",
+        json_schema_extra={"default": "web `200ms`; jobs `10s`"},
+    )
+    down_threshold: Annotated[float, Duration(0.0, MAX_SECONDS)] | None = Field(
+        None,
+        description="scale down below this; must be below the up threshold",
+        json_schema_extra={"default": "web `50ms`; jobs `2s`"},
+    )
+    aggregate: Annotated[str, Choice(*AGGREGATES)] | None = Field(
+        None,
+        description="how the window's samples are summed up",
+        json_schema_extra={"default": "web `p95`; jobs `max`"},
+    )
+    window: Annotated[float, Duration(1.0, 3600.0)] = Field(
+        30.0, description="how far back request samples count"
+    )
+    up_step: Annotated[int, Int(1, 1000, "instances")] | None = Field(
+        None,
+        description="instances added per upscale; `auto` sizes the upscale to the overload",
+        json_schema_extra={"default": "`auto`"},
+    )
+    down_step: Annotated[int, Int(1, 1000, "instances")] = Field(
+        1, description="instances removed per downscale"
+    )
+    up_sensitivity: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
+        0.0, description="how long the signal must stay above the band before an upscale"
+    )
+    up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
+        60.0, description="no further upscale for this long after one (new instances are booting)"
+    )
+    down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] | None = Field(
+        None,
+        description="how long the signal must stay below the band before a downscale, and "
+        "between changes and a downscale; `auto` is `1m` while the forecast of the arrival rate "
+        "guards every downscale (web, once learned: see the policy), else `5m`",
+        json_schema_extra={"default": "`auto`"},
+    )
+    headroom: Annotated[float, Float(0.0, 10.0, "standard deviations")] = Field(
+        1.8,
+        description="the forecast keeps capacity for the arrival rate's recent mean plus this "
+        "many standard deviations of it (0 keeps capacity for the current rate only). Higher: "
+        "fewer slow minutes, more instances",
+    )
+    schedule: Text | None = Field(
+        None,
+        description="time-of-day overrides of the bounds, e.g. `mon-fri 08:00-18:00 min=4; "
+        "sat,sun max=3`",
+    )
+    min_samples: Annotated[int, Int(0, 100_000, "requests")] = Field(
+        5,
+        description="request signal from fewer requests than this (but more than 0) is *sparse* "
+        "(see the policy)",
+    )
+    provision_timeout: Annotated[float, Duration(0.0, MAX_SECONDS, above=True)] = Field(
+        600.0,
+        description="where the platform reports which instances serve (Fly.io), no further "
+        "upscale once fewer serve than run for this long on end; an alert says so",
+    )
+    stale_after: Annotated[float, Duration(0.0, MAX_SECONDS, above=True)] | None = Field(
+        None,
+        description="data older than this is stale: hold",
+        json_schema_extra={"default": "twice the window, at least `60s`"},
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _autos(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("up_step", "down_delay"):
+                if key in data:
+                    data[key] = _auto(data[key])
+        return data
 
     @property
     def up_threshold_ms(self) -> float:
         assert self.up_threshold is not None
-        return self.up_threshold * 1000.0
+        return float(self.up_threshold) * 1000.0
 
     @property
     def down_threshold_ms(self) -> float:
         assert self.down_threshold is not None
-        return self.down_threshold * 1000.0
+        return float(self.down_threshold) * 1000.0
 
     @property
     def parsed_schedule(self) -> Schedule | None:
@@ -313,22 +280,13 @@ class ProcessSettings(BaseModel):
             set_(self, "stale_after", max(60.0, 2 * self.window))
         p = self.var_prefix
         problems: dict[str, str] = {}
-        if self.source not in SOURCES:
-            problems[f"{p}SOURCE"] = f"unknown source {self.source!r} (one of {', '.join(SOURCES)})"
         if self.min > self.max:
-            problems[f"{p}MIN"] = f"MIN={self.min} is above {p}MAX={self.max}"
-        if self.max == 0:
-            problems[f"{p}MAX"] = "MAX must be at least 1"
-        assert self.down_threshold is not None and self.up_threshold is not None
-        if self.down_threshold >= self.up_threshold:
+            problems[f"{p}MIN"] = f"{self.min} is above {p}MAX={self.max} (instances)"
+        up, down = float(self.up_threshold or 0), float(self.down_threshold or 0)
+        if down >= up:
             problems[f"{p}DOWN_THRESHOLD"] = (
-                f"{self.down_threshold * 1000:g}ms must be below "
-                f"{p}UP_THRESHOLD {self.up_threshold * 1000:g}ms"
+                f"{down * 1000:g}ms must be below {p}UP_THRESHOLD {up * 1000:g}ms"
             )
-        if self.source == "sql" and self.sql is None:
-            problems[f"{p}SQL"] = "is required with SOURCE=sql"
-        if self.source == "http" and self.url is None:
-            problems[f"{p}URL"] = "is required with SOURCE=http"
         if self.schedule is not None:
             try:
                 sched = parse_schedule(self.schedule, ZoneInfo(self.timezone))
@@ -341,91 +299,146 @@ class ProcessSettings(BaseModel):
                     if rule.max is not None and rule.max < self.min and rule.min is None:
                         problems[f"{p}SCHEDULE"] = f"max={rule.max} is below {p}MIN={self.min}"
         if problems:
-            raise _Problems(problems)
+            raise Problems(problems)
         return self
 
 
-class _Problems(ValueError):
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
-        self.problems = problems
+#: fields of ``ProcessSettings`` that ``load`` sets (not variables)
+PROCESS_FIXED = ("name", "var_prefix", "metric", "timezone")
+#: per-process variable suffixes the core reads
+PROCESS_VARS = tuple(f.upper() for f in ProcessSettings.model_fields if f not in PROCESS_FIXED)
+
+
+class Catalog(Protocol):
+    """What ``load`` asks of the adapters' registry (``autoscaler.registry``)."""
+
+    def source_adapter(self, name: str, var: str) -> SourceAdapter[Any]: ...
+    def platform_adapter(self, name: str, var: str) -> PlatformAdapter[Any, Any]: ...
+    def lock_adapter(self, name: str, var: str) -> LockAdapter[Any]: ...
+    def lock_names(self) -> Iterable[str]: ...
+    def global_variables(self) -> Iterable[tuple[str, Variable]]: ...
+    def process_variables(self) -> Iterable[tuple[str, Variable]]: ...
 
 
 class Settings:
-    """Everything the daemon was configured with."""
+    """Everything the daemon was configured with: the core's settings, each configured adapter's
+    own settings, the raw merged environment, and the warnings ``check`` and the start line
+    show."""
 
     def __init__(
-        self, glob: GlobalSettings, processes: dict[str, ProcessSettings], env: Mapping[str, str]
+        self,
+        glob: GlobalSettings,
+        processes: dict[str, ProcessSettings],
+        env: Mapping[str, str],
+        *,
+        platform_settings: tuple[EnvSettings, Mapping[str, EnvSettings]] | None = None,
+        source_settings: Mapping[str, EnvSettings] | None = None,
+        lock_settings: EnvSettings | None = None,
+        scope: str = "",
     ) -> None:
         self.glob = glob
         self.processes = processes
-        self.env = env  # the raw merged environment, for adapters' own variables
+        self.env = env
+        self.platform_settings = platform_settings
+        self.source_settings = dict(source_settings or {})
+        self.lock_settings = lock_settings
+        self.scope = scope  # the app's name on its platform, for the lock's default name
         self.warnings: list[str] = []
 
     @property
     def tick_timeout(self) -> float:
         if self.glob.tick_timeout is not None:
-            return self.glob.tick_timeout
+            return float(self.glob.tick_timeout)
         return max(1.0, min(30.0, self.glob.interval * 0.8))
 
-
-def process_prefix(process: str) -> str:
-    return "AUTOSCALER_" + process.upper().replace("-", "_") + "_"
-
-
-def _errors_of(exc: ValidationError, field_to_var: Mapping[str, str]) -> dict[str, str]:
-    problems: dict[str, str] = {}
-    for err in exc.errors():
-        ctx_error = err.get("ctx", {}).get("error")
-        if isinstance(ctx_error, _Problems):
-            problems.update(ctx_error.problems)
-            continue
-        loc = str(err["loc"][0]) if err["loc"] else ""
-        var = field_to_var.get(loc, loc)
-        msg = err["msg"]
-        for prefix in ("Value error, ", "Assertion failed, "):
-            msg = msg.removeprefix(prefix)
-        given = err.get("input")
-        if isinstance(given, str) and "empty" not in msg and repr(given) not in msg:
-            msg = f"{given!r}: {msg}"
-        problems.setdefault(var, msg)
-    return problems
+    @property
+    def lock_kind(self) -> str:
+        """The lock backend ``AUTOSCALER_LOCK`` resolves to (``none`` included)."""
+        kind = self.glob.lock
+        if kind != "auto":
+            return kind
+        if self.glob.platform == "sim":
+            return "none"
+        if self.glob.redis_url:
+            return "redis"
+        if self.glob.database_url:
+            return "postgres"
+        return "none"
 
 
 def read_env(path: str | Path = ".env") -> dict[str, str]:
-    """The process environment merged over a ``.env`` file in the working directory."""
+    """The process environment merged over a ``.env`` file (read by pydantic-settings' dotenv
+    source) in the working directory."""
     merged: dict[str, str] = {}
     if Path(path).is_file():
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        dotenv = DotEnvSettingsSource(BaseSettings, env_file=path, case_sensitive=True)
+        merged.update({k: v for k, v in dotenv.env_vars.items() if v is not None})
     merged.update(os.environ)
     return merged
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
+def _default_catalog() -> Catalog:
+    from autoscaler import registry
+
+    return registry
+
+
+def load(env: Mapping[str, str] | None = None, catalog: Catalog | None = None) -> Settings:
     """Validate the configuration; raise ``ConfigError`` listing every problem."""
-    if env is None:
-        env = read_env()
+    env = read_env() if env is None else env
+    cat = _default_catalog() if catalog is None else catalog
     problems: dict[str, str] = {}
     glob: GlobalSettings | None = None
     try:
-        glob = GlobalSettings.model_validate({k: v for k, v in env.items() if k in _GLOBAL_VARS})
-    except ValidationError as exc:
-        problems.update(_errors_of(exc, {}))
-    tz_name = env.get("AUTOSCALER_TIMEZONE", "UTC").strip() or "UTC"
+        glob = read(GlobalSettings, env)
+    except ConfigError as exc:
+        problems.update(exc.problems)
+    tz_name = (env.get("AUTOSCALER_TIMEZONE") or "UTC").strip() or "UTC"
     try:
         ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         problems["AUTOSCALER_TIMEZONE"] = f"{tz_name!r} is not a known time zone (Europe/Paris)"
         tz_name = "UTC"
+    platform = glob.platform.lower() if glob else (env.get("AUTOSCALER_PLATFORM") or "sim")
+    names = _process_names(glob, env, platform, problems)
 
-    platform = (env.get("AUTOSCALER_PLATFORM") or "sim").strip().lower()
-    raw_processes = env.get("AUTOSCALER_PROCESSES")
+    processes: dict[str, ProcessSettings] = {}
+    sources: dict[str, EnvSettings] = {}
+    for name in names:
+        core, own, found = _load_process(name, env, platform, tz_name, cat)
+        problems.update(found)
+        if core is not None:
+            processes[name] = core
+        if own is not None:
+            sources[name] = own
+
+    settings = None
+    if glob is not None:
+        settings = _with_adapters(glob, processes, sources, env, cat=cat, problems=problems)
+    else:  # still name a bad lock backend with the other problems
+        lock = (env.get("AUTOSCALER_LOCK") or "auto").strip().lower()
+        _lock_kind_problem(lock, cat, problems)
+    warnings = _unknown_vars(env, names, processes, cat, problems)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    settings.warnings = warnings + _threshold_warnings(env, processes)
+    return settings
+
+
+def _process_names(
+    glob: GlobalSettings | None, env: Mapping[str, str], platform: str, problems: dict[str, str]
+) -> list[str]:
     if glob is not None and glob.processes is not None:
         names = glob.processes
-    elif raw_processes is None:
+    elif env.get("AUTOSCALER_PROCESSES") is None:
         names = ["web", "worker"] if platform == "sim" else ["web"]
+    elif glob is None:
+        # another global is invalid: read the list as written, so that its processes' settings
+        # are checked, not reported as settings of unmanaged processes
+        raw = env["AUTOSCALER_PROCESSES"].split(",")
+        names = [n.strip().lower() for n in raw if _PROCESS_NAME.match(n.strip().lower())]
     else:
-        names = []
+        return []
     seen: set[str] = set()
     for name in names:
         if not _PROCESS_NAME.match(name):
@@ -435,67 +448,195 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         elif name in seen:
             problems["AUTOSCALER_PROCESSES"] = f"{name!r} is listed twice"
         seen.add(name)
+    return list(dict.fromkeys(names))
 
-    processes: dict[str, ProcessSettings] = {}
-    for name in names:
-        prefix = process_prefix(name)
-        values: dict[str, Any] = {"name": name, "var_prefix": prefix, "timezone": tz_name}
-        for suffix, field in PROCESS_VARS.items():
-            if prefix + suffix in env:
-                values[field] = env[prefix + suffix]
-        if "source" not in values:
-            if platform == "sim":
-                values["source"] = "sim"
-            elif name != "web":
-                problems[prefix + "SOURCE"] = (
-                    "is required for a process other than web "
-                    f"(one of {', '.join(s for s in SOURCES if s != 'sim')})"
-                )
-                continue
-        field_to_var = {field: prefix + suffix for suffix, field in PROCESS_VARS.items()}
+
+def _source_of(name: str, env: Mapping[str, str], platform: str) -> str:
+    """The process's source name; raises ``ConfigError`` when it must be given and is not."""
+    var = process_prefix(name) + "SOURCE"
+    raw = env.get(var)
+    if raw is not None and not raw.strip():
+        raise ConfigError({var: "is empty; unset it to use the default"})
+    if raw:
+        return raw.strip().lower()
+    if platform == "sim":
+        return "sim"
+    if name == "web":
+        return "request_queue_time"
+    raise ConfigError({var: "is required for a process other than web"})
+
+
+def _load_process(
+    name: str, env: Mapping[str, str], platform: str, tz_name: str, cat: Catalog
+) -> tuple[ProcessSettings | None, EnvSettings | None, dict[str, str]]:
+    """One process's core settings and its source's own, and the problems found in them."""
+    prefix = process_prefix(name)
+    try:
+        source = _source_of(name, env, platform)
+        adapter = cat.source_adapter(source, prefix + "SOURCE")
+    except ConfigError as exc:
+        return None, None, exc.problems
+    metric = adapter.metric
+    if metric is None:  # the simulated app: web-like unless named as a worker
+        metric = Metric.JOB_LATENCY if name.startswith("worker") else Metric.REQUEST_QUEUE_TIME
+    fixed = {"name": name, "var_prefix": prefix, "metric": metric, "timezone": tz_name}
+    core: ProcessSettings | None = None
+    own: EnvSettings | None = None
+    problems: dict[str, str] = {}
+    try:
+        core = read(ProcessSettings, env, prefix, **fixed, source=source)
+    except ConfigError as exc:
+        problems.update(exc.problems)
+    try:
+        own = read(adapter.settings, env, prefix)
+    except ConfigError as exc:
+        problems.update(exc.problems)
+    return core, own, problems
+
+
+def _with_adapters(
+    glob: GlobalSettings,
+    processes: dict[str, ProcessSettings],
+    sources: dict[str, EnvSettings],
+    env: Mapping[str, str],
+    *,
+    cat: Catalog,
+    problems: dict[str, str],
+) -> Settings:
+    """The platform's and the lock's own settings read and checked; the settings assembled."""
+    glob = glob.model_copy(update={"platform": glob.platform.lower(), "lock": glob.lock.lower()})
+    settings = Settings(glob, processes, env, source_settings=sources)
+    try:
+        platform = cat.platform_adapter(glob.platform, "AUTOSCALER_PLATFORM")
+        own = read(platform.settings, env)
+        per = read_each(platform.process_settings, settings)
+        if not problems:  # its cross-checks need the processes' settings
+            platform.parse(settings, own, per)
+        settings.platform_settings = (own, per)
+        settings.scope = platform.scope(own, per)
+    except ConfigError as exc:
+        problems.update(exc.problems)
+    kind = settings.lock_kind
+    if not _lock_kind_problem(kind, cat, problems) and kind != "none":
         try:
-            processes[name] = ProcessSettings.model_validate(values)
-        except ValidationError as exc:
-            problems.update(_errors_of(exc, field_to_var))
-        except _Problems as exc:
+            lock = cat.lock_adapter(kind, "AUTOSCALER_LOCK")
+            settings.lock_settings = read(lock.settings, env)
+            lock.parse(settings, settings.lock_settings, settings.scope)
+        except ConfigError as exc:
             problems.update(exc.problems)
-
-    warnings = _unknown_vars(env, names, problems)
-    if problems or glob is None:
-        raise ConfigError(problems)
-    settings = Settings(glob, processes, env)
-    settings.warnings = warnings
     return settings
 
 
-_GLOBAL_VARS = {str(info.validation_alias) for info in GlobalSettings.model_fields.values()} | {
-    "AUTOSCALER_MAX_REQUEST_BYTES",  # read by the web middleware in the app
-    "AUTOSCALER_FLUSH_INTERVAL",
-    "AUTOSCALER_PROCESS",
-    "AUTOSCALER_FLY_CLONE",  # read by the fly platform adapter
-    *("AUTOSCALER_LOCK_" + v for v in ("TTL", "NAME", "URL", "SCHEMA")),  # adapters/locks
-    "AUTOSCALER_ALERT_AFTER",  # autoscaler/alerts.py
-}
+def _lock_kind_problem(kind: str, cat: Catalog, problems: dict[str, str]) -> bool:
+    locks = tuple(cat.lock_names())
+    if kind in ("auto", "none", *locks):
+        return False
+    problems["AUTOSCALER_LOCK"] = f"{kind!r} is not one of auto, none, {', '.join(locks)}"
+    return True
 
 
-def _unknown_vars(env: Mapping[str, str], names: list[str], problems: dict[str, str]) -> list[str]:
-    """Typos in a managed process's variables are errors; other unknown names are warnings."""
+def _unknown_vars(
+    env: Mapping[str, str],
+    names: list[str],
+    processes: Mapping[str, ProcessSettings],
+    cat: Catalog,
+    problems: dict[str, str],
+) -> list[str]:
+    """Every ``AUTOSCALER_*`` variable must be one something reads. A variable of a process not
+    in ``AUTOSCALER_PROCESSES`` is an error that says to add it."""
+    known_globals = {v.name: owner for owner, v in cat.global_variables()}
+    suffix_owners: dict[str, list[str]] = {}
+    for owner, v in cat.process_variables():
+        suffix_owners.setdefault(v.name, []).append(owner)
+    prefixes = sorted(((process_prefix(n), n) for n in names), key=lambda p: -len(p[0]))
     warnings: list[str] = []
-    known_suffixes = set(PROCESS_VARS) | ADAPTER_PROCESS_VARS
-    prefixes = {process_prefix(n): n for n in names}
-    for key in env:
-        if not key.startswith("AUTOSCALER_") or key in _GLOBAL_VARS:
+    for key in sorted(env):
+        if not key.startswith("AUTOSCALER_") or key in known_globals:
             continue
-        for prefix in prefixes:
+        for prefix, name in prefixes:
             if key.startswith(prefix):
-                suffix = key[len(prefix) :]
-                if suffix not in known_suffixes:
-                    close = difflib.get_close_matches(suffix, sorted(known_suffixes), n=1)
-                    hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-                    problems[key] = f"unknown variable{hint}"
+                why = _process_var_problem(
+                    key[len(prefix) :],
+                    prefix=prefix,
+                    name=name,
+                    processes=processes,
+                    suffix_owners=suffix_owners,
+                )
+                if why:
+                    problems[key] = why
                 break
         else:
-            # a variable of a process that is not managed (yet) is fine; anything else is noted
-            if not any(key.endswith("_" + s) for s in known_suffixes):
-                warnings.append(f"{key} is not a known variable and is ignored")
+            problems[key] = _stray_var_problem(key, names, known_globals, suffix_owners)
     return warnings
+
+
+def _process_var_problem(
+    suffix: str,
+    *,
+    prefix: str,
+    name: str,
+    processes: Mapping[str, ProcessSettings],
+    suffix_owners: Mapping[str, list[str]],
+) -> str | None:
+    owners = suffix_owners.get(suffix)
+    if owners is None:
+        close = difflib.get_close_matches(suffix, sorted(suffix_owners), n=1)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        return f"is not a variable of any source or platform{hint}"
+    p = processes.get(name)
+    if p is None or "core" in owners:
+        return None
+    if f"source {p.source}" in owners or any(o.startswith("platform ") for o in owners):
+        return None
+    return f"is not read with {prefix}SOURCE={p.source} (it belongs to {', '.join(owners)})"
+
+
+def _stray_var_problem(
+    key: str,
+    names: list[str],
+    known_globals: Mapping[str, str],
+    suffix_owners: Mapping[str, list[str]],
+) -> str:
+    for suffix in sorted(suffix_owners, key=len, reverse=True):
+        if key.endswith("_" + suffix) and len(key) > len("AUTOSCALER_") + len(suffix) + 1:
+            process = key[len("AUTOSCALER_") : -len(suffix) - 1].lower().replace("_", "-")
+            candidates = [process, process.replace("-", "_")]
+            listed = ",".join(names)
+            return (
+                f"is a setting of process {candidates[1]!r}, which is not in "
+                f"AUTOSCALER_PROCESSES ({listed or 'empty'}): add it "
+                f"(AUTOSCALER_PROCESSES={','.join([*names, candidates[1]])}) or unset the variable"
+            )
+    close = difflib.get_close_matches(key, sorted(known_globals), n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"is not a known variable{hint}"
+
+
+#: a bare threshold above this many seconds is more likely meant in milliseconds
+_IMPLAUSIBLE_S = {Metric.REQUEST_QUEUE_TIME: 10.0, Metric.JOB_LATENCY: 3600.0}
+_BARE_NUMBER = re.compile(r"^\s*[0-9]+(\.[0-9]*)?\s*$")
+
+
+def _threshold_warnings(
+    env: Mapping[str, str], processes: Mapping[str, ProcessSettings]
+) -> list[str]:
+    """A bare threshold (seconds) that is implausible as seconds, e.g. ``200`` for web."""
+    out: list[str] = []
+    for p in processes.values():
+        for suffix in ("UP_THRESHOLD", "DOWN_THRESHOLD"):
+            raw = env.get(p.var_prefix + suffix)
+            if raw is None or not _BARE_NUMBER.match(raw):
+                continue
+            seconds = float(raw)
+            if seconds > _IMPLAUSIBLE_S[p.metric]:
+                out.append(
+                    f"{p.var_prefix}{suffix}={raw.strip()} is read as {seconds:g} seconds; "
+                    f"if you meant {seconds:g} milliseconds write {raw.strip()}ms"
+                )
+    return out
+
+
+def doc_rows(model: type[EnvSettings], prefix: str | None = None) -> list[Variable]:
+    """The variables of a core model, for the generated docs."""
+    skip = PROCESS_FIXED if model is ProcessSettings else ()
+    return list(variables(model, prefix, skip=skip))

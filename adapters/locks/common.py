@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from autoscaler.config import Settings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from autoscaler.configkit import DaemonConfig, EnvSettings, Matches, Url, read
 from autoscaler.ports import AutoscalerError, ConfigError
 from autoscaler.redact import register_secret
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$"
 
 
 class LockUnavailable(AutoscalerError):
@@ -26,33 +29,50 @@ class Held:
     deadline: float  # monotonic seconds after which the lease must not be trusted
 
 
-def lock_name(settings: Settings) -> str:
-    """``AUTOSCALER_LOCK_NAME``, else one name per platform and app so that autoscalers of
-    different apps sharing one Redis or database never contend."""
-    env = settings.env
-    raw = env.get("AUTOSCALER_LOCK_NAME")
-    if raw is not None:
-        name = raw.strip()
-        if not _NAME.match(name):
-            raise ConfigError(
-                {"AUTOSCALER_LOCK_NAME": f"{raw!r} is not a lock name (letters, digits, :._-)"}
-            )
-        return name
-    glob = settings.glob
-    render = sorted(p.render_service_id for p in settings.processes.values() if p.render_service_id)
-    app = {
-        "heroku": glob.heroku_app_name,
-        "fly": glob.fly_app_name,
-        "railway": glob.railway_environment_id,
-        "render": render[0] if render else None,
-    }.get(glob.platform) or ""
-    return f"autoscaler:{glob.platform}:{app}" if app else f"autoscaler:{glob.platform}"
+class LockSettings(EnvSettings):
+    """What every lock backend reads."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOSCALER_LOCK_")
+
+    name: Annotated[str, Matches(_NAME, "a lock name", "letters, digits, :._-")] | None = Field(
+        None,
+        description="what the daemons of one app contend for; daemons of different apps may "
+        "share one Redis or database",
+        json_schema_extra={"default": "`autoscaler:<platform>:<app>`"},
+    )
+    url: Url | None = Field(
+        None,
+        description="where the lock lives, e.g. a direct database URL when `DATABASE_URL` goes "
+        "through a pooler",
+        json_schema_extra={"default": "`REDIS_URL` / `DATABASE_URL`"},
+    )
 
 
-def lock_url(settings: Settings, default: str | None, default_var: str) -> str:
+def lock_name(
+    config: DaemonConfig, own: LockSettings | None = None, scope: str | None = None
+) -> str:
+    """``AUTOSCALER_LOCK_NAME``, else one name per platform and app (``scope``, which the
+    platform adapter names) so that autoscalers of different apps sharing one Redis or database
+    never contend."""
+    own = own or read(LockSettings, config.env)
+    if own.name is not None:
+        return own.name
+    platform = config.glob.platform
+    app = scope if scope is not None else config.scope
+    return f"autoscaler:{platform}:{app}" if app else f"autoscaler:{platform}"
+
+
+def lock_where(
+    config: DaemonConfig, own: LockSettings, scope: str | None, default: str | None, var: str
+) -> tuple[str, str]:
+    """The lock's URL (``AUTOSCALER_LOCK_URL`` or ``default`` from ``var``) and its name."""
+    return lock_url(own, default, var), lock_name(config, own, scope)
+
+
+def lock_url(own: LockSettings, default: str | None, default_var: str) -> str:
     """``AUTOSCALER_LOCK_URL`` (e.g. a direct database URL when ``DATABASE_URL`` goes through a
     pooler), else the backend's usual URL."""
-    url = (settings.env.get("AUTOSCALER_LOCK_URL") or "").strip() or default
+    url = own.url or default
     if not url:
         raise ConfigError({default_var: "is required for this AUTOSCALER_LOCK"})
     register_secret(urlsplit(url).password)

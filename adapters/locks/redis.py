@@ -19,13 +19,14 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import redis
+from pydantic import Field
 
-from autoscaler.config import Settings
-from autoscaler.durations import parse_duration
-from autoscaler.locks.common import Held, LockUnavailable, lock_name, lock_url
+from autoscaler import redisconn
+from autoscaler.configkit import DaemonConfig, Duration, LockAdapter, read
+from autoscaler.locks.common import Held, LockSettings, LockUnavailable, lock_where
 from autoscaler.ports import ConfigError
 from autoscaler.redact import redact
 
@@ -60,6 +61,7 @@ class RedisLockConfig:
     url: str
     name: str
     ttl: float  # seconds
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS, for rediss:// URLs
 
     @property
     def margin(self) -> float:
@@ -74,30 +76,43 @@ class RedisLockConfig:
         return f"{{{self.name}}}:epoch"
 
 
-def parse_ttl(env: Mapping[str, str], interval: float) -> float:
+class RedisLockSettings(LockSettings):
+    """The Redis lock's variables (``AUTOSCALER_LOCK_*``)."""
+
+    ttl: Annotated[float, Duration(1.0, 86400.0)] | None = Field(
+        None,
+        description="lease lifetime (Redis and PostgreSQL); at least twice `AUTOSCALER_INTERVAL`",
+        json_schema_extra={"default": "3 intervals, at least `15s`"},
+    )
+
+
+def parse_ttl(
+    env: Mapping[str, str], interval: float, own: RedisLockSettings | None = None
+) -> float:
     """The lease TTL in seconds; raises ``ConfigError`` naming ``AUTOSCALER_LOCK_TTL``."""
-    raw = env.get("AUTOSCALER_LOCK_TTL")
-    if raw is None or not raw.strip():
+    own = own or read(RedisLockSettings, env)
+    if own.ttl is None:
         return max(MIN_DEFAULT_TTL, 3 * interval)
-    try:
-        ttl = parse_duration(raw, "s")
-    except ValueError as exc:
-        raise ConfigError({"AUTOSCALER_LOCK_TTL": str(exc)}) from None
-    if ttl < 2 * interval or ttl < 1.0:
+    if own.ttl < 2 * interval:
         raise ConfigError(
             {
-                "AUTOSCALER_LOCK_TTL": f"{raw.strip()} is too short: it must be at least 1s and "
+                "AUTOSCALER_LOCK_TTL": f"{own.ttl:g}s is too short: it must be at least 1s and "
                 f"twice AUTOSCALER_INTERVAL ({interval:g}s), or the leader loses it between ticks"
             }
         )
-    return ttl
+    return own.ttl
 
 
-def parse(settings: Settings) -> RedisLockConfig:
+def parse(
+    config: DaemonConfig, own: RedisLockSettings | None = None, scope: str | None = None
+) -> RedisLockConfig:
+    own = own or read(RedisLockSettings, config.env)
+    url, name = lock_where(config, own, scope, config.glob.redis_url, "REDIS_URL")
     return RedisLockConfig(
-        url=lock_url(settings, settings.glob.redis_url, "REDIS_URL"),
-        name=lock_name(settings),
-        ttl=parse_ttl(settings.env, settings.glob.interval),
+        url=url,
+        name=name,
+        ttl=parse_ttl(config.env, config.glob.interval, own),
+        ssl_cert_reqs=config.glob.redis_ssl_cert_reqs,
     )
 
 
@@ -112,8 +127,11 @@ class RedisLock:
     ) -> None:
         self.config = config
         timeout = min(2.0, config.ttl / 5)
-        self._client = client or redis.Redis.from_url(
-            config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+        self._client = client or redisconn.client(
+            config.url,
+            ssl_cert_reqs=config.ssl_cert_reqs,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)
@@ -171,5 +189,10 @@ class RedisLock:
         self._client.close()
 
 
-def build(settings: Settings) -> RedisLock:
-    return RedisLock(parse(settings))
+def build(
+    config: DaemonConfig, own: RedisLockSettings | None = None, scope: str | None = None
+) -> RedisLock:
+    return RedisLock(parse(config, own, scope))
+
+
+ADAPTER = LockAdapter(RedisLockSettings, parse, build)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -108,6 +109,29 @@ class CallBudget:
         self._blocked_until = max(self._blocked_until, self._now() + max(0.0, seconds))
 
 
+#: the longest any rate-limit header may hold calls back (a misread value must not stop scaling)
+MAX_HOLD = 3600.0
+#: a reset value above this is a UNIX time (2001-09-09), below it a delay in seconds
+_EPOCH_FLOOR = 1e9
+
+
+def reset_delay(value: str, wall_now: float) -> float | None:
+    """A rate-limit reset header as seconds from now, between 0 and ``MAX_HOLD``.
+
+    Providers disagree on the form: Render's docs say "UTC epoch seconds" while its OpenAPI and
+    recorded answers show a delay (``45``); Railway's docs do not say. A value above 1e9 is an
+    epoch, anything smaller a delay. ``None`` for a value that is not a finite number.
+    """
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    wait = number - wall_now if number > _EPOCH_FLOOR else number
+    return min(max(wait, 0.0), MAX_HOLD)
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (delta-seconds or an HTTP date), or ``None``."""
     value = response.headers.get("retry-after")
@@ -193,11 +217,13 @@ class Http:
         write: bool = False,
         priority: bool | None = None,
         budget: CallBudget | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one call (retried on 5xx and failed connections).
 
         ``write``: a timeout after sending is ``WriteUnknown``, never re-sent. ``priority``
         (default: ``write``) may spend the budget's write reserve, e.g. the re-read before a write.
+        ``headers`` are added to this call's (e.g. Fly's lease nonce).
         """
         budget = budget or self.budget
         priority = write if priority is None else priority
@@ -207,7 +233,7 @@ class Http:
         while True:
             budget.spend(priority=priority)
             try:
-                response = self._client.request(method, path, json=json)
+                response = self._client.request(method, path, json=json, headers=headers)
             except _BEFORE_SEND as exc:
                 problem = f"cannot connect ({exc})"
             except _AFTER_SEND as exc:
@@ -253,3 +279,14 @@ class Http:
 
     def close(self) -> None:
         self._client.close()
+
+
+def iso_seconds(value: Any) -> float | None:
+    """An ISO-8601 time (``...Z`` or with an offset) as epoch seconds; ``None`` if absent or
+    unreadable (the platforms' ``updated_at``, ``createdAt``, ...)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

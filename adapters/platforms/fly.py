@@ -1,13 +1,26 @@
 """Fly.io: the Machines API (``FLY_API_URL``, default ``https://api.machines.dev``).
 
-Fly has no instance count to set. A managed process is a Fly *process group* (the machine
-config's ``metadata.fly_process_group``, falling back to the legacy ``process_group``, else
-``app``) and its quantity is the number of its machines that are started (or starting).
+Fly has no instance count to set. A managed process is a Fly *process group* (fly-go's
+``ProcessGroup()``: the machine config's ``metadata.fly_process_group``, falling back to the
+legacy ``process_group``, else none) and its quantity is the number of its machines that are
+started (or starting). A machine without a group belongs to no managed process.
 
+- A *standby* (a machine whose config lists ``standbys``, or whose env has ``FLY_STANDBY_FOR``:
+  Fly starts it only when the machine it stands in for fails) is not capacity: it is never
+  counted, started, stopped or cloned from.
 - Scale up starts stopped (or suspended, or never-started) machines of the group, lowest id
   first. With ``AUTOSCALER_FLY_CLONE=true`` and not enough of them, it clones the group's first
   machine (image pinned to its exact digest) while the group holds fewer than the process's MAX
-  machines. Without it, the shortfall is a non-retryable ``Rejected`` that says what to do.
+  machines, the way ``fly scale count`` copies one: ``standbys`` cleared, ``FLY_STANDBY_FOR``
+  dropped. A group whose machines mount a volume is not cloned (a copy needs a volume of its
+  own, which this adapter does not create); the shortfall says to create the machines with
+  ``fly scale count``, which gives each one its volume. Without cloning, the shortfall is a
+  non-retryable ``Rejected`` that says what to do.
+- Every start and stop is made under a machine *lease*, as flyctl does: ``POST
+  /machines/{id}/lease`` (a short TTL), the action with the ``fly-machine-lease-nonce`` header,
+  then ``DELETE /machines/{id}/lease`` with the nonce. A lease held by someone else (a deploy)
+  answers 409: the machine is left alone and the call is a retryable ``Rejected`` that says a
+  deploy or another client holds it; an action answered 409/412 is reported the same way.
 - Scale down stops started machines, highest id first. Nothing is ever destroyed: this module
   sends no DELETE at all, so the last machine of a group always survives.
 - Writes are not retried in a loop: the first failed start/stop/create ends the call. If some
@@ -19,22 +32,42 @@ config's ``metadata.fly_process_group``, falling back to the legacy ``process_gr
 
 from __future__ import annotations
 
-import datetime
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Settings, process_prefix
+from autoscaler.configkit import (
+    Bool,
+    DaemonConfig,
+    EnvSettings,
+    NoSettings,
+    PlatformAdapter,
+    Text,
+    Url,
+    global_only,
+    process_prefix,
+    read,
+)
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
 CLONE_VAR = "AUTOSCALER_FLY_CLONE"
-DEFAULT_GROUP = "app"
+#: fly-go's ``ProcessGroup()`` of a machine with neither metadata key: no group
+NO_GROUP = ""
+#: the header that proves a lease (flyctl, fly-go ``flaps.NonceHeader``)
+NONCE_HEADER = "fly-machine-lease-nonce"
+#: seconds a lease is asked for: enough for one action, short if the release is lost
+LEASE_TTL = 30
+#: the metadata key whose value is the owner's description in a lease
+LEASE_DESCRIPTION = "queue-autoscaler"
 #: states that count as a running instance
 ON = frozenset({"started", "starting"})
 #: states a machine can be started from, in order of preference
@@ -44,8 +77,6 @@ DEPLOYING = frozenset({"replacing", "updating", "launching"})
 #: Fly's documented per-action, per-machine limit: 1 request/s with a burst of 3
 ACTION_RATE = 1.0
 ACTION_BURST = 3
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 
 
 class PartialScale(WriteUnknown):
@@ -70,29 +101,39 @@ class FlyConfig:
     timeout: float = 10.0
 
 
-def parse(settings: Settings) -> FlyConfig:
-    """Read and check Fly's variables; raise ``ConfigError`` naming each missing or bad one."""
-    glob = settings.glob
-    problems: dict[str, str] = {}
-    if not glob.fly_api_token:
-        problems["FLY_API_TOKEN"] = (
-            "is required with AUTOSCALER_PLATFORM=fly (fly tokens create deploy)"
-        )
-    if not glob.fly_app_name:
-        problems["FLY_APP_NAME"] = "is required with AUTOSCALER_PLATFORM=fly"
-    raw_clone = settings.env.get(CLONE_VAR, "false").strip().lower()
-    if raw_clone not in _TRUE + _FALSE:
-        problems[CLONE_VAR] = f"{raw_clone!r} is not a boolean (true or false)"
-    if problems:
-        raise ConfigError(problems)
-    assert glob.fly_api_token is not None and glob.fly_app_name is not None
+class FlySettings(EnvSettings):
+    """The Fly.io platform's variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FLY_")
+
+    api_token: Text = Field(
+        description="a token that may start and stop machines (`fly tokens create deploy`)"
+    )
+    app_name: Text = Field(description="the app whose machines are scaled")
+    api_url: Url = Field(
+        "https://api.machines.dev", description="the Machines API (tests point elsewhere)"
+    )
+    clone: Bool = Field(
+        False,
+        validation_alias=CLONE_VAR,
+        description="may create machines (copies of a group's newest) when no stopped one is "
+        "left; see the Fly.io section",
+    )
+
+
+def parse(
+    config: DaemonConfig,
+    own: FlySettings | None = None,
+) -> FlyConfig:
+    """Fly's settings for the adapter; raise ``ConfigError`` naming each missing or bad one."""
+    own = own or read(FlySettings, config.env)
     return FlyConfig(
-        api_url=glob.fly_api_url,
-        token=glob.fly_api_token,
-        app=glob.fly_app_name,
-        clone=raw_clone in _TRUE,
-        maxima={name: p.max for name, p in settings.processes.items()},
-        timeout=min(10.0, settings.tick_timeout),
+        api_url=own.api_url,
+        token=own.api_token,
+        app=own.app_name,
+        clone=own.clone,
+        maxima={name: p.max for name, p in config.processes.items()},
+        timeout=min(10.0, config.tick_timeout),
     )
 
 
@@ -124,15 +165,8 @@ class Machine:
     host_ok: bool
     config: Mapping[str, Any]
     image: str | None  # the exact image reference to clone, digest-pinned when known
-
-
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    standby: bool = False  # a standby for another machine: never capacity
+    version: str | None = None  # ``instance_id``: changes with every update of the machine
 
 
 def _pinned_image(machine: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
@@ -164,28 +198,60 @@ def parse_machines(body: Any) -> list[Machine]:
         config = _mapping(item.get("config"))
         metadata = _mapping(config.get("metadata"))
         group = metadata.get("fly_process_group") or metadata.get("process_group")
+        version = item.get("instance_id")
         machines.append(
             Machine(
                 id=item["id"],
                 state=str(item.get("state") or "unknown"),
-                group=str(group or DEFAULT_GROUP),
+                group=str(group or NO_GROUP),
                 region=str(item.get("region") or ""),
-                updated_at=_epoch(item.get("updated_at")),
+                updated_at=iso_seconds(item.get("updated_at")),
                 host_ok=item.get("host_status", "ok") == "ok",
                 config=config,
                 image=_pinned_image(item, config),
+                standby=is_standby(config),
+                version=version if isinstance(version, str) and version else None,
             )
         )
     return machines
 
 
+def is_standby(config: Mapping[str, Any]) -> bool:
+    """A standby for another machine (``fly deploy`` makes them for groups without services)."""
+    standbys = config.get("standbys")
+    env = _mapping(config.get("env"))
+    return bool(standbys) or bool(env.get("FLY_STANDBY_FOR"))
+
+
 def in_group(machines: Sequence[Machine], group: str) -> list[Machine]:
-    """The group's machines on a healthy host, destroyed ones left out."""
+    """The group's machines on a healthy host, standbys and destroyed ones left out."""
     return [
         m
         for m in machines
-        if m.group == group and m.host_ok and m.state not in ("destroyed", "destroying")
+        if m.group == group
+        and group != NO_GROUP
+        and m.host_ok
+        and not m.standby
+        and m.state not in ("destroyed", "destroying")
     ]
+
+
+def standbys_of(machines: Sequence[Machine], group: str) -> int:
+    return sum(1 for m in machines if m.group == group and m.standby and m.host_ok)
+
+
+def clone_refusal(mine: Sequence[Machine]) -> str | None:
+    """Why the group cannot be cloned from, or ``None``."""
+    if not mine:
+        return "no machine to copy"
+    if not any(m.image for m in mine):
+        return "no machine with a known image to copy"
+    if any(m.config.get("mounts") for m in mine):
+        return (
+            "its machines mount a volume, and a copy needs a volume of its own, which the "
+            "autoscaler does not create"
+        )
+    return None
 
 
 def formation_of(machines: Sequence[Machine], group: str) -> Formation:
@@ -226,16 +292,27 @@ def plan(machines: Sequence[Machine], group: str, target: int, *, clone_up_to: i
     start = tuple(m.id for m in startable[:need])
     missing = need - len(start)
     clones = 0
-    if missing > 0 and mine and any(m.image for m in mine):
+    if missing > 0 and clone_refusal(mine) is None:
         clones = max(0, min(missing, clone_up_to - len(mine)))
     return Plan(start=start, clones=clones, shortfall=missing - clones)
 
 
 def clone_request(machines: Sequence[Machine], group: str) -> dict[str, Any]:
-    """The create body for a copy of the group's first machine, its image pinned."""
-    source = min((m for m in in_group(machines, group) if m.image), key=lambda m: m.id)
+    """The create body for a copy of the group's first machine, its image pinned, made the way
+    flyctl's ``scale count`` makes one: no ``standbys``, no ``FLY_STANDBY_FOR``. A group whose
+    machines mount a volume is never cloned (``clone_refusal``)."""
+    mine = in_group(machines, group)
+    refusal = clone_refusal(mine)
+    if refusal is not None:
+        raise Rejected(f"fly: cannot clone a machine of {group}: {refusal}", retryable=False)
+    source = min((m for m in mine if m.image), key=lambda m: m.id)
     config = dict(source.config)
     config["image"] = source.image
+    config.pop("standbys", None)
+    env = dict(_mapping(config.get("env")))
+    if "FLY_STANDBY_FOR" in env:
+        del env["FLY_STANDBY_FOR"]
+        config["env"] = env
     return {"config": config, "region": source.region}
 
 
@@ -309,7 +386,7 @@ class FlyPlatform:
             culprit = "FLY_APP_NAME" if response.status_code == 404 else "FLY_API_TOKEN"
             raise ConfigError({culprit: str(self._error("GET /machines", response, app_call=True))})
         machines = self._machines(response)
-        groups = sorted({m.group for m in machines})
+        groups = sorted({m.group or "(no group)" for m in machines})
         missing = [p for p in processes if not in_group(machines, p)]
         if missing:
             raise ConfigError(
@@ -322,6 +399,7 @@ class FlyPlatform:
             )
         counts = ", ".join(
             f"{p} {formation_of(machines, p).quantity}/{len(in_group(machines, p))} started"
+            + (f" (+{n} standby, not counted)" if (n := standbys_of(machines, p)) else "")
             for p in processes
         )
         return f"fly app {self.config.app}: {counts} (clone {'on' if self.config.clone else 'off'})"
@@ -347,13 +425,14 @@ class FlyPlatform:
             for p, target in targets.items()
         }
         changed = dict.fromkeys(targets, 0)
+        by_id = {m.id: m for m in machines}
         try:
             for p, todo in plans.items():
                 for machine_id in todo.start:
-                    self._act("start", machine_id)
+                    self._act("start", by_id[machine_id])
                     changed[p] += 1
                 for machine_id in todo.stop:
-                    self._act("stop", machine_id)
+                    self._act("stop", by_id[machine_id])
                     changed[p] -= 1
                 for _ in range(todo.clones):
                     self._clone(clone_request(machines, p))
@@ -371,10 +450,17 @@ class FlyPlatform:
         raise Rejected(f"fly: {why}", retryable=False)
 
     def _shortfall_text(self, machines: Sequence[Machine], process: str, missing: int) -> str:
-        held = len(in_group(machines, process))
+        mine = in_group(machines, process)
+        held = len(mine)
         text = f"{process}: {missing} more machine(s) needed, no stopped one left ({held} in group)"
         if not held:
             return f"{text}; create one first (fly scale count {process}=1)"
+        refusal = clone_refusal(mine)
+        if self.config.clone and refusal is not None:
+            return (
+                f"{text}; not cloned: {refusal}; create them with fly scale count {process}=N "
+                "(it gives each machine a volume)"
+            )
         if self.config.clone:
             ceiling = self.config.maxima.get(process, held)
             return f"{text}; clones stop at {process_prefix(process)}MAX={ceiling}"
@@ -399,13 +485,56 @@ class FlyPlatform:
         if 0 < wait <= 2.0:  # a short wait keeps within Fly's per-action limit; a long one fails
             self.clock.sleep(wait)
 
-    def _act(self, action: str, machine_id: str) -> None:
-        budget = self._budget(action, machine_id)
+    def _act(self, action: str, machine: Machine) -> None:
+        """``action`` on ``machine`` under a lease: take it, act with its nonce, release it."""
+        nonce = self._lease(machine)
+        try:
+            budget = self._budget(action, machine.id)
+            self._pace(budget)
+            path = f"/machines/{machine.id}/{action}"
+            response = self.http.request(
+                "POST", path, write=True, budget=budget, headers={NONCE_HEADER: nonce}
+            )
+            if response.status_code != 200:
+                raise self._error(f"POST {path}", response)
+        finally:
+            self._release(machine.id, nonce)
+
+    def _lease(self, machine: Machine) -> str:
+        """Take ``machine``'s lease; its nonce. A lease held elsewhere, or a machine changed
+        since it was listed, is a retryable ``Rejected`` (nothing was done to it)."""
+        budget = self._budget("lease", machine.id)
         self._pace(budget)
-        path = f"/machines/{machine_id}/{action}"
-        response = self.http.request("POST", path, write=True, budget=budget)
+        path = f"/machines/{machine.id}/lease"
+        body = {"ttl": LEASE_TTL, "description": LEASE_DESCRIPTION}
+        # not a write: a lease changes no machine (one lost to a timeout expires by itself)
+        response = self.http.request("POST", path, json=body, priority=True, budget=budget)
         if response.status_code != 200:
             raise self._error(f"POST {path}", response)
+        data = _lease_data(response)
+        nonce = data.get("nonce")
+        if not isinstance(nonce, str) or not nonce:
+            raise PlatformError(f"fly: POST {path}: the answer holds no lease nonce")
+        version = data.get("version")
+        if machine.version and isinstance(version, str) and version and version != machine.version:
+            self._release(machine.id, nonce)
+            raise Rejected(
+                f"fly: machine {machine.id} changed since it was listed (a deploy?); "
+                "the formation is re-read next tick",
+                retryable=True,
+            )
+        return nonce
+
+    def _release(self, machine_id: str, nonce: str) -> None:
+        """Give the lease back; a failure only means it expires by itself (``LEASE_TTL``)."""
+        with contextlib.suppress(PlatformError):
+            self.http.request(
+                "DELETE",
+                f"/machines/{machine_id}/lease",
+                priority=True,
+                budget=self._budget("release", machine_id),
+                headers={NONCE_HEADER: nonce},
+            )
 
     def _clone(self, body: Mapping[str, Any]) -> None:
         budget = self._budget("create", "app")
@@ -425,7 +554,13 @@ class FlyPlatform:
             return Rejected(
                 text + f" (does FLY_APP_NAME={self.config.app!r} exist?)", retryable=False
             )
-        if status in (404, 408, 409, 412):  # machine gone, slow host, lease held by a deploy
+        if status in (409, 412):  # a lease held by someone else: a deploy, flyctl, another tool
+            return Rejected(
+                text + " (the machine is leased by a deploy or another client; left alone, the "
+                "formation is re-read next tick)",
+                retryable=True,
+            )
+        if status in (404, 408):  # machine gone, slow host
             return Rejected(text + " (the formation is re-read next tick)", retryable=True)
         if 400 <= status < 500:
             return Rejected(text, retryable=False)
@@ -436,5 +571,25 @@ class FlyPlatform:
         self._create_http.close()
 
 
-def build(settings: Settings) -> FlyPlatform:
-    return FlyPlatform(parse(settings))
+def _lease_data(response: httpx.Response) -> Mapping[str, Any]:
+    """The lease in an answer: ``{"status": ..., "data": {"nonce": ...}}`` as the Machines API
+    docs and fly-go's ``MachineLease`` have it, or the bare ``Lease`` of the OpenAPI file."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    body = _mapping(body)
+    data = _mapping(body.get("data"))
+    return data or body
+
+
+def build(
+    config: DaemonConfig,
+    own: FlySettings | None = None,
+) -> FlyPlatform:
+    return FlyPlatform(parse(config, own))
+
+
+ADAPTER = PlatformAdapter(
+    FlySettings, NoSettings, global_only(parse), global_only(build), lambda own, per: own.app_name
+)

@@ -17,15 +17,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Settings
+from autoscaler.configkit import (
+    DaemonConfig,
+    EnvSettings,
+    NoSettings,
+    PlatformAdapter,
+    Text,
+    Url,
+    global_only,
+    read,
+)
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -49,35 +59,27 @@ class HerokuConfig:
     api_url: str
 
 
-def parse(settings: Settings) -> HerokuConfig:
-    """The Heroku variables, or ``ConfigError`` naming each missing or invalid one."""
-    glob = settings.glob
-    problems: dict[str, str] = {}
-    if not glob.heroku_api_token:
-        problems["HEROKU_API_TOKEN"] = (
-            "is required with AUTOSCALER_PLATFORM=heroku "
-            "(a long-lived token: heroku authorizations:create)"
-        )
-    if not glob.heroku_app_name:
-        problems["HEROKU_APP_NAME"] = (
-            "is required with AUTOSCALER_PLATFORM=heroku (the app to scale)"
-        )
-    elif not _APP.match(glob.heroku_app_name):
-        problems["HEROKU_APP_NAME"] = f"{glob.heroku_app_name!r} is not a Heroku app name or id"
-    if problems:
-        raise ConfigError(problems)
-    assert glob.heroku_api_token is not None and glob.heroku_app_name is not None
-    return HerokuConfig(glob.heroku_api_token, glob.heroku_app_name, glob.heroku_api_url)
+class HerokuSettings(EnvSettings):
+    """The Heroku platform's variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HEROKU_")
+
+    api_token: Text = Field(description="a long-lived API token (`heroku authorizations:create`)")
+    app_name: Text = Field(description="the app to scale (its name or id)")
+    api_url: Url = Field(
+        "https://api.heroku.com", description="the Platform API (tests and staging point elsewhere)"
+    )
 
 
-def parse_time(value: Any) -> float | None:
-    """An ISO-8601 ``updated_at`` as epoch seconds (``None`` if absent or unreadable)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+def parse(
+    config: DaemonConfig,
+    own: HerokuSettings | None = None,
+) -> HerokuConfig:
+    """Heroku's settings for the adapter: the app name must be a Heroku app's name or id."""
+    own = own or read(HerokuSettings, config.env)
+    if not _APP.match(own.app_name):
+        raise ConfigError({"HEROKU_APP_NAME": f"{own.app_name!r} is not a Heroku app name or id"})
+    return HerokuConfig(own.api_token, own.app_name, own.api_url)
 
 
 def parse_formation(body: Any) -> dict[str, Formation]:
@@ -90,7 +92,7 @@ def parse_formation(body: Any) -> dict[str, Formation]:
         quantity = item.get("quantity") if isinstance(item, dict) else None
         if not isinstance(kind, str) or isinstance(quantity, bool) or not isinstance(quantity, int):
             raise PlatformError(redact(f"heroku: unreadable formation entry {item!r:.200}"))
-        out[kind] = Formation(quantity=quantity, updated_at=parse_time(item.get("updated_at")))
+        out[kind] = Formation(quantity=quantity, updated_at=iso_seconds(item.get("updated_at")))
     return out
 
 
@@ -252,5 +254,17 @@ class Heroku:
         self.http.close()
 
 
-def build(settings: Settings) -> Heroku:
-    return Heroku(parse(settings), timeout=min(8.0, max(2.0, settings.tick_timeout)))
+def build(
+    config: DaemonConfig,
+    own: HerokuSettings | None = None,
+) -> Heroku:
+    return Heroku(parse(config, own), timeout=min(8.0, max(2.0, config.tick_timeout)))
+
+
+ADAPTER = PlatformAdapter(
+    HerokuSettings,
+    NoSettings,
+    global_only(parse),
+    global_only(build),
+    lambda own, per_process: own.app_name,
+)

@@ -25,17 +25,33 @@ recent) is returned instead; the re-read just before a write always goes to the 
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Settings, process_prefix
+from autoscaler.configkit import (
+    DaemonConfig,
+    EnvSettings,
+    PlatformAdapter,
+    Text,
+    Url,
+    process_prefix,
+    read,
+    read_each,
+)
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    error_message,
+    iso_seconds,
+    reset_delay,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, RateLimited, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -67,38 +83,48 @@ class RailwayConfig:
     timeout: float = 10.0
 
 
-def parse(settings: Settings) -> RailwayConfig:
-    """Read and check Railway's variables; raise ``ConfigError`` naming each missing one."""
-    glob = settings.glob
-    problems: dict[str, str] = {}
-    if not glob.railway_api_token:
-        problems["RAILWAY_API_TOKEN"] = (
-            "is required with AUTOSCALER_PLATFORM=railway (an account or team token)"
-        )
-    if not glob.railway_environment_id:
-        problems["RAILWAY_ENVIRONMENT_ID"] = "is required with AUTOSCALER_PLATFORM=railway"
-    services: dict[str, str] = {}
-    for name, process in settings.processes.items():
-        if not process.railway_service_id:
-            problems[process.var_prefix + "RAILWAY_SERVICE_ID"] = (
-                f"is required with AUTOSCALER_PLATFORM=railway (the id of {name}'s service)"
-            )
-        else:
-            services[name] = process.railway_service_id
-        if process.min == 0:
-            problems[process.var_prefix + "MIN"] = (
-                "must be at least 1 on Railway: this daemon never removes a service's last "
-                "replica (use Railway's serverless sleeping for idle services)"
-            )
+class RailwaySettings(EnvSettings):
+    """The Railway platform's variables."""
+
+    model_config = SettingsConfigDict(env_prefix="RAILWAY_")
+
+    api_token: Text = Field(description="an account or team token")
+    environment_id: Text = Field(description="the environment whose services are scaled")
+    api_url: Url = Field(
+        "https://backboard.railway.com/graphql/v2",
+        description="the public GraphQL API (tests point elsewhere)",
+    )
+
+
+class RailwayProcessSettings(EnvSettings):
+    """Per process (``AUTOSCALER_<P>_``) on Railway."""
+
+    railway_service_id: Text = Field(description="the id of the service that runs this process")
+
+
+def parse(
+    config: DaemonConfig,
+    own: RailwaySettings | None = None,
+    per_process: Mapping[str, RailwayProcessSettings] | None = None,
+) -> RailwayConfig:
+    """Railway's settings for the adapter; raise ``ConfigError`` naming each bad one."""
+    own = own or read(RailwaySettings, config.env)
+    per_process = per_process or read_each(RailwayProcessSettings, config)
+    problems = {
+        process.var_prefix + "MIN": "0 is out of range on Railway: at least 1 instance (this "
+        "daemon never removes a service's last replica; use Railway's serverless sleeping for "
+        "idle services)"
+        for process in config.processes.values()
+        if process.min == 0
+    }
     if problems:
         raise ConfigError(problems)
-    assert glob.railway_api_token is not None and glob.railway_environment_id is not None
     return RailwayConfig(
-        api_url=glob.railway_api_url,
-        token=glob.railway_api_token,
-        environment_id=glob.railway_environment_id,
-        services=services,
-        timeout=min(10.0, settings.tick_timeout),
+        api_url=own.api_url,
+        token=own.api_token,
+        environment_id=own.environment_id,
+        services={name: p.railway_service_id for name, p in per_process.items()},
+        timeout=min(10.0, config.tick_timeout),
     )
 
 
@@ -155,20 +181,11 @@ def regions_of(instance: Mapping[str, Any]) -> dict[str, int]:
     raise PlatformError("railway: the service instance reports no replicas at all")
 
 
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def formation_of(instance: Mapping[str, Any]) -> Formation:
     status = _dig(instance, "latestDeployment", "status")
     return Formation(
         quantity=sum(regions_of(instance).values()),
-        updated_at=_epoch(_dig(instance, "latestDeployment", "createdAt")),
+        updated_at=iso_seconds(_dig(instance, "latestDeployment", "createdAt")),
         deploying=status in IN_PROGRESS,
     )
 
@@ -271,13 +288,12 @@ class RailwayPlatform:
         """Stop before Railway's own window runs out (``X-RateLimit-Remaining``/``-Reset``)."""
         try:
             remaining = int(response.headers["x-ratelimit-remaining"])
-            reset = float(response.headers.get("x-ratelimit-reset", "60"))
         except (KeyError, ValueError):
             return
-        if remaining <= REMAINING_FLOOR:
-            # an epoch timestamp, or seconds from now (the docs do not say which)
-            wait = reset - self.clock.now().wall if reset > 1e9 else reset
-            self.budget.block(min(max(wait, 1.0), 3600.0))
+        # an epoch timestamp, or seconds from now (the docs do not say which)
+        wait = reset_delay(response.headers.get("x-ratelimit-reset", "60"), self.clock.now().wall)
+        if remaining <= REMAINING_FLOOR and wait is not None:
+            self.budget.block(max(wait, 1.0))
 
     # ---- GraphQL ----
 
@@ -391,5 +407,14 @@ class RailwayPlatform:
         self.http.close()
 
 
-def build(settings: Settings) -> RailwayPlatform:
-    return RailwayPlatform(parse(settings))
+def build(
+    config: DaemonConfig,
+    own: RailwaySettings | None = None,
+    per_process: Mapping[str, RailwayProcessSettings] | None = None,
+) -> RailwayPlatform:
+    return RailwayPlatform(parse(config, own, per_process))
+
+
+ADAPTER = PlatformAdapter(
+    RailwaySettings, RailwayProcessSettings, parse, build, lambda own, per: own.environment_id
+)

@@ -9,8 +9,10 @@ refuses to manage such a service and says how to fix it. A suspended service rea
 runs), which the policy leaves alone.
 
 Rate limits (documented per API key): 30 a minute for "other" POSTs, which include ``/scale``,
-and 400 a minute for GETs. Answers carry ``Ratelimit-Remaining`` and ``Ratelimit-Reset``
-(seconds until the window resets); a 429 carries ``Retry-After``. This adapter paces itself
+and 400 a minute for GETs. Answers carry ``Ratelimit-Remaining`` and ``Ratelimit-Reset``: Render's
+OpenAPI and its answers give seconds until the window resets, its rate-limit page a UTC epoch in
+seconds, so both are accepted (a value above 1e9 is an epoch) and no reset holds calls back for
+more than an hour; a 429 carries ``Retry-After``. This adapter paces itself
 below both limits with one budget per class.
 """
 
@@ -19,15 +21,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.config import Settings
+from autoscaler.configkit import (
+    DaemonConfig,
+    EnvSettings,
+    PlatformAdapter,
+    Text,
+    Url,
+    read,
+    read_each,
+)
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    error_message,
+    iso_seconds,
+    reset_delay,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -55,27 +72,43 @@ class Service:
     updated_at: float | None
 
 
-def parse(settings: Settings) -> RenderConfig:
-    """The Render variables, or ``ConfigError`` naming each missing or invalid one."""
+class RenderSettings(EnvSettings):
+    """The Render platform's variables."""
+
+    model_config = SettingsConfigDict(env_prefix="RENDER_")
+
+    api_key: Text = Field(description="an API key (`rnd_…`)")
+    api_url: Url = Field(
+        "https://api.render.com/v1", description="the API (tests and staging point elsewhere)"
+    )
+
+
+class RenderProcessSettings(EnvSettings):
+    """Per process (``AUTOSCALER_<P>_``) on Render."""
+
+    render_service_id: Text = Field(
+        description="the id of the service that runs this process (`srv-…`, shown in the "
+        "service's dashboard URL)"
+    )
+
+
+def parse(
+    config: DaemonConfig,
+    own: RenderSettings | None = None,
+    per_process: Mapping[str, RenderProcessSettings] | None = None,
+) -> RenderConfig:
+    """Render's settings: each process names a service of its own, by a well-formed id."""
+    own = own or read(RenderSettings, config.env)
+    per_process = per_process or read_each(RenderProcessSettings, config)
     problems: dict[str, str] = {}
-    key = settings.glob.render_api_key
-    if not key:
-        problems["RENDER_API_KEY"] = (
-            "is required with AUTOSCALER_PLATFORM=render (an API key, rnd_…)"
-        )
     services: dict[str, str] = {}
     variables: dict[str, str] = {}
     owner: dict[str, str] = {}
-    for name, process in settings.processes.items():
+    for name, process in config.processes.items():
         var = process.var_prefix + "RENDER_SERVICE_ID"
         variables[name] = var
-        sid = process.render_service_id
-        if sid is None:
-            problems[var] = (
-                f"is required with AUTOSCALER_PLATFORM=render: the id of the service that runs "
-                f"{name} (srv-…, shown in the service's dashboard URL)"
-            )
-        elif not _SERVICE_ID.match(sid):
+        sid = per_process[name].render_service_id
+        if not _SERVICE_ID.match(sid):
             problems[var] = f"{sid!r} is not a Render service id (like srv-abc123…)"
         elif sid in owner:
             problems[var] = f"{sid} is already the service of {owner[sid]}"
@@ -84,17 +117,7 @@ def parse(settings: Settings) -> RenderConfig:
             services[name] = sid
     if problems:
         raise ConfigError(problems)
-    assert key is not None
-    return RenderConfig(key, settings.glob.render_api_url, services, variables)
-
-
-def parse_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    return RenderConfig(own.api_key, own.api_url, services, variables)
 
 
 def parse_service(body: Any) -> Service:
@@ -116,7 +139,7 @@ def parse_service(body: Any) -> Service:
         instances=instances,
         autoscaling=isinstance(autoscaling, dict) and autoscaling.get("enabled") is True,
         suspended=body.get("suspended") == "suspended",
-        updated_at=parse_time(body.get("updatedAt")),
+        updated_at=iso_seconds(body.get("updatedAt")),
     )
 
 
@@ -158,12 +181,16 @@ class Render:
         )
 
     def _observe(self, response: httpx.Response) -> None:
-        """``Ratelimit-Remaining: 0`` blocks that class for ``Ratelimit-Reset`` seconds."""
-        remaining = response.headers.get("ratelimit-remaining", "")
-        reset = response.headers.get("ratelimit-reset", "")
-        if remaining == "0" and reset.isdigit():
+        """``Ratelimit-Remaining: 0`` blocks that class until ``Ratelimit-Reset``.
+
+        The reset is read as a delay or as a UTC epoch (``reset_delay``), and never holds calls
+        back for more than an hour.
+        """
+        remaining = response.headers.get("ratelimit-remaining", "").strip()
+        reset = reset_delay(response.headers.get("ratelimit-reset", ""), self.clock.now().wall)
+        if remaining == "0" and reset is not None:
             budget = self.reads if response.request.method == "GET" else self.writes
-            budget.block(float(reset))
+            budget.block(reset)
 
     def _service(self, process: str, *, priority: bool = False) -> Service:
         sid = self.config.services[process]
@@ -277,5 +304,17 @@ def _autoscaling_message(process: str, sid: str) -> str:
     )
 
 
-def build(settings: Settings) -> Render:
-    return Render(parse(settings), timeout=min(8.0, max(2.0, settings.tick_timeout)))
+def build(
+    config: DaemonConfig,
+    own: RenderSettings | None = None,
+    per_process: Mapping[str, RenderProcessSettings] | None = None,
+) -> Render:
+    return Render(parse(config, own, per_process), timeout=min(8.0, max(2.0, config.tick_timeout)))
+
+
+def _scope(own: RenderSettings, per_process: Mapping[str, RenderProcessSettings]) -> str:
+    ids = sorted(p.render_service_id for p in per_process.values())
+    return ids[0] if ids else ""
+
+
+ADAPTER = PlatformAdapter(RenderSettings, RenderProcessSettings, parse, build, _scope)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autoscaler.config import Settings
+from autoscaler.configkit import DaemonConfig, NoSettings, PlatformAdapter
 from autoscaler.model import Formation
 from autoscaler.ports import Conflict, PlatformError
 from autoscaler.sim.live import LiveApp, shared_app
@@ -52,5 +52,16 @@ class SimPlatform:
         """Nothing to release: the app lives as long as the process (the sources share it)."""
 
 
-def build(settings: Settings) -> SimPlatform:
-    return SimPlatform(shared_app(settings), settings.glob.sim_speed)
+def parse(
+    config: DaemonConfig, own: NoSettings | None = None, per: Mapping[str, NoSettings] | None = None
+) -> None:
+    """Nothing to check: the simulated app needs no variable of its own."""
+
+
+def build(
+    config: DaemonConfig, own: NoSettings | None = None, per: Mapping[str, NoSettings] | None = None
+) -> SimPlatform:
+    return SimPlatform(shared_app(config), config.glob.sim_speed)
+
+
+ADAPTER = PlatformAdapter(NoSettings, NoSettings, parse, build, lambda own, per: "")

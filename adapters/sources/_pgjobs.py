@@ -24,17 +24,26 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
+from pydantic import Field
 
-from autoscaler.config import ProcessSettings
-from autoscaler.durations import parse_duration
+from autoscaler.configkit import (
+    DaemonConfig,
+    Duration,
+    EnvSettings,
+    ProcessConfig,
+    SourceAdapter,
+    Url,
+    read,
+)
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
+from autoscaler.sources._queues import QueueSettings
 
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_DISCOVERY_LIMIT = 20
@@ -53,6 +62,26 @@ _LAYOUT_ERRORS = (
 )
 
 
+class PgSettings(EnvSettings):
+    """The variables every PostgreSQL source reads (per process, ``AUTOSCALER_<P>_``)."""
+
+    database_url: Url | None = Field(
+        None,
+        description="a different database for this process (Rails 8 puts Solid Queue in a "
+        "database of its own)",
+        json_schema_extra={"default": "`DATABASE_URL`"},
+    )
+    sql_timeout: Annotated[float, Duration(0.1, 60.0)] = Field(
+        DEFAULT_TIMEOUT_S,
+        description="statement timeout of each poll; the connect timeout is this, rounded up, "
+        "and at least 2 s",
+    )
+
+
+class PgJobSettings(PgSettings, QueueSettings):
+    """A PostgreSQL job table source (procrastinate, good_job, solid_queue)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PgConfig:
     url: str
@@ -64,48 +93,31 @@ class PgConfig:
 
 
 def parse_config(
-    env: Mapping[str, str], process: ProcessSettings, database_url: str | None
+    env: Mapping[str, str],
+    process: ProcessConfig,
+    database_url: str | None,
+    own: PgSettings | None = None,
 ) -> PgConfig:
-    """Read the variables every PostgreSQL source shares. Pure; raises ``ConfigError``.
+    """The database to read and the process's own variables. Pure; raises ``ConfigError``.
 
-    ``AUTOSCALER_<P>_DATABASE_URL`` overrides ``DATABASE_URL`` for this process (e.g. Solid
-    Queue's separate queue database). ``AUTOSCALER_<P>_SQL_TIMEOUT`` (default 3s) bounds each
-    poll; ``AUTOSCALER_<P>_QUEUE_DISCOVERY_LIMIT`` (default 20, as for the Redis sources) caps
-    discovery.
+    ``AUTOSCALER_<P>_DATABASE_URL`` overrides ``DATABASE_URL`` for this process.
     """
     p = process.var_prefix
-    problems: dict[str, str] = {}
-    url_var = f"{p}DATABASE_URL" if env.get(f"{p}DATABASE_URL", "").strip() else "DATABASE_URL"
-    url = env.get(url_var, "").strip() if url_var != "DATABASE_URL" else (database_url or "")
+    own = own or read(PgJobSettings, env, p)
+    url_var = f"{p}DATABASE_URL" if own.database_url else "DATABASE_URL"
+    url = own.database_url or database_url or ""
     if not url:
-        problems["DATABASE_URL"] = f"is required by {p}SOURCE={process.source}"
-    else:
-        register_secret(url)
-        try:
-            psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.ProgrammingError as exc:
-            problems[url_var] = redact(f"is not a PostgreSQL URL: {exc}")
-    timeout = DEFAULT_TIMEOUT_S
-    raw = env.get(f"{p}SQL_TIMEOUT", "").strip()
-    if raw:
-        try:
-            timeout = parse_duration(raw, "s")
-        except ValueError as exc:
-            problems[f"{p}SQL_TIMEOUT"] = str(exc)
-        else:
-            if not 0.1 <= timeout <= 60:
-                problems[f"{p}SQL_TIMEOUT"] = f"{raw!r} must be between 100ms and 60s"
-    limit = DEFAULT_DISCOVERY_LIMIT
-    raw = env.get(f"{p}QUEUE_DISCOVERY_LIMIT", "").strip()
-    if raw:
-        if raw.isdigit() and 1 <= int(raw) <= 1000:
-            limit = int(raw)
-        else:
-            problems[f"{p}QUEUE_DISCOVERY_LIMIT"] = f"{raw!r} must be a whole number 1..1000"
-    if problems:
-        raise ConfigError(problems)
-    queues = tuple(dict.fromkeys(process.queues)) if process.queues else None
-    return PgConfig(url, url_var, timeout, queues, limit, f"{p}SQL_TIMEOUT")
+        raise ConfigError({"DATABASE_URL": f"is required by {p}SOURCE={process.source}"})
+    register_secret(url)
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError({url_var: redact(f"is not a PostgreSQL URL: {exc}")}) from None
+    queues, limit = None, DEFAULT_DISCOVERY_LIMIT
+    if isinstance(own, PgJobSettings):
+        queues = tuple(dict.fromkeys(own.queues)) if own.queues else None
+        limit = own.queue_discovery_limit
+    return PgConfig(url, url_var, own.sql_timeout, queues, limit, f"{p}SQL_TIMEOUT")
 
 
 def where(url: str) -> str:
@@ -167,6 +179,7 @@ class PgClient:
         what: str,
         *,
         index_scans: bool = False,
+        layout_hint: str = "",
     ) -> tuple[list[tuple[Any, ...]], list[str]]:
         """Run one statement read-only; return its rows and column type names.
 
@@ -175,7 +188,8 @@ class PgClient:
         sequential and bitmap scans and from sorts: the job probes are written for plain index
         scans in index order, which a ``LIMIT`` stops early, whereas a bitmap scan or a sort
         reads every entry of a queue first and a sequential scan reads the table, however cheap
-        the planner's statistics make them look.
+        the planner's statistics make them look. ``layout_hint`` ends the message of an
+        unknown table layout (which versions are read, what to do).
         Raises ``SourceError``.
         """
         try:
@@ -191,8 +205,9 @@ class PgClient:
                 f"on {self.where}"
             ) from None
         except _LAYOUT_ERRORS as exc:
+            hint = f" ({layout_hint})" if layout_hint else ""
             raise SourceError(
-                redact(f"{what}: unknown table layout on {self.where}: {_first_line(exc)}")
+                redact(f"{what}: unknown table layout on {self.where}: {_first_line(exc)}{hint}")
             ) from None
         except psycopg.OperationalError as exc:
             self.close()
@@ -243,6 +258,8 @@ class Layout:
     discover_table: str
     discover_where: str
     probe: str
+    #: said after an unknown-layout error: the versions whose tables are read, what to do
+    hint: str = ""
 
 
 def job_statement(layout: Layout, queues: Sequence[str] | None) -> sql.Composed:
@@ -365,6 +382,21 @@ def reading_from_rows(
     )
 
 
+def table_adapter(
+    backend: str, layout: Layout, source: type[JobTableSource] | None = None
+) -> SourceAdapter[PgJobSettings]:
+    """A job table source's ``ADAPTER``: its ``layout`` read by ``source`` (``JobTableSource``)."""
+    kind = source or JobTableSource
+
+    def build(
+        config: DaemonConfig, process: ProcessConfig, own: PgJobSettings | None = None
+    ) -> JobTableSource:
+        pg = parse_config(config.env, process, config.glob.database_url, own)
+        return kind(backend, layout, pg, process.var_prefix)
+
+    return SourceAdapter(PgJobSettings, build, Metric.JOB_LATENCY)
+
+
 class JobTableSource:
     """A source that reads a job library's own tables with one statement per poll."""
 
@@ -378,12 +410,15 @@ class JobTableSource:
         self.statement = job_statement(layout, config.queues)
         self.params = statement_params(config.queues, config.discovery_limit)
         self.has_busy = has_busy
+        self.layout_hint = layout.hint
         self.var_prefix = var_prefix
         self.what = describe(source, config.queues)
 
     def sample(self, now: float) -> Reading:
         """Poll once; ``now`` is unused: ages come from the database's clock."""
-        rows, _ = self.client.query(self.statement, self.params, self.what, index_scans=True)
+        rows, _ = self.client.query(
+            self.statement, self.params, self.what, index_scans=True, layout_hint=self.layout_hint
+        )
         try:
             return reading_from_rows(
                 self.source,

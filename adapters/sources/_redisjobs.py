@@ -17,18 +17,27 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
 import redis
+from pydantic import Field
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.durations import parse_duration
+from autoscaler import redisconn
+from autoscaler.configkit import (
+    DaemonConfig,
+    Duration,
+    ProcessConfig,
+    SourceAdapter,
+    Text,
+    read,
+)
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
+from autoscaler.sources._queues import QueueSettings
 
 #: entries read from the oldest end of each queue per poll (bounds the cost of a poll)
 HEAD = 10
@@ -73,65 +82,70 @@ class QueueState:
     unknown: str | None = None
 
 
+class RedisJobSettings(QueueSettings):
+    """The variables every Redis job source reads (per process, ``AUTOSCALER_<P>_``)."""
+
+    redis_timeout: Annotated[float, Duration(0.05, 60.0)] = Field(
+        TIMEOUT_S, description="connect and read timeout of each Redis call"
+    )
+
+
+class PrefixedJobSettings(RedisJobSettings):
+    """A Redis job source whose keys start with a configurable prefix."""
+
+    key_prefix: Text | None = Field(
+        None,
+        description="a non-default key prefix of the backend (see the job backends page)",
+        json_schema_extra={"default": "the backend's"},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
-    """The adapter variables every Redis job source reads."""
+    """What a Redis job source was configured with."""
 
     url: str
     queues: tuple[str, ...] | None
     discovery_limit: int
     timeout_s: float
     key_prefix: str | None
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS
 
 
-def parse_options(settings: Settings, process: ProcessSettings) -> Options:
-    """Read ``REDIS_URL`` and the process's adapter variables; raise ``ConfigError``."""
-    p = process.var_prefix
-    env = settings.env
-    problems: dict[str, str] = {}
-    url = settings.glob.redis_url
+def parse_options(
+    config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
+) -> Options:
+    """``REDIS_URL`` and the process's own variables; raise ``ConfigError``."""
+    own = own or read(PrefixedJobSettings, config.env, process.var_prefix)
+    url = config.glob.redis_url
     if url is None:
-        problems["REDIS_URL"] = f"is required with {p}SOURCE={process.source}"
-    elif urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        problems["REDIS_URL"] = "must start with redis://, rediss:// or unix://"
-    limit = DISCOVERY_LIMIT
-    raw = env.get(p + "QUEUE_DISCOVERY_LIMIT")
-    if raw is not None:
-        try:
-            limit = int(raw.strip())
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
-            problems[p + "QUEUE_DISCOVERY_LIMIT"] = f"{raw!r} is not a whole number from 1 to 1000"
-    timeout = TIMEOUT_S
-    raw = env.get(p + "REDIS_TIMEOUT")
-    if raw is not None:
-        try:
-            timeout = parse_duration(raw, "s")
-        except ValueError as exc:
-            problems[p + "REDIS_TIMEOUT"] = str(exc)
-        else:
-            if not 0.05 <= timeout <= 60:
-                problems[p + "REDIS_TIMEOUT"] = f"{raw!r} must be between 50ms and 60s"
-    prefix = env.get(p + "KEY_PREFIX")
-    if prefix is not None and not prefix.strip():
-        problems[p + "KEY_PREFIX"] = "is empty; unset it to use the default"
-    queues = tuple(process.queues) if process.queues else None
-    if problems:
-        raise ConfigError(problems)
-    assert url is not None
-    return Options(url, queues, limit, timeout, prefix.strip() if prefix else None)
+        raise ConfigError(
+            {"REDIS_URL": f"is required with {process.var_prefix}SOURCE={process.source}"}
+        )
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError({"REDIS_URL": "must start with redis://, rediss:// or unix://"})
+    queues = tuple(own.queues) if own.queues else None
+    prefix = own.key_prefix if isinstance(own, PrefixedJobSettings) else None
+    return Options(
+        url,
+        queues,
+        own.queue_discovery_limit,
+        own.redis_timeout,
+        prefix,
+        config.glob.redis_ssl_cert_reqs,
+    )
 
 
-def connect(url: str, timeout_s: float) -> redis.Redis:
+def connect(url: str, timeout_s: float, ssl_cert_reqs: str | None = None) -> redis.Redis:
     """A client that fails fast: socket timeouts on connect and reads, no retries.
 
     Only calls common to redis-py 5.x and 6.x+ (6.0 added retries by default; we turn them off:
     the next poll is the retry).
     """
     register_secret(urlsplit(url).password)
-    return redis.Redis.from_url(
+    return redisconn.client(
         url,
+        ssl_cert_reqs=ssl_cert_reqs,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -285,15 +299,87 @@ def reading(
     )
 
 
+def head_state(
+    times: Sequence[float | None], length: int, *, read: int, missing: int, due: int, what: str
+) -> QueueState:
+    """A queue's state from the ages found at its head. ``missing`` of the ``read`` entries had
+    nothing behind them (expired); when all had nothing and more wait, the age is unknown."""
+    unknown = None
+    if read and missing == read and length > read:
+        unknown = f"the first {read} {what}, age unknown"
+    return QueueState(oldest(times), length - missing + due, unknown)
+
+
 def oldest(times: Iterable[float | None]) -> float | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
 
 
+#: what a probe found: the state of each queue, and the busy jobs (``None``: unknown)
+Probed = tuple[dict[str, QueueState], int | None]
 #: ``probe(client, queues, now) -> (state per queue, busy jobs or None)``
-Probe = Callable[[redis.Redis, Sequence[str], float], tuple[dict[str, QueueState], int | None]]
+Probe = Callable[[redis.Redis, Sequence[str], float], Probed]
 #: ``discover(client) -> (queue names, whether the listing is complete)``
 Discover = Callable[[redis.Redis], tuple[list[str], bool]]
+
+
+class Round:
+    """One pipelined round trip of a poll. Each command is labelled with what it reads (a queue,
+    a key), so that a failure names it (see ``run``)."""
+
+    def __init__(self, client: redis.Redis, backend: str) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self.backend = backend
+        self.labels: list[str] = []
+
+    def label(self, what: str, commands: int = 1) -> None:
+        """The last ``commands`` commands added read ``what``."""
+        self.labels += [what] * commands
+
+    def head(self, queue: str, key: str, *, newest_first: bool = False) -> None:
+        """A list's length and its ``HEAD`` oldest entries (at its end when ``newest_first``)."""
+        self.pipe.llen(key)
+        if newest_first:
+            self.pipe.lrange(key, -HEAD, -1)
+        else:
+            self.pipe.lrange(key, 0, HEAD - 1)
+        self.label(f"queue {queue!r}", 2)
+
+    def run(self) -> list[Any]:
+        return run(self.pipe, self.backend, self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How one backend's queues are found and read, for the shared ``RedisJobSource``."""
+
+    discover: Discover
+    probe: Probe
+    discover_every_s: float = 0.0
+
+
+def job_adapter(
+    backend: str,
+    layout: Callable[[str | None], Layout],
+    settings: type[RedisJobSettings] = PrefixedJobSettings,
+) -> SourceAdapter[RedisJobSettings]:
+    """A Redis job source's ``ADAPTER``: ``layout(key_prefix)`` gives its discovery and probe."""
+
+    def build(
+        config: DaemonConfig, process: ProcessConfig, own: RedisJobSettings | None = None
+    ) -> RedisJobSource:
+        own = own if own is not None else read(settings, config.env, process.var_prefix)
+        options = parse_options(config, process, own)
+        found = layout(options.key_prefix)
+        return RedisJobSource(
+            backend,
+            options,
+            found.discover,
+            found.probe,
+            discover_every_s=found.discover_every_s,
+        )
+
+    return SourceAdapter(settings, build, Metric.JOB_LATENCY)
 
 
 class RedisJobSource:
@@ -317,7 +403,7 @@ class RedisJobSource:
     ) -> None:
         self.backend = backend
         self.options = options
-        self.client = connect(options.url, options.timeout_s)
+        self.client = connect(options.url, options.timeout_s, options.ssl_cert_reqs)
         self._discover = discover
         self._probe = probe
         self._discover_every_s = discover_every_s

@@ -22,15 +22,15 @@ from collections.abc import Sequence
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.ports import ConfigError
 from autoscaler.sources._redisjobs import (
+    Layout,
+    Probed,
     QueueState,
-    RedisJobSource,
+    RedisJobSettings,
+    Round,
     about,
     check_time,
-    parse_options,
-    run,
+    job_adapter,
     text,
 )
 
@@ -64,24 +64,22 @@ def queue_state(
     return QueueState(due_at, max(0, due_count - busy - gone)), busy
 
 
-def probe(
-    client: redis.Redis, queues: Sequence[str], now: float
-) -> tuple[dict[str, QueueState], int | None]:
+def probe(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
     now_ms = now * 1000.0
-    pipe = client.pipeline(transaction=False)
+    heads = Round(client, BACKEND)
     for name in queues:
-        pipe.zcount(name, "-inf", now_ms)
-        pipe.zrangebyscore(name, "-inf", now_ms, start=0, num=ARQ_HEAD, withscores=True)
-    first = run(pipe, BACKEND, [f"queue {name!r}" for name in queues for _ in range(2)])
+        heads.pipe.zcount(name, "-inf", now_ms)
+        heads.pipe.zrangebyscore(name, "-inf", now_ms, start=0, num=ARQ_HEAD, withscores=True)
+        heads.label(f"queue {name!r}", 2)
+    first = heads.run()
 
-    pipe = client.pipeline(transaction=False)
-    labels: list[str] = []
+    jobs = Round(client, BACKEND)
     for i, name in enumerate(queues):
         for job_id, _ in first[2 * i + 1]:
-            pipe.exists(IN_PROGRESS + text(job_id))
-            pipe.exists(JOB + text(job_id))
-            labels += [f"queue {name!r}"] * 2
-    second = run(pipe, BACKEND, labels)
+            jobs.pipe.exists(IN_PROGRESS + text(job_id))
+            jobs.pipe.exists(JOB + text(job_id))
+            jobs.label(f"queue {name!r}", 2)
+    second = jobs.run()
 
     states: dict[str, QueueState] = {}
     busy = 0
@@ -96,19 +94,12 @@ def probe(
     return states, busy
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    if options.key_prefix is not None:
-        raise ConfigError(
-            {
-                process.var_prefix + "KEY_PREFIX": (
-                    f"is not used by arq (its queue names are the keys); "
-                    f"set {process.var_prefix}QUEUES instead"
-                )
-            }
-        )
-
+def layout(key_prefix: str | None) -> Layout:
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return [DEFAULT_QUEUE], True
 
-    return RedisJobSource(BACKEND, options, discover, probe)
+    return Layout(discover, probe)
+
+
+#: arq's queue names are its keys: no ``KEY_PREFIX`` (set ``QUEUES`` instead)
+ADAPTER = job_adapter(BACKEND, layout, RedisJobSettings)

@@ -1,7 +1,7 @@
 """Job latency read from Celery's Redis broker (kombu's Redis transport), read-only.
 
-Layout (kombu 5.7 ``kombu/transport/redis.py``, ``kombu/transport/virtual/base.py``; celery 5.7
-``celery/app/amqp.py``):
+Layout (kombu 5.7.0 ``kombu/transport/redis.py``, ``kombu/transport/virtual/base.py``; celery
+5.7.0 ``celery/app/amqp.py``; the same steps, separator and prefix option in kombu 5.6.2):
 
 - One list per queue and priority step: ``<q>``, ``<q>\\x06\\x163``, ``<q>\\x06\\x166``,
   ``<q>\\x06\\x169`` (``PRIORITY_STEPS = [0, 3, 6, 9]``, ``sep = '\\x06\\x16'``). Publishing
@@ -33,21 +33,21 @@ from typing import Any
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
+    Layout,
     Malformed,
     Probe,
+    Probed,
     QueueState,
-    RedisJobSource,
+    Round,
     about,
     check_time,
     epoch_seconds,
+    job_adapter,
     json_object,
     oldest,
-    parse_options,
-    run,
     scan,
     text,
 )
@@ -167,19 +167,14 @@ def queue_names(bindings: Iterable[bytes]) -> list[str]:
 
 
 def probe(keys: Keys) -> Probe:
-    def read(
-        client: redis.Redis, queues: Sequence[str], now: float
-    ) -> tuple[dict[str, QueueState], int | None]:
-        pipe = client.pipeline(transaction=False)
-        labels: list[str] = []
+    def read(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
+        first = Round(client, BACKEND)
         for name in queues:
             for key in keys.lists(name):
-                pipe.llen(key)
-                pipe.lrange(key, -HEAD, -1)
-                labels += [f"queue {name!r}"] * 2
-        pipe.hlen(keys.unacked)
-        labels.append("the unacked hash")
-        replies = run(pipe, BACKEND, labels)
+                first.head(name, key, newest_first=True)
+        first.pipe.hlen(keys.unacked)
+        first.label("the unacked hash")
+        replies = first.run()
 
         states: dict[str, QueueState] = {}
         per_queue = 2 * len(PRIORITY_STEPS)
@@ -193,9 +188,8 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    keys = Keys(options.key_prefix or "")
+def layout(key_prefix: str | None) -> Layout:
+    keys = Keys(key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         found, finished = scan(client, keys.bindings, "set")
@@ -204,4 +198,7 @@ def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
             pipe.smembers(key)
         return queue_names(m for group in pipe.execute() for m in group), finished
 
-    return RedisJobSource(BACKEND, options, discover, probe(keys), discover_every_s=SCAN_EVERY_S)
+    return Layout(discover, probe(keys), SCAN_EVERY_S)
+
+
+ADAPTER = job_adapter(BACKEND, layout)

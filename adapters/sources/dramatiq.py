@@ -29,20 +29,20 @@ from typing import Any
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
 from autoscaler.sources._redisjobs import (
     HEAD,
     SCAN_EVERY_S,
+    Layout,
     Malformed,
     Probe,
+    Probed,
     QueueState,
-    RedisJobSource,
+    Round,
     about,
     epoch_seconds,
+    head_state,
+    job_adapter,
     json_object,
-    oldest,
-    parse_options,
-    run,
     scan,
     text,
 )
@@ -126,39 +126,32 @@ def queue_state(
             if raw is not None and (at := due_at(raw, now)) <= now:
                 times.append(at)
                 due += 1
-    unknown = None
-    if messages and missing == len(messages) and length > len(messages):
-        unknown = f"the first {len(messages)} message ids have no message, age unknown"
-    return QueueState(oldest(times), length - missing + due, unknown)
+    no_message = "message ids have no message"
+    return head_state(times, length, read=len(messages), missing=missing, due=due, what=no_message)
 
 
 def probe(keys: Keys) -> Probe:
-    def read(
-        client: redis.Redis, queues: Sequence[str], now: float
-    ) -> tuple[dict[str, QueueState], int | None]:
-        pipe = client.pipeline(transaction=False)
-        labels: list[str] = []
+    def read(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
+        head = Round(client, BACKEND)
         for name in queues:
-            pipe.llen(keys.queue(name))
-            pipe.lrange(keys.queue(name), 0, HEAD - 1)
-            pipe.lrange(keys.queue(name + ".DQ"), 0, HEAD - 1)
-            labels += [f"queue {name!r}"] * 3
-        pipe.zrangebyscore(keys.heartbeats, (now - HEARTBEAT_TIMEOUT_S) * 1000, "+inf")
-        labels.append("the heartbeats set")
-        first = run(pipe, BACKEND, labels)
+            head.head(name, keys.queue(name))
+            head.pipe.lrange(keys.queue(name + ".DQ"), 0, HEAD - 1)
+            head.label(f"queue {name!r}")
+        head.pipe.zrangebyscore(keys.heartbeats, (now - HEARTBEAT_TIMEOUT_S) * 1000, "+inf")
+        head.label("the heartbeats set")
+        first = head.run()
         workers = sorted(text(worker) for worker in first[-1])
 
-        pipe = client.pipeline(transaction=False)
-        labels = []
+        bodies = Round(client, BACKEND)
         for i, name in enumerate(queues):
             for suffix, ids in ((".msgs", first[3 * i + 1]), (".DQ.msgs", first[3 * i + 2])):
                 if ids:
-                    pipe.hmget(keys.queue(name + suffix), ids)
-                    labels.append(f"queue {name!r}")
+                    bodies.pipe.hmget(keys.queue(name + suffix), ids)
+                    bodies.label(f"queue {name!r}")
             for worker in workers:
-                pipe.scard(keys.acks(worker, name))
-                labels.append(f"queue {name!r}")
-        second = iter(run(pipe, BACKEND, labels))
+                bodies.pipe.scard(keys.acks(worker, name))
+                bodies.label(f"queue {name!r}")
+        second = iter(bodies.run())
 
         states: dict[str, QueueState] = {}
         busy = 0
@@ -190,12 +183,14 @@ def enqueue_stamp() -> Any:
     return EnqueueStamp()
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    keys = Keys(options.key_prefix or DEFAULT_NAMESPACE)
+def layout(key_prefix: str | None) -> Layout:
+    keys = Keys(key_prefix or DEFAULT_NAMESPACE)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         found, finished = scan(client, keys.queue("*.msgs"), "hash")
         return queue_names(found, keys), finished
 
-    return RedisJobSource(BACKEND, options, discover, probe(keys), discover_every_s=SCAN_EVERY_S)
+    return Layout(discover, probe(keys), SCAN_EVERY_S)
+
+
+ADAPTER = job_adapter(BACKEND, layout)

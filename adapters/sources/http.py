@@ -2,8 +2,11 @@
 moving from HireFire keeps the endpoint it has (hirefire-resource's ``/hirefire/<token>/info``).
 
 ``AUTOSCALER_<P>_URL`` answers ``[{"name": "<process>", "value": <number>}, ...]``; the entry
-whose ``name`` is the process type is read (other entries and keys are ignored). What
-``value`` means is set by ``AUTOSCALER_<P>_HTTP_VALUE``:
+whose ``name`` is the process type is read (other entries and keys are ignored). hirefire-resource
+before December 2021 answered ``[{"name": ..., "quantity": <number>}]`` instead, and sent
+``null`` when a macro failed: an entry without ``value`` is read from ``quantity``, and a
+``null`` (in either) fails the poll for that process, never reads as 0. What the number means is
+set by ``AUTOSCALER_<P>_HTTP_VALUE``:
 
 - ``latency`` (default): the age of the oldest due job in **seconds**, which is what
   HireFire's job-queue-latency macros report;
@@ -27,11 +30,22 @@ import math
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 import httpx
+from pydantic import Field
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.durations import parse_duration
+from autoscaler.configkit import (
+    Choice,
+    DaemonConfig,
+    Duration,
+    EnvSettings,
+    ProcessConfig,
+    SourceAdapter,
+    Text,
+    Url,
+    read,
+)
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact, register_secret
@@ -51,39 +65,41 @@ class HttpConfig:
     token: str | None
 
 
-def parse_config(env: Mapping[str, str], process: ProcessSettings) -> HttpConfig:
+class HttpSettings(EnvSettings):
+    """The ``http`` source's variables (per process, ``AUTOSCALER_<P>_``)."""
+
+    url: Url = Field(
+        description='an endpoint answering `[{"name": "<process>", "value": <number>}]` '
+        "(HireFire's format)"
+    )
+    http_value: Annotated[str, Choice(*UNITS)] = Field(
+        "latency", description="what `value` means: seconds, milliseconds or a job count"
+    )
+    http_token: Text | None = Field(
+        None, description="sent as the `HireFire-Token` header (hirefire-resource's `/hirefire`)"
+    )
+    http_timeout: Annotated[float, Duration(0.1, 60.0)] = Field(
+        DEFAULT_TIMEOUT_S, description="bounds each request"
+    )
+
+
+def parse_config(
+    env: Mapping[str, str], process: ProcessConfig, own: HttpSettings | None = None
+) -> HttpConfig:
     """Pure: the URL and this source's own variables. Raises ``ConfigError``."""
-    p = process.var_prefix
-    problems: dict[str, str] = {}
-    if process.queues is not None:
-        problems[f"{p}QUEUES"] = "has no effect with SOURCE=http: the endpoint chooses the queues"
-    url = process.url or ""
-    parts = urllib.parse.urlsplit(url)
+    own = own or read(HttpSettings, env, process.var_prefix)
+    parts = urllib.parse.urlsplit(own.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems[f"{p}URL"] = "must be an http:// or https:// URL"
+        raise ConfigError({f"{process.var_prefix}URL": "must be an http:// or https:// URL"})
     for segment in [*parts.path.split("/"), parts.query]:
         if len(segment) >= 16:  # HireFire puts its token in the path
             register_secret(segment)
-    unit = env.get(f"{p}HTTP_VALUE", "latency").strip().lower() or "latency"
-    if unit not in UNITS:
-        problems[f"{p}HTTP_VALUE"] = f"{unit!r} is not one of {', '.join(UNITS)}"
-    timeout = DEFAULT_TIMEOUT_S
-    raw = env.get(f"{p}HTTP_TIMEOUT", "").strip()
-    if raw:
-        try:
-            timeout = parse_duration(raw, "s")
-        except ValueError as exc:
-            problems[f"{p}HTTP_TIMEOUT"] = str(exc)
-        else:
-            if not 0.1 <= timeout <= 60:
-                problems[f"{p}HTTP_TIMEOUT"] = f"{raw!r} must be between 100ms and 60s"
-    token = env.get(f"{p}HTTP_TOKEN", "").strip() or None
-    register_secret(token)
-    if problems:
-        raise ConfigError(problems)
+    register_secret(own.http_token)
     port = f":{parts.port}" if parts.port else ""
     origin = f"{parts.scheme}://{parts.hostname}{port}"
-    return HttpConfig(url, origin, process.name, unit, timeout, token)
+    return HttpConfig(
+        own.url, origin, process.name, own.http_value, own.http_timeout, own.http_token
+    )
 
 
 def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
@@ -104,7 +120,13 @@ def reading_from_body(body: bytes, name: str, unit: str) -> Reading:
         )
     if len(found) > 1:
         raise SourceError(f"{len(found)} entries named {name!r} in the answer")
-    value = found[0].get("value")
+    entry = found[0]
+    key = "value" if "value" in entry or "quantity" not in entry else "quantity"
+    value = entry.get(key)
+    if value is None and key in entry:
+        raise SourceError(
+            f"entry {name!r}: {key} is null (the endpoint could not read this queue); not read as 0"
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SourceError(f"entry {name!r}: value is not a number ({value!r:.60})")
     if not math.isfinite(value) or value < 0:
@@ -168,5 +190,10 @@ class HttpSource:
         self.client.close()
 
 
-def build(settings: Settings, process: ProcessSettings) -> HttpSource:
-    return HttpSource(parse_config(settings.env, process))
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: HttpSettings | None = None
+) -> HttpSource:
+    return HttpSource(parse_config(config.env, process, own))
+
+
+ADAPTER = SourceAdapter(HttpSettings, build, Metric.JOB_LATENCY)

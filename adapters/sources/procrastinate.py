@@ -25,8 +25,7 @@ A waiting job is a ``procrastinate_jobs`` row with ``status = 'todo'``; it is du
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.sources._pgjobs import JobTableSource, Layout, table_adapter
 
 #: the index that makes every queue's probe constant-time (README, "procrastinate")
 SUGGESTED_INDEX = (
@@ -104,6 +103,4 @@ class ProcrastinateSource(JobTableSource):
         return line
 
 
-def build(settings: Settings, process: ProcessSettings) -> ProcrastinateSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return ProcrastinateSource("procrastinate", LAYOUT, config, process.var_prefix)
+ADAPTER = table_adapter("procrastinate", LAYOUT, ProcrastinateSource)

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler import redisconn
+from autoscaler.configkit import DaemonConfig, NoSettings, ProcessConfig, SourceAdapter
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import ConfigError, SourceError
 from autoscaler.redact import redact
@@ -151,15 +152,25 @@ class RequestQueueTimeSource:
         self.client.close()
 
 
-def build(settings: Settings, process: ProcessSettings) -> RequestQueueTimeSource:
-    url = settings.glob.redis_url
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: NoSettings | None = None
+) -> RequestQueueTimeSource:
+    url = config.glob.redis_url
     if not url:
         raise ConfigError(
             {"REDIS_URL": f"is required by {process.var_prefix}SOURCE=request_queue_time"}
         )
     try:
-        client = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        client = redisconn.client(
+            url,
+            ssl_cert_reqs=config.glob.redis_ssl_cert_reqs,
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
+        )
     except ValueError as exc:
         raise ConfigError({"REDIS_URL": redact(str(exc))}) from None
     assert process.aggregate is not None
     return RequestQueueTimeSource(client, process.name, process.window, process.aggregate)
+
+
+ADAPTER = SourceAdapter(NoSettings, build, Metric.REQUEST_QUEUE_TIME)

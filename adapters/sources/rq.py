@@ -14,7 +14,9 @@ Layout (rq 3.0.0 ``rq/queue.py``, ``rq/registry.py``, ``rq/utils.py``; the same 
 - Rate-limited (rq 3) and dependent (``rq:deferred:<name>``) jobs are not due: they wait on
   something that more workers cannot speed up.
 
-The ``rq`` prefix is ``RQ_KEY_PREFIX`` in rq 3; set ``AUTOSCALER_<P>_KEY_PREFIX`` to match.
+The ``rq`` prefix is fixed in rq 2.x (``key_template = 'rq:wip:{0}'``...); rq 3.0.0 reads it from
+the ``RQ_KEY_PREFIX`` environment variable (``rq/defaults.py``, default ``rq``): set
+``AUTOSCALER_<P>_KEY_PREFIX`` to match. (Checked against the rq 2.12.0 and 3.0.0 wheels on PyPI.)
 """
 
 from __future__ import annotations
@@ -25,19 +27,18 @@ from datetime import UTC, datetime
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
 from autoscaler.sources._redisjobs import (
-    HEAD,
+    Layout,
     Malformed,
     Probe,
+    Probed,
     QueueState,
-    RedisJobSource,
+    Round,
     about,
     check_time,
+    head_state,
+    job_adapter,
     members,
-    oldest,
-    parse_options,
-    run,
     text,
 )
 
@@ -107,35 +108,32 @@ def queue_state(
             times.append(check_time(parse_enqueued_at(text(enqueued_at)), "enqueued_at", now))
     if scheduled_due:
         times.append(float(scheduled_due[0][1]))
-    unknown = None
-    if ids and dangling == len(ids) and length > len(ids):
-        unknown = f"the first {len(ids)} job ids have no job hash (expired jobs), age unknown"
-    return QueueState(oldest(times), length - dangling + scheduled_count, unknown)
+    expired = "job ids have no job hash (expired jobs)"
+    return head_state(
+        times, length, read=len(ids), missing=dangling, due=scheduled_count, what=expired
+    )
 
 
 def probe(keys: Keys) -> Probe:
-    def read(
-        client: redis.Redis, queues: Sequence[str], now: float
-    ) -> tuple[dict[str, QueueState], int | None]:
-        pipe = client.pipeline(transaction=False)
-        labels: list[str] = []
+    def read(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
+        first = Round(client, BACKEND)
         for name in queues:
-            pipe.llen(keys.queue(name))
-            pipe.lrange(keys.queue(name), 0, HEAD - 1)
-            pipe.zrangebyscore(keys.scheduled(name), "-inf", now, start=0, num=1, withscores=True)
-            pipe.zcount(keys.scheduled(name), "-inf", now)
-            pipe.zcount(keys.wip(name), f"({now}", "+inf")
-            labels += [f"queue {name!r}"] * 5
-        first = run(pipe, BACKEND, labels)
-        per_queue = [first[i : i + 5] for i in range(0, len(first), 5)]
+            first.head(name, keys.queue(name))
+            first.pipe.zrangebyscore(
+                keys.scheduled(name), "-inf", now, start=0, num=1, withscores=True
+            )
+            first.pipe.zcount(keys.scheduled(name), "-inf", now)
+            first.pipe.zcount(keys.wip(name), f"({now}", "+inf")
+            first.label(f"queue {name!r}", 3)
+        replies = first.run()
+        per_queue = [replies[i : i + 5] for i in range(0, len(replies), 5)]
 
-        pipe = client.pipeline(transaction=False)
-        labels = []
+        second = Round(client, BACKEND)
         for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
             for job_id in ids:
-                pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
-                labels.append(f"queue {name!r} job {text(job_id)!r}")
-        fields = iter(run(pipe, BACKEND, labels))
+                second.pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
+                second.label(f"queue {name!r} job {text(job_id)!r}")
+        fields = iter(second.run())
 
         states: dict[str, QueueState] = {}
         busy = 0
@@ -150,11 +148,13 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    keys = Keys(options.key_prefix or DEFAULT_PREFIX)
+def layout(key_prefix: str | None) -> Layout:
+    keys = Keys(key_prefix or DEFAULT_PREFIX)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return queue_names(members(client, keys.registry), keys), True
 
-    return RedisJobSource(BACKEND, options, discover, probe(keys))
+    return Layout(discover, probe(keys))
+
+
+ADAPTER = job_adapter(BACKEND, layout)

@@ -27,20 +27,19 @@ from dataclasses import dataclass
 
 import redis
 
-from autoscaler.config import ProcessSettings, Settings
 from autoscaler.sources._redisjobs import (
-    HEAD,
+    Layout,
     Malformed,
     Probe,
+    Probed,
     QueueState,
-    RedisJobSource,
+    Round,
     about,
     epoch_seconds,
+    job_adapter,
     json_object,
     members,
     oldest,
-    parse_options,
-    run,
     text,
 )
 
@@ -109,32 +108,27 @@ def queue_state(
 
 
 def probe(keys: Keys) -> Probe:
-    def read(
-        client: redis.Redis, queues: Sequence[str], now: float
-    ) -> tuple[dict[str, QueueState], int | None]:
-        pipe = client.pipeline(transaction=False)
-        labels: list[str] = []
+    def read(client: redis.Redis, queues: Sequence[str], now: float) -> Probed:
+        head = Round(client, BACKEND)
         for name in queues:
-            pipe.llen(keys.queue(name))
-            pipe.lrange(keys.queue(name), -HEAD, -1)
-            labels += [f"queue {name!r}"] * 2
+            head.head(name, keys.queue(name), newest_first=True)
         for zset in _SETS:
-            pipe.zrangebyscore(
+            head.pipe.zrangebyscore(
                 keys.key(zset), "-inf", now, start=0, num=SCHEDULED_HEAD, withscores=True
             )
-            labels.append(f"the {zset} set")
-        pipe.smembers(keys.key("processes"))
-        labels.append("the processes set")
-        first = run(pipe, BACKEND, labels)
+            head.label(f"the {zset} set")
+        head.pipe.smembers(keys.key("processes"))
+        head.label("the processes set")
+        first = head.run()
 
         identities = sorted(text(member) for member in first[-1])
-        pipe = client.pipeline(transaction=False)
+        alive = Round(client, BACKEND)
         for identity in identities:
-            pipe.exists(keys.key(identity))
-            pipe.hvals(keys.key(f"{identity}:work"))
-            pipe.hvals(keys.key(f"{identity}:workers"))
-        labels = [f"process {identity!r}" for identity in identities for _ in range(3)]
-        work = run(pipe, BACKEND, labels)
+            alive.pipe.exists(keys.key(identity))
+            alive.pipe.hvals(keys.key(f"{identity}:work"))
+            alive.pipe.hvals(keys.key(f"{identity}:workers"))
+            alive.label(f"process {identity!r}", 3)
+        work = alive.run()
 
         watched = set(queues)
         earliest: dict[str, float] = {}
@@ -162,11 +156,13 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
-def build(settings: Settings, process: ProcessSettings) -> RedisJobSource:
-    options = parse_options(settings, process)
-    keys = Keys(options.key_prefix or "")
+def layout(key_prefix: str | None) -> Layout:
+    keys = Keys(key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return [text(name) for name in members(client, keys.key("queues"))], True
 
-    return RedisJobSource(BACKEND, options, discover, probe(keys))
+    return Layout(discover, probe(keys))
+
+
+ADAPTER = job_adapter(BACKEND, layout)

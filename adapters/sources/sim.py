@@ -7,14 +7,14 @@ the requests that started in the last ``WINDOW`` simulated seconds; a worker pro
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler.configkit import DaemonConfig, NoSettings, ProcessConfig, SourceAdapter
 from autoscaler.model import Metric, Reading
 from autoscaler.ports import SourceError
 from autoscaler.sim.live import LiveApp, shared_app
 
 
 class SimSource:
-    def __init__(self, app: LiveApp, process: ProcessSettings) -> None:
+    def __init__(self, app: LiveApp, process: ProcessConfig) -> None:
         self.app = app
         self.process = process.name
         self.metric: Metric = process.metric
@@ -35,5 +35,8 @@ class SimSource:
         """Nothing to release (the app is shared with the platform)."""
 
 
-def build(settings: Settings, process: ProcessSettings) -> SimSource:
-    return SimSource(shared_app(settings), process)
+def build(config: DaemonConfig, process: ProcessConfig, own: NoSettings | None = None) -> SimSource:
+    return SimSource(shared_app(config), process)
+
+
+ADAPTER = SourceAdapter(NoSettings, build, None)

@@ -22,8 +22,7 @@ database, are read as 0). Rails 8 puts Solid Queue in its own database by defaul
 
 from __future__ import annotations
 
-from autoscaler.config import ProcessSettings, Settings
-from autoscaler.sources._pgjobs import JobTableSource, Layout, parse_config
+from autoscaler.sources._pgjobs import Layout, table_adapter
 
 LAYOUT = Layout(
     discover_table="solid_queue_jobs",
@@ -82,6 +81,4 @@ CROSS JOIN LATERAL (
 )
 
 
-def build(settings: Settings, process: ProcessSettings) -> JobTableSource:
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return JobTableSource("solid_queue", LAYOUT, config, process.var_prefix)
+ADAPTER = table_adapter("solid_queue", LAYOUT)

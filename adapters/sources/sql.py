@@ -26,11 +26,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from autoscaler.config import ProcessSettings, Settings
+from pydantic import Field
+
+from autoscaler.configkit import DaemonConfig, ProcessConfig, SourceAdapter, Text, read
 from autoscaler.model import Metric, Reading
-from autoscaler.ports import ConfigError, SourceError
+from autoscaler.ports import SourceError
 from autoscaler.redact import redact
-from autoscaler.sources._pgjobs import PgClient, parse_config
+from autoscaler.sources._pgjobs import PgClient, PgSettings, parse_config
 
 _TEXT_TYPES = {"text", "varchar", "bpchar", "name", "char", "character varying"}
 
@@ -139,13 +141,22 @@ class SqlSource:
         self.client.close()
 
 
-def build(settings: Settings, process: ProcessSettings) -> SqlSource:
-    var = f"{process.var_prefix}SQL"
-    if process.sql is None:
-        raise ConfigError({var: "is required with SOURCE=sql"})
-    if process.queues is not None:
-        raise ConfigError(
-            {f"{process.var_prefix}QUEUES": "has no effect with SOURCE=sql: filter in the query"}
-        )
-    config = parse_config(settings.env, process, settings.glob.database_url)
-    return SqlSource(PgClient(config.url, config.timeout_s, config.timeout_var), process.sql, var)
+class SqlSettings(PgSettings):
+    """The ``sql`` source's variables (per process)."""
+
+    sql: Text = Field(
+        description="a query that returns the age in seconds of the oldest due job (filter "
+        "queues in the query)"
+    )
+
+
+def build(
+    config: DaemonConfig, process: ProcessConfig, own: SqlSettings | None = None
+) -> SqlSource:
+    own = own or read(SqlSettings, config.env, process.var_prefix)
+    pg = parse_config(config.env, process, config.glob.database_url, own)
+    client = PgClient(pg.url, pg.timeout_s, pg.timeout_var)
+    return SqlSource(client, own.sql, f"{process.var_prefix}SQL")
+
+
+ADAPTER = SourceAdapter(SqlSettings, build, Metric.JOB_LATENCY)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from autoscaler import redisconn
 from autoscaler.durations import parse_duration
 from autoscaler.web import header, wire
 
@@ -42,6 +43,7 @@ class PublisherConfig:
     max_body: int = DEFAULT_MAX_BODY
     publisher: str = "local"
     warnings: tuple[str, ...] = ()
+    ssl_cert_reqs: str | None = None  # AUTOSCALER_REDIS_SSL_CERT_REQS, for rediss:// URLs
 
 
 def publisher_config(
@@ -50,7 +52,12 @@ def publisher_config(
     """Read the app's environment. Bad values fall back to defaults with a warning: a typo in
     an autoscaler variable must not stop the app from booting."""
     warnings: list[str] = []
-    url = redis_url or env.get("REDIS_URL") or None
+    url = redis_url or redisconn.url_from_env(env)
+    try:
+        ssl_cert_reqs = redisconn.cert_reqs(env.get(redisconn.CERT_REQS_VAR))
+    except ValueError as exc:
+        warnings.append(f"{exc}; using redis-py's default (required)")
+        ssl_cert_reqs = None
     name = process or env.get("AUTOSCALER_PROCESS") or ""
     if not name:
         dyno = env.get("DYNO", "")  # Heroku: web.1, worker.2, run.1234
@@ -93,7 +100,9 @@ def publisher_config(
             warnings.append(f"{window_var}: {exc}")
 
     host = env.get("DYNO") or socket.gethostname()
-    return PublisherConfig(url, name, interval, keep, max_body, host, tuple(warnings))
+    return PublisherConfig(
+        url, name, interval, keep, max_body, host, tuple(warnings), ssl_cert_reqs=ssl_cert_reqs
+    )
 
 
 @dataclass(slots=True)
@@ -271,8 +280,11 @@ class Recorder:
 
     def _connect(self) -> redis.Redis:
         assert self.config.redis_url is not None
-        return redis.Redis.from_url(
-            self.config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
+        return redisconn.client(
+            self.config.redis_url,
+            ssl_cert_reqs=self.config.ssl_cert_reqs,
+            socket_timeout=2.0,
+            socket_connect_timeout=2.0,
         )
 
     def swap(self) -> tuple[_Interval, int]:

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 
 from autoscaler.clock import Clock, accelerated
-from autoscaler.config import ProcessSettings, Settings
+from autoscaler.configkit import DaemonConfig, ProcessConfig
 from autoscaler.model import Formation, Metric, Reading
 from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, WorkerPool, aggregate
 
@@ -75,7 +75,7 @@ class ArrivalCurve:
 
 
 class _Web:
-    def __init__(self, p: ProcessSettings, shape: AppShape, rng: random.Random) -> None:
+    def __init__(self, p: ProcessConfig, shape: AppShape, rng: random.Random) -> None:
         self.settings = p
         self.base_rate = shape.web_rate
         self.pool = WebPool(
@@ -115,7 +115,7 @@ class _Web:
 
 
 class _Worker:
-    def __init__(self, p: ProcessSettings, shape: AppShape, rng: random.Random) -> None:
+    def __init__(self, p: ProcessConfig, shape: AppShape, rng: random.Random) -> None:
         self.settings = p
         self.base_rate = shape.job_rate
         self.pool = WorkerPool(
@@ -157,7 +157,7 @@ class LiveApp:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: DaemonConfig,
         clock: Clock,
         *,
         seed: int | None = None,
@@ -234,7 +234,7 @@ _apps: dict[tuple[object, ...], LiveApp] = {}
 _apps_lock = threading.Lock()
 
 
-def shared_app(settings: Settings) -> LiveApp:
+def shared_app(settings: DaemonConfig) -> LiveApp:
     """The one simulated app for this configuration (the ``sim`` platform and sources share it),
     on the process-wide accelerated clock."""
     g = settings.glob

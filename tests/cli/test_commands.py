@@ -117,7 +117,9 @@ def test_check_says_when_writes_are_not_sent(tmp_path, monkeypatch, capsys):
 def test_check_on_sim(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["check"]) == 0
-    assert "config: ok" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = [line for line in lines if line.startswith(("check:", "config: ok"))]
+    assert verdicts == ["check: ok"] and lines[-1] == "check: ok"
 
 
 def test_usage_error_exits_2(capsys):

@@ -24,7 +24,16 @@ GLOBAL_BAD = {
     "AUTOSCALER_SIM_SPEED": ["", "0", "-3", "fast", "1e9"],
     "REDIS_URL": ["", "localhost:6379"],
     "DATABASE_URL": ["", "postgres"],
+    "AUTOSCALER_ALERT_AFTER": ["", "nan", "soon", "-1m", "8d"],
+    "AUTOSCALER_DRYRUN": ["true"],  # a typo of a global is an error too
+}
+
+HEROKU = {"AUTOSCALER_PLATFORM": "heroku", "HEROKU_API_TOKEN": "t", "HEROKU_APP_NAME": "app"}
+ADAPTER_BAD = {  # an adapter's own variables, with that adapter configured
     "HEROKU_API_URL": ["", "api.heroku.com"],
+    "HEROKU_APP_NAME": ["", "My_App"],
+    "AUTOSCALER_LOCK_TTL": ["", "soon", "1s"],
+    "AUTOSCALER_LOCK_NAME": ["", "a b"],
 }
 
 PROCESS_BAD = {
@@ -52,7 +61,6 @@ PROCESS_BAD = {
         "noon min=1",
     ],
     "MIN_SAMPLES": ["", "-1", "few"],
-    "URL": ["", "nowhere"],
 }
 
 
@@ -64,6 +72,9 @@ def _cases():
         for value in values:
             var = f"AUTOSCALER_WEB_{suffix}"
             yield var, {var: value}, var
+    for var, values in ADAPTER_BAD.items():
+        for value in values:
+            yield var, {**HEROKU, "REDIS_URL": "redis://127.0.0.1:1", var: value}, var
 
 
 CASES = list(_cases())
@@ -136,6 +147,8 @@ def test_defaults_follow_the_spec():
     s = load(
         {
             "AUTOSCALER_PLATFORM": "heroku",
+            "HEROKU_API_TOKEN": "t",
+            "HEROKU_APP_NAME": "app",
             "AUTOSCALER_PROCESSES": "web,worker",
             "AUTOSCALER_WORKER_SOURCE": "rq",
         }

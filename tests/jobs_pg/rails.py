@@ -50,24 +50,30 @@ def create_layout(conn: psycopg.Connection[Any], name: str) -> None:
 
 
 def good_job_enqueue(conn: psycopg.Connection[Any], queue: str,
-                     scheduled_at: datetime.datetime | None = None) -> str:  # fmt: skip
+                     scheduled_at: datetime.datetime | None = None, *,
+                     version: int = 4) -> str:  # fmt: skip
     """``GoodJob::Job.enqueue`` -> ``enqueue_args``: ``created_at = now``, ``scheduled_at`` the
-    requested time or ``now``, priority 0, the serialized ActiveJob in ``serialized_params``."""
+    requested time or ``now``, priority 0, the serialized ActiveJob in ``serialized_params``.
+    ``version=3``: GoodJob 3.99's ``BaseExecution.enqueue_args``, which sets ``scheduled_at``
+    only for a scheduled job (NULL for one enqueued to run now)."""
     now = utcnow()
     job_id = str(uuid.uuid4())
     payload = active_job("ReportJob", queue, job_id, scheduled_at, now)
+    due = scheduled_at if version == 3 else scheduled_at or now
     conn.execute(
         "INSERT INTO good_jobs (id, active_job_id, job_class, queue_name, priority,"
         " serialized_params, created_at, updated_at, scheduled_at)"
         " VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s)",
-        (job_id, job_id, "ReportJob", queue, json.dumps(payload), now, now, scheduled_at or now),
+        (job_id, job_id, "ReportJob", queue, json.dumps(payload), now, now, due),
     )
     return job_id
 
 
-def good_job_perform(conn: psycopg.Connection[Any], job_id: str, process_id: str) -> None:
+def good_job_perform(conn: psycopg.Connection[Any], job_id: str, process_id: str, *,
+                     version: int = 4) -> None:  # fmt: skip
     """``GoodJob::Job#perform`` before running the job: an execution row, then
-    ``performed_at``, ``executions_count``, ``locked_by_id``/``locked_at``/``lock_type``."""
+    ``performed_at``, ``executions_count``, ``locked_by_id``/``locked_at``/``lock_type``
+    (GoodJob 3.99 has no ``lock_type`` column on ``good_jobs``)."""
     now = utcnow()
     conn.execute(
         "INSERT INTO good_job_executions (active_job_id, job_class, queue_name, serialized_params,"
@@ -76,9 +82,10 @@ def good_job_perform(conn: psycopg.Connection[Any], job_id: str, process_id: str
         " COALESCE(scheduled_at, created_at), %s, %s, %s FROM good_jobs WHERE id = %s",
         (now, now, process_id, job_id),
     )
+    lock_type = ", lock_type = 1" if version >= 4 else ""
     conn.execute(
-        "UPDATE good_jobs SET performed_at = %s, executions_count = COALESCE(executions_count, 0)"
-        " + 1, locked_by_id = %s, locked_at = %s, lock_type = 1, updated_at = %s WHERE id = %s",
+        "UPDATE good_jobs SET performed_at = %s, executions_count = COALESCE(executions_count, 0)"  # type: ignore[arg-type]
+        f" + 1, locked_by_id = %s, locked_at = %s{lock_type}, updated_at = %s WHERE id = %s",
         (now, process_id, now, now, job_id),
     )
 

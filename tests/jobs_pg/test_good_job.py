@@ -18,6 +18,8 @@ from autoscaler.ports import SourceError
 from .conftest import closed_url, connect, make_source, ready_source, schema_url
 from .rails import create_layout, good_job_enqueue, good_job_finish, good_job_perform, utcnow
 
+GOOD_JOB_3 = "t_pgjobs_good_job_399"
+
 pytestmark = pytest.mark.integration
 
 
@@ -105,8 +107,9 @@ def test_an_older_layout_fails_naming_the_queue(schema: str, db: Any) -> None:
         with psycopg.connect(schema_url("t_pgjobs_good_job_v3"), autocommit=True) as conn:
             create_layout(conn, "good_job_4.sql")
             conn.execute("ALTER TABLE good_jobs DROP COLUMN locked_by_id")  # GoodJob 3.x
-        with pytest.raises(SourceError, match="good_job queue default: unknown table layout"):
+        with pytest.raises(SourceError, match="good_job queue default: unknown table layout") as e:
             sample("t_pgjobs_good_job_v3")
+        assert "upgrade to 3.99" in str(e.value)
     finally:
         with connect(schema) as conn:
             conn.execute("DROP SCHEMA t_pgjobs_good_job_v3 CASCADE")
@@ -152,3 +155,86 @@ def test_a_dropped_connection_fails_one_poll_then_reconnects(schema: str, db: An
         source.sample(time.time())
     assert source.sample(time.time()).depth == 1
     source.close()
+
+
+# -- GoodJob 3.99: the same columns, but an immediate job has no scheduled_at -----------------
+
+
+@pytest.fixture(scope="module")
+def db3(schema: str) -> Iterator[psycopg.Connection[Any]]:
+    with connect(schema) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {GOOD_JOB_3} CASCADE")
+        conn.execute(f"CREATE SCHEMA {GOOD_JOB_3}")
+    try:
+        with psycopg.connect(schema_url(GOOD_JOB_3), autocommit=True) as conn:
+            create_layout(conn, "good_job_3.sql")
+            yield conn
+    finally:
+        with connect(schema) as conn:
+            conn.execute(f"DROP SCHEMA {GOOD_JOB_3} CASCADE")
+
+
+@pytest.fixture
+def empty3(db3: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    db3.execute("DELETE FROM good_jobs")
+    return db3
+
+
+def test_good_job_3_immediate_jobs_count_from_their_enqueue_time(empty3: Any) -> None:
+    source = ready_source("good_job", schema_url(GOOD_JOB_3), "default,mailers")
+    first = good_job_enqueue(empty3, "default", version=3)
+    time.sleep(0.5)
+    good_job_enqueue(empty3, "default", version=3)
+    good_job_enqueue(empty3, "mailers", version=3)
+    time.sleep(0.5)
+    reading = source.sample(time.time())
+    source.close()
+    row = empty3.execute("SELECT scheduled_at FROM good_jobs WHERE id = %s", (first,)).fetchone()
+    assert row == (None,)  # what GoodJob 3.99 writes for a job enqueued to run now
+    assert 1000 <= reading.value_ms <= 1250  # not an empty queue
+    assert 500 <= reading.queues["mailers"] <= 750
+    assert reading.depth == 3
+
+
+def test_good_job_3_mixes_immediate_and_past_due_scheduled_jobs(empty3: Any) -> None:
+    source = ready_source("good_job", schema_url(GOOD_JOB_3), "default")
+    good_job_enqueue(empty3, "default", version=3)
+    good_job_enqueue(empty3, "default", utcnow() - datetime.timedelta(seconds=5), version=3)
+    good_job_enqueue(empty3, "default", utcnow() + datetime.timedelta(hours=1), version=3)
+    reading = source.sample(time.time())
+    assert 5000 <= reading.value_ms <= 5500  # the past-due one is the oldest
+    assert reading.depth == 2  # the future one does not count
+    empty3.execute("DELETE FROM good_jobs WHERE scheduled_at IS NOT NULL")
+    time.sleep(0.3)
+    reading = source.sample(time.time())
+    source.close()
+    assert 300 <= reading.value_ms <= 800  # the immediate one alone, from created_at
+    assert reading.depth == 1
+
+
+def test_good_job_3_running_and_discovered(empty3: Any) -> None:
+    running = good_job_enqueue(empty3, "default", version=3)
+    good_job_enqueue(empty3, "default", version=3)
+    good_job_enqueue(empty3, "low", version=3)
+    good_job_perform(empty3, running, str(uuid.uuid4()), version=3)
+    source = make_source("good_job", schema_url(GOOD_JOB_3), None)  # discover the queues
+    reading = source.sample(time.time())
+    source.close()
+    assert sorted(reading.queues) == ["default", "low"]
+    assert (reading.depth, reading.busy) == (2, 1)
+
+
+def test_good_job_3_depth_is_capped_across_both_kinds(empty3: Any) -> None:
+    from autoscaler.sources._pgjobs import DEPTH_CAP
+
+    for version in (3, 4):  # 4: scheduled_at set to now, as for a due scheduled job
+        empty3.execute(
+            "INSERT INTO good_jobs (active_job_id, queue_name, priority, created_at, updated_at,"
+            " scheduled_at) SELECT gen_random_uuid(), 'default', 0, t, t,"
+            " CASE WHEN %s = 4 THEN t END FROM (SELECT now() AT TIME ZONE 'UTC' t,"
+            " generate_series(1, %s)) s",
+            (version, DEPTH_CAP),
+        )
+    reading = sample(GOOD_JOB_3)
+    assert reading.depth == DEPTH_CAP
+    assert reading.warning is not None and "counted up to" in reading.warning

@@ -65,7 +65,9 @@ def test_the_token_is_sent_as_a_header_and_kept_out_of_messages(server: FakeHire
         (b'{"name": "worker", "value": 1}', "not a list"),
         (b'[{"name": "web", "value": 1}]', "no entry named 'worker'.*names: web"),
         (b'[{"name": "worker", "value": 1}, {"name": "worker", "value": 2}]', "2 entries"),
-        (b'[{"name": "worker", "value": null}]', "not a number"),
+        (b'[{"name": "worker", "value": null}]', "value is null.*not read as 0"),
+        (b'[{"name": "worker", "quantity": null}]', "quantity is null.*not read as 0"),
+        (b'[{"name": "worker", "quantity": "3"}]', "not a number"),
         (b'[{"name": "worker", "value": "12"}]', "not a number"),
         (b'[{"name": "worker", "value": true}]', "not a number"),
         (b'[{"name": "worker", "value": -1}]', "not a finite number >= 0"),
@@ -80,6 +82,22 @@ def test_garbage_fails_with_the_reason(server: FakeHireFire, body: bytes, why: s
     server.answer.body = body
     with pytest.raises(SourceError, match=why):
         sample(url_of(server))
+
+
+@pytest.mark.parametrize(
+    ("body", "unit", "ms"),
+    [
+        # hirefire-resource before December 2021: "quantity" rather than "value"
+        (b'[{"name": "web", "quantity": null}, {"name": "worker", "quantity": 7}]', "size", 7000.0),
+        (b'[{"name": "worker", "quantity": 2.5}]', "latency", 2500.0),
+        (b'[{"name": "worker", "quantity": 0}]', "latency", 0.0),
+    ],
+)
+def test_the_older_quantity_format_is_read(
+    server: FakeHireFire, body: bytes, unit: str, ms: float
+) -> None:
+    server.answer.body = body
+    assert sample(url_of(server), http_value=unit).value_ms == ms  # type: ignore[attr-defined]
 
 
 def test_a_fractional_size_fails(server: FakeHireFire) -> None:

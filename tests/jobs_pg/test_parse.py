@@ -56,8 +56,8 @@ def test_config_is_read(extra: dict[str, str], expect: tuple[Any, ...]) -> None:
     ],
 )
 def test_bad_config_names_the_variable(extra: dict[str, str], var: str) -> None:
-    s = settings("good_job", **extra)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError) as info:  # by load, or by the source's own parse
+        s = settings("good_job", **extra)
         _pgjobs.parse_config(s.env, s.processes["worker"], s.glob.database_url)
     assert var in info.value.problems
 

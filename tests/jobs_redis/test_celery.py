@@ -1,6 +1,7 @@
 """The celery source against tasks published by the real Celery (kombu's Redis transport).
 
-kombu 5.7's Redis transport refuses redis-py below 6.1 and arq needs redis-py below 6, so Celery
+kombu 5.7.0's Redis transport refuses redis-py below 6.1.0 (``Channel._get_client``; its wheel
+asks for redis>=6.4) and arq needs redis-py below 6, so Celery
 runs in a second environment: ``.venv-celery`` at the repository root (or the interpreter named
 by ``AUTOSCALER_TEST_CELERY_PYTHON``), created by ``scripts/test``. The source itself runs here,
 on redis-py 5.

@@ -16,6 +16,8 @@ from autoscaler.testing import FakePlatform, FakeSource
 
 ENV = {
     "AUTOSCALER_PLATFORM": "heroku",
+    "HEROKU_API_TOKEN": "t",
+    "HEROKU_APP_NAME": "app",
     "AUTOSCALER_PROCESSES": "web,worker",
     "AUTOSCALER_WORKER_SOURCE": "rq",
     "AUTOSCALER_WORKER_MIN": "0",

@@ -7,10 +7,23 @@ It enforces the documented per-action, per-machine rate limit (1 request/s with 
 Get Machine 5/s, burst 10) and answers 429 beyond it (the docs do not say how a breach is
 signalled: 429 is an assumption), counting such answers in ``limit_hits``.
 
+Leases follow the Machines API docs (``reference/machines/lease*`` in superfly/docs) and
+fly-go's ``flaps`` client: ``POST /machines/{id}/lease`` with ``{"ttl": seconds,
+"description": ...}`` (or ``?ttl=``) answers ``{"status": "success", "data": {"nonce",
+"expires_at", "owner", "description", "version"}}`` where ``version`` is the machine's
+``instance_id``; the ``fly-machine-lease-nonce`` header then goes on the calls made under it and
+on ``DELETE /machines/{id}/lease``, which releases it. ``hold_lease`` plays another client (a
+deploy) holding one. Every lease call and the nonce sent with every action are in the journal.
+
 Assumptions where the docs are silent: starting a machine that is already started answers
 ``412 {"error": "failed_precondition: machine still active, refusing to start"}``; stopping a
 stopped machine is a no-op 200; ``starting`` becomes ``started`` after ``boot_delay`` seconds of
-the fake's clock.
+the fake's clock; a lease asked for while another client holds one, and an action on a leased
+machine without its nonce, answer ``409 {"error": "lease currently held by <owner>, expires at
+<epoch>"}`` (fly-go retries 409 on acquisition; flyctl's deploy treats "lease currently held
+by" as unrecoverable); releasing with a wrong nonce answers 409, with no lease 404 ``lease not
+found`` (flyctl ignores that one). Creating a machine whose ``mounts`` name a volume another
+machine has attached answers 400.
 
 Faults (``fail``, ``slow``, ``drop``, ``chaos``) come from the shared ``FakeServer`` base.
 """
@@ -20,6 +33,8 @@ from __future__ import annotations
 import datetime
 import itertools
 import re
+import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.clock import Clock
@@ -27,6 +42,16 @@ from tests.platforms_heroku_render.fakeserver import Call, FakeServer, Reply
 
 _PATH = re.compile(r"^/v1/apps/(?P<app>[^/]+)/machines(?:/(?P<id>[^/]+)(?:/(?P<action>[a-z]+))?)?$")
 STARTABLE = ("stopped", "suspended", "created")
+NONCE = "fly-machine-lease-nonce"
+OWNER = "autoscaler-test@example.com"
+
+
+@dataclass
+class HeldLease:
+    nonce: str
+    owner: str
+    description: str
+    expires_at: float  # wall clock
 
 
 class FakeFly(FakeServer):
@@ -49,14 +74,50 @@ class FakeFly(FakeServer):
         self._ready_at: dict[str, float] = {}
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._ids = itertools.count(0x148E1D3B2C5701)
+        self._nonces = itertools.count(0x5C35F65C9F95)
+        self.leases: dict[str, HeldLease] = {}
+        self.lease_conflicts = 0  # 409s answered because another client held the lease
 
     # -- set-up and inspection ------------------------------------------------------------
 
-    def add(self, group: str = "app", *, state: str = "started", n: int = 1,
-            region: str = "iad", host_status: str = "ok") -> list[str]:  # fmt: skip
-        """Add ``n`` machines to ``group``; returns their ids (ascending)."""
+    def add(self, group: str | None = "app", *, state: str = "started", n: int = 1,
+            region: str = "iad", host_status: str = "ok", legacy_group: bool = False,
+            standby_for: str | None = None, volume: str | None = None) -> list[str]:  # fmt: skip
+        """Add ``n`` machines to ``group``; returns their ids (ascending).
+
+        ``group=None``: no process group in the metadata; ``legacy_group``: the group under the
+        legacy ``process_group`` key; ``standby_for``: a standby for that machine, as ``fly
+        deploy`` makes one (``standbys`` and ``FLY_STANDBY_FOR``); ``volume``: the machines
+        mount that volume id (with ``n > 1``, ``<volume>_<i>``).
+        """
         with self.lock:
-            return [self._new(self._config(group), region, state, host_status) for _ in range(n)]
+            ids = []
+            for i in range(n):
+                config = self._config(group, legacy=legacy_group)
+                if standby_for is not None:
+                    config["standbys"] = [standby_for]
+                    config["env"] = {"FLY_STANDBY_FOR": standby_for, "PORT": "8080"}
+                if volume is not None:
+                    name = volume if n == 1 else f"{volume}_{i}"
+                    config["mounts"] = [{"volume": name, "path": "/data", "name": "data"}]
+                ids.append(self._new(config, region, state, host_status))
+            return ids
+
+    def hold_lease(self, machine_id: str, owner: str = "deploy@example.com",
+                   ttl: float = 60.0) -> str:  # fmt: skip
+        """Another client (a deploy) takes the machine's lease; returns its nonce."""
+        with self.lock:
+            nonce = f"{next(self._nonces):x}"
+            wall = self.clock.now().wall
+            self.leases[machine_id] = HeldLease(nonce, owner, "fly deploy", wall + ttl)
+            return nonce
+
+    def deploy(self, machine_id: str) -> None:
+        """A deploy updated the machine: a new ``instance_id`` (the lease's ``version``)."""
+        with self.lock:
+            machine = self.machines[machine_id]
+            machine["instance_id"] = f"01JE{next(self._ids):X}"
+            machine["updated_at"] = self._stamp()
 
     def started(self, group: str) -> int:
         with self.lock:
@@ -64,8 +125,7 @@ class FakeFly(FakeServer):
             return sum(
                 1
                 for m in self.machines.values()
-                if m["config"]["metadata"].get("fly_process_group") == group
-                and m["state"] in ("started", "starting")
+                if _group(m) == group and m["state"] in ("started", "starting")
             )
 
     def total(self, group: str) -> int:
@@ -73,8 +133,7 @@ class FakeFly(FakeServer):
             return sum(
                 1
                 for m in self.machines.values()
-                if m["config"]["metadata"].get("fly_process_group") == group
-                and m["state"] != "destroyed"
+                if _group(m) == group and m["state"] != "destroyed"
             )
 
     def writes(self) -> list[Call]:
@@ -88,16 +147,15 @@ class FakeFly(FakeServer):
             datetime.datetime.fromtimestamp(wall, datetime.UTC).isoformat().replace("+00:00", "Z")
         )
 
-    def _config(self, group: str) -> dict[str, Any]:
+    def _config(self, group: str | None, *, legacy: bool = False) -> dict[str, Any]:
+        metadata = {"fly_platform_version": "v2", "fly_release_id": "Xy9RZ3",
+                    "fly_release_version": "7"}  # fmt: skip
+        if group is not None:
+            metadata["process_group" if legacy else "fly_process_group"] = group
         return {
             "image": f"registry.fly.io/{self.app}:deployment-01JD7Q",
             "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512},
-            "metadata": {
-                "fly_platform_version": "v2",
-                "fly_process_group": group,
-                "fly_release_id": "Xy9RZ3",
-                "fly_release_version": "7",
-            },
+            "metadata": metadata,
             "restart": {"policy": "on-failure", "max_retries": 10},
             "services": [{"protocol": "tcp", "internal_port": 8080, "autostop": "off"}],
         }
@@ -180,9 +238,81 @@ class FakeFly(FakeServer):
                 return limited
             machine["state"] = "destroyed"
             return Reply(200, {"ok": True})
+        if action == "lease":
+            return self._lease(call, machine)
         if call.method == "POST" and action in ("start", "stop", "suspend"):
-            return self._limited(action, machine_id) or self._transition(machine, action)
+            return (
+                self._limited(action, machine_id)
+                or self._leased_elsewhere(call, machine_id)
+                or self._transition(machine, action)
+            )
         return Reply(404, {"error": "404 page not found"})
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def _current_lease(self, machine_id: str) -> HeldLease | None:
+        lease = self.leases.get(machine_id)
+        if lease is not None and lease.expires_at <= self.clock.now().wall:
+            del self.leases[machine_id]
+            return None
+        return lease
+
+    def _held_text(self, lease: HeldLease) -> str:
+        return f"lease currently held by {lease.owner}, expires at {int(lease.expires_at)}"
+
+    def _leased_elsewhere(self, call: Call, machine_id: str) -> Reply | None:
+        lease = self._current_lease(machine_id)
+        if lease is None or call.headers.get(NONCE) == lease.nonce:
+            return None
+        self.lease_conflicts += 1
+        return Reply(409, {"error": self._held_text(lease)})
+
+    def _lease(self, call: Call, machine: dict[str, Any]) -> Reply:
+        machine_id = machine["id"]
+        lease = self._current_lease(machine_id)
+        if call.method == "GET":
+            if lease is None:
+                return Reply(404, {"error": "lease not found"})
+            return Reply(200, self._lease_body(lease, machine))
+        if call.method == "DELETE":
+            if lease is None:
+                return Reply(404, {"error": "lease not found"})
+            if call.headers.get(NONCE) != lease.nonce:
+                self.lease_conflicts += 1
+                return Reply(409, {"error": self._held_text(lease)})
+            del self.leases[machine_id]
+            return Reply(200, {})
+        if call.method != "POST":
+            return Reply(405, {"error": "method not allowed"})
+        limited = self._limited("lease", machine_id)
+        if limited:
+            return limited
+        body = call.body if isinstance(call.body, dict) else {}
+        query = urllib.parse.parse_qs(call.path.partition("?")[2])
+        ttl = float(body.get("ttl") or (query.get("ttl") or ["30"])[0])
+        wall = self.clock.now().wall
+        if lease is not None:
+            if call.headers.get(NONCE) != lease.nonce:
+                self.lease_conflicts += 1
+                return Reply(409, {"error": self._held_text(lease)})
+            lease.expires_at = wall + ttl  # a refresh by the holder
+            return Reply(200, self._lease_body(lease, machine))
+        lease = HeldLease(f"{next(self._nonces):x}", OWNER, str(body.get("description") or ""),
+                          wall + ttl)  # fmt: skip
+        self.leases[machine_id] = lease
+        return Reply(200, self._lease_body(lease, machine))
+
+    def _lease_body(self, lease: HeldLease, machine: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "status": "success",
+            "data": {
+                "nonce": lease.nonce,
+                "expires_at": int(lease.expires_at),
+                "owner": lease.owner,
+                "description": lease.description,
+                "version": machine["instance_id"],
+            },
+        }
 
     def _limited(self, action: str, key: str) -> Reply | None:
         if self._allowed(action, key):
@@ -214,6 +344,22 @@ class FakeFly(FakeServer):
         config = body.get("config") if isinstance(body, dict) else None
         if not isinstance(config, dict) or not config.get("image"):
             return Reply(400, {"error": "invalid config: image is required"})
+        attached = {
+            mount.get("volume"): m["id"]
+            for m in self.machines.values()
+            if m["state"] != "destroyed"
+            for mount in m["config"].get("mounts") or []
+        }
+        for mount in config.get("mounts") or []:
+            if mount.get("volume") in attached:
+                owner = attached[mount.get("volume")]
+                return Reply(400, {"error": f"volume {mount.get('volume')} is attached to {owner}"})
         state = "stopped" if body.get("skip_launch") else "started"
         machine_id = self._new(config, str(body.get("region") or "iad"), state)
         return Reply(200, self.machines[machine_id])
+
+
+def _group(machine: dict[str, Any]) -> str:
+    """fly-go's ``ProcessGroup()``: ``fly_process_group``, else ``process_group``, else ''."""
+    metadata = machine["config"].get("metadata") or {}
+    return str(metadata.get("fly_process_group") or metadata.get("process_group") or "")

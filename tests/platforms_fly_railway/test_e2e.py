@@ -85,12 +85,19 @@ def test_fly_a_burst_of_jobs_starts_exactly_two_stopped_workers(
     (decision,) = result["decisions"]
     assert (decision["action"], decision["current"], decision["desired"]) == ("up", 1, 3)
     assert result["writes"] == {"worker": 3}
-    assert [f"{c.method} {c.path}" for c in fly_app.calls()] == [
-        "GET /v1/apps/demo/machines",  # the tick's read
-        "GET /v1/apps/demo/machines",  # the re-read before writing
-        f"POST /v1/apps/demo/machines/{stopped[0]}/start",
-        f"POST /v1/apps/demo/machines/{stopped[1]}/start",
-    ]
+    assert (
+        [f"{c.method} {c.path}" for c in fly_app.calls()]
+        == [
+            "GET /v1/apps/demo/machines",  # the tick's read
+            "GET /v1/apps/demo/machines",  # the re-read before writing
+            *(
+                f"{verb} /v1/apps/demo/machines/{machine}/{what}"
+                for machine in stopped[:2]
+                for verb, what in (("POST", "lease"), ("POST", "start"), ("DELETE", "lease"))
+            ),
+        ]
+    )
+    assert fly_app.leases == {}  # every lease taken was given back
     assert fly_app.started("worker") == 3
 
 

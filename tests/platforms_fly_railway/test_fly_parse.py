@@ -9,7 +9,7 @@ import pytest
 from autoscaler.config import load
 from autoscaler.platforms import fly
 from autoscaler.platforms.fly import Machine, Plan
-from autoscaler.ports import ConfigError, PlatformError
+from autoscaler.ports import ConfigError, PlatformError, Rejected
 
 
 def machine(mid: str, state: str, group: str = "web", *, host_ok: bool = True) -> Machine:
@@ -91,7 +91,7 @@ def test_machines_parse_groups_with_legacy_key_and_default_and_pin_the_image() -
         _api_machine("m3", {}),
     ]  # fmt: skip
     m1, m2, m3 = fly.parse_machines(body)
-    assert (m1.group, m2.group, m3.group) == ("web", "worker", "app")
+    assert (m1.group, m2.group, m3.group) == ("web", "worker", "")  # fly-go's ProcessGroup()
     assert m1.image == "registry.fly.io/demo:v1@sha256:abc"
     assert m3.image == "registry.fly.io/demo:v1"
     assert m1.updated_at == 1767323045.0
@@ -160,3 +160,24 @@ def test_missing_or_bad_variables_are_named(
 def test_cloning_is_off_unless_asked_for(value: str | None, clone: bool) -> None:
     env = BASE | ({"AUTOSCALER_FLY_CLONE": value} if value else {})
     assert fly.parse(load(env)).clone is clone
+
+
+def test_standbys_and_volumes_in_the_pure_layer() -> None:
+    machines = fly.parse_machines([
+        _api_machine("m1", {"fly_process_group": "web"}),
+        _api_machine("m2", {"fly_process_group": "web"}, state="stopped"),
+        {**_api_machine("m3", {"fly_process_group": "web"}, state="stopped"),
+         "config": {"image": "i", "metadata": {"fly_process_group": "web"}, "standbys": ["m1"]}},
+        {**_api_machine("m4", {"fly_process_group": "web"}, state="stopped"),
+         "config": {"image": "i", "metadata": {"fly_process_group": "web"},
+                    "env": {"FLY_STANDBY_FOR": "m1"}}},
+    ])  # fmt: skip
+    assert [m.standby for m in machines] == [False, False, True, True]
+    assert [m.id for m in fly.in_group(machines, "web")] == ["m1", "m2"]
+    assert fly.plan(machines, "web", 4, clone_up_to=0) == Plan(start=("m2",), shortfall=2)
+    mounted = [
+        Machine("v1", "started", "db", "iad", None, True, {"image": "i", "mounts": [{}]}, "i")
+    ]
+    assert fly.plan(mounted, "db", 3, clone_up_to=5) == Plan(shortfall=2)
+    with pytest.raises(Rejected, match="volume"):
+        fly.clone_request(mounted, "db")

@@ -87,7 +87,8 @@ def test_fly_survives_an_hour_of_faults_within_bounds_and_limits(seed: int) -> N
         platform.close()
     assert counts["ticks"] >= 400 and counts["writes"] >= 100 and counts["errors"] >= 10
     assert fake.total("web") <= 6 and fake.total("worker") <= 4  # clones never pass MAX
-    assert not fake.calls("DELETE")  # nothing destroyed, the last machine least of all
+    destroys = [c for c in fake.calls("DELETE") if not c.path.endswith("/lease")]
+    assert not destroys  # nothing destroyed, the last machine least of all
     assert fake.limit_hits == 0  # never over Fly's per-action, per-machine limit
     faults = {c.fault for c in fake.journal if c.fault}
     assert {"429", "500", "slow", "drop"} <= {f.split("+")[0] for f in faults}

@@ -50,6 +50,9 @@ class FakeRender(FakeServer):
     ) -> None:
         super().__init__(clock)
         self.api_key = api_key
+        #: send ``Ratelimit-Reset`` as a UTC epoch in seconds (Render's rate-limit page) rather
+        #: than as seconds until the reset (its OpenAPI and recorded answers)
+        self.reset_as_epoch = False
         now = _iso(self.clock.now().wall)
         self.services: dict[str, dict[str, Any]] = {}
         for sid, count in (services or {"srv-web0000001": 1, "srv-wrk0000001": 1}).items():
@@ -117,10 +120,11 @@ class FakeRender(FakeServer):
         used += 1 if allowed else 0
         self.windows[kind] = (start, used)
         reset = max(1, math.ceil(start + WINDOW - now))
+        shown = math.ceil(self.clock.now().wall + reset) if self.reset_as_epoch else reset
         headers = {
             "Ratelimit-Limit": str(LIMITS[kind]),
             "Ratelimit-Remaining": str(max(0, LIMITS[kind] - used)),
-            "Ratelimit-Reset": str(reset),
+            "Ratelimit-Reset": str(shown),
         }
         if not allowed:
             headers["Retry-After"] = str(reset)

@@ -143,13 +143,15 @@ class FakeServer:
                 )
             )
 
-    def slow(self, delay: float, *, method: str | None = None, times: int = 1) -> None:
+    def slow(self, delay: float, *, method: str | None = None, path: str | None = None,
+             times: int = 1) -> None:  # fmt: skip
         with self.lock:
-            self._faults.append(Fault("slow", delay=delay, method=method, times=times))
+            self._faults.append(Fault("slow", delay=delay, method=method, path=path, times=times))
 
-    def drop(self, *, apply: bool = False, method: str | None = None, times: int = 1) -> None:
+    def drop(self, *, apply: bool = False, method: str | None = None, path: str | None = None,
+             times: int = 1) -> None:  # fmt: skip
         with self.lock:
-            self._faults.append(Fault("drop", apply=apply, method=method, times=times))
+            self._faults.append(Fault("drop", apply=apply, method=method, path=path, times=times))
 
     def chaos(
         self,

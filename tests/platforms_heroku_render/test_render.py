@@ -205,6 +205,41 @@ def test_ratelimit_remaining_zero_blocks_until_the_reset(
     render_adapter.scale({"web": 2}, expected={"web": 3})
 
 
+def test_a_reset_sent_as_an_epoch_blocks_until_then_not_for_decades(
+    render_adapter: render.Render, fake_render: FakeRender, clock: FakeClock
+) -> None:
+    fake_render.reset_as_epoch = True  # Render's rate-limit page: "UTC Epoch Seconds"
+    fake_render.windows["POST"] = (clock.now().mono - 50, 29)  # one POST left in this minute
+    render_adapter.scale({"web": 3}, expected={"web": 2})
+    assert fake_render.writes()[-1].status == 202
+    with pytest.raises(RateLimited) as err:
+        render_adapter.scale({"web": 2}, expected={"web": 3})
+    assert err.value.retry_after is not None and 9 <= err.value.retry_after <= 11
+    clock.advance(11)
+    render_adapter.scale({"web": 2}, expected={"web": 3})
+    assert fake_render.instances(WEB) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [
+        ("45", 45.0),
+        (" 45 ", 45.0),
+        ("1767225645", 45.0),  # the FakeClock's wall is 1_767_225_600
+        ("1767225500", 0.0),  # an epoch already past
+        ("99999999999", 3600.0),  # never more than an hour
+        ("86400", 3600.0),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
+def test_reset_delay_reads_both_forms_and_caps_at_an_hour(header: str, wait: float | None) -> None:
+    from autoscaler.platforms._http import reset_delay
+
+    assert reset_delay(header, 1_767_225_600.0) == wait
+
+
 def test_our_pace_stays_under_thirty_posts_a_minute(
     render_adapter: render.Render, fake_render: FakeRender, clock: FakeClock
 ) -> None:

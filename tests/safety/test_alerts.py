@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.alerts import Alerts, Webhook, build
+from autoscaler.alerts import REPEAT_FLOOR, Alerts, Webhook, build, cause_of
 from autoscaler.config import load
 from autoscaler.loop import TickReport
 from autoscaler.model import Action, Decision, Reason, Status
@@ -80,13 +80,13 @@ def test_platform_errors_alert_when_they_persist_not_when_they_blip() -> None:
         run.ticks(55)
     assert run.sent == []
     run.ticks(125, platform_error="HTTP 503")
-    assert len(run.sent) == 1 and "the platform fails: HTTP 503" in run.sent[0]
+    assert len(run.sent) == 1 and "the platform fails (server errors): HTTP 503" in run.sent[0]
 
 
 def test_failing_writes_alert_and_a_successful_write_resolves() -> None:
     run = Run(after=60)
     run.ticks(65, write_error="rejected (needs operator action): tier limit")
-    assert len(run.sent) == 1 and "writes fail" in run.sent[0]
+    assert len(run.sent) == 1 and "writes fail (rejected)" in run.sent[0]
     run.ticks(5, writes={"web": 3})
     assert "resolved" in run.sent[-1]
 
@@ -116,14 +116,52 @@ def test_a_follower_does_not_repeat_the_leaders_alerts() -> None:
     assert run.sent == []
 
 
-def test_a_flapping_condition_alerts_at_most_once_an_hour() -> None:
+def test_a_flapping_condition_alerts_at_most_once_per_floor() -> None:
     run = Run(after=60)
     for _ in range(5 * 30):  # five hours of: 70 s missing, 50 s fine
         run.ticks(70, decisions=[decision(status=Status.MISSING)])
         run.ticks(50, decisions=[decision(status=Status.OK)])
     firing = [m for m in run.sent if "resolved" not in m]
-    assert 1 <= len(firing) <= 5
+    assert 5 <= len(firing) <= 5 * 3600 / REPEAT_FLOOR  # once per 15 minutes at most
     assert len(run.sent) <= 2 * len(firing)
+
+
+def test_a_short_rate_limit_episode_does_not_hide_the_outage_that_follows() -> None:
+    """Issue 14 item 14: a 28 s 429 episode, resolved, then a 120 s outage five minutes later."""
+    run = Run(after=20)
+    run.ticks(30, platform_error="heroku: GET /apps/a/formation: rate limited by the platform")
+    assert len(run.sent) == 1 and "(rate limited)" in run.sent[0]
+    run.ticks(300)
+    assert run.sent[-1].startswith("autoscaler: resolved: the platform fails (rate limited)")
+    run.ticks(120, platform_error="heroku: GET /apps/a/formation: cannot connect (refused)")
+    outage = [m for m in run.sent if "(unreachable)" in m and "resolved" not in m]
+    assert len(outage) == 1
+    run.ticks(10)
+    assert run.sent[-1].startswith("autoscaler: resolved: the platform fails (unreachable)")
+
+
+def test_a_new_episode_of_the_same_cause_alerts_again_after_the_floor() -> None:
+    run = Run(after=60)
+    run.ticks(70, write_error="rate limited, retrying in 30s: 429")
+    run.ticks(10, writes={"web": 3})
+    assert len(run.sent) == 2  # alert, resolved
+    run.ticks(70, write_error="rate limited, retrying in 30s: 429")
+    assert len(run.sent) == 2  # within the floor of the last alert: quiet
+    run.ticks(REPEAT_FLOOR, writes={"web": 4})
+    run.ticks(70, write_error="rate limited, retrying in 30s: 429")
+    assert len([m for m in run.sent if m.startswith("autoscaler: writes fail")]) == 2
+
+
+def test_causes_are_told_apart_from_the_error_text() -> None:
+    assert cause_of("heroku: PATCH ...: 429 Too Many Requests") == "rate limited"
+    assert cause_of("render: reading the service srv-1 (web): 401 unauthorized") == (
+        "refused access"
+    )
+    assert cause_of("fly: GET /machines: timed out after the request was sent") == "unreachable"
+    assert cause_of("railway: 502 Bad Gateway") == "server errors"
+    assert cause_of("the platform reported no 'web' process") == "other errors"
+    assert cause_of("rejected (needs operator action): tier limit", write=True) == "rejected"
+    assert cause_of("outcome unknown: fly: ... 503", write=True) == "outcome unknown"
 
 
 def test_many_conditions_at_once_stay_within_ten_messages_an_hour() -> None:
@@ -265,7 +303,7 @@ def test_sentry_gets_the_alert_redacted() -> None:
         server.shutdown()
         server.server_close()
     body = b"".join(gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b for b in received)
-    assert b"the platform fails: bad token" in body and b"boom" in body
+    assert b"the platform fails (other errors): bad token" in body and b"boom" in body
     assert CANARY.encode() not in body
 
 

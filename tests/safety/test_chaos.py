@@ -47,6 +47,8 @@ TTL = 15.0
 HEROKU_CALLS_PER_HOUR = 4500
 ENV = {
     "AUTOSCALER_PLATFORM": "heroku",
+    "HEROKU_API_TOKEN": "t",
+    "HEROKU_APP_NAME": "app",
     "AUTOSCALER_PROCESSES": "web,worker",
     "AUTOSCALER_WORKER_SOURCE": "rq",
     "AUTOSCALER_WEB_MIN": "2",
@@ -275,25 +277,23 @@ class PgBackend:
         self.name = name
         self.proxy = TcpProxy(5432)
         self.admin = psycopg.connect(DATABASE_URL, autocommit=True)
-        key = PostgresLockConfig(DATABASE_URL, name).key & (2**64 - 1)
-        self.key = (key >> 32, key & 0xFFFFFFFF)
         self.down_until = 0.0
 
     def lock(self) -> PostgresLock:
         url = f"postgresql://postgres@127.0.0.1:{self.proxy.port}/test"
-        return PostgresLock(PostgresLockConfig(url, self.name, self.name))
+        return PostgresLock(PostgresLockConfig(url, self.name, self.name, ttl=TTL))
 
     def holds(self, lock: PostgresLock) -> bool:
-        """Whether the server shows this lock's session as the holder, right now."""
-        conn = lock._conn
-        if conn is None or conn.closed:
+        """Whether the server shows this lock's token as the live holder, right now."""
+        try:
+            row = self.admin.execute(
+                f"SELECT holder = %s AND expires_at > now() FROM {self.name}.leases"
+                " WHERE name = %s",
+                (lock._token, self.name),
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
             return False
-        row = self.admin.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-            " AND classid = %s::oid AND objid = %s::oid",
-            self.key,
-        ).fetchone()
-        return row is not None and row[0] == conn.info.backend_pid
+        return row is not None and row[0] is True
 
     def close(self) -> None:
         self.proxy.close()

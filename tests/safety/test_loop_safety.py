@@ -26,6 +26,8 @@ from .helpers import REDIS_URL, TcpProxy
 
 ENV = {
     "AUTOSCALER_PLATFORM": "heroku",
+    "HEROKU_API_TOKEN": "t",
+    "HEROKU_APP_NAME": "app",
     "AUTOSCALER_PROCESSES": "web",
     "AUTOSCALER_INTERVAL": "5s",
     "AUTOSCALER_WEB_DOWN_DELAY": "5m",  # long enough to tell a waited delay from an early write

@@ -28,6 +28,8 @@ def sample(
         monkeypatch.delenv(var)
     monkeypatch.setenv("AUTOSCALER_PLATFORM", "heroku")
     monkeypatch.setenv("AUTOSCALER_PROCESSES", "web")
+    monkeypatch.setenv("HEROKU_API_TOKEN", "not-used-by-sample")  # load checks the platform's
+    monkeypatch.setenv("HEROKU_APP_NAME", "demo")
 
     def run(redis_url: str) -> tuple[int, dict[str, Any]]:
         monkeypatch.setenv("REDIS_URL", redis_url)

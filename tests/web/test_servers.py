@@ -184,6 +184,8 @@ def test_the_daemon_reports_p50_and_p95_within_10ms_of_the_truth(
     for var in [k for k in os.environ if k.startswith("AUTOSCALER_")]:
         monkeypatch.delenv(var)
     monkeypatch.setenv("AUTOSCALER_PLATFORM", "heroku")
+    monkeypatch.setenv("HEROKU_API_TOKEN", "not-used-by-sample")  # load checks the platform's
+    monkeypatch.setenv("HEROKU_APP_NAME", "demo")
     monkeypatch.setenv("AUTOSCALER_PROCESSES", process)
     monkeypatch.setenv(f"AUTOSCALER_{process.upper()}_SOURCE", "request_queue_time")
     monkeypatch.setenv(f"AUTOSCALER_{process.upper()}_WINDOW", "60s")

@@ -111,7 +111,8 @@ def test_a_window_longer_than_the_apps_retention_is_pointed_out() -> None:
 
 
 def _settings(**env: str) -> config.Settings:
-    return config.load({"AUTOSCALER_PLATFORM": "heroku", **env})
+    heroku = {"HEROKU_API_TOKEN": "t", "HEROKU_APP_NAME": "app"}
+    return config.load({"AUTOSCALER_PLATFORM": "heroku", **heroku, **env})
 
 
 def _closed_port() -> int:
