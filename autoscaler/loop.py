@@ -624,8 +624,9 @@ class Autoscaler:
 
 def _not_resent(process: str, r: Refused, mono: float) -> str:
     left = max(0.0, REFUSED_HOLD_S - (mono - r.at))
+    # starts as the refusal's own message did, so that alerts see one cause, not a new one
     return (
-        f"{process}: not sent: the platform refused this change {mono - r.at:.0f}s ago and it "
-        f"needs operator action ({r.why}); sent again when the formation, the direction of the "
-        f"change or the bounds change, or in {left / 60:.0f} minutes"
+        f"rejected (needs operator action), not re-sent: {process}: the platform refused this "
+        f"change {mono - r.at:.0f}s ago ({r.why}); sent again when the formation, the direction "
+        f"of the change or the bounds change, or in {left / 60:.0f} minutes"
     )

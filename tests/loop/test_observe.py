@@ -91,6 +91,8 @@ def test_the_daemon_and_the_simulator_decide_alike_on_the_same_readings() -> Non
     settings = load(
         {
             "AUTOSCALER_PLATFORM": "heroku",
+            "HEROKU_API_TOKEN": "t",
+            "HEROKU_APP_NAME": "app",
             "AUTOSCALER_PROCESSES": "web",
             "AUTOSCALER_WEB_MAX": "20",
             "AUTOSCALER_WEB_WINDOW": "30s",

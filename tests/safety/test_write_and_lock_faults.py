@@ -105,6 +105,8 @@ def test_a_lock_backend_that_never_answers_costs_a_tick_half_its_timeout() -> No
     silent = Silent()
     env = {
         "AUTOSCALER_PLATFORM": "heroku",
+        "HEROKU_API_TOKEN": "t",
+        "HEROKU_APP_NAME": "app",
         "AUTOSCALER_PROCESSES": "web",
         "AUTOSCALER_INTERVAL": "2s",
         "AUTOSCALER_TICK_TIMEOUT": "1s",
