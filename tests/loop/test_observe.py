@@ -91,8 +91,8 @@ def test_the_daemon_and_the_simulator_decide_alike_on_the_same_readings() -> Non
     settings = load(
         {
             "AUTOSCALER_PLATFORM": "heroku",
-            "HEROKU_API_TOKEN": "t",
-            "HEROKU_APP_NAME": "app",
+            "HEROKU_API_TOKEN": "not-used",  # load checks the platform's variables
+            "HEROKU_APP_NAME": "demo",
             "AUTOSCALER_PROCESSES": "web",
             "AUTOSCALER_WEB_MAX": "20",
             "AUTOSCALER_WEB_WINDOW": "30s",
