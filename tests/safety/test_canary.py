@@ -157,7 +157,8 @@ def test_no_secret_while_the_daemon_scales_and_alerts(
     api = FakeFormationApi(lambda: (None, False), process="worker")
     try:
         env = {
-            **canary_env(api.url, "heroku"),
+            # only the worker runs here: strict config refuses settings of an unmanaged process
+            **{k: v for k, v in canary_env(api.url, "heroku").items() if "_WEB_" not in k},
             "AUTOSCALER_PROCESSES": "worker",
             "AUTOSCALER_WORKER_URL": f"{api.url}/signal/{CANARY}",
             "AUTOSCALER_LOCK": "postgres",
