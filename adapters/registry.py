@@ -31,7 +31,7 @@ from autoscaler.configkit import (
     Variable,
     variables,
 )
-from autoscaler.ports import ConfigError, Lock, Platform, Source
+from autoscaler.ports import ConfigError, Lock, Platform, Source, StateStore
 
 SOURCES = {
     "sim": "autoscaler.sources.sim",
@@ -59,6 +59,12 @@ PLATFORMS = {
 LOCKS = {
     "redis": "autoscaler.locks.redis",
     "postgres": "autoscaler.locks.postgres",
+}
+
+#: where the policy's learned state is kept: beside the lock (the lock's own settings)
+STATE_STORES = {
+    "redis": "autoscaler.locks.state_redis",
+    "postgres": "autoscaler.locks.state_postgres",
 }
 
 
@@ -179,6 +185,14 @@ def build_platform(settings: Settings) -> Platform:
 def build_lock(settings: Settings, kind: str) -> Lock:
     adapter = lock_adapter(kind, "AUTOSCALER_LOCK")
     return adapter.build(settings, settings.lock_settings, settings.scope)
+
+
+def build_state_store(settings: Settings, kind: str) -> StateStore:
+    """The learned-state store beside the ``kind`` lock (its module's ``build``)."""
+    lock_adapter(kind, "AUTOSCALER_LOCK")  # a known and installed lock
+    module = importlib.import_module(STATE_STORES[kind])
+    store: StateStore = module.build(settings)
+    return store
 
 
 # ---- the docs' table -----------------------------------------------------------------------------

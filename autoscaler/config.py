@@ -118,6 +118,24 @@ class GlobalSettings(EnvSettings):
         description="`sim` only: seed of the simulated traffic",
         json_schema_extra={"default": "random"},
     )
+    history: Annotated[str, Choice("auto", "redis", "postgres", "memory", "off")] = Field(
+        "auto",
+        description="where the history the dashboard shows is kept; `auto`: Redis if set, else "
+        "PostgreSQL if set, else memory on `sim`, else none (docs/dashboard.md)",
+    )
+    dashboard_port: Annotated[int, Int(0, 65535)] | None = Field(
+        None, description="the daemon serves the dashboard itself on this port"
+    )
+    dashboard_host: Text = Field(
+        "127.0.0.1",
+        description="the address the daemon's dashboard binds to; any other than loopback "
+        "needs `AUTOSCALER_DASHBOARD_TOKEN`",
+    )
+    dashboard_token: Text | None = Field(
+        None,
+        description="the password of the dashboard (16 characters or more); required to mount "
+        "it in the app or to serve it beyond loopback",
+    )
     platform_redis_url: Url | None = Field(
         None,
         validation_alias="REDIS_URL",
@@ -195,30 +213,37 @@ class ProcessSettings(EnvSettings):
     )
     up_step: Annotated[int, Int(1, 1000, "instances")] | None = Field(
         None,
-        description="instances added per upscale; `auto` sizes the upscale to the overload",
+        description="instances added by an upscale on the signal; `auto` sizes it to the "
+        "arrival rate and the backlog once what one instance carries is known, else to the "
+        "overload (at most doubling)",
         json_schema_extra={"default": "`auto`"},
     )
     down_step: Annotated[int, Int(1, 1000, "instances")] = Field(
-        1, description="instances removed per downscale"
+        1,
+        description="instances removed by a downscale when nothing says what the load needs (no "
+        "rate, or only a floor that allows no more); once the load is known, downscales go to "
+        "what it needs (see the policy)",
     )
     up_sensitivity: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         0.0, description="how long the signal must stay above the band before an upscale"
     )
     up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
-        60.0, description="no further upscale for this long after one (new instances are booting)"
+        60.0,
+        description="no further upscale of any kind (signal, forecast, early signal) for this "
+        "long after one, while the new instances boot; set it to about your boot time: an "
+        "upscale also sizes the backlog to drain within it",
     )
-    down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] | None = Field(
-        None,
+    down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
+        120.0,  # the same as autoscaler.policy.DEFAULT_DOWN_DELAY
         description="how long the signal must stay below the band before a downscale, and "
-        "between changes and a downscale; `auto` is `1m` while the forecast of the arrival rate "
-        "guards every downscale (web, once learned: see the policy), else `5m`",
-        json_schema_extra={"default": "`auto`"},
+        "between any change and a downscale; a downscale goes to the highest recommendation of "
+        "this window (the stabilisation window)",
     )
     headroom: Annotated[float, Float(0.0, 10.0, "standard deviations")] = Field(
         1.8,
-        description="the forecast keeps capacity for the arrival rate's recent mean plus this "
-        "many standard deviations of it (0 keeps capacity for the current rate only). Higher: "
-        "fewer slow minutes, more instances",
+        description="capacity is kept for the arrival rate's recent mean plus this many standard "
+        "deviations of it (0 keeps capacity for the current rate only), by the forecast and by "
+        "downscales sized to the load. Higher: fewer slow minutes, more instances",
     )
     schedule: Text | None = Field(
         None,
@@ -245,7 +270,7 @@ class ProcessSettings(EnvSettings):
     @classmethod
     def _autos(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("up_step", "down_delay"):
+            for key in ("up_step",):
                 if key in data:
                     data[key] = _auto(data[key])
         return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
-from autoscaler.policy import DOWN_DELAY_FORECAST, DOWN_DELAY_SIGNAL, PROBE_AFTER
+from autoscaler.policy import PROBE_AFTER, UP_LIMIT
 
 
 def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
@@ -13,14 +13,25 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
     signal = f"{p.aggregate} {what} {format_ms(d.signal_ms)}"
     band = f"{format_ms(p.down_threshold_ms)}..{format_ms(p.up_threshold_ms)}"
     r = d.reason
-    delay = (
-        f"the down delay (auto: {format_duration(DOWN_DELAY_FORECAST)} with the forecast "
-        f"known, {format_duration(DOWN_DELAY_SIGNAL)} without)"
-        if p.down_delay is None
-        else f"the {format_duration(p.down_delay)} down delay"
-    )
+    delay = f"the {format_duration(p.down_delay)} down delay"
     why = {
-        Reason.ABOVE_BAND: f"{signal} is above {format_ms(p.up_threshold_ms)}",
+        Reason.ABOVE_BAND: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}; sized by "
+            + ("UP_STEP" if p.up_step else "the overload (at most doubling)")
+        ),
+        Reason.UP_TO_LOAD: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}; {d.desired} instances carry the "
+            "request rate and drain the backlog within UP_COOLDOWN at what one instance is "
+            f"learned to carry (at most {UP_LIMIT} times the current per step)"
+        ),
+        Reason.EARLY: (
+            "the requests in service are near what the instances serve at once before queue "
+            f"time rises (learned): {d.desired} instances keep them below it; {signal} now"
+        ),
+        Reason.DOWN_TO_LOAD: (
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, and the "
+            f"request rate to expect needs {d.desired} (the most it needed over that delay)"
+        ),
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
@@ -32,7 +43,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             "each carrying more than learned so far"
         ),
         Reason.BELOW_BAND: (
-            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}"
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}: down by "
+            "DOWN_STEP"
         ),
         Reason.IN_BAND: f"{signal} is inside {band}",
         Reason.UP_SENSITIVITY: (

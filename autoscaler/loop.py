@@ -26,6 +26,7 @@ from autoscaler.metrics import HealthState, Metrics
 from autoscaler.model import Action, Decision, Formation, Instant, Reading
 from autoscaler.observe import observe
 from autoscaler.policy import PolicyConfig, PolicyState, decide, initial_state
+from autoscaler.policy_store import Learned
 from autoscaler.ports import (
     Conflict,
     Lease,
@@ -36,6 +37,7 @@ from autoscaler.ports import (
     Rejected,
     Source,
     SourceError,
+    StateStore,
     WriteUnknown,
 )
 from autoscaler.redact import redact
@@ -71,6 +73,7 @@ class TickReport:
     mono: float
     decisions: list[Decision] = field(default_factory=list)
     readings: dict[str, Reading | None] = field(default_factory=dict)
+    formations: dict[str, Formation] = field(default_factory=dict)  # as the platform said
     source_errors: dict[str, str] = field(default_factory=dict)
     #: every formation read that failed, joined (``read_errors`` has them per process)
     platform_error: str | None = None
@@ -181,6 +184,7 @@ class Autoscaler:
         log: Any = None,
         stopping: threading.Event | None = None,
         summary_every: float = SUMMARY_EVERY_S,
+        store: StateStore | None = None,
     ) -> None:
         self.settings = settings
         self.platform = platform
@@ -191,6 +195,7 @@ class Autoscaler:
         self.health = health
         self.alerts = alerts
         self.log = log or logs.get()
+        self.learned = Learned(store, self.log)  # what the policy learned, across restarts
         self.dry_run = settings.glob.dry_run
         self.processes = list(settings.processes)
         self.configs = {p: PolicyConfig.from_settings(s) for p, s in settings.processes.items()}
@@ -255,6 +260,7 @@ class Autoscaler:
 
         formations = self.read()
         report.read_errors = {p: f for p, f in formations.items() if isinstance(f, str)}
+        report.formations = {p: f for p, f in formations.items() if isinstance(f, Formation)}
         if report.read_errors:
             report.platform_error = "; ".join(report.read_errors.values())
 
@@ -269,6 +275,7 @@ class Autoscaler:
         report.is_leader = acted.is_leader
         self.write_blocked_until, self.refused = acted.blocked_until, acted.refused
         self.states, self.pending = self.settle(planned, acted.outcomes, formations)
+        self.learned.maybe_save(self.states, now.mono, report.is_leader)
 
     # ---- lead -----------------------------------------------------------------------------
 
@@ -411,7 +418,7 @@ class Autoscaler:
             return pending.state  # the unknown write did apply
         state = self.states.get(process)
         if state is None:
-            return initial_state(form.updated_at, now)
+            return self.learned.restore(process, initial_state(form.updated_at, now), now.mono)
         if pending is not None:  # it did not apply (or someone changed it again)
             return _forget_known(state)
         return state
@@ -595,8 +602,11 @@ class Autoscaler:
         if d.adopted:
             fields["adopted"] = True
         if state is not None and state.capacity is not None:
-            # what one instance carries, as learned for the forecast (requests/s)
+            # what one instance carries, as learned (requests/s): sure, or only a floor
             fields["capacity"] = round(state.capacity, 1)
+            fields["capacity_sure"] = state.sure
+            # requests one instance serves at once as the queue time starts to rise
+            fields["slots"] = None if state.slots is None else round(state.slots, 1)
         if self.lock is not None:
             fields["leader"] = report.is_leader
             fields["epoch"] = report.epoch

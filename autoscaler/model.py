@@ -43,10 +43,15 @@ class Action(StrEnum):
 class Reason(StrEnum):
     """Machine-readable reason for every decision (logged as ``reason=``)."""
 
-    ABOVE_BAND = "above_band"  # scaled up: signal above the up threshold
+    ABOVE_BAND = "above_band"  # scaled up: signal above the up threshold, sized by UP_STEP
+    # or the overload (no rate or nothing learned)
+    UP_TO_LOAD = "up_to_load"  # scaled up: above the up threshold, sized by the arrival rate
+    # and the backlog at what one instance carries
     FORECAST = "forecast"  # scaled up: the recent arrival rate's mean and spread need more
+    EARLY = "early"  # scaled up: the requests in service near what the instances serve at once
     SCALE_FROM_ZERO = "scale_from_zero"  # worker at 0 with due or running jobs: to 1 at once
-    BELOW_BAND = "below_band"  # scaled down: below the band for DOWN_DELAY
+    BELOW_BAND = "below_band"  # scaled down by DOWN_STEP: below the band for DOWN_DELAY
+    DOWN_TO_LOAD = "down_to_load"  # scaled down to what the load needs (highest of DOWN_DELAY)
     PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY

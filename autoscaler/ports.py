@@ -66,6 +66,25 @@ class Conflict(PlatformError):
     """The quantity changed between our read and our write; the write was not sent."""
 
 
+class StoreError(AutoscalerError):
+    """The learned-state store could not be read or written; the policy learns again."""
+
+
+class StateStore(Protocol):
+    """Where what the policy learned is kept across restarts and leader changes (beside the
+    lock: Redis or PostgreSQL). Values are the policy's JSON-serialisable snapshots per process."""
+
+    def load(self) -> dict[str, object]:
+        """The saved snapshot of each process (``{}`` when none). Raises ``StoreError``."""
+        ...
+
+    def save(self, snapshots: Mapping[str, object]) -> None:
+        """Replace what is saved. Raises ``StoreError``."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Source(Protocol):
     """Where a process's signal comes from."""
 

@@ -3,8 +3,11 @@
     .venv/bin/python benchmarks/bench_policy.py
 
 Prints the rate for one process deciding tick after tick, for one web process whose source
-reports the arrival rate (the forecast learning and running every tick), and for 1,000
-processes per tick, over signals that cross the band both ways so that every branch runs.
+reports the arrival rate and the requests in service (every feature on: what one instance
+carries and the early signal's limit learned, the forecast, the sized upscales and downscales
+and the stabilisation window running every tick), and for 1,000 processes per tick, over
+signals that cross the band both ways so that every branch runs. Each figure is the median of
+five runs, with the lowest and highest.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ def one_process(n: int) -> float:
 
 
 def web_with_forecast(n: int) -> float:
-    """One web process whose source reports the arrival rate: the forecast learns what an
-    instance carries (settled readings into the load bins) and runs every tick."""
+    """One web process whose source reports the arrival rate and the requests in service: the
+    policy learns what an instance carries and how many it serves at once (settled readings
+    into the load bins), and the forecast and the early signal run every tick."""
     cfg = PolicyConfig(low=1, high=50, down_delay=60.0)
     state = PolicyState()
     obs = Observation(5, 0.0, Status.OK)
@@ -44,9 +48,10 @@ def web_with_forecast(n: int) -> float:
         # an app whose instances carry 25 requests/s at 200 ms, and a spike now and then
         obs.signal_ms = 200.0 * (per_instance / 25.0) ** 2 if i % 97 else 450.0
         obs.rate_per_s = rate
+        obs.in_use = rate * 0.1  # 100 ms per request
         decision, state = decide(cfg, state, obs, Instant(i * 5.0, 1.7e9 + i * 5.0))
         obs.current = decision.desired
-    if state.capacity is None:
+    if state.capacity is None or not state.sure:
         raise SystemExit("the forecast never learned what an instance carries")
     return n / (time.perf_counter() - start)
 
@@ -72,15 +77,18 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # one core
     one_process(20_000)  # warm up
-    best_one = max(one_process(300_000) for _ in range(3))
-    best_many = max(many_processes(1_000, 300) for _ in range(3))
-    best_web = max(web_with_forecast(300_000) for _ in range(3))
-    print(f"one process:             {best_one:,.0f} decisions/s")
-    print(f"one web process, forecast on: {best_web:,.0f} decisions/s")
-    print(
-        f"1,000 processes per tick: {best_many:,.0f} decisions/s "
-        f"({1_000 / best_many * 1000:.2f} ms per tick)"
-    )
+    one = sorted(one_process(300_000) for _ in range(5))
+    web = sorted(web_with_forecast(300_000) for _ in range(5))
+    many = sorted(many_processes(1_000, 300) for _ in range(5))
+    for name, runs in (
+        ("one process", one),
+        ("one web process, every feature on", web),
+        ("1,000 processes per tick", many),
+    ):
+        print(
+            f"{name}: {runs[2]:,.0f} decisions/s (median of 5; {runs[0]:,.0f} to {runs[-1]:,.0f})"
+        )
+    print(f"1,000 processes: {1_000 / many[2] * 1000:.2f} ms per tick")
 
 
 if __name__ == "__main__":

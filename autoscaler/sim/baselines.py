@@ -15,8 +15,11 @@ and tuning" states their defaults):
 - ``step``: a fixed-step threshold band as the hosted queue-time autoscalers document: checked
   every 10 s on the same queue-time signal and band as the engine, up by 1 at most once every
   3 minutes, down by 1 after 10 minutes below the band and 10 minutes after any change.
-- ``oracle``: knows the future load and needs no boot time: at every step it runs the fewest
-  instances whose queue time meets the SLO (the lower bound on cost).
+- ``oracle``: knows the future load and pays for boot: at every step it asks for the fewest
+  instances whose queue time meets the SLO at every step until the instances it adds would be
+  ready (boot time plus one step ahead); booting instances cost. Cost ratios are against it.
+- ``bound``: the oracle with no boot time (the per-step need): a lower bound on cost that no
+  policy reaches when instances take time to boot.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from autoscaler.model import Instant, Metric, Observation
 from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 
-BASELINES = ("static", "hpa", "step", "oracle")
+BASELINES = ("static", "hpa", "step", "oracle", "bound")
 POLICIES = ("default", *BASELINES)
 
 
@@ -144,22 +147,60 @@ class StaticPolicy:
 
 
 class OraclePolicy:
-    """Wants, at the end of step ``k``, what step ``k + 1`` will need (run with no boot time)."""
+    """Knows the future: wants, at the end of step ``k``, the most that any step until an
+    instance it adds now would serve needs (steps ``k + 1`` to ``k + 1 + ahead``).
+
+    ``ahead`` is the boot time in steps: the ``oracle`` runs with the app's boot time and pays
+    for booting instances; ``bound`` runs with ``ahead = 0`` and no boot time (what no policy can
+    reach when instances take time to boot)."""
 
     name = "oracle"
 
-    def __init__(self, needs: list[int], dt: float, low: int, high: int) -> None:
-        self.needs = needs
+    def __init__(
+        self,
+        needs: list[int],
+        dt: float,
+        low: int,
+        high: int,
+        *,
+        ahead: int = 0,
+        name: str = "oracle",
+    ) -> None:
+        self.name = name
         self.dt = dt
         self.low = low
         self.high = high
+        self.wants = lookahead_max(needs, ahead)
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
         k = round(t / self.dt)
-        need = self.needs[k] if k < len(self.needs) else current
+        need = self.wants[k] if k < len(self.wants) else current
         return min(self.high, max(self.low, need))
+
+
+def lookahead_max(needs: list[int], ahead: int) -> list[int]:
+    """``out[k] = max(needs[k : k + ahead + 1])`` (a sliding maximum, one pass)."""
+    if ahead <= 0:
+        return list(needs)
+    n = len(needs)
+    out = [0] * n
+    window: deque[int] = deque()  # indices of decreasing needs
+    for j in range(n - 1, -1, -1):
+        while window and needs[window[-1]] <= needs[j]:
+            window.pop()
+        window.append(j)
+        while window[0] > j + ahead:
+            window.popleft()
+        out[j] = needs[window[0]]
+    return out
+
+
+def boot_steps(boot_s: float, dt: float) -> int:
+    """Steps from a scale-up at the end of one step until the new instance serves (the fast
+    and the exact models start it in the step its ready time falls in the first half of)."""
+    return max(0, math.ceil(boot_s / dt - 0.5 - 1e-9))
 
 
 class HpaPolicy:

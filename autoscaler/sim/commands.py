@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import signal
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,21 +25,19 @@ from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
-from autoscaler.sim.runner import PolicySpec, Prepared, Result, Setup, prepare, replay
+from autoscaler.sim.output import table
+from autoscaler.sim.parallel import _worker_signals, run_many
+from autoscaler.sim.runner import (
+    PolicySpec,
+    Prepared,
+    Setup,
+    prepare,
+    slo_band,
+)
+from autoscaler.sim.scenarios import SCENARIOS, generate
 from autoscaler.sim.traces import Trace, TraceError, read_trace
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
-COLUMNS = (
-    ("policy", "policy", "{}"),
-    ("instance_hours", "inst-hours", "{:.1f}"),
-    ("slo_attainment", "SLO minutes", "{:.2%}"),
-    ("p95_queue_ms", "p95 ms", "{:.0f}"),
-    ("p99_queue_ms", "p99 ms", "{:.0f}"),
-    ("max_queue_ms", "max ms", "{:.0f}"),
-    ("scale_events", "scalings", "{}"),
-    ("mean_instances", "mean inst", "{:.2f}"),
-    ("max_instances", "max inst", "{}"),
-)
 
 
 class UsageError(Exception):
@@ -67,10 +64,29 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", required=True, metavar="FILE", help="CSV or CSV.gz trace")
+def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = False) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    if own_traffic:
+        source.add_argument(
+            "--from-history",
+            metavar="PROCESS",
+            help="tune on this process's own recorded traffic, with the app model fitted from "
+            "the history (the model flags are then ignored; docs/dashboard.md)",
+        )
+    source.add_argument("--trace", metavar="FILE", help="CSV or CSV.gz trace")
+    source.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        help="a generated trace instead (seeded by --seed; docs/simulator.md)",
+    )
     parser.add_argument(
-        "--process", default="web", help="whose configured settings to use (default: web)"
+        "--days", type=_positive(float), default=2.0, help="length of --scenario (2)"
+    )
+    parser.add_argument(
+        "--process",
+        default=None,
+        help="whose configured settings to use (default: web; for a job trace, the first "
+        "process that scales on job latency)",
     )
     m = parser.add_argument_group("the simulated app")
     m.add_argument("--service-ms", type=_positive(float), default=100.0, help="mean (100)")
@@ -88,7 +104,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="scale the trace so its peak needs about this many instances",
     )
-    m.add_argument("--slo-ms", type=_positive(float), default=200.0, help="p95 queue time SLO")
+    m.add_argument(
+        "--slo-ms",
+        type=_positive(float),
+        default=None,
+        help="p95 queue time SLO (200); for a job trace, the oldest due job's age (60000)",
+    )
     m.add_argument(
         "--seed", type=int, default=1, help="seed of the arrivals (exact) or signal noise (fast)"
     )
@@ -97,6 +118,34 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
     m.add_argument(
         "--max", type=int, default=None, help="(default: MAX, raised to fit the trace if unset)"
+    )
+    j = parser.add_argument_group("the simulated workers (job traces)")
+    j.add_argument(
+        "--duration-scale", type=_positive(float), default=1.0, help="multiply job durations"
+    )
+    j.add_argument(
+        "--job-duration",
+        type=_positive(float),
+        default=10.0,
+        help="mean job duration in s for a binned (time,jobs) trace (10)",
+    )
+    j.add_argument(
+        "--job-duration-cv",
+        type=float,
+        default=1.0,
+        help="spread of drawn job durations: gamma coefficient of variation (1)",
+    )
+    j.add_argument(
+        "--jobs-per-instance",
+        type=_positive(float),
+        default=None,
+        help="the hirefire baseline's ratio (default: --concurrency)",
+    )
+    j.add_argument(
+        "--grace",
+        type=_seconds,
+        default=30.0,
+        help="a stopped worker's grace before its jobs are interrupted (30s, Heroku's)",
     )
 
 
@@ -125,7 +174,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "Search thresholds, steps, cooldowns and delays for the cheapest settings that keep "
         "SLO attainment at or above the target on a trace; print them as config vars."
     )
-    _add_model_arguments(parser)
+    _add_model_arguments(parser, own_traffic=True)
+    parser.add_argument("--since", default="7d", help="with --from-history: how far back (7d)")
     parser.add_argument(
         "--target", type=float, default=0.995, help="share of minutes within the SLO (0.995)"
     )
@@ -149,15 +199,16 @@ class Context:
             settings = load()
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        if args.process not in settings.processes:
+        process = args.process or "web"
+        if process not in settings.processes:
             known = ", ".join(settings.processes)
-            raise UsageError(f"--process: {args.process!r} is not configured (have {known})")
+            raise UsageError(f"--process: {process!r} is not configured (have {known})")
         self.settings = settings
-        p = settings.processes[args.process]
+        p = settings.processes[process]
         if p.metric is not Metric.REQUEST_QUEUE_TIME:
             raise UsageError(
-                f"--process: {args.process!r} scales on job latency; the simulator replays "
-                "web requests (request queue time) only"
+                f"--process: {process!r} scales on job latency; give it a job trace "
+                "(time,duration_s or time,jobs) to replay"
             )
         self.process: ProcessSettings = p
         if args.concurrency < 1 or args.service_cv < 0:
@@ -168,7 +219,7 @@ class Context:
             service_cv=args.service_cv,
             concurrency=int(args.concurrency),
             boot_s=args.boot,
-            slo_ms=args.slo_ms,
+            slo_ms=200.0 if args.slo_ms is None else args.slo_ms,
             interval_s=settings.glob.interval,
             window_s=p.window,
             aggregate=p.aggregate,
@@ -178,7 +229,11 @@ class Context:
             seed=args.seed,
             exact=args.exact,
         )
-        self.trace: Trace = read_trace(args.trace)
+        self.trace: Trace = (
+            generate(args.scenario, days=args.days, seed=args.seed)
+            if args.scenario
+            else read_trace(args.trace)
+        )
         try:
             self.prepared: Prepared = prepare(self.trace, self.setup)
         except ValueError as exc:
@@ -198,8 +253,14 @@ class Context:
                 )
         if not 0 <= self.low <= self.high or self.high < 1:
             raise UsageError(f"--min/--max: bounds {self.low}..{self.high} are not valid")
-        self.engine = PolicyConfig.from_settings(p)
-        self.engine.low, self.engine.high = self.low, self.high
+        engine = PolicyConfig.from_settings(p)
+        engine.low, engine.high = self.low, self.high
+        self.engine, self.band = slo_band(
+            engine,
+            self.setup.slo_ms,
+            up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
+            down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
+        )
 
     def spec(self, name: str, cfg: PolicyConfig | None = None) -> PolicySpec:
         if name == "default" and cfg is None:
@@ -223,57 +284,16 @@ class Context:
             f"(cv {s.service_cv:g}), boot {s.boot_s:g} s; ticks every {s.interval_s:g} s; "
             f"bounds {self.low}..{self.high}; model {model}",
         ]
+        lines.append(f"{self.band} for default; step: up {s.slo_ms:g} ms, down {s.slo_ms / 4:g} ms")
         return "\n".join(lines + self.notes)
 
-
-_JOB: tuple[Prepared, Setup] | None = None  # set before forking workers
-
-
-def _run_one(spec: PolicySpec, start: int = 0, stop: int | None = None) -> Result:
-    assert _JOB is not None
-    prepared, setup = _JOB
-    return replay(prepared, setup, spec, start=start, stop=stop, series=stop is None)
-
-
-def _worker_signals() -> None:
-    """In a forked worker: the default SIGTERM, so that the pool's ``terminate`` ends it even
-    when the parent had a handler of its own (``run`` in the same process, say)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def run_many(
-    prepared: Prepared,
-    setup: Setup,
-    jobs: Sequence[tuple[PolicySpec, int, int | None]],
-    workers: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Result]:
-    """Run ``(policy, start, stop)`` jobs, in ``workers`` forked processes when more than one."""
-    global _JOB  # noqa: PLW0603 (read by forked workers without pickling the trace)
-    _JOB = (prepared, setup)
-    try:
-        if len(jobs) == 1:  # one long run: show its own progress
-            spec, start, stop = jobs[0]
-            return [replay(prepared, setup, spec, start=start, stop=stop, progress=progress)]
-        if workers <= 1:
-            out = []
-            for i, (spec, start, stop) in enumerate(jobs):
-                out.append(_run_one(spec, start, stop))
-                if progress:
-                    progress(i + 1, len(jobs))
-            return out
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals) as pool:
-            pending = [pool.apply_async(_run_one, job) for job in jobs]
-            results = []
-            for i, item in enumerate(pending):
-                results.append(item.get())
-                if progress:
-                    progress(i + 1, len(jobs))
-            return results
-    finally:
-        _JOB = None
+    def band_ms(self, policy: str) -> list[float] | None:
+        """The queue-time band ``policy`` ran with (up, down), or ``None`` if it has none."""
+        if policy == "step":
+            return [self.setup.slo_ms, self.setup.slo_ms / 4]
+        if policy == "default":
+            return [self.engine.up_ms, self.engine.down_ms]
+        return None
 
 
 class Progress:
@@ -297,21 +317,6 @@ class Progress:
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
-
-
-def table(results: Sequence[Result]) -> str:
-    rows = [[head for _, head, _ in COLUMNS]]
-    for r in results:
-        figures = r.figures()
-        rows.append([fmt.format(figures[key]) for key, _, fmt in COLUMNS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
 
 
 def _guard(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -349,9 +354,18 @@ def _policy_names(given: list[str] | None) -> list[str]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    names = _policy_names(args.policy)
     if args.report and not str(args.report).lower().endswith((".html", ".htm")):
         raise UsageError("--report: give a file name ending in .html")
+    from autoscaler.sim.jobs import is_job_header
+
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
+        from autoscaler.sim.workercmd import JobUsageError, simulate_jobs
+
+        try:
+            return simulate_jobs(args, _worker_signals)
+        except JobUsageError as exc:
+            raise UsageError(str(exc)) from None
+    names = _policy_names(args.policy)
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     jobs = [(ctx.spec(name), 0, None) for name in names]
@@ -363,7 +377,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
         write_report(Path(args.report), ctx.describe(), ctx.setup, results, ctx.trace.start)
     if args.json:
-        print(json.dumps([r.figures() for r in results], indent=2))
+        rows = [{**r.figures(), "band_ms": ctx.band_ms(r.policy)} for r in results]
+        print(json.dumps(rows, indent=2))
     else:
         print(ctx.describe())
         print()
@@ -382,17 +397,67 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from autoscaler.sim.tune import tune
 
     if not 0 < args.target <= 1:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    if args.from_history:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _tune_own_traffic(args, tmp)
+    from autoscaler.sim.jobs import is_job_header
+
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
+        from autoscaler.sim.workercmd import JobUsageError
+        from autoscaler.sim.workertune import tune_jobs
+
+        try:
+            return tune_jobs(args, _worker_signals)
+        except JobUsageError as exc:
+            raise UsageError(str(exc)) from None
+    return _tune_with(args)
+
+
+def _tune_own_traffic(args: argparse.Namespace, tmp: str) -> int:
+    """``tune --from-history``: export the process's history, fit the app, then tune on it."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        text, fit, _ = export_from_env(env, args.from_history, parse_duration(args.since, "s"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = os.path.join(tmp, f"{args.from_history}.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(fit.describe((args.service_ms, int(args.concurrency), args.boot)), file=sys.stderr)
+    args.trace, args.process = path, args.from_history
+    args.service_ms = fit.service_ms or args.service_ms
+    args.concurrency = fit.concurrency or args.concurrency
+    args.boot = fit.boot_s if fit.boot_s is not None else args.boot
+    return _tune_with(args)
+
+
+def _tune_with(args: argparse.Namespace) -> int:
+    from autoscaler.sim.tune import tune
+
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
-    outcome = tune(ctx, int(args.candidates), args.target, workers, Progress("tuning"))
+    outcome = tune(
+        ctx.prepared,
+        ctx.setup,
+        ctx.engine,
+        (ctx.low, ctx.high),
+        n=int(args.candidates),
+        target=args.target,
+        workers=workers,
+        progress=Progress("tuning"),
+    )
     elapsed = time.monotonic() - started
     if args.json:
-        print(json.dumps(outcome.as_json(), indent=2))
+        # the band the configured settings ran with (the candidates' are in "settings")
+        print(json.dumps({**outcome.as_json(), "band_ms": ctx.band_ms("default")}, indent=2))
         return EXIT_OK
     print(ctx.describe())
     print()

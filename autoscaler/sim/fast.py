@@ -69,6 +69,26 @@ class Queueing:
                 break
         return best
 
+    def max_rho_share(self, slo_service_times: float, share: float) -> float:
+        """The highest load at which at most ``share`` of requests wait longer than the SLO
+        (``slo_service_times`` service times)."""
+        lo, hi = 0, min(RHO_BINS - 1, int(RHO_CAP * RHO_BINS))
+        k2, x = self.k2, slo_service_times
+        c = self.concurrency
+
+        def over(i: int) -> float:
+            return self.wait_prob[i] * math.exp(-c * (1.0 - i / RHO_BINS) * k2 * x)
+
+        if over(hi) <= share:
+            return hi / RHO_BINS
+        while hi - lo > 1:  # over() grows with the load
+            mid = (lo + hi) // 2
+            if over(mid) <= share:
+                lo = mid
+            else:
+                hi = mid
+        return lo / RHO_BINS
+
     def need(self, rate: float, service_s: float, slo_s: float) -> int:
         """The fewest instances that keep the stationary p95 wait within the SLO at ``rate``."""
         rho = self.max_rho(slo_s / service_s)
@@ -115,6 +135,7 @@ class FastModel:
         self.serving = quantity
         self.booting: deque[float] = deque()  # ready times, oldest first
         self.backlog = 0.0  # requests
+        self.holders = 0  # instances whose queues hold the backlog
         m = max(1, math.ceil(window_s / dt - 1e-9))
         self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
@@ -153,6 +174,10 @@ class FastModel:
                 self.booting.pop()
                 drop -= 1
             self.serving -= drop
+            if self.holders > self.serving:
+                # the newest go first; one that leaves finishes the queue it was given
+                self.backlog *= self.serving / self.holders
+                self.holders = self.serving
 
     def _tables(self, s: float) -> tuple[list[float], list[float], list[float]]:
         """Per load bin, for service time ``s``: tail rate (1/s), stationary p95 (ms), and the
@@ -185,21 +210,49 @@ class FastModel:
             theta_t, p95_t, over_t = self._tables(s)
         arrivals = rate * dt
         backlog = self.backlog
+        minute = k // self.minute_steps
         if n > 0:
-            capacity = n * self._slots / s
-            rho = rate / capacity
-            end = backlog + (rate - capacity) * dt
-            if end <= 0.0:
+            mu = self._slots / s  # one instance's capacity, requests/s
+            a = rate / n  # what each instance receives (random routing)
+            rho = a / mu
+            held = self.holders if backlog > 0.0 else 0
+            if rho < 1.0 and held == 0:
                 end = 0.0
-                delay = backlog / (2.0 * capacity)
+                mixed = rho >= RHO_CAP
+                d_held = d_rest = 0.0
+                share = 0.0
+                util = rho
+            elif rho < 1.0:
+                # the backlog stays in the queues of the instances it built up in (requests
+                # are routed on arrival): only they drain it; the others serve new arrivals
+                b = backlog / held
+                left = b - (mu - a) * dt
+                end = held * left if left > 0.0 else 0.0
+                d_held = (b + (left if left > 0.0 else 0.0)) / (2.0 * mu)
+                d_rest = 0.0
+                share = held / n
+                self.holders = held if left > 0.0 else 0
+                mixed = True
+                util = share + (1.0 - share) * rho
             else:
-                delay = (backlog + end) / (2.0 * capacity)
-            util = 1.0 if rho >= 1.0 or end > 0.0 else rho
+                # every instance builds a queue: the holders on top of theirs
+                grow = (a - mu) * dt
+                share = held / n
+                d_held = (backlog / held + grow / 2.0) / mu if held else 0.0
+                d_rest = grow / (2.0 * mu)
+                end = backlog + n * grow
+                self.holders = n
+                mixed = True
+                util = 1.0
             busy = (arrivals + backlog - end) * s / dt  # served in the step, times service
         else:
             end = backlog + arrivals
-            delay = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
+            d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
+            d_rest = 0.0
+            share = 1.0
+            self.holders = 1  # the first to boot is given every waiting request
             rho = 1.0
+            mixed = True
             util = 0.0
             busy = 0.0
         self.backlog = end
@@ -210,17 +263,33 @@ class FastModel:
         i = int(rho * RHO_BINS)
         if i >= RHO_BINS:
             i = RHO_BINS - 1
-        minute = k // self.minute_steps
         theta = theta_t[i]
-        if delay > 0.0 or rho >= RHO_CAP:
+        if mixed:
+            # a mixture: ``share`` of the arrivals wait behind a backlog (``d_held``), the rest
+            # behind ``d_rest`` (a queue building everywhere) or only their instance's queueing
+            rest_prob = 1.0 if d_rest > 0.0 or rho >= RHO_CAP else self._wait_prob[i]
+            comps = _components(share, d_held, 1.0 - share, d_rest, rest_prob, theta)
             wait_prob = 1.0
-            p95 = 1000.0 * (delay + _LN20 / theta)
-            slo = self.slo_s
-            over = 1.0 if slo < delay else min(1.0, math.exp(-theta * (slo - delay)))
+            p95 = 1000.0 * _mix_quantile(comps, 0.05, theta)
+            over = _mix_over(comps, self.slo_s, theta)
             if arrivals > 0.0:
-                key = (i, int(8.0 * math.log2(1.0 + 1000.0 * delay)), s)
-                self.hist[key] = self.hist.get(key, 0.0) + arrivals
+                hist = self.hist
+                for weight, delay, level in (
+                    (share, d_held, 1.0),
+                    (1.0 - share, d_rest, rest_prob),
+                ):
+                    if weight <= 0.0:
+                        continue
+                    # a delay bin (everyone waits), or -1: the instance's stationary queueing
+                    dbin = (
+                        int(8.0 * math.log2(1.0 + 1000.0 * delay))
+                        if delay > 0.0 or level >= 1.0
+                        else -1
+                    )
+                    key = (i, dbin, s)
+                    hist[key] = hist.get(key, 0.0) + arrivals * weight
         else:
+            comps = None
             wait_prob = self._wait_prob[i]
             p95 = p95_t[i]
             over = over_t[i]
@@ -258,8 +327,11 @@ class FastModel:
                 tail = 0.0005
             elif tail > 0.5:
                 tail = 0.5
-            at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
-            signal += 1000.0 * (delay + at) - p95
+            if comps is None:
+                at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
+            else:
+                at = _mix_quantile(comps, tail, theta)
+            signal += 1000.0 * at - p95
             if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
                 signal = 0.0
         return signal, samples, util
@@ -311,6 +383,46 @@ class FastModel:
         top = 1.0 - 1.0 / total if total > 1.0 else 0.999
         p95, p99, worst = (1000.0 * _mixture_quantile(comps, total, q) for q in (0.95, 0.99, top))
         return p95, p99, worst
+
+
+def _components(  # noqa: PLR0917 (hot loop: positional)
+    w1: float, d1: float, w2: float, d2: float, level2: float, theta: float
+) -> list[tuple[float, float]]:
+    """Two groups of requests as ``(weight, knee)``: a group waits more than ``x`` with
+    probability ``min(1, exp(-theta (x - knee)))``; ``knee = delay + ln(level) / theta`` (the
+    first group always waits, ``level`` 1)."""
+    out = []
+    if w1 > 0.0:
+        out.append((w1, d1))
+    if w2 > 0.0 and level2 > 0.0:
+        out.append((w2, d2 + math.log(level2) / theta))
+    return out
+
+
+def _mix_over(comps: list[tuple[float, float]], x: float, theta: float) -> float:
+    """Share of requests waiting longer than ``x``."""
+    total = 0.0
+    for weight, knee in comps:
+        total += weight if x <= knee else weight * math.exp(-theta * (x - knee))
+    return total
+
+
+def _mix_quantile(comps: list[tuple[float, float]], tail: float, theta: float) -> float:
+    """The wait ``x >= 0`` exceeded by a share ``tail`` of the requests (closed form: above
+    every knee the tails add up; between the two, the upper group counts whole)."""
+    if not comps or _mix_over(comps, 0.0, theta) <= tail:
+        return 0.0
+    top = max(knee for _, knee in comps)
+    peak = max(theta * knee + math.log(weight) for weight, knee in comps)
+    lse = peak + math.log(
+        math.fsum(math.exp(theta * knee + math.log(weight) - peak) for weight, knee in comps)
+    )
+    x = (lse - math.log(tail)) / theta
+    if x >= top or len(comps) == 1:
+        return max(0.0, x)
+    (w_hi, _), (w_lo, k_lo) = sorted(comps, key=lambda c: -c[1])
+    # below the upper knee the upper group all waits longer: w_hi + w_lo e^(-theta (x - k_lo))
+    return max(0.0, k_lo + math.log(w_lo / (tail - w_hi)) / theta) if tail > w_hi else top
 
 
 def _mixture_quantile(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from autoscaler.sim.output import COLUMNS
 from autoscaler.sim.runner import Result, Setup
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
@@ -121,8 +122,6 @@ def _chart(
 
 
 def render(description: str, setup: Setup, results: Sequence[Result], start: float) -> str:
-    from autoscaler.sim.commands import COLUMNS
-
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in COLUMNS)
     rows = []
     colours = {r.policy: COLOURS[i % len(COLOURS)] for i, r in enumerate(results)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from autoscaler.sim.baselines import (
     Policy,
     StaticPolicy,
     StepPolicy,
+    boot_steps,
 )
 from autoscaler.sim.fast import FastModel, Queueing
 from autoscaler.sim.model import RequestLog, ServiceTimes, WebPool, aggregate
@@ -53,12 +55,38 @@ class Prepared:
     steps: Steps
     scale: float
     start: float  # epoch seconds of the first step
-    needs: list[int]  # per step, the fewest instances meeting the SLO (what the oracle runs)
     queueing: Queueing
+    setup: Setup
+    peak_need: int = 1  # the fewest instances whose stationary p95 wait at the peak is in the SLO
+    _needs: list[int] | None = field(default=None, repr=False)
+    _table: _NeedTable | None = field(default=None, repr=False)
 
     @property
-    def peak_need(self) -> int:
-        return max(self.needs) if self.needs else 1
+    def needs(self) -> list[int]:
+        """Per step, what the oracle runs (``_NeedTable``); computed when first asked for."""
+        if self._needs is None:
+            table = self._need_table()
+            service = self.steps.service_s
+            if service is None:
+                self._needs = table.needs(self.steps.rates, self.setup.service_ms / 1000.0)
+            else:
+                self._needs = [
+                    table.need(r, s) for r, s in zip(self.steps.rates, service, strict=True)
+                ]
+        return self._needs
+
+    def need_at(self, k: int) -> int:
+        """What the oracle runs at step ``k`` (without computing every step's)."""
+        if self._needs is not None:
+            return self._needs[k]
+        service = self.steps.service_s
+        s = self.setup.service_ms / 1000.0 if service is None else service[k]
+        return self._need_table().need(self.steps.rates[k], s)
+
+    def _need_table(self) -> _NeedTable:
+        if self._table is None:
+            self._table = _NeedTable(self.queueing, self.setup)
+        return self._table
 
 
 def prepare(trace: Trace, setup: Setup) -> Prepared:
@@ -80,21 +108,62 @@ def prepare(trace: Trace, setup: Setup) -> Prepared:
     else:
         ratios = [need_per_rate(s) for s in raw.service_s]
     scale = 1.0
+    if isinstance(ratios, float):
+        peak = max(raw.rates, default=0.0) * ratios
+    else:
+        peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
     if setup.peak_instances is not None:
-        if isinstance(ratios, float):
-            peak = max(raw.rates, default=0.0) * ratios
-        else:
-            peak = max((r * x for r, x in zip(raw.rates, ratios, strict=True)), default=0.0)
         if peak <= 0:
             raise ValueError("the trace has no requests, so it cannot be scaled to a peak")
         scale = setup.peak_instances / peak
     steps = scaled(raw, scale) if scale != 1.0 else raw
-    if isinstance(ratios, float):
-        x = ratios
-        needs = [math.ceil(r * x - 1e-9) for r in steps.rates]
-    else:
-        needs = [math.ceil(r * x - 1e-9) for r, x in zip(steps.rates, ratios, strict=True)]
-    return Prepared(steps, scale, trace.start, needs, queueing)
+    peak_need = max(1, math.ceil(peak * scale - 1e-9))
+    return Prepared(steps, scale, trace.start, queueing, setup, peak_need)
+
+
+# a minute passes when at most 5% of its requests wait longer than the SLO; the share a minute
+# really has varies around the expected one (the fast model's ``attainment``): the oracle sizes
+# each step so that its minute passes with 99% probability
+_PASS_Z = 2.33
+
+
+class _NeedTable:
+    """The oracle's need per step: the fewest instances whose minute meets the SLO with 99%
+    probability, i.e. whose expected share of requests over the SLO is at most ``0.05 - 2.33
+    sd``, ``sd`` the spread of that share in a minute of requests at the step's rate (as the
+    fast model judges minutes). The share is taken in tenths of a percent (rounded down, at
+    least 0.5%); for each, the rate from which it applies and the instances per unit of rate."""
+
+    def __init__(self, queueing: Queueing, setup: Setup) -> None:
+        self.queueing = queueing
+        self.slo_s = setup.slo_ms / 1000.0
+        self.c = setup.concurrency
+        spread = 0.0475 * fast.NOISE_K / 60.0
+        # share >= m / 1000 from this rate on, for m = 6 .. 49 (below: 5)
+        self.thresholds = [spread * (_PASS_Z / (0.05 - m / 1000.0)) ** 2 for m in range(6, 50)]
+        self._per_rate: dict[float, list[float]] = {}
+
+    def _factors(self, s: float) -> list[float]:
+        """Instances per unit of rate, by share bucket, for service time ``s``."""
+        factors = self._per_rate.get(s)
+        if factors is None:
+            factors = [
+                s / (self.c * max(self.queueing.max_rho_share(self.slo_s / s, m / 1000.0), 1e-6))
+                for m in range(5, 50)
+            ]
+            self._per_rate[s] = factors
+        return factors
+
+    def need(self, rate: float, s: float) -> int:
+        if rate <= 0.0:
+            return 0
+        return math.ceil(rate * self._factors(s)[bisect_right(self.thresholds, rate)] - 1e-9)
+
+    def needs(self, rates: list[float], s: float) -> list[int]:
+        factors, thresholds, ceil = self._factors(s), self.thresholds, math.ceil
+        return [
+            ceil(r * factors[bisect_right(thresholds, r)] - 1e-9) if r > 0.0 else 0 for r in rates
+        ]
 
 
 @dataclass
@@ -133,6 +202,27 @@ class Result:
         }
 
 
+def slo_band(
+    cfg: PolicyConfig, slo_ms: float, *, up_set: bool, down_set: bool
+) -> tuple[PolicyConfig, str]:
+    """The engine's settings with its band derived from the SLO where it was not set: the up
+    threshold at the SLO and the down threshold at a quarter of the up one (as ``step`` has it;
+    the defaults, 200 ms and 50 ms, are this band for a 200 ms SLO). Returns the settings and a
+    line saying which band is used and where it comes from."""
+    up = cfg.up_ms if up_set else slo_ms
+    down = cfg.down_ms if down_set else up / 4.0
+    if down_set and not up_set and down >= up:
+        up = down * 4.0  # a down threshold set above the SLO: keep the band's shape
+    if up_set and down_set:
+        origin = "as configured"
+    elif up_set or down_set:
+        origin = f"{'up' if up_set else 'down'} as configured, the other from --slo-ms {slo_ms:g}"
+    else:
+        origin = f"from --slo-ms {slo_ms:g}"
+    line = f"band: up {up:g} ms, down {down:g} ms ({origin})"
+    return cfg.replace(up_ms=up, down_ms=down), line
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """What it takes to build a policy in a worker process (picklable)."""
@@ -155,7 +245,14 @@ class PolicySpec:
         if self.name == "static":
             return StaticPolicy(min(self.high, max(self.low, prepared.peak_need)))
         if self.name == "oracle":
-            return OraclePolicy(prepared.needs[start:], prepared.steps.dt, self.low, self.high)
+            ahead = boot_steps(setup.boot_s, prepared.steps.dt)
+            return OraclePolicy(
+                prepared.needs[start:], prepared.steps.dt, self.low, self.high, ahead=ahead
+            )
+        if self.name == "bound":
+            return OraclePolicy(
+                prepared.needs[start:], prepared.steps.dt, self.low, self.high, name="bound"
+            )
         if self.name == "hpa":
             return HpaPolicy(self.low, self.high)
         if self.name == "step":
@@ -181,10 +278,12 @@ def replay(
         setup.service_ms / 1000.0 if steps.service_s is None else steps.service_s[start:stop]
     )
     policy = spec.build(prepared, setup, start)
-    boot = 0.0 if spec.name == "oracle" else setup.boot_s
-    first = prepared.needs[start] if start < len(prepared.needs) else 1
+    boot = 0.0 if spec.name == "bound" else setup.boot_s
+    first = prepared.need_at(start) if start < len(steps) else 1
     if spec.name == "static":
         quantity = policy(0.0, 0, None, 0.0, 0.0)
+    elif isinstance(policy, OraclePolicy):
+        quantity = policy(0.0, 0, None, 0.0, 0.0)  # what the first steps need, ready at once
     else:
         quantity = min(spec.high, max(spec.low, first))
     dt = steps.dt

@@ -16,13 +16,12 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autoscaler.policy import PolicyConfig
-from autoscaler.sim.runner import PolicySpec, Result
-
-if TYPE_CHECKING:
-    from autoscaler.sim.commands import Context
+from autoscaler.sim.output import table
+from autoscaler.sim.parallel import run_many
+from autoscaler.sim.runner import PolicySpec, Prepared, Result, Setup
 
 SCREEN_ABOVE_STEPS = 4 * 17_280  # screen when the trace is longer than 4 days of 5 s ticks
 
@@ -35,7 +34,7 @@ class Candidate:
     down_step: int
     up_sensitivity: float
     up_cooldown: float
-    down_delay: float | None  # None: auto
+    down_delay: float
     headroom: float
 
     @classmethod
@@ -71,7 +70,7 @@ class Candidate:
             f"{prefix}DOWN_STEP": str(self.down_step),
             f"{prefix}UP_SENSITIVITY": f"{self.up_sensitivity:g}s",
             f"{prefix}UP_COOLDOWN": f"{self.up_cooldown:g}s",
-            f"{prefix}DOWN_DELAY": "auto" if self.down_delay is None else f"{self.down_delay:g}s",
+            f"{prefix}DOWN_DELAY": f"{self.down_delay:g}s",
             f"{prefix}HEADROOM": f"{self.headroom:g}",
         }
 
@@ -86,7 +85,7 @@ def candidates(base: PolicyConfig, slo_ms: float, n: int, seed: int) -> list[Can
             (1, 2),
             (0.0, 10.0, 30.0),
             (15.0, 30.0, 60.0, 120.0),
-            (None, 60.0, 120.0, 300.0, 600.0, 900.0),
+            (60.0, 120.0, 300.0, 600.0, 900.0),
             (0.0, 1.0, 1.5, 1.8, 2.2, 3.0),  # headroom, standard deviations of the rate
         )
     )
@@ -147,8 +146,6 @@ class Outcome:
     met: bool
 
     def text(self, prefix: str) -> str:
-        from autoscaler.sim.commands import table
-
         verdict = (
             f"cheapest settings with at least {self.target:.2%} of minutes within the SLO:"
             if self.met
@@ -179,18 +176,21 @@ class Outcome:
 
 
 def tune(
-    ctx: Context,
+    prepared: Prepared,
+    setup: Setup,
+    base: PolicyConfig,
+    bounds: tuple[int, int],
+    *,
     n: int,
     target: float,
     workers: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    from autoscaler.sim.commands import run_many
-
-    prepared, setup = ctx.prepared, ctx.setup
-    base = ctx.engine
+    """Try ``n`` candidates around ``base`` (the configured engine, its band already fitted to
+    the SLO) on the prepared trace, every policy within ``bounds``."""
+    low, high = bounds
     cands = candidates(base, setup.slo_ms, n, setup.seed)
-    specs = [PolicySpec(f"c{i}", ctx.low, ctx.high, c.config(base)) for i, c in enumerate(cands)]
+    specs = [PolicySpec(f"c{i}", low, high, c.config(base)) for i, c in enumerate(cands)]
     steps = len(prepared.steps)
     screened = steps > SCREEN_ABOVE_STEPS and len(cands) > 6
     finalists = list(range(len(cands)))

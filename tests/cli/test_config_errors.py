@@ -7,6 +7,7 @@ import pytest
 
 from autoscaler.cli import main
 from autoscaler.config import load
+from autoscaler.policy import DEFAULT_DOWN_DELAY
 from autoscaler.ports import ConfigError
 
 GLOBAL_BAD = {
@@ -171,10 +172,9 @@ def test_defaults_follow_the_spec():
         None,
         1,
         60.0,
-        None,  # auto: 1m with the forecast known, 5m without (see the policy)
+        DEFAULT_DOWN_DELAY,  # one default, whatever the policy has learned
     )
-    assert (worker.down_delay, web.headroom, worker.headroom) == (None, 1.8, 1.8)
-    assert load({"AUTOSCALER_WEB_DOWN_DELAY": "Auto"}).processes["web"].down_delay is None
+    assert (worker.down_delay, web.headroom, worker.headroom) == (DEFAULT_DOWN_DELAY, 1.8, 1.8)
     assert s.glob.interval == 5.0 and s.glob.lock == "auto" and not s.glob.dry_run
 
 

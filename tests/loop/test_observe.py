@@ -125,8 +125,10 @@ def test_the_daemon_and_the_simulator_decide_alike_on_the_same_readings() -> Non
         quantity = platform.quantities["web"]
     daemon.close()
     assert engine_says == daemon_says
-    assert daemon_says[6] == 6  # up on the overload
-    assert daemon_says[-1] == 5  # down in the idle stretch (heartbeats read 0 ms), then held
+    assert daemon_says[6] > 4  # up on the overload
+    idle = daemon_says[15:95]  # heartbeats read 0 ms: down in the idle stretch
+    assert min(idle) < max(daemon_says[:15])
+    assert daemon_says[-1] == daemon_says[-2]  # held at the end
 
 
 def test_a_multi_hour_idle_stretch_scales_the_simulated_formation_down() -> None:

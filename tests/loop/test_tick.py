@@ -11,6 +11,7 @@ from autoscaler.clock import FakeClock
 from autoscaler.config import load
 from autoscaler.loop import Autoscaler
 from autoscaler.model import Metric
+from autoscaler.policy import BIN_READINGS, DEFAULT_DOWN_DELAY
 from autoscaler.ports import Conflict, PlatformError, RateLimited, Rejected, WriteUnknown
 from autoscaler.testing import FakePlatform, FakeSource
 
@@ -102,7 +103,7 @@ def test_a_stale_reading_holds():
 def test_sustained_low_signal_scales_down_after_down_delay():
     scaler, platform, sources, clock = make(quantities={"web": 4, "worker": 1})
     sources["web"].value_ms = 5.0
-    for _ in range(61):  # 300 s + one tick (DOWN_DELAY auto, no forecast: 5 minutes)
+    for _ in range(int(DEFAULT_DOWN_DELAY // 5) + 1):  # DOWN_DELAY (its default) + one tick
         scaler.tick()
         clock.advance(5)
     assert platform.journal == [{"web": 3}]
@@ -367,8 +368,9 @@ def test_a_deploy_in_progress_defers_the_change_to_a_later_tick():
 def test_the_sources_arrival_rate_sizes_the_upscale():
     scaler, platform, sources, clock = make()
     sources["web"].value_ms, sources["web"].rate_per_s = 100.0, 100.0  # 50/s per instance, in band
-    scaler.tick()
-    clock.advance(5)
+    for _ in range(BIN_READINGS):  # read often enough: each instance carries at least 50/s
+        scaler.tick()
+        clock.advance(5)
     sources["web"].value_ms, sources["web"].rate_per_s = 450.0, 150.0
     scaler.tick()
     assert platform.journal == [{"web": 3}]  # 150/s at 50/s each; the signal ratio alone says 4

@@ -15,9 +15,10 @@ WALL = 1_767_600_000.0  # 2026-01-05 08:00:00 UTC, a Monday
 UP, DOWN, HOLD = Action.UP, Action.DOWN, Action.HOLD
 OK, SPARSE = Status.OK, Status.SPARSE
 
-WEB = {"low": 1, "high": 10, "up_ms": 200.0, "down_ms": 50.0}
+WEB = {"low": 1, "high": 10, "up_ms": 200.0, "down_ms": 50.0, "down_delay": 300.0}
 FIXED = {**WEB, "up_step": 2}
-WORKER = {"low": 0, "high": 5, "up_ms": 10_000.0, "down_ms": 2_000.0, "scale_from_zero": True}
+WORKER = {"low": 0, "high": 5, "up_ms": 10_000.0, "down_ms": 2_000.0, "down_delay": 300.0}
+WORKER["scale_from_zero"] = True
 OFFICE = parse_schedule("mon-fri 08:00-18:00 min=4; sat,sun max=3", ZoneInfo("UTC"))
 
 

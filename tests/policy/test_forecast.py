@@ -13,13 +13,15 @@ from autoscaler.model import Action, Instant, Observation, Reason, Status
 from autoscaler.policy import (
     BIN_MEMORY,
     BIN_READINGS,
+    DEFAULT_DOWN_DELAY,
     PROBE_AFTER,
     PROBE_HOLD,
     RATE_TAU,
+    UP_LIMIT,
     PolicyConfig,
     PolicyState,
-    capacity_from,
     decide,
+    estimate,
     learn,
 )
 
@@ -29,6 +31,12 @@ TOP, UP = 125.0, 200.0  # the upper half of the default 50..200 ms band
 
 def at(t: float) -> Instant:
     return Instant(t, 1_767_225_600.0 + t)
+
+
+def capacity_from(bins: dict[int, tuple[float, int]], top: float, up: float) -> float | None:
+    """The estimate when sure, else ``None``."""
+    value, sure = estimate(bins, top, up)
+    return value if sure else None
 
 
 def read(bins: dict[int, tuple[float, int]], load: float, signal_ms: float, times: int):
@@ -84,6 +92,7 @@ def steady(mean: float, spread: float) -> PolicyState:
     return PolicyState(
         bins=bins,
         capacity=capacity_from(bins, TOP, UP),
+        sure=True,
         rate_mean=mean,
         rate_var=spread * spread,
         rate_at=T - 5,
@@ -128,12 +137,15 @@ def test_the_spread_is_corrected_for_a_short_history():
     assert 15.0 < corrected < 35.0
 
 
-def test_the_forecast_never_more_than_doubles_nor_passes_max():
-    state = PolicyState(bins=known(20.0), capacity=capacity_from(known(20.0), TOP, UP))
+def test_the_forecast_goes_to_the_need_at_once_within_max_and_the_per_tick_limit():
+    state = PolicyState(bins=known(20.0), capacity=capacity_from(known(20.0), TOP, UP), sure=True)
     decision, _ = decide(PolicyConfig(high=40), state, obs(3, 100.0, 400.0), at(T))
-    assert (decision.action, decision.desired, decision.reason) == (Action.UP, 6, Reason.FORECAST)
+    # 400 requests/s at about 20 each: 20 instances in one step (no doubling per cooldown)
+    assert (decision.action, decision.desired, decision.reason) == (Action.UP, 20, Reason.FORECAST)
     decision, _ = decide(PolicyConfig(high=4), state, obs(3, 100.0, 400.0), at(T))
     assert decision.desired == 4
+    decision, _ = decide(PolicyConfig(high=40), state, obs(1, 100.0, 400.0), at(T))
+    assert decision.desired == UP_LIMIT  # from 1: at most UP_LIMIT times as many
 
 
 def test_the_forecast_holds_a_downscale_it_would_undo():
@@ -152,7 +164,7 @@ def test_the_forecast_holds_a_downscale_it_would_undo():
     assert (decision.action, decision.desired, decision.reason) == (
         Action.DOWN,
         3,
-        Reason.BELOW_BAND,
+        Reason.DOWN_TO_LOAD,
     )
 
 
@@ -176,7 +188,7 @@ def test_a_long_quiet_spell_probes_below_the_forecast_and_learns_more():
     which show the instances carry more, and the capacity goes up."""
     cfg = PolicyConfig(high=40, down_delay=60.0)
     bins = known(10.0)
-    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP))
+    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP), sure=True)
     low = state.capacity
     assert low is not None and low < 11.0
     t, cur = T, 5
@@ -202,9 +214,10 @@ def test_a_long_quiet_spell_probes_below_the_forecast_and_learns_more():
 def test_a_probe_that_overloads_is_undone_by_the_signal():
     cfg = PolicyConfig(high=40, down_delay=60.0)
     bins = known(10.0)
-    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP), probe_at=T)
+    state = PolicyState(bins=bins, capacity=capacity_from(bins, TOP, UP), sure=True, probe_at=T)
     decision, _ = decide(cfg, state, obs(4, 450.0, 44.0), at(T + 10))
-    assert (decision.action, decision.reason) == (Action.UP, Reason.ABOVE_BAND)
+    assert (decision.action, decision.reason) == (Action.UP, Reason.UP_TO_LOAD)
+    assert decision.desired == 5  # 44 requests/s and a short backlog at about 10 each
 
 
 @given(
@@ -220,17 +233,22 @@ def test_with_a_forecast_decisions_stay_in_bounds_and_never_drop_on_an_untrusted
     cfg = PolicyConfig(low=1, high=20)
     bins = known(load)
     state = PolicyState(
-        bins=bins, capacity=capacity_from(bins, TOP, UP), rate_mean=rate, rate_var=rate, rate_at=T
+        bins=bins,
+        capacity=capacity_from(bins, TOP, UP),
+        sure=True,
+        rate_mean=rate,
+        rate_var=rate,
+        rate_at=T,
     )
     state.rate_since = T - 3600.0
     decision, _ = decide(cfg, state, Observation(cur, signal, status, rate_per_s=rate), at(T + 5))
-    assert 1 <= decision.desired <= min(20, 2 * cur)
+    assert 1 <= decision.desired <= min(20, UP_LIMIT * cur)
     trusted = signal is not None and status in (Status.OK, Status.SPARSE)
     if not trusted:
         assert decision.action is not Action.DOWN
 
 
-def test_down_delay_auto_is_short_only_while_the_forecast_guards_downscales():
+def test_down_delay_has_one_default_whatever_is_learned():
     def first_downscale(cfg: PolicyConfig, state: PolicyState, rate: float | None) -> float:
         t = T
         while t < T + 3600:
@@ -240,10 +258,11 @@ def test_down_delay_auto_is_short_only_while_the_forecast_guards_downscales():
             t += 5
         raise AssertionError("never scaled down")
 
-    auto = PolicyConfig(high=40)
-    assert first_downscale(auto, steady(20.0, 2.0), 20.0) == 60.0  # forecast known
-    assert first_downscale(auto, PolicyState(), 20.0) == 300.0  # rate, nothing learned yet
-    assert first_downscale(auto, PolicyState(), None) == 300.0  # no rate (jobs)
+    default = PolicyConfig(high=40)
+    assert default.down_delay == DEFAULT_DOWN_DELAY
+    assert first_downscale(default, steady(20.0, 2.0), 20.0) == DEFAULT_DOWN_DELAY  # learned
+    assert first_downscale(default, PolicyState(), 20.0) == DEFAULT_DOWN_DELAY  # nothing learned
+    assert first_downscale(default, PolicyState(), None) == DEFAULT_DOWN_DELAY  # no rate (jobs)
     assert first_downscale(PolicyConfig(high=40, down_delay=600.0), steady(20.0, 2.0), 20.0) == 600
 
 
@@ -251,6 +270,7 @@ def test_an_upscale_is_the_step_or_the_forecast_whichever_is_more():
     state = steady(200.0, 0.0)  # 200 requests/s at about 20 each: 10 instances
     fixed = PolicyConfig(high=40, up_step=5)
     decision, _ = decide(fixed, state, obs(2, 5000.0, 200.0), at(T))
-    assert (decision.action, decision.desired) == (Action.UP, 7)  # the step (more than 2 x 2)
-    decision, _ = decide(PolicyConfig(high=40, up_step=1), state, obs(3, 5000.0, 200.0), at(T))
-    assert (decision.desired, decision.reason) == (6, Reason.ABOVE_BAND)  # the forecast, doubling
+    assert (decision.action, decision.desired) == (Action.UP, 10)  # the forecast (more than 7)
+    assert decision.reason is Reason.FORECAST
+    decision, _ = decide(fixed, steady(100.0, 0.0), obs(2, 5000.0, 100.0), at(T))
+    assert (decision.desired, decision.reason) == (7, Reason.ABOVE_BAND)  # the step (more than 5)

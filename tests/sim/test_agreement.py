@@ -121,12 +121,13 @@ def test_agree_on_cost_under_the_configured_policy(trace: object) -> None:
     assert any(r.scale_events > 0 for r in exact)
 
 
-def test_a_run_over_part_of_a_trace_gives_the_oracle_that_parts_needs() -> None:
-    setup = Setup(peak_instances=5)
+@pytest.mark.parametrize("name", ["oracle", "bound"])
+def test_a_run_over_part_of_a_trace_gives_the_oracle_that_parts_needs(name: str) -> None:
+    setup = Setup(peak_instances=5, boot_s=0.0)  # no boot: the oracle is the bound
     prepared = prepare(nasa(), setup)
     half = len(prepared.steps) // 2
-    whole = replay(prepared, setup, PolicySpec("oracle", 1, 40))
-    part = replay(prepared, setup, PolicySpec("oracle", 1, 40), start=half)
+    whole = replay(prepared, setup, PolicySpec(name, 1, 40))
+    part = replay(prepared, setup, PolicySpec(name, 1, 40), start=half)
     tail = sum(prepared.needs[half:]) * prepared.steps.dt / 3600.0
     assert whole.slo_attainment >= 0.99
     assert part.slo_attainment >= 0.99

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from autoscaler.policy import PolicyConfig
-from autoscaler.sim.baselines import EnginePolicy, HpaPolicy, OraclePolicy, StaticPolicy, StepPolicy
+from autoscaler.sim.baselines import (
+    EnginePolicy,
+    HpaPolicy,
+    OraclePolicy,
+    StaticPolicy,
+    StepPolicy,
+    boot_steps,
+    lookahead_max,
+)
+from autoscaler.sim.fast import FastModel, Queueing
+from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay, slo_band
+from autoscaler.sim.scenarios import generate
 
 
 def test_hpa_sizes_to_the_utilization_target() -> None:
@@ -69,6 +84,66 @@ def test_oracle_runs_the_next_steps_need_within_bounds() -> None:
     oracle = OraclePolicy([3, 7, 60, 0], 5.0, 1, 40)
     assert [oracle(5.0 * k, 1, None, 0, 0) for k in (1, 2, 3)] == [7, 40, 1]
     assert StaticPolicy(12)(5.0, 3, 900.0, 10, 1.0) == 12
+
+
+def test_boot_aware_oracle_asks_for_the_most_needed_until_its_instances_serve() -> None:
+    needs = [3, 7, 60, 0, 2, 5, 1, 1]
+    oracle = OraclePolicy(needs, 5.0, 1, 100, ahead=2)
+    # at the end of step k: the most of steps k+1 .. k+3
+    assert [oracle(5.0 * k, 1, None, 0, 0) for k in range(1, 7)] == [60, 60, 5, 5, 5, 1]
+
+
+def test_lookahead_max_is_a_sliding_maximum() -> None:
+    rng = random.Random(5)
+    values = [rng.randrange(50) for _ in range(300)]
+    for ahead in (0, 1, 4, 9, 400):
+        want = [max(values[k : k + ahead + 1]) for k in range(len(values))]
+        assert lookahead_max(values, ahead) == want
+
+
+@pytest.mark.parametrize(("boot", "dt"), [(45.0, 5.0), (10.0, 5.0), (12.0, 5.0), (0.0, 5.0)])
+def test_boot_steps_is_when_the_fast_model_starts_a_new_instance(boot: float, dt: float) -> None:
+    model = FastModel(
+        [1.0] * 40,
+        0.1,
+        dt,
+        queueing=Queueing(4, 1.0),
+        boot_s=boot,
+        slo_s=0.2,
+        quantity=1,
+        window_s=30.0,
+    )
+    k = 3
+    for j in range(k + 1):
+        model.step(j, 1)
+    model.scale(2, (k + 1) * dt)  # at the end of step k
+    serving = []
+    for j in range(k + 1, 40):
+        model.step(j, 2)
+        serving.append(model.serving)
+    assert serving.index(2) == boot_steps(boot, dt)  # serves from step k + 1 + boot_steps
+
+
+def test_the_boot_aware_oracle_keeps_the_slo_with_boot_and_costs_more_than_the_bound() -> None:
+    setup = Setup(peak_instances=20, boot_s=120.0)
+    prepared = prepare(generate("flash50", days=0.5, seed=1), setup)
+    oracle = replay(prepared, setup, PolicySpec("oracle", 1, 60), series=False)
+    bound = replay(prepared, setup, PolicySpec("bound", 1, 60), series=False)
+    assert oracle.slo_attainment >= 0.995
+    assert bound.slo_attainment >= 0.995  # no boot: it meets the need at once
+    assert oracle.instance_hours > 1.02 * bound.instance_hours
+
+
+def test_band_from_the_slo_unless_set() -> None:
+    cfg = PolicyConfig(up_ms=200.0, down_ms=50.0)
+    derived, line = slo_band(cfg, 1600.0, up_set=False, down_set=False)
+    assert (derived.up_ms, derived.down_ms) == (1600.0, 400.0)
+    assert "from --slo-ms 1600" in line
+    kept, line = slo_band(cfg.replace(up_ms=300.0), 1600.0, up_set=True, down_set=False)
+    assert (kept.up_ms, kept.down_ms) == (300.0, 75.0)
+    assert "up as configured" in line
+    both, line = slo_band(cfg, 1600.0, up_set=True, down_set=True)
+    assert (both.up_ms, both.down_ms) == (200.0, 50.0) and "as configured" in line
 
 
 def test_engine_policy_is_the_daemons_decide() -> None:

@@ -37,7 +37,8 @@ def test_simulate_json_has_the_spec_figures_per_policy(capsys: pytest.CaptureFix
     code = main(["simulate", "--trace", NASA, "--peak-instances", "8", "--policy", "all", "--json"])
     assert code == 0
     results = json.loads(capsys.readouterr().out)
-    assert [r["policy"] for r in results] == ["default", "static", "hpa", "step", "oracle"]
+    policies = ["default", "static", "hpa", "step", "oracle", "bound"]
+    assert [r["policy"] for r in results] == policies
     for r in results:
         assert set(r) >= SPEC_KEYS
         assert r["minutes"] == 120
@@ -48,6 +49,10 @@ def test_simulate_json_has_the_spec_figures_per_policy(capsys: pytest.CaptureFix
     assert by["static"]["instance_hours"] == pytest.approx(2 * by["static"]["max_instances"])
     assert by["oracle"]["instance_hours"] < by["static"]["instance_hours"]
     assert by["oracle"]["slo_attainment"] >= 0.99
+    # the oracle pays for boot, the bound does not
+    assert by["bound"]["instance_hours"] < by["oracle"]["instance_hours"]
+    # the band each policy ran with: the default's derived from --slo-ms (200 ms)
+    assert by["default"]["band_ms"] == [200.0, 50.0] and by["hpa"]["band_ms"] is None
 
 
 def test_simulate_prints_a_table_and_the_scale(capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,7 +101,7 @@ def test_report_is_one_self_contained_html_file(
         (["--report", "out.pdf"], "ending in .html"),
         (["--max", "0"], "are not valid"),
         (["--process", "urgent"], "'urgent' is not configured"),
-        (["--process", "worker"], "web requests (request queue time) only"),
+        (["--process", "worker"], "scales on job latency; give it a job trace"),
     ],
 )
 def test_bad_usage_exits_2(
@@ -139,8 +144,10 @@ def test_tune_prints_config_vars_that_meet_the_target(capsys: pytest.CaptureFixt
     assert "AUTOSCALER_WEB_UP_THRESHOLD=" in out and "AUTOSCALER_WEB_DOWN_DELAY=" in out
     assert "AUTOSCALER_WEB_HEADROOM=" in out
     assert "configured" in out and "tuned" in out
+    assert "band: up 200 ms, down 50 ms (from --slo-ms 200)" in out
     assert main([*args, "--target", "0.9", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
+    assert outcome["band_ms"] == [200.0, 50.0]
     assert outcome["met"] is True
     assert outcome["tuned"]["slo_attainment"] >= 0.9
     assert outcome["evaluated"] == 12
@@ -160,3 +167,21 @@ def test_a_trace_without_requests_cannot_be_scaled(
     assert "no requests" in capsys.readouterr().err
     assert main(["simulate", "--trace", str(empty), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["instance_hours"] > 0
+
+
+def test_the_configured_policy_runs_against_the_slo_given(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["simulate", "--trace", WC98, "--peak-instances", "10", "--service-ms", "800"]
+    assert main([*args, "--slo-ms", "1600", "--json"]) == 0
+    derived = json.loads(capsys.readouterr().out)[0]
+    assert derived["band_ms"] == [1600.0, 400.0]
+    assert main([*args, "--slo-ms", "1600"]) == 0
+    assert "band: up 1600 ms, down 400 ms (from --slo-ms 1600)" in capsys.readouterr().out
+    monkeypatch.setenv("AUTOSCALER_WEB_UP_THRESHOLD", "200ms")
+    monkeypatch.setenv("AUTOSCALER_WEB_DOWN_THRESHOLD", "50ms")
+    assert main([*args, "--slo-ms", "1600", "--json"]) == 0
+    configured = json.loads(capsys.readouterr().out)[0]
+    assert configured["band_ms"] == [200.0, 50.0]
+    # a band far below what the app can do keeps more instances
+    assert configured["instance_hours"] > derived["instance_hours"]

@@ -1,0 +1,41 @@
+"""The policy engine: a pure function from (config, state, observation, now) to a decision.
+
+A short ladder of named steps (``ladder``), beside it the pure pieces it calls: the capacity
+model (``capacity``), the arrival rate's mean and spread (``load``), the sizing of upscales
+and downscales (``sizing``), and what is learned kept across restarts (``snapshot``). The
+daemon, ``simulate`` and ``tune`` all call ``decide``, so what the simulator shows is what the
+daemon does. ``docs/policy.md`` describes the rules.
+"""
+
+from autoscaler.policy.capacity import (
+    BIN_MEMORY,
+    BIN_READINGS,
+    LEARN_FROM,
+    LEARN_SAMPLES,
+    estimate,
+    learn,
+)
+from autoscaler.policy.config import DEFAULT_DOWN_DELAY, PolicyConfig
+from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, decide
+from autoscaler.policy.load import RATE_TAU
+from autoscaler.policy.sizing import UP_LIMIT, auto_step
+from autoscaler.policy.state import PolicyState, initial_state
+
+__all__ = [
+    "BIN_MEMORY",
+    "BIN_READINGS",
+    "DEFAULT_DOWN_DELAY",
+    "LEARN_FROM",
+    "LEARN_SAMPLES",
+    "PROBE_AFTER",
+    "PROBE_HOLD",
+    "RATE_TAU",
+    "UP_LIMIT",
+    "PolicyConfig",
+    "PolicyState",
+    "auto_step",
+    "decide",
+    "estimate",
+    "initial_state",
+    "learn",
+]

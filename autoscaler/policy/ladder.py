@@ -1,0 +1,316 @@
+"""``decide``: the rule ladder, from (config, state, observation, now) to a decision.
+
+Pure: no I/O, no clock reads, no logging. Every duration is measured on monotonic time
+(``now.mono``); the wall clock (``now.wall``) is read only for schedules. ``docs/policy.md``
+says the same rules in words; each path ends in one ``Reason`` naming the rule that sized it.
+"""
+
+from __future__ import annotations
+
+from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
+from autoscaler.policy import capacity as cap
+from autoscaler.policy import load, sizing
+from autoscaler.policy.config import PolicyConfig
+from autoscaler.policy.state import PolicyState
+
+#: below the band this long while only the forecast holds the instances, one fewer is tried
+#: anyway (s); the forecast then adds nothing for ``PROBE_HOLD`` (s) while they are read
+PROBE_AFTER = 1800.0
+PROBE_HOLD = 300.0
+
+_UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
+_OK, _SPARSE = Status.OK, Status.SPARSE
+_UNTRUSTED = {
+    Status.MISSING: Reason.SIGNAL_MISSING,
+    Status.STALE: Reason.SIGNAL_STALE,
+    Status.FAILED: Reason.SIGNAL_FAILED,
+}
+Step = tuple[Action, int, Reason]
+
+
+def decide(
+    cfg: PolicyConfig, state: PolicyState, obs: Observation, now: Instant
+) -> tuple[Decision, PolicyState]:
+    """Decide one process's desired quantity; return it with the state for the next tick."""
+    t = now.mono
+    cur = obs.current
+    sig = obs.signal_ms
+    low, high = (cfg.low, cfg.high) if cfg.schedule is None else cfg.bounds(now.wall)
+    trusted = sig is not None and (obs.status is _OK or obs.status is _SPARSE)
+    adopted = state.known is not None and cur != state.known
+    new = observe(cfg, state, obs, t, adopted=adopted, trusted=trusted)
+    action, desired, reason = ladder(cfg, new, obs, t, low=low, high=high, trusted=trusted)
+    if action is _UP:
+        new.last_change = t
+        if reason is not Reason.RAISED_TO_MIN:
+            new.last_up = t
+    elif action is _DOWN:
+        new.last_change = t
+        if reason is Reason.PROBE:
+            new.probe_at = new.below_since = t
+    new.known = desired
+    decision = Decision(cfg.process, action, cur, desired, reason, sig, obs.status, low, high)
+    decision.adopted = adopted
+    return decision, new
+
+
+def ladder(
+    cfg: PolicyConfig,
+    st: PolicyState,
+    obs: Observation,
+    t: float,
+    *,
+    low: int,
+    high: int,
+    trusted: bool,
+) -> Step:
+    """The rules in order; the first that applies decides."""
+    cur = obs.current
+    if cur == 0 and cfg.low > 0:
+        return _HOLD, cur, Reason.DISABLED_MANUAL_ZERO
+    if cur < low:
+        return _UP, low, Reason.RAISED_TO_MIN
+    if cur > high:
+        return _DOWN, high, Reason.LOWERED_TO_MAX
+    if cur == 0 and wants_first(obs, trusted):
+        return _UP, 1, Reason.SCALE_FROM_ZERO
+    if not trusted:
+        return _HOLD, cur, _UNTRUSTED.get(obs.status, Reason.SIGNAL_MISSING)
+    if st.above_since is not None:
+        return up(cfg, st, obs, t, high)
+    early = ahead(cfg, st, obs, t, high)
+    if early is not None:
+        return early
+    if st.below_since is not None:
+        return down(cfg, st, obs, t, low)
+    return _HOLD, cur, Reason.IN_BAND
+
+
+def wants_first(obs: Observation, trusted: bool) -> bool:
+    """A process at 0 with a due or running job (or a signal at all) needs one instance; a
+    known depth counts even when the jobs' ages are not known."""
+    work = (obs.depth or 0) > 0
+    if trusted:
+        return work or (obs.busy or 0) > 0 or bool(obs.signal_ms)
+    return obs.status is Status.MISSING and work
+
+
+def observe(
+    cfg: PolicyConfig,
+    state: PolicyState,
+    obs: Observation,
+    t: float,
+    *,
+    adopted: bool,
+    trusted: bool,
+) -> PolicyState:
+    """A new state with the clocks moved and what this tick teaches learned."""
+    sig = obs.signal_ms
+    above = below = short = None
+    if trusted:
+        assert sig is not None
+        if sig > cfg.up_ms:
+            above = t if state.above_since is None else state.above_since
+        elif sig < cfg.down_ms:
+            below = t if state.below_since is None else state.below_since
+    if obs.ready is not None and obs.ready < obs.current:
+        short = t if state.short_since is None else state.short_since
+    new = PolicyState(
+        state.known,
+        above,
+        below,
+        state.last_up,
+        t if adopted else state.last_change,
+        short_since=short,
+        rate_mean=state.rate_mean,
+        rate_var=state.rate_var,
+        rate_at=state.rate_at,
+        rate_since=state.rate_since,
+        capacity=state.capacity,
+        sure=state.sure,
+        bins=state.bins,
+        slots=state.slots,
+        slot_bins=state.slot_bins,
+        probe_at=state.probe_at,
+        window=state.window,
+    )
+    if trusted:
+        assert sig is not None
+        if obs.rate_per_s is not None:
+            learn(cfg, new, obs, obs.rate_per_s, t)
+        quantity, by_load = recommend(cfg, new, obs, t)
+        new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
+    return new
+
+
+def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
+    """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
+    settled formation with enough requests, the signal against the load per instance."""
+    sig = obs.signal_ms
+    assert sig is not None
+    serving = obs.current if obs.ready is None or obs.ready > obs.current else obs.ready
+    if (
+        obs.status is _OK
+        and serving > 0
+        and rate * cfg.window >= cap.LEARN_SAMPLES
+        and cap.settled(new.last_change, t, cfg.up_cooldown, cfg.window)
+        and cap.own_overload(new.above_since, new.last_change, cfg.up_cooldown, cfg.window)
+    ):
+        top = cap.top_of_band(cfg.down_ms, cfg.up_ms)
+        before = new.bins
+        new.bins, k = cap.learn(before, rate / serving, sig)
+        if cap.kind(before.get(k), top, cfg.up_ms) != cap.kind(new.bins[k], top, cfg.up_ms):
+            new.capacity, new.sure = cap.estimate(new.bins, top, cfg.up_ms)
+        if obs.in_use is not None and obs.in_use > 0:
+            before = new.slot_bins
+            new.slot_bins, k = cap.learn(before, obs.in_use / serving, sig)
+            if cap.kind(before.get(k), top, cfg.up_ms) != cap.kind(
+                new.slot_bins[k], top, cfg.up_ms
+            ):
+                slots, sure = cap.estimate(new.slot_bins, top, cfg.up_ms)
+                new.slots = slots if sure else None
+    new.rate_mean, new.rate_var, new.rate_since = load.track(new, rate, t)
+    new.rate_at = t
+
+
+def expected_rate(cfg: PolicyConfig, st: PolicyState, rate: float, t: float) -> float:
+    """The arrival rate to keep capacity for (``HEADROOM`` spreads over the recent mean)."""
+    return load.expected(st, rate, t, cfg.headroom)
+
+
+def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:
+    """What a downscale now would go to, and whether the load sized it: the most of what the
+    expected rate needs at what one instance carries (when sure) and what the requests in
+    service need (the early signal, when learned), so that no downscale undoes itself; with
+    only a floor, no more than ``DOWN_STEP`` below the current unless the floor says fewer
+    still; with nothing known, ``DOWN_STEP`` below the current."""
+    step_down = obs.current - cfg.down_step
+    by_use = early(cfg, st, obs, t)
+    by_rate = 0
+    rate = obs.rate_per_s
+    if st.capacity is not None and rate is not None:
+        by_rate = sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
+        if not st.sure:
+            if not by_use:
+                return (by_rate, True) if by_rate < step_down else (step_down, False)
+            by_rate = 0  # a floor says less than the requests in service
+    if by_use or by_rate:
+        return (by_use if by_use > by_rate else by_rate), True
+    return step_down, False
+
+
+def not_ready(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
+    """Fewer instances have served than run for ``PROVISION_TIMEOUT`` on end."""
+    return st.short_since is not None and t - st.short_since >= cfg.provision_timeout
+
+
+def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
+    """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN``, then size the upscale."""
+    cur = obs.current
+    assert st.above_since is not None and obs.signal_ms is not None
+    if cur >= high:
+        return _HOLD, cur, Reason.AT_MAX
+    if t - st.above_since < cfg.up_sensitivity:
+        return _HOLD, cur, Reason.UP_SENSITIVITY
+    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    if not_ready(cfg, st, t):
+        return _HOLD, cur, Reason.NOT_READY  # more would not help: find out why they never came
+    rate = obs.rate_per_s
+    if obs.status is _SPARSE:
+        desired, reason = cur + 1, Reason.ABOVE_BAND
+    elif cfg.up_step:
+        desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
+    elif rate is not None and st.capacity is not None:
+        drain = cfg.up_cooldown if cfg.up_cooldown > cfg.window else cfg.window
+        desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
+        desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
+        reason = Reason.UP_TO_LOAD
+    else:
+        desired, reason = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms), Reason.ABOVE_BAND
+    wanted = min(forecast(cfg, st, obs, t), sizing.up_limit(cur, high))
+    if wanted > desired:  # the forecast asks for more than the overload (booting ones counted)
+        desired, reason = wanted, Reason.FORECAST
+    return _UP, min(desired, high), reason
+
+
+def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
+    """The instances the expected rate needs, once what one instance carries is sure (0 while
+    a probe is read or nothing is known)."""
+    rate = obs.rate_per_s
+    if (
+        rate is None
+        or not st.sure
+        or st.capacity is None
+        or obs.status is not _OK
+        or (st.probe_at is not None and t - st.probe_at < PROBE_HOLD)
+    ):
+        return 0
+    return sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
+
+
+def early(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
+    """The instances the requests in service need at what one instance serves at once with the
+    signal at the top of the band (scaled like the rate to the expected rate); 0 when either
+    is unknown."""
+    in_use, rate = obs.in_use, obs.rate_per_s
+    if in_use is None or st.slots is None or obs.status is not _OK:
+        return 0
+    if rate is not None and rate > 0.0:
+        in_use *= expected_rate(cfg, st, rate, t) / rate
+    return sizing.instances_for(in_use, st.slots)
+
+
+def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:
+    """Below the up threshold, up anyway when the forecast (the rate) or the early signal (the
+    requests in service) needs more instances than run, booting ones counted; the same
+    ``UP_COOLDOWN`` as any upscale."""
+    cur = obs.current
+    if cur >= high or (st.last_up is not None and t - st.last_up < cfg.up_cooldown):
+        return None
+    by_rate = forecast(cfg, st, obs, t)
+    by_use = early(cfg, st, obs, t)
+    wanted = by_rate if by_rate >= by_use else by_use
+    if wanted <= cur or not_ready(cfg, st, t):
+        return None
+    reason = Reason.FORECAST if by_rate >= by_use else Reason.EARLY
+    return _UP, min(wanted, sizing.up_limit(cur, high)), reason
+
+
+def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
+    """Below the band for ``DOWN_DELAY`` (and that long since the last change): down to the
+    highest recommendation of the window, never below ``MIN``, never to 0 with jobs running."""
+    cur = obs.current
+    assert st.below_since is not None
+    if cur <= low:
+        return _HOLD, cur, Reason.AT_MIN
+    delay = cfg.down_delay
+    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
+        return _HOLD, cur, Reason.DOWN_DELAY
+    quantity, by_load = sizing.highest(st.window)
+    desired = quantity if quantity > low else low
+    if desired == 0 and ((obs.busy or 0) > 0 or (obs.depth or 0) > 0):
+        desired = 1
+        if cur == 1:
+            return _HOLD, cur, Reason.BUSY
+    if desired < cur:
+        return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
+    if probe_due(st, obs, t, max(low, 1)):
+        return _DOWN, cur - 1, Reason.PROBE
+    return _HOLD, cur, Reason.HEADROOM
+
+
+def probe_due(st: PolicyState, obs: Observation, t: float, least: int) -> bool:
+    """Below the band for ``PROBE_AFTER`` while only the forecast holds the instances, and one
+    fewer would each carry more than learned: what one instance carries can only be learned
+    above what it has carried."""
+    assert st.below_since is not None
+    rate = obs.rate_per_s
+    return (
+        st.sure
+        and st.capacity is not None
+        and rate is not None
+        and obs.current - 1 >= least
+        and t - st.below_since >= PROBE_AFTER
+        and rate > st.capacity * (obs.current - 1)
+    )

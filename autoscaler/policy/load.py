@@ -1,0 +1,53 @@
+"""The arrival rate's recent mean and spread, and the rate to expect from them (pure)."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+#: the arrival rate's recent mean and spread are exponentially weighted over this long (s)
+RATE_TAU = 900.0
+
+_WEIGHTS: dict[float, float] = {}
+
+
+class Record(Protocol):
+    """The rate's record as the policy state keeps it."""
+
+    rate_mean: float | None
+    rate_var: float
+    rate_at: float | None
+    rate_since: float | None
+
+
+def weight(dt: float) -> float:
+    """The weight of a reading ``dt`` seconds after the last in the rate's mean and spread."""
+    w = _WEIGHTS.get(dt)
+    if w is None:
+        w = 1.0 - math.exp(-dt / RATE_TAU)
+        if len(_WEIGHTS) < 64:  # ticks are evenly spaced: a handful of gaps in practice
+            _WEIGHTS[dt] = w
+    return w
+
+
+def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
+    """The mean, variance and start of the record after a reading of ``rate`` at ``t``."""
+    mean, at, since = rec.rate_mean, rec.rate_at, rec.rate_since
+    if mean is None or at is None or since is None or t <= at:
+        return rate, 0.0, t
+    a = weight(t - at)
+    d = rate - mean
+    return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since
+
+
+def expected(rec: Record, rate: float, t: float, headroom: float) -> float:
+    """The rate to keep capacity for: the recent mean plus ``headroom`` standard deviations
+    (the spread corrected for the weight not yet given to the past), never less than now."""
+    mean, since = rec.rate_mean, rec.rate_since
+    if headroom <= 0.0 or mean is None or since is None or t <= since:
+        return rate
+    age = t - since
+    var = rec.rate_var
+    spread = math.sqrt(var if age > 20.0 * RATE_TAU else var / weight(age))
+    high = mean + headroom * spread
+    return high if high > rate else rate

@@ -1,0 +1,111 @@
+"""What the policy has learned, as a small versioned JSON value that survives restarts.
+
+``snapshot`` takes the learned part of a ``PolicyState`` (what one instance carries and its
+readings, the early signal's limit and its readings, the arrival rate's mean and spread);
+``restore`` puts it into a fresh state, or ignores it (returns the state unchanged) when it is
+not a valid snapshot of this ``VERSION``. The clocks (cooldowns, delays) are never restored: a
+new daemon counts the platform's last change instead (``initial_state``). Pure: the daemon's
+store (``autoscaler.ports.StateStore``) keeps the value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from autoscaler.policy.capacity import MAX_BINS
+from autoscaler.policy.load import RATE_TAU
+from autoscaler.policy.state import Bins, PolicyState
+
+VERSION = 1
+#: a bin's reading count is kept up to this (its mean weighs only the last few anyway)
+MAX_COUNT = 1_000_000
+
+
+def snapshot(state: PolicyState, mono: float) -> dict[str, Any]:
+    """The learned part of ``state`` at monotonic time ``mono``: JSON-serialisable, at most
+    ``MAX_BINS`` readings per model."""
+    age = None if state.rate_since is None else max(0.0, mono - state.rate_since)
+    return {
+        "version": VERSION,
+        "capacity": state.capacity,
+        "sure": state.sure,
+        "bins": _bins_out(state.bins),
+        "slots": state.slots,
+        "slot_bins": _bins_out(state.slot_bins),
+        "rate_mean": state.rate_mean,
+        "rate_var": state.rate_var,
+        "rate_age": age,
+    }
+
+
+def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
+    """``state`` with the learned values of ``data`` (a ``snapshot``) put in; ``state`` itself
+    when ``data`` is not a valid snapshot of this version."""
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return state
+    try:
+        capacity = _positive_or_none(data["capacity"])
+        slots = _positive_or_none(data["slots"])
+        bins = _bins_in(data["bins"])
+        slot_bins = _bins_in(data["slot_bins"])
+        mean = _positive_or_none(data["rate_mean"], zero=True)
+        var = _positive_or_none(data["rate_var"], zero=True)
+        age = _positive_or_none(data["rate_age"], zero=True)
+        sure = data["sure"]
+        if not isinstance(sure, bool) or (sure and capacity is None):
+            return state
+    except (KeyError, TypeError, ValueError):
+        return state
+    new = PolicyState(
+        state.known,
+        state.above_since,
+        state.below_since,
+        state.last_up,
+        state.last_change,
+        short_since=state.short_since,
+        capacity=capacity,
+        sure=sure,
+        bins=bins,
+        slots=slots,
+        slot_bins=slot_bins,
+        probe_at=state.probe_at,
+        window=state.window,
+    )
+    if mean is not None and age is not None:
+        new.rate_mean, new.rate_var = mean, var or 0.0
+        new.rate_at, new.rate_since = mono, mono - min(age, 20.0 * RATE_TAU)
+    return new
+
+
+def _bins_out(bins: Bins) -> list[list[float]]:
+    return [[k, mean, n] for k, (mean, n) in sorted(bins.items())[-MAX_BINS:]]
+
+
+def _bins_in(raw: object) -> Bins:
+    if not isinstance(raw, list) or len(raw) > MAX_BINS:
+        raise ValueError("not a list of bins")
+    out: Bins = {}
+    for entry in raw:
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise ValueError("not a bin")
+        k, mean, n = entry
+        if type(k) is not int or type(n) is not int or not 0 < n <= MAX_COUNT or abs(k) > 10_000:
+            raise ValueError("not a bin")
+        mean_ms = _positive_or_none(mean, zero=True)
+        if mean_ms is None:
+            raise ValueError("not a bin")
+        out[k] = (mean_ms, n)
+    return out
+
+
+def _positive_or_none(value: object, *, zero: bool = False) -> float | None:
+    """A finite number above 0 (or at 0 with ``zero``), ``None`` kept; anything else raises."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    x = float(value)
+    if not math.isfinite(x) or x < 0 or (x == 0 and not zero):
+        raise ValueError("out of range")
+    return x

@@ -1,0 +1,106 @@
+"""What ``decide`` remembers between ticks."""
+
+from __future__ import annotations
+
+from autoscaler.model import Instant
+
+#: a stabilisation window: (time, recommended quantity, sized by the load) entries whose
+#: quantities fall from the oldest to the newest, so that the first is the window's highest
+Window = tuple[tuple[float, int, bool], ...]
+#: per bin of load per instance (bin k holds loads from 1.05**k to 1.05**(k+1)): the mean
+#: signal of its recent readings and how many it has had
+Bins = dict[int, tuple[float, int]]
+
+
+class PolicyState:
+    """Immutable by convention: ``decide`` returns a new one. Times are monotonic seconds;
+    ``None`` means never / not currently / unknown."""
+
+    __slots__ = (
+        "above_since",
+        "below_since",
+        "bins",
+        "capacity",
+        "known",
+        "last_change",
+        "last_up",
+        "probe_at",
+        "rate_at",
+        "rate_mean",
+        "rate_since",
+        "rate_var",
+        "short_since",
+        "slot_bins",
+        "slots",
+        "sure",
+        "window",
+    )
+
+    def __init__(
+        self,
+        known: int | None = None,
+        above_since: float | None = None,
+        below_since: float | None = None,
+        last_up: float | None = None,
+        last_change: float | None = None,
+        *,
+        short_since: float | None = None,
+        rate_mean: float | None = None,
+        rate_var: float = 0.0,
+        rate_at: float | None = None,
+        rate_since: float | None = None,
+        capacity: float | None = None,
+        sure: bool = False,
+        bins: Bins | None = None,
+        slots: float | None = None,
+        slot_bins: Bins | None = None,
+        probe_at: float | None = None,
+        window: Window = (),
+    ) -> None:
+        self.known = known  # the quantity we last saw or set
+        self.above_since = above_since
+        self.below_since = below_since
+        self.last_up = last_up
+        self.last_change = last_change
+        # since when fewer instances serve than run (where the platform reports it)
+        self.short_since = short_since
+        # the arrival rate's exponentially weighted mean and variance, when they were last
+        # updated and since when they have been kept
+        self.rate_mean = rate_mean
+        self.rate_var = rate_var
+        self.rate_at = rate_at
+        self.rate_since = rate_since
+        # what one instance carries (requests/s): with ``sure``, the load at which the signal
+        # reaches the top of the band; without, the most it has carried inside the band (a
+        # floor); ``None`` until either is read (``autoscaler.policy.capacity``)
+        self.capacity = capacity
+        self.sure = sure
+        self.bins: Bins = {} if bins is None else bins  # never changed in place
+        # requests one instance serves at once when the signal reaches the top of the band
+        # (the early signal's limit, from ``Observation.in_use``), and its readings
+        self.slots = slots
+        self.slot_bins: Bins = {} if slot_bins is None else slot_bins
+        self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
+        self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
+        return f"PolicyState({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PolicyState):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def initial_state(updated_at: float | None, now: Instant) -> PolicyState:
+    """State for a process seen for the first time (a start or a leadership handover).
+
+    If the platform says when the formation last changed, that change counts as the last change,
+    so a new leader does not scale down right after another one scaled up.
+    """
+    if updated_at is None or updated_at > now.wall:
+        return PolicyState()
+    return PolicyState(last_change=now.mono - (now.wall - updated_at))

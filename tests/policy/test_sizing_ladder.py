@@ -1,0 +1,152 @@
+"""Items 4 and 5 of issue 11 through ``decide``: downscales sized to the load and held by a
+stabilisation window; upscales sized to the load and the backlog; one reason per path."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autoscaler.model import Action, Instant, Observation, Reason, Status
+from autoscaler.policy import BIN_READINGS, UP_LIMIT, PolicyConfig, PolicyState, decide, learn
+
+T = 10_000.0
+
+
+def at(t: float) -> Instant:
+    return Instant(t, 1_767_225_600.0 + t)
+
+
+def carrying(per_instance: float, sure: bool = True) -> PolicyState:
+    """What one instance carries known: ``per_instance`` requests/s (sure or only a floor)."""
+    bins: dict[int, tuple[float, int]] = {}
+    for _ in range(BIN_READINGS):
+        bins, _ = learn(bins, per_instance, 150.0 if sure else 20.0)
+    return PolicyState(bins=bins, capacity=per_instance, sure=sure)
+
+
+def run(cfg, state, cur, ticks, signal, rate, start=T):
+    """Feed ``ticks`` observations 5 s apart, applying each decision; the decisions."""
+    out = []
+    t = start
+    for _ in range(ticks):
+        decision, state = decide(cfg, state, Observation(cur, signal, rate_per_s=rate), at(t))
+        out.append((t, decision))
+        cur = decision.desired
+        t += 5.0
+    return out, state, cur
+
+
+def test_after_a_burst_the_downscale_goes_to_what_the_load_needs_in_one_step():
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    decisions, _, cur = run(cfg, carrying(20.0), 36, 30, 10.0, 50.0)  # quiet at 50 requests/s
+    downs = [(t, d) for t, d in decisions if d.action is Action.DOWN]
+    assert len(downs) == 1
+    t, d = downs[0]
+    assert (d.desired, d.reason) == (3, Reason.DOWN_TO_LOAD)
+    assert t - T == 120.0  # after DOWN_DELAY, not one instance per DOWN_DELAY
+    assert cur == 3
+
+
+def test_the_window_holds_the_highest_recommendation_of_down_delay():
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    state = carrying(20.0)
+    _, state, cur = run(cfg, state, 20, 12, 10.0, 200.0)  # a minute needing 10
+    decisions, _, cur = run(cfg, state, cur, 13, 10.0, 50.0, start=T + 60)  # then 3
+    downs = [d for _, d in decisions if d.action is Action.DOWN]
+    assert [d.desired for d in downs] == [10]  # the 10 still in the window at T+120
+    decisions, _, cur = run(cfg, state, 10, 30, 10.0, 50.0, start=T + 300)
+    assert cur == 3
+
+
+def test_never_below_min_nor_on_a_missing_signal():
+    cfg = PolicyConfig(low=4, high=60, down_delay=60.0, headroom=0.0)
+    _, _, cur = run(cfg, carrying(20.0), 12, 40, 10.0, 20.0)
+    assert cur == 4
+    state = carrying(20.0)
+    cur = 12
+    for i in range(60):
+        d, state = decide(cfg, state, Observation(cur, None, Status.MISSING), at(T + 5 * i))
+        assert d.action is Action.HOLD
+        cur = d.desired
+
+
+def test_with_only_a_floor_the_downscale_is_a_step_or_what_the_floor_says_whichever_is_lower():
+    cfg = PolicyConfig(high=60, down_delay=60.0, headroom=0.0)
+    # the floor (about 10 each) says 200 requests/s need 20: no fewer than 20 - 1, so one step
+    decisions, _, _ = run(cfg, carrying(10.0, sure=False), 20, 13, 10.0, 200.0)
+    assert [(d.desired, d.reason) for _, d in decisions if d.action is Action.DOWN] == [
+        (19, Reason.BELOW_BAND)
+    ]
+    # at 30 requests/s the floor says 3: fewer than a step, and safe (they carried 10 each)
+    decisions, _, _ = run(cfg, carrying(10.0, sure=False), 20, 13, 10.0, 30.0)
+    assert [(d.desired, d.reason) for _, d in decisions if d.action is Action.DOWN] == [
+        (3, Reason.DOWN_TO_LOAD)
+    ]
+
+
+def test_in_the_band_nothing_is_scaled_down():
+    """The load sizes a downscale only once the signal says there is room (below the band): in
+    the band, the instances are about as many as the load needs at the SLO."""
+    cfg = PolicyConfig(high=60, down_delay=60.0, headroom=0.0)
+    decisions, _, cur = run(cfg, carrying(20.0), 10, 30, 120.0, 60.0)
+    assert {d.reason for _, d in decisions} == {Reason.IN_BAND}
+    assert cur == 10
+
+
+def test_a_cold_start_from_a_small_formation_reaches_the_need_in_one_or_two_steps():
+    cfg = PolicyConfig(high=100, up_cooldown=60.0)
+    cur, state, t, ups = 2, carrying(25.0), T, []
+    while t < T + 600:  # 800 requests/s: 32 instances, the queue time high until they serve
+        d, state = decide(cfg, state, Observation(cur, 3000.0, rate_per_s=800.0), at(t))
+        if d.action is Action.UP:
+            ups.append(d)
+        cur = d.desired
+        t += 5.0
+        if cur >= 32:
+            break
+    assert 1 <= len(ups) <= 2 and cur >= 32
+    assert ups[0].desired == 2 * UP_LIMIT  # the per-tick limit
+    assert ups[0].reason is Reason.UP_TO_LOAD
+
+
+def test_the_backlog_adds_instances():
+    cfg = PolicyConfig(high=100)
+    small, _ = decide(cfg, carrying(25.0), Observation(8, 250.0, rate_per_s=250.0), at(T))
+    big, _ = decide(cfg, carrying(25.0), Observation(8, 60_000.0, rate_per_s=250.0), at(T))
+    assert small.desired == 11  # 250 / 25 + a short backlog
+    assert big.desired > small.desired + 3
+    assert small.reason is big.reason is Reason.UP_TO_LOAD
+
+
+def test_the_forecast_waits_out_up_cooldown_like_any_upscale():
+    cfg = PolicyConfig(high=100, up_cooldown=60.0)
+    state = carrying(20.0)
+    state.last_up = T - 30
+    d, _ = decide(cfg, state, Observation(5, 100.0, rate_per_s=200.0), at(T))
+    assert d.action is Action.HOLD
+    d, _ = decide(cfg, state, Observation(5, 100.0, rate_per_s=200.0), at(T + 30))
+    assert (d.action, d.desired, d.reason) == (Action.UP, 10, Reason.FORECAST)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cur=st.integers(1, 80),
+    signal=st.one_of(st.none(), st.floats(0, 1e6)),
+    rate=st.one_of(st.none(), st.floats(0, 1e5)),
+    status=st.sampled_from(list(Status)),
+    per_instance=st.floats(0.5, 500),
+    sure=st.booleans(),
+    low=st.integers(0, 5),
+)
+def test_sized_decisions_stay_in_bounds_and_within_the_per_tick_limit(
+    cur, signal, rate, status, per_instance, sure, low
+):
+    cfg = PolicyConfig(low=low, high=100, down_delay=0.0, scale_from_zero=low == 0)
+    state = carrying(per_instance, sure)
+    state.below_since = T - 1000
+    d, _ = decide(cfg, state, Observation(cur, signal, status, rate_per_s=rate), at(T))
+    assert low <= d.desired <= 100
+    if d.action is Action.UP:
+        assert d.desired <= UP_LIMIT * cur
+    if signal is None or status not in (Status.OK, Status.SPARSE):
+        assert d.action is not Action.DOWN

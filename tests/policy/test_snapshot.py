@@ -1,0 +1,122 @@
+"""Item 7 of issue 11, the policy's side: what is learned as a small versioned JSON value,
+restored into a fresh state, ignored when invalid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoscaler.model import Action, Instant, Observation, Reason
+from autoscaler.policy import BIN_READINGS, PolicyConfig, PolicyState, decide, learn
+from autoscaler.policy.capacity import MAX_BINS
+from autoscaler.policy.snapshot import VERSION, restore, snapshot
+
+T = 10_000.0
+
+
+def learned() -> PolicyState:
+    bins: dict[int, tuple[float, int]] = {}
+    for load, signal in ((12.0, 40.0), (20.0, 150.0)):
+        for _ in range(BIN_READINGS):
+            bins, _ = learn(bins, load, signal)
+    return PolicyState(
+        4,
+        above_since=None,
+        below_since=T - 50,
+        last_up=T - 30,
+        last_change=T - 30,
+        capacity=20.0,
+        sure=True,
+        bins=bins,
+        slots=3.5,
+        slot_bins={40: (20.0, 25)},
+        rate_mean=80.0,
+        rate_var=100.0,
+        rate_at=T - 5,
+        rate_since=T - 3000,
+    )
+
+
+def test_a_snapshot_survives_json_and_restores_what_was_learned_but_no_clock():
+    data = json.loads(json.dumps(snapshot(learned(), T)))
+    assert data["version"] == VERSION
+    later = 50.0  # another process: its own monotonic clock
+    state = restore(PolicyState(last_change=later - 100), data, later)
+    before = learned()
+    assert (state.capacity, state.sure, state.slots) == (20.0, True, 3.5)
+    assert state.bins == before.bins and state.slot_bins == before.slot_bins
+    assert (state.rate_mean, state.rate_var, state.rate_at) == (80.0, 100.0, later)
+    assert state.rate_since == later - 3000
+    assert (state.known, state.below_since, state.last_up, state.last_change) == (
+        None,
+        None,
+        None,
+        later - 100,
+    )
+
+
+def test_a_restored_daemon_uses_the_forecast_at_once():
+    data = snapshot(learned(), T)
+    state = restore(PolicyState(), data, 0.0)
+    decision, _ = decide(
+        PolicyConfig(high=40), state, Observation(3, 100.0, rate_per_s=150.0), Instant(1.0, 1.7e9)
+    )
+    assert (decision.action, decision.reason) == (Action.UP, Reason.FORECAST)
+    fresh, _ = decide(
+        PolicyConfig(high=40),
+        PolicyState(),
+        Observation(3, 100.0, rate_per_s=150.0),
+        Instant(1.0, 1.7e9),
+    )
+    assert fresh.action is Action.HOLD
+
+
+def test_the_snapshot_is_bounded():
+    bins = dict.fromkeys(range(5 * MAX_BINS), (10.0, 3))
+    data = snapshot(PolicyState(bins=bins), T)
+    assert len(data["bins"]) == MAX_BINS
+    assert len(json.dumps(data)) < 20_000
+
+
+GOOD = snapshot(learned(), T)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [],
+        "capacity",
+        {**GOOD, "version": VERSION + 1},
+        {k: v for k, v in GOOD.items() if k != "bins"},
+        {**GOOD, "capacity": -1.0},
+        {**GOOD, "capacity": float("nan")},
+        {**GOOD, "capacity": "20"},
+        {**GOOD, "sure": "yes"},
+        {**GOOD, "capacity": None, "sure": True},
+        {**GOOD, "bins": [[1, 2.0]]},
+        {**GOOD, "bins": [[1.5, 2.0, 3]]},
+        {**GOOD, "bins": [[1, 2.0, 0]]},
+        {**GOOD, "bins": [[k, 2.0, 3] for k in range(MAX_BINS + 1)]},
+        {**GOOD, "rate_var": float("inf")},
+    ],
+)
+def test_an_invalid_snapshot_is_ignored(bad):
+    state = PolicyState(last_change=5.0)
+    assert restore(state, bad, T) is state
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
+def test_restore_never_raises(data):
+    state = PolicyState()
+    restored = restore(state, data, T)
+    assert restored is state or restored.capacity is None or restored.capacity > 0
