@@ -140,6 +140,11 @@ def _installed() -> Iterator[
                 continue
 
 
+def app_variables() -> Iterator[Variable]:
+    """The variables the middleware reads in the app (the daemon often shares its config)."""
+    return variables(AppSettings)
+
+
 def global_variables() -> Iterator[tuple[str, Variable]]:
     """(owner, variable) of every variable read once: the core's, the app side's, each
     platform's and each lock's."""
@@ -222,11 +227,30 @@ def _grouped(
     return [(names, model) for model, names in groups.items() if model.model_fields]
 
 
+def _named(rows: Iterable[Variable], names: dict[str, Iterable[str]]) -> list[Variable]:
+    """Rows whose accepted values are the registered adapters' names."""
+    return [
+        Variable(v.name, v.default, "one of " + ", ".join(names[v.name]), v.meaning)
+        if v.name in names
+        else v
+        for v in rows
+    ]
+
+
 def config_docs() -> str:
     """The variables of the core and of every installed adapter, as Markdown tables."""
     p = "AUTOSCALER_<P>_"
-    lines = [DOCS_BEGIN, "", "### Global", "", *_table(doc_rows(GlobalSettings))]
-    lines += ["", "### Per process", "", *_table(doc_rows(ProcessSettings, ""), p)]
+    choices: dict[str, Iterable[str]] = {
+        "AUTOSCALER_PLATFORM": PLATFORMS,
+        "AUTOSCALER_LOCK": ("auto", "none", *LOCKS),
+        "SOURCE": SOURCES,
+    }
+    glob, per = (
+        _named(doc_rows(GlobalSettings), choices),
+        _named(doc_rows(ProcessSettings, ""), choices),
+    )
+    lines = [DOCS_BEGIN, "", "### Global", "", *_table(glob)]
+    lines += ["", "### Per process", "", *_table(per, p)]
     lines += ["", "### Platforms"]
     for names, model in _grouped(PLATFORMS, platform_adapter, "settings"):
         lines += ["", f"`AUTOSCALER_PLATFORM={' or '.join(names)}`:", ""]

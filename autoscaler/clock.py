@@ -50,6 +50,10 @@ class FakeClock:
         with self._lock:
             self.wall += seconds
 
+    def monotonic(self) -> float:
+        """The monotonic reading alone, for code that takes a ``time.monotonic``-like callable."""
+        return self.now().mono
+
     def sleep(self, seconds: float) -> None:
         self.advance(seconds)
 

@@ -123,6 +123,11 @@ class GlobalSettings(EnvSettings):
         description="where the history the dashboard shows is kept; `auto`: Redis if set, else "
         "PostgreSQL if set, else memory on `sim`, else none (docs/dashboard.md)",
     )
+    digest: Annotated[str, Choice("off", "weekly")] = Field(
+        "off",
+        description="`weekly`: a summary of the week to `AUTOSCALER_NOTIFY_URL` (instance-hours, "
+        "minutes within the band, the worst minute, scale events, alerts)",
+    )
     dashboard_port: Annotated[int, Int(0, 65535)] | None = Field(
         None, description="the daemon serves the dashboard itself on this port"
     )
@@ -343,6 +348,7 @@ class Catalog(Protocol):
     def lock_names(self) -> Iterable[str]: ...
     def global_variables(self) -> Iterable[tuple[str, Variable]]: ...
     def process_variables(self) -> Iterable[tuple[str, Variable]]: ...
+    def app_variables(self) -> Iterable[Variable]: ...
 
 
 class Settings:
@@ -443,10 +449,12 @@ def load(env: Mapping[str, str] | None = None, catalog: Catalog | None = None) -
     else:  # still name a bad lock backend with the other problems
         lock = (env.get("AUTOSCALER_LOCK") or "auto").strip().lower()
         _lock_kind_problem(lock, cat, problems)
-    warnings = _unknown_vars(env, names, processes, cat, problems)
+    unread = _unread_by_configured(env, names, settings, cat)
+    if unread:  # only then is every adapter imported, to say whose variable each one is
+        _unknown_vars(unread, names, processes, cat, problems)
     if problems or settings is None:
         raise ConfigError(problems)
-    settings.warnings = warnings + _threshold_warnings(env, processes)
+    settings.warnings = _threshold_warnings(env, processes)
     return settings
 
 
@@ -560,21 +568,47 @@ def _lock_kind_problem(kind: str, cat: Catalog, problems: dict[str, str]) -> boo
     return True
 
 
+def _unread_by_configured(
+    env: Mapping[str, str], names: list[str], settings: Settings | None, cat: Catalog
+) -> list[str]:
+    """The ``AUTOSCALER_*`` names that neither the core nor a configured adapter reads (the
+    common case, none, needs no import of the adapters that are not configured)."""
+    known = {v.name for v in variables(GlobalSettings)} | {v.name for v in cat.app_variables()}
+    per_process: dict[str, set[str]] = {n: set(PROCESS_VARS) for n in names}
+    if settings is not None:
+        if settings.platform_settings is not None:
+            own, per = settings.platform_settings
+            known |= {v.name for v in variables(type(own))}
+            for name, model in per.items():
+                per_process[name] |= {v.name for v in variables(type(model), "")}
+        if settings.lock_settings is not None:
+            known |= {v.name for v in variables(type(settings.lock_settings))}
+        for name, model in settings.source_settings.items():
+            per_process[name] |= {v.name for v in variables(type(model), "")}
+    unread = []
+    for key in sorted(env):
+        if not key.startswith("AUTOSCALER_") or key in known:
+            continue
+        if not any(key.removeprefix(process_prefix(n)) in per_process[n] for n in names):
+            unread.append(key)
+    return unread
+
+
 def _unknown_vars(
-    env: Mapping[str, str],
+    env: Iterable[str],
     names: list[str],
     processes: Mapping[str, ProcessSettings],
     cat: Catalog,
     problems: dict[str, str],
-) -> list[str]:
+) -> None:
     """Every ``AUTOSCALER_*`` variable must be one something reads. A variable of a process not
-    in ``AUTOSCALER_PROCESSES`` is an error that says to add it."""
+    in ``AUTOSCALER_PROCESSES`` is an error that says to add it; so is one of another source.
+    Variables of another platform are accepted (a config may carry two while moving)."""
     known_globals = {v.name: owner for owner, v in cat.global_variables()}
     suffix_owners: dict[str, list[str]] = {}
     for owner, v in cat.process_variables():
         suffix_owners.setdefault(v.name, []).append(owner)
     prefixes = sorted(((process_prefix(n), n) for n in names), key=lambda p: -len(p[0]))
-    warnings: list[str] = []
     for key in sorted(env):
         if not key.startswith("AUTOSCALER_") or key in known_globals:
             continue
@@ -592,7 +626,6 @@ def _unknown_vars(
                 break
         else:
             problems[key] = _stray_var_problem(key, names, known_globals, suffix_owners)
-    return warnings
 
 
 def _process_var_problem(
@@ -624,13 +657,11 @@ def _stray_var_problem(
 ) -> str:
     for suffix in sorted(suffix_owners, key=len, reverse=True):
         if key.endswith("_" + suffix) and len(key) > len("AUTOSCALER_") + len(suffix) + 1:
-            process = key[len("AUTOSCALER_") : -len(suffix) - 1].lower().replace("_", "-")
-            candidates = [process, process.replace("-", "_")]
-            listed = ",".join(names)
+            process = key[len("AUTOSCALER_") : -len(suffix) - 1].lower()
             return (
-                f"is a setting of process {candidates[1]!r}, which is not in "
-                f"AUTOSCALER_PROCESSES ({listed or 'empty'}): add it "
-                f"(AUTOSCALER_PROCESSES={','.join([*names, candidates[1]])}) or unset the variable"
+                f"is a setting of process {process!r}, which is not in AUTOSCALER_PROCESSES "
+                f"({','.join(names) or 'empty'}): add it "
+                f"(AUTOSCALER_PROCESSES={','.join([*names, process])}) or unset the variable"
             )
     close = difflib.get_close_matches(key, sorted(known_globals), n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]}?)" if close else ""

@@ -174,3 +174,15 @@ def test_help_lists_the_variables_and_a_worked_example(command: str, capsys) -> 
     out = capsys.readouterr().out
     assert "AUTOSCALER_PLATFORM" in out and "AUTOSCALER_<P>_MAX" not in out
     assert "variables read" in out and "example" in out and "200ms" in out
+
+
+def test_the_start_line_warns_about_an_implausible_bare_threshold(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOSCALER_PROCESSES", "web")
+    monkeypatch.setenv("AUTOSCALER_WEB_UP_THRESHOLD", "200")
+    assert main(["sample"]) == 0
+    captured = capsys.readouterr()
+    logged = captured.err + captured.out
+    assert "config_warning" in logged and "write 200ms" in logged

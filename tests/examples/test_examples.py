@@ -37,8 +37,8 @@ import pytest
 import redis
 
 from autoscaler.config import load
-from tests.platforms_heroku_render.fake_heroku import FakeHeroku
-from tests.platforms_heroku_render.fake_render import FakeRender
+from tests.platforms.fake_heroku import FakeHeroku
+from tests.platforms.fake_render import FakeRender
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -13,8 +13,8 @@ import redis
 from rq import Queue, Worker
 
 from autoscaler.sim.jobmodel import Job, WorkerModel
-from tests.jobs_redis import jobs
-from tests.jobs_redis.conftest import REDIS_URL, ROOT, make_source
+from tests.sources.redis import jobs
+from tests.sources.redis.conftest import REDIS_URL, ROOT, make_source
 
 pytestmark = pytest.mark.integration
 

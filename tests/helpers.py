@@ -1,0 +1,70 @@
+"""Hand-written fakes for the safety tests: a TCP proxy that can cut a backend (the step clock
+is ``autoscaler.clock.FakeClock``)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL_2 = "redis://127.0.0.1:6379/9"
+DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a backend; ``cut()`` drops every connection and refuses new
+    ones (a network partition), ``heal()`` accepts again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._open = True
+        self._conns: list[socket.socket] = []
+        self._guard = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._guard:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self._open = False
+        with self._guard:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def heal(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
