@@ -503,6 +503,7 @@ def _decisions_json(report: TickReport) -> dict[str, Any]:
         "leader": report.is_leader,
         "epoch": report.epoch,
         "platform_error": report.platform_error,
+        "read_errors": report.read_errors,
         "write_error": report.write_error,
         "writes": report.writes,
         "decisions": [
@@ -514,6 +515,9 @@ def _decisions_json(report: TickReport) -> dict[str, Any]:
                 "signal_ms": d.signal_ms,
                 "status": d.status.value,
                 "reason": d.reason.value,
+                "outcome": report.outcomes[d.process].value
+                if d.process in report.outcomes
+                else None,
                 "bounds": [d.low, d.high],
                 "error": report.source_errors.get(d.process),
             }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
@@ -66,12 +67,35 @@ def _renderer(fmt: str, colors: bool) -> Any:
     if fmt == "json":
         return structlog.processors.JSONRenderer()
     if fmt == "console":
-        return structlog.dev.ConsoleRenderer(colors=colors)
+        # fields in the order they are logged (process, action, current, desired, ...)
+        return structlog.dev.ConsoleRenderer(colors=colors, sort_keys=False)
     return structlog.processors.LogfmtRenderer(
         key_order=["event", "process", "action", "current", "desired", "signal_ms", "reason"],
         drop_missing=True,
         bool_as_flag=False,
     )
+
+
+class _Repeats(logging.Filter):
+    """Lets a library's message through once, then the same message (its numbers aside) at most
+    once every ``every`` seconds: APScheduler warns on every skipped run of an overrunning tick.
+    """
+
+    def __init__(self, every: float = 600.0) -> None:
+        super().__init__()
+        self.every = every
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True
+        key = (record.name, _shape(record.getMessage()))
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return False
+        self._last[key] = now
+        return True
 
 
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -83,7 +107,10 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     number = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        # the console renderer puts ``timestamp`` first, the others print ``ts`` as a field
+        structlog.processors.TimeStamper(
+            fmt="iso", utc=True, key="timestamp" if fmt == "console" else "ts"
+        ),
         structlog.processors.format_exc_info,
         _redact_processor,
     ]
@@ -100,6 +127,7 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(_Repeats())
     setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:

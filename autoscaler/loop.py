@@ -244,8 +244,10 @@ class Autoscaler:
         return True
 
     def _tick(self, report: TickReport, now: Instant, write: bool) -> None:
-        lead = self.lead() if write and self.lock is not None else Leadership(None, True)
-        self.lease = lead.lease
+        lead = Leadership(None, True)
+        if write and self.lock is not None:
+            lead = self.lead()
+            self.lease = lead.lease  # released at close
         report.is_leader, report.epoch, report.lock_error = lead.is_leader, lead.epoch, lead.error
 
         readings = self.sample(now.wall)
@@ -632,8 +634,9 @@ class Autoscaler:
 
 def _not_resent(process: str, r: Refused, mono: float) -> str:
     left = max(0.0, REFUSED_HOLD_S - (mono - r.at))
+    # starts as the refusal's own message did, so that alerts see one cause, not a new one
     return (
-        f"{process}: not sent: the platform refused this change {mono - r.at:.0f}s ago and it "
-        f"needs operator action ({r.why}); sent again when the formation, the direction of the "
-        f"change or the bounds change, or in {left / 60:.0f} minutes"
+        f"rejected (needs operator action), not re-sent: {process}: the platform refused this "
+        f"change {mono - r.at:.0f}s ago ({r.why}); sent again when the formation, the direction "
+        f"of the change or the bounds change, or in {left / 60:.0f} minutes"
     )

@@ -103,7 +103,15 @@ def test_once_json_lists_decisions(tmp_path, monkeypatch, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["dry_run"] is True
     assert [d["process"] for d in data["decisions"]] == ["web", "worker"]
-    assert data["writes"] == {}
+    assert data["writes"] == {} and data["read_errors"] == {}
+    assert {d["outcome"] for d in data["decisions"]} <= {"unchanged", "dry_run"}
+
+
+def test_check_says_when_writes_are_not_sent(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOSCALER_DRY_RUN", "true")
+    assert main(["check"]) == 0
+    assert "(dry run: writes are not sent)" in capsys.readouterr().out
 
 
 def test_check_on_sim(tmp_path, monkeypatch, capsys):
