@@ -78,6 +78,8 @@ def cause_of(error: str, *, write: bool = False) -> str:
         for prefix, cause in _WRITE_CAUSES:
             if error.startswith(prefix):
                 return cause
+        if "not sent: the platform refused this change" in error:
+            return "rejected"  # the same refusal, held back (not re-sent) by the loop
     for pattern, cause in _TEXT_CAUSES:
         if pattern.search(error):
             return cause

@@ -356,6 +356,7 @@ def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]
             "age_s": None,
             "depth": None,
             "busy": None,
+            "in_use": None,
         }
     return {
         "metric": reading.metric.value,
@@ -367,6 +368,7 @@ def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]
         "age_s": reading.age_s,
         "depth": reading.depth,
         "busy": reading.busy,
+        "in_use": reading.in_use,
         **({"warning": reading.warning} if reading.warning else {}),
     }
 

@@ -98,9 +98,11 @@ def fill(
     obs.status = status
     obs.depth = reading.depth
     obs.busy = reading.busy
-    obs.rate_per_s = reading.rate_per_s
+    trusted = status is _OK or status is _SPARSE
+    # what only a fresh reading tells (the load now) is unknown on a stale or failed one
+    obs.rate_per_s = reading.rate_per_s if trusted else None
     obs.ready = ready
-    obs.in_use = reading.in_use
+    obs.in_use = reading.in_use if trusted else None
     return obs
 
 

@@ -11,6 +11,13 @@ across app processes by Redis), merges them and returns the configured aggregate
 - no samples but requests whose header was unusable (garbage, far future, far past): None,
   because a broken header is not "no queue";
 - Redis unreachable: ``SourceError``, never 0.
+
+``in_use`` is the mean number of requests being served at once across the formation over the
+window (busy seconds per second): the busy time (``bs``, wire addition 1.1) of the complete
+slots in the window, from the first slot anyone published in, divided by the seconds they
+span. ``None`` when no publisher reports busy time, or when some flushes in those slots do not
+(a deploy mixing old and new publishers) or a slot there is unreadable: a partial sum would
+read as an app less busy than it is.
 """
 
 from __future__ import annotations
@@ -44,16 +51,16 @@ def reading_from(
     in the ``seen`` set. Pure; raises ``SourceError`` only when every slot is unreadable (e.g.
     a publisher speaking another wire version)."""
     good: dict[int, wire.Slot] = {}
-    bad: list[str] = []
+    bad: dict[int, str] = {}
     for number, fields in slots.items():
         if not fields:
             continue
         try:
             good[number] = wire.decode_slot(fields)
         except wire.WireError as exc:
-            bad.append(str(exc))
+            bad[number] = str(exc)
     if bad and not good:
-        raise SourceError(f"{where}: {len(bad)} slot(s) unreadable, e.g. {bad[0]}")
+        raise SourceError(f"{where}: {len(bad)} slot(s) unreadable, e.g. {_first(bad)}")
     age = None if newest_t is None else max(0.0, now - newest_t)
     if not good:
         why = (
@@ -78,7 +85,7 @@ def reading_from(
     busy = round(good[max(complete)].busy) if complete else None
 
     if bad:
-        notes.append(f"{len(bad)} unreadable slot(s) ignored ({bad[0]})")
+        notes.append(f"{len(bad)} unreadable slot(s) ignored ({_first(bad)})")
     # requests without the header (health checks from inside the platform) are noise, except
     # when they are all there is: then say so, as the platform may not set the header at all
     shown = {k: v for k, v in drops.items() if k != "absent" or not merged.count}
@@ -87,6 +94,9 @@ def reading_from(
     keep = min(s.keep for s in good.values())
     if keep < window:
         notes.append(f"the app keeps {keep:.0f}s of data, less than the {window:.0f}s window")
+    in_use, in_use_note = _in_use(good, bad, now, window)
+    if in_use_note:
+        notes.append(in_use_note)
     unusable = sum(drops.get(r, 0) for r in _UNUSABLE)
     value: float | None = merged.value(aggregate)
     if merged.count == 0 and unusable:
@@ -101,7 +111,31 @@ def reading_from(
         warning="; ".join(notes) or None,
         # the requests of the window, or of the shorter span the app keeps
         rate_per_s=requests / (keep if 0 < keep < window else window),
+        in_use=in_use,
     )
+
+
+def _first(bad: dict[int, str]) -> str:
+    return bad[min(bad)]
+
+
+def _in_use(
+    good: Mapping[int, wire.Slot], bad: Mapping[int, str], now: float, window: float
+) -> tuple[float | None, str | None]:
+    """Mean requests in service at once over the window's complete slots, and why not."""
+    last = wire.slot_of(now) - 1  # the newest complete slot
+    numbers = [n for n in range(wire.slot_of(now - window), last + 1) if n in good or n in bad]
+    used = [good[n] for n in numbers if n in good]
+    reporting = sum(slot.busy_flushes for slot in used)
+    if not reporting:
+        return None, None  # publishers without the addition: nothing to say
+    flushes = sum(slot.flushes for slot in used)
+    if reporting < flushes:
+        return None, f"in_use unknown: {reporting} of {flushes} flushes report busy time"
+    if len(used) < len(numbers):
+        return None, "in_use unknown: a slot in the window is unreadable"
+    span = (last - numbers[0] + 1) * wire.SLOT_SECONDS
+    return sum(slot.busy_s for slot in used) / span, None
 
 
 def window_slots(now: float, window: float) -> list[int]:

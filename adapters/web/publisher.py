@@ -1,10 +1,13 @@
 """The app side of request queue time: per-process recording and the background flusher.
 
 ``Recorder.begin`` runs on the request path: it appends the arrival time and the raw header to
-a bounded list; nothing else. A daemon thread, started lazily in each process (after a fork
+a bounded list and notes the request's start; ``Recorder.end`` appends its (start, end) to
+another bounded list; nothing else. A daemon thread, started lazily in each process (after a fork
 too), swaps the list out every ``interval`` seconds, parses and aggregates it into a histogram
 and adds that to the current 5-second slot hash in Redis (``wire``), a heartbeat with ``n = 0``
-when there was no traffic. Redis errors drop that interval's samples, count them (``d:lost`` in
+when there was no traffic, with the seconds spent serving requests in the interval (busy time:
+the requests that ended, and those still in flight, counted within the interval only). Redis
+errors drop that interval's samples, count them (``d:lost`` in
 the next flush that gets through) and are logged once per outage."""
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class _Interval:
     requests: int = 0
     skew: int = 0
     drops: dict[str, int] = field(default_factory=dict)
+    busy_s: float = 0.0  # seconds spent serving requests in the interval
 
 
 #: what the request path appends: (wall-clock seconds at entry, header value, Content-Length)
@@ -151,6 +155,33 @@ def summarize(arrivals: list[Arrival], max_body: int) -> _Interval:
     return cur
 
 
+def busy_seconds(
+    ended: list[tuple[float | None, float]],
+    in_flight: list[float],
+    since: float,
+    now: float,
+    missed: int = 0,
+) -> float:
+    """Seconds spent serving requests between ``since`` and ``now`` (the integral of the
+    requests in flight): each ended ``(start, end)`` and each start still in flight, cut to the
+    interval. ``missed`` ended requests that the capped list could not hold count as the mean
+    of the others. A start of ``None`` (a request begun before a fork) is skipped."""
+    total = 0.0
+    for start, end in ended:
+        if start is None:
+            continue
+        d = (end if end < now else now) - (start if start > since else since)
+        if d > 0.0:
+            total += d
+    if missed and ended:
+        total += missed * total / len(ended)
+    for start in in_flight:
+        d = now - (start if start > since else since)
+        if d > 0.0:
+            total += d
+    return total
+
+
 def _too_big(content_length: bytes | str, max_body: int) -> bool:
     try:
         return int(content_length) > max_body
@@ -184,11 +215,13 @@ def queue_flush(
 class Recorder:
     """Per-process measurements and their flusher thread.
 
-    The request path only appends ``(time, header, length)`` to a list and adds a token to the
-    in-flight set: both single atomic operations under the GIL, so no lock is taken per request.
-    The flusher swaps the list out, waits ``GRACE`` for a request thread that fetched the old
-    list just before the swap, then parses and aggregates it. The list is capped at
-    ``MAX_BUFFERED`` arrivals per interval; beyond that requests are counted as ``overflow``.
+    The request path only appends ``(time, header, length)`` to a list and notes the start
+    under a token in the in-flight dict; at the end it pops the token and appends
+    ``(start, end)`` to the ended list: single atomic operations under the GIL, so no lock is
+    taken per request. The flusher swaps the lists out, copies the in-flight starts, waits
+    ``GRACE`` for a request thread that fetched an old list just before the swap, then parses
+    and aggregates. Each list is capped at ``MAX_BUFFERED`` entries per interval; beyond that
+    arrivals are counted as ``overflow`` and ended requests count as the mean of the others.
     """
 
     GRACE = 0.05
@@ -207,8 +240,11 @@ class Recorder:
         self._running = False
         self._pid = -1  # the process whose flusher is running
         self._buf: list[Arrival] = []
-        self._active: set[int] = set()
+        self._active: dict[int, float] = {}  # token -> start (wall clock)
+        self._ended: list[tuple[float | None, float]] = []  # (start, end) of ended requests
+        self._since = time.time()  # start of the current interval
         self._overflow = 0
+        self._ended_overflow = 0
         self._lost = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,15 +256,22 @@ class Recorder:
         never blocks: no I/O, no lock, no parsing."""
         if not self._running:
             self.ensure_started()
+        t = time.time()
         buf = self._buf
         if len(buf) < self.MAX_BUFFERED:
-            buf.append((time.time(), raw, length))
+            buf.append((t, raw, length))
         else:
             self._overflow += 1  # only under overload; may undercount a little, never raises
-        self._active.add(token)
+        self._active[token] = t
 
     def end(self, token: int) -> None:
-        self._active.discard(token)
+        """The request left the app: note how long it was served. Never raises."""
+        ended = self._ended
+        if len(ended) < self.MAX_BUFFERED:
+            ended.append((self._active.pop(token, None), time.time()))
+        else:
+            self._active.pop(token, None)
+            self._ended_overflow += 1
 
     # -- flusher -----------------------------------------------------------------------------
 
@@ -289,14 +332,20 @@ class Recorder:
 
     def swap(self) -> tuple[_Interval, int]:
         """Take the interval's measurements: (the interval, requests in flight now)."""
+        now = time.time()
         buf, self._buf = self._buf, []
+        ended, self._ended = self._ended, []
+        in_flight = list(self._active.copy().values())
+        since, self._since = self._since, now
         overflow, self._overflow = self._overflow, 0
+        missed, self._ended_overflow = self._ended_overflow, 0
         time.sleep(self.GRACE)
         cur = summarize(buf, self.config.max_body)
+        cur.busy_s = busy_seconds(ended, in_flight, since, now, missed)
         if overflow:
             cur.requests += overflow
             cur.drops["overflow"] = overflow
-        return cur, len(self._active)
+        return cur, len(in_flight)
 
     def publish(self, client: redis.Redis) -> None:
         """Add this interval to its slot hash and mark this publisher as seen (one MULTI)."""
@@ -315,6 +364,7 @@ class Recorder:
             busy=busy,
             skew=cur.skew,
             drops=drops,
+            busy_s=cur.busy_s,
         )
         try:
             pipe = client.pipeline(transaction=True)

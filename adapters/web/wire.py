@@ -16,10 +16,21 @@ Keys, for process type ``P`` (e.g. ``web``):
   interval over 5 (``HINCRBYFLOAT``), so that a slot's ``busy`` is the fleet's in-flight count;
   ``skew`` = samples clamped to 0; ``d:<reason>`` = requests not sampled, by reason; ``v`` = 1
   and ``keep`` = retention in seconds (``HSET``). ``EXPIRE`` = ``keep``.
+  Addition 1.1 (busy time; optional, ignored by older daemons): ``bs`` = seconds spent serving
+  requests during the flush interval, summed over requests (the integral of the requests in
+  flight, ``HINCRBYFLOAT``, left out when 0); ``bf`` = 1 per flush that reports ``bs``
+  (``HINCRBY``), so that a reader knows whether every flush of a slot reported it.
 - ``autoscaler:queue_time:v1:P:seen``, a sorted set: member = publisher id, score = ``t`` of
   its last flush; trimmed of publishers silent for ``keep`` seconds; ``EXPIRE`` = ``keep``.
 
 A flush is one ``MULTI``/``EXEC`` so that a slot never holds half an interval.
+
+A slot whose counts cannot come from publishers following this format is rejected
+(``WireError``), never read as a signal: more than ``MAX_FLUSHES`` flushes, more requests
+than ``MAX_PER_FLUSH`` per flush, more samples (plus requests not sampled) than
+requests, more clamped samples than samples, more reporting flushes than flushes, a sum ``s``
+that the buckets' spans cannot hold, or more time in flight than ``MAX_IN_FLIGHT`` requests
+per process for the longest flush interval can make.
 
 Bucket ``k`` holds queue times ``q`` (ms) with ``k = 0`` for ``q < 1`` and
 ``k = floor(ln q / ln 1.02) + 1`` otherwise, so bucket ``k >= 1`` spans ``[1.02^(k-1), 1.02^k)``
@@ -40,6 +51,13 @@ _LOG_GROWTH = math.log(GROWTH)
 MAX_BUCKET = 1000
 PREFIX = f"autoscaler:queue_time:v{VERSION}:"
 AGGREGATES = ("avg", "p50", "p90", "p95", "p99", "max")
+#: Bounds on a slot (what one 5-second slot of publishers can mean): the flushes in it (20,000
+#: app processes flushing every second), requests per flush (100,000 requests/s in one app
+#: process for the longest flush interval, 60 s), requests in flight in one app process.
+MAX_FLUSHES = 100_000
+MAX_INTERVAL_S = 60.0
+MAX_PER_FLUSH = 100_000 * int(MAX_INTERVAL_S)
+MAX_IN_FLIGHT = 100_000
 
 
 def slot_of(t: float) -> int:
@@ -104,8 +122,11 @@ def increments(
     busy: int,
     skew: int,
     drops: Mapping[str, int],
+    busy_s: float | None = None,
 ) -> Increments:
-    """The slot-hash updates for one flush (a heartbeat when ``hist.count`` is 0)."""
+    """The slot-hash updates for one flush (a heartbeat when ``hist.count`` is 0).
+    ``busy_s``: seconds spent serving requests in the interval (addition 1.1), ``None`` for a
+    publisher that does not measure it."""
     ints = {str(k): c for k, c in hist.buckets.items() if c}
     ints["n"] = hist.count
     ints["r"] = requests
@@ -118,6 +139,10 @@ def increments(
     floats = {"s": round(hist.total_ms, 3)} if hist.count else {}
     if busy:
         floats["busy"] = round(busy * interval / SLOT_SECONDS, 3)
+    if busy_s is not None:
+        ints["bf"] = 1
+        if busy_s > 0.0:
+            floats["bs"] = round(busy_s, 4)
     return Increments(ints, floats, {"v": str(VERSION), "keep": f"{keep:g}"})
 
 
@@ -134,6 +159,8 @@ class Slot:
     skew: int
     keep: float
     drops: dict[str, int]
+    busy_s: float = 0.0  # seconds spent serving requests, from the ``bf`` flushes (1.1)
+    busy_flushes: int = 0  # flushes that report ``bs``
 
 
 def _int(name: str, raw: bytes | str) -> int:
@@ -185,6 +212,10 @@ def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
             slot.busy = _float(name, raw)
         elif name == "skew":
             slot.skew = _int(name, raw)
+        elif name == "bs":
+            slot.busy_s = _float(name, raw)
+        elif name == "bf":
+            slot.busy_flushes = _int(name, raw)
         elif name == "keep":
             slot.keep = _float(name, raw)
         elif name == "v":
@@ -197,7 +228,48 @@ def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
         raise WireError(
             f"buckets hold {sum(slot.buckets.values())} samples but 'n' is {slot.count}"
         )
+    _check_bounds(slot)
     return slot
+
+
+def _check_bounds(slot: Slot) -> None:
+    """Reject counts that no publisher following the format can produce (see the module
+    docstring): a slot with ``n = r = 10**30`` must not read as a valid queue time and rate."""
+    if slot.flushes > MAX_FLUSHES:
+        raise WireError(f"'f' is {slot.flushes}: more than {MAX_FLUSHES} flushes in one slot")
+    flushes = max(1, slot.flushes)
+    if slot.requests > flushes * MAX_PER_FLUSH:
+        raise WireError(
+            f"'r' is {slot.requests} in {flushes} flush(es): more than {MAX_PER_FLUSH} "
+            "requests per flush"
+        )
+    # samples lost in earlier flushes (a Redis outage) are not requests of this slot; they are
+    # only shown, never read as a signal, so a long outage's count is not bounded here
+    not_sampled = sum(slot.drops.values()) - slot.drops.get("lost", 0)
+    if slot.count + not_sampled > slot.requests:
+        raise WireError(
+            f"'n' is {slot.count} and {not_sampled} request(s) were not sampled, "
+            f"but 'r' (every request) is {slot.requests}"
+        )
+    if slot.skew > slot.count:
+        raise WireError(f"'skew' is {slot.skew}, more than the {slot.count} samples")
+    if slot.busy_flushes > slot.flushes:
+        raise WireError(f"'bf' is {slot.busy_flushes}, more than the {slot.flushes} flushes")
+    in_flight = flushes * MAX_IN_FLIGHT
+    if slot.busy > in_flight * MAX_INTERVAL_S / SLOT_SECONDS:
+        raise WireError(f"'busy' is {slot.busy:g}: more than {MAX_IN_FLIGHT} in flight each")
+    if slot.busy_s > in_flight * MAX_INTERVAL_S:
+        raise WireError(f"'bs' is {slot.busy_s:g}: more than {MAX_IN_FLIGHT} in flight each")
+    low = high = 0.0
+    for k, c in slot.buckets.items():
+        if c:
+            low += c * (GROWTH ** (k - 1) if k > 0 else 0.0)
+            high += c * GROWTH**k
+    slack = 0.001 * flushes  # each flush rounds its sum to 3 decimals
+    if not low * (1 - 1e-6) - slack <= slot.total_ms <= high * (1 + 1e-6) + slack:
+        raise WireError(
+            f"'s' is {slot.total_ms:g} ms but the buckets hold {low:.3f} to {high:.3f} ms"
+        )
 
 
 class Merged:

@@ -99,6 +99,8 @@ class EnginePolicy:
         self._now = Instant(0.0, wall0)
         # set by the runner: the instances serving (what the platform reports as ready)
         self.ready: Callable[[], int] | None = None
+        # set by the runner: the model's mean requests in service over the window (in_use)
+        self.in_use: Callable[[], float | None] | None = None
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
@@ -108,6 +110,8 @@ class EnginePolicy:
         if signal_ms is None and serving != 0:
             signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
         window.value_ms = signal_ms
+        # the model's mean requests in service over the window, as the middleware's busy time
+        window.in_use = None if self.in_use is None or signal_ms is None else self.in_use()
         if signal_ms is None:  # nobody publishes: no value, no age
             window.age_s, window.samples, window.rate_per_s = None, 0, None
         else:

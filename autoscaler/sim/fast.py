@@ -103,7 +103,9 @@ class FastModel:
     ``step(k, quantity)`` plays step ``k`` (time ``k*dt`` to ``(k+1)*dt``) and returns what a
     source would report at its end: the window's p95 queue time in ms (``None`` when no request
     arrived in the window), the number of requests in the window, and the serving instances'
-    mean utilization (for the ``hpa`` baseline).
+    mean utilization (for the ``hpa`` baseline). It also sets ``in_use``: the mean number of
+    requests being served at once over the window (the requests served in each step times the
+    service time, per second), what the middleware's busy time reports.
     """
 
     def __init__(
@@ -137,6 +139,10 @@ class FastModel:
         m = max(1, math.ceil(window_s / dt - 1e-9))
         self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
+        self._win_b: deque[float] = deque([0.0] * m, maxlen=m)  # busy slots per step
+        self._sum_b = 0.0
+        self._m = m
+        self.in_use = 0.0
         self.minute_steps = max(1, round(minute_s / dt))
         nmin = math.ceil(len(rates) / self.minute_steps)
         self.minute_bad = [0.0] * nmin  # requests over the SLO, per minute
@@ -238,6 +244,7 @@ class FastModel:
                 self.holders = n
                 mixed = True
                 util = 1.0
+            busy = (arrivals + backlog - end) * s / dt  # served in the step, times service
         else:
             end = backlog + arrivals
             d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
@@ -247,7 +254,12 @@ class FastModel:
             rho = 1.0
             mixed = True
             util = 0.0
+            busy = 0.0
         self.backlog = end
+        win_b = self._win_b
+        self._sum_b += busy - win_b[0]
+        win_b.append(busy)
+        self.in_use = self._sum_b / self._m if self._sum_b > 0.0 else 0.0
         i = int(rho * RHO_BINS)
         if i >= RHO_BINS:
             i = RHO_BINS - 1

@@ -111,6 +111,7 @@ class _Web:
             depth=self.log.waiting(t),
             busy=self.log.busy(t),
             rate_per_s=self.log.arrivals(t, p.window) / p.window,
+            in_use=self.log.in_use(t, p.window),
         )
 
 

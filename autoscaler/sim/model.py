@@ -137,10 +137,14 @@ class WebPool:
 
 class RequestLog:
     """What a queue-time middleware would have recorded: each request's queue time, known when
-    it starts, plus arrivals, waiting and in-flight counts. Keeps ``keep_s`` of history."""
+    it starts, plus arrivals, waiting and in-flight counts, and the time spent serving (per
+    ``bucket_s`` of the clock). Keeps ``keep_s`` of history."""
 
-    def __init__(self, keep_s: float = 3600.0) -> None:
+    def __init__(self, keep_s: float = 3600.0, bucket_s: float = 1.0) -> None:
         self.keep_s = keep_s
+        self.bucket_s = bucket_s
+        self._busy: dict[int, float] = {}  # bucket -> seconds spent serving requests in it
+        self._busy_low = 0  # buckets below this one are forgotten
         self._pending: list[tuple[float, float, float]] = []  # (start, finish, queue_s)
         self._started: deque[tuple[float, float]] = deque()  # (start, queue_s), by start
         self._running: list[float] = []  # finish times of started requests
@@ -149,6 +153,14 @@ class RequestLog:
     def add(self, arrival: float, start: float, finish: float) -> None:
         heapq.heappush(self._pending, (start, finish, start - arrival))
         self._arrivals.append(arrival)
+        b, busy = self.bucket_s, self._busy
+        j = int(start / b)
+        while start < finish:  # the service time, cut at the buckets' edges
+            edge = (j + 1) * b
+            end = finish if finish < edge else edge
+            busy[j] = busy.get(j, 0.0) + (end - start)
+            start = end
+            j += 1
 
     def advance(self, t: float) -> None:
         pending, started, running = self._pending, self._started, self._running
@@ -163,6 +175,10 @@ class RequestLog:
             started.popleft()
         while self._arrivals and self._arrivals[0] < horizon:
             self._arrivals.popleft()
+        low = int(horizon / self.bucket_s)
+        while self._busy_low < low:
+            self._busy.pop(self._busy_low, None)
+            self._busy_low += 1
 
     def queue_times(self, t: float, window: float) -> list[float]:
         """Queue times (s) of the requests that started in ``(t - window, t]``."""
@@ -184,6 +200,18 @@ class RequestLog:
             if a <= t:
                 n += 1
         return n
+
+    def in_use(self, t: float, window: float) -> float:
+        """Mean requests being served at once over the whole buckets in ``(t - window, t]``
+        (busy seconds per second), as the middleware's busy time reports it."""
+        self.advance(t)
+        b = self.bucket_s
+        last = int(t / b + 1e-9)  # the buckets before this one are complete at t
+        first = int((t - window) / b + 1e-9)
+        if last <= first:
+            return 0.0
+        busy = self._busy
+        return sum(busy.get(j, 0.0) for j in range(first, last)) / ((last - first) * b)
 
     def waiting(self, t: float) -> int:
         self.advance(t)

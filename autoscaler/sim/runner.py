@@ -264,6 +264,8 @@ def replay(
         # the instances serving: what the platform reports as ready, and (for the engine) whether
         # any middleware is alive to publish heartbeats in a window without requests
         policy.ready = lambda: model.serving
+    if isinstance(policy, EnginePolicy):  # the middleware's busy time, as the daemon reads it
+        policy.in_use = lambda: model.in_use
     n = len(rates)
     per_minute = model.minute_steps
     changes = [(0, quantity)]  # (step, quantity from that step on)
@@ -345,7 +347,8 @@ class ExactModel:
             boot_s=boot_s,
             rng=self.rng,
         )
-        self.log = RequestLog(keep_s=max(120.0, 2 * setup.window_s))
+        self.log = RequestLog(keep_s=max(120.0, 2 * setup.window_s), bucket_s=dt)
+        self.in_use = 0.0  # mean requests in service over the window (set by ``step``)
         self.minute_steps = max(1, round(60.0 / dt))
         self.slo_s = setup.slo_ms / 1000.0
         self.minute_ok: list[bool] = []
@@ -388,6 +391,7 @@ class ExactModel:
         if (k + 1) % self.minute_steps == 0 or k + 1 == len(self.rates):
             self._close_minute()
         times = self.log.queue_times(t1, self.setup.window_s)
+        self.in_use = self.log.in_use(t1, self.setup.window_s)
         n_serving = self.pool.serving(t1)
         slots = n_serving * self.setup.concurrency
         s = self.times.mean_s

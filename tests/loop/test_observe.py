@@ -91,6 +91,8 @@ def test_the_daemon_and_the_simulator_decide_alike_on_the_same_readings() -> Non
     settings = load(
         {
             "AUTOSCALER_PLATFORM": "heroku",
+            "HEROKU_API_TOKEN": "not-used",  # load checks the platform's variables
+            "HEROKU_APP_NAME": "demo",
             "AUTOSCALER_PROCESSES": "web",
             "AUTOSCALER_WEB_MAX": "20",
             "AUTOSCALER_WEB_WINDOW": "30s",
@@ -123,8 +125,10 @@ def test_the_daemon_and_the_simulator_decide_alike_on_the_same_readings() -> Non
         quantity = platform.quantities["web"]
     daemon.close()
     assert engine_says == daemon_says
-    assert daemon_says[6] == 6  # up on the overload
-    assert daemon_says[-1] == 5  # down in the idle stretch (heartbeats read 0 ms), then held
+    # up on the overload: doubling, since six readings do not say what one instance carries
+    assert daemon_says[6] == 8
+    # down in the idle stretch (heartbeats read 0 ms) by DOWN_STEP per DOWN_DELAY, then held
+    assert daemon_says[-1] == 4
 
 
 def test_a_multi_hour_idle_stretch_scales_the_simulated_formation_down() -> None:

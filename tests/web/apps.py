@@ -6,6 +6,9 @@ AUTOSCALER_FLUSH_INTERVAL), exactly as a user's app would be.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from fastapi import FastAPI
 from flask import Flask
 
@@ -20,11 +23,23 @@ def index() -> dict[str, bool]:
     return {"ok": True}
 
 
+@flask_app.route("/slow")
+def slow() -> dict[str, bool]:
+    time.sleep(0.2)
+    return {"ok": True}
+
+
 _fastapi = FastAPI()
 
 
 @_fastapi.api_route("/", methods=["GET", "POST"])
 def root() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@_fastapi.get("/slow")
+async def slow_async() -> dict[str, bool]:
+    await asyncio.sleep(0.2)
     return {"ok": True}
 
 

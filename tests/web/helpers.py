@@ -34,7 +34,7 @@ def slot_hash(*flushes: wire.Increments) -> dict[bytes, bytes]:
         out.update(inc.fixed)
     encoded: dict[bytes, bytes] = {}
     for k, v in out.items():
-        text = v if isinstance(v, str) else repr(v) if k in ("s", "busy") else str(int(v))
+        text = v if isinstance(v, str) else repr(v) if k in ("s", "busy", "bs") else str(int(v))
         encoded[k.encode()] = text.encode()
     return encoded
 

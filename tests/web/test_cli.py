@@ -71,3 +71,17 @@ def test_redis_down_is_a_failed_source_not_a_zero(sample: Any) -> None:
     assert code == 3
     assert (web["ok"], web["value_ms"]) == (False, None)
     assert "autoscaler:queue_time:v1:web" in web["error"]
+
+
+def test_sample_shows_the_requests_in_use_when_the_app_reports_busy_time(
+    sample: Any, redis_db: redis.Redis
+) -> None:
+    pipe = redis_db.pipeline()
+    now = time.time()
+    for i in range(2):  # two processes, 3 s of serving each, 5 s before now: a complete slot
+        inc = flush([20.0], busy_s=3.0)
+        queue_flush(pipe, process="web", publisher=f"web.{i}:1", now=now - 5, inc=inc, keep=300)
+    pipe.execute()
+    code, web = sample(REDIS_URL)
+    assert code == 0
+    assert web["in_use"] == pytest.approx(6.0 / 5.0)

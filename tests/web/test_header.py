@@ -33,6 +33,17 @@ START_MS = NOW_MS - 123.0  # 123 ms of queueing in every unit below
         (" t=1764199999.877000 ", 123.0, OK),
         ("1764199999877, 1764199999999", 123.0, OK),
         ("T=1764199999877", 123.0, OK),
+        # several values (issue 14 item 7): the earliest start that fits a unit counts
+        ("servera t=1764199999877000, serverb t=1764199999977000", 123.0, OK),
+        ("serverb t=1764199999977000, servera t=1764199999877000", 123.0, OK),
+        ("t=1764199999.977, 1764199999877", 123.0, OK),  # two proxies, two units
+        ("1764199999977,1764199999877", 123.0, OK),
+        ("garbage, t=1764199999877", 123.0, OK),
+        ("1764200000500, 1764199999877", 123.0, OK),  # a skewed stamp and a good one
+        ("1764199300000, t=1764199999877", 123.0, OK),  # one too old to be queueing
+        # Apache RequestHeader set X-Request-Start "%t %D": t=<µs> D=<µs>
+        ("t=1764199999877000 D=1500", 123.0, OK),
+        ("\tt=1764199999877000\tD=1500 ", 123.0, OK),
         # router clock a little ahead of the app's: clamped to 0 and counted
         ("1764200000500", 0.0, SKEW),
         ("t=1764200009.9", 0.0, SKEW),
@@ -57,6 +68,11 @@ START_MS = NOW_MS - 123.0  # 123 ms of queueing in every unit below
         ("１７６４１９９９９９８７７", None, GARBAGE),  # full-width digits that float() accepts
         ("t=t=1764199999877", None, GARBAGE),
         ("123456789012345678901", None, GARBAGE),  # 21 digits
+        ("servera 1764199999877", None, GARBAGE),  # words but no t=
+        ("t=1764199999877 t=1764199999877", None, GARBAGE),  # which one?
+        ("D=1500", None, GARBAGE),
+        ("1764199300000, 0", None, PAST),  # none fits: the first value's reason
+        ("garbage, 1764200020000", None, GARBAGE),
         (None, None, ABSENT),
     ],
 )
@@ -76,6 +92,12 @@ def test_the_band_edges_are_inclusive_of_the_past_limit_and_drop_just_beyond_it(
     assert queue_ms(str(int(NOW_MS + header.FUTURE_MS + 1)), NOW_MS)[1] == FUTURE
 
 
+def test_only_the_first_values_of_a_long_list_are_read() -> None:
+    values = ["x"] * (header.MAX_VALUES - 1)
+    assert queue_ms(",".join([*values, "1764199999877"]), NOW_MS) == (123.0, OK)
+    assert queue_ms(",".join([*values, "x", "1764199999877"]), NOW_MS) == (0.0, GARBAGE)
+
+
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_never_raise_and_a_sample_is_always_a_plausible_queue_time(
     raw: bytes,
@@ -84,8 +106,9 @@ def test_arbitrary_bytes_never_raise_and_a_sample_is_always_a_plausible_queue_ti
     assert outcome in (OK, SKEW, GARBAGE, FUTURE, PAST)
     if outcome == OK:
         assert 0.0 <= ms <= header.PAST_MS
-        stripped = raw.split(b",")[0].strip().removeprefix(b"t=").removeprefix(b"T=")
-        assert stripped and all(c in b"0123456789." for c in stripped)
+        values = [v.strip().split()[-1:] for v in raw.split(b",")]
+        stamps = [v[0].removeprefix(b"t=").removeprefix(b"T=") for v in values if v]
+        assert any(s and all(c in b"0123456789." for c in s) for s in stamps)
     elif outcome == SKEW:
         assert ms == 0.0
 

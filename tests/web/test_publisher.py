@@ -13,8 +13,15 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.web import asgi, wire, wsgi
-from autoscaler.web.publisher import PublisherConfig, Recorder, publisher_config, summarize
+from autoscaler.sources.request_queue_time import RequestQueueTimeSource
+from autoscaler.web import asgi, publisher, wire, wsgi
+from autoscaler.web.publisher import (
+    PublisherConfig,
+    Recorder,
+    busy_seconds,
+    publisher_config,
+    summarize,
+)
 
 from .conftest import REDIS_URL, slots, totals
 
@@ -109,6 +116,84 @@ def test_busy_is_the_number_of_requests_in_flight_when_the_interval_closes() -> 
     rec.end(1)  # ending twice is harmless
     rec.end(2)
     assert rec.swap()[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("ended", "in_flight", "missed", "expected"),
+    [
+        ([], [], 0, 0.0),
+        ([(101.0, 103.0), (102.0, 102.5)], [], 0, 2.5),  # inside the interval
+        ([(90.0, 101.0)], [], 0, 1.0),  # began before: only its part in the interval counts
+        ([(104.0, 106.0)], [], 0, 1.0),  # ended just after the swap: cut at the interval's end
+        ([], [95.0, 103.0], 0, 7.0),  # still in flight: up to the interval's end
+        ([(None, 102.0)], [], 0, 0.0),  # begun before a fork: unknown start, left out
+        ([(101.0, 102.0), (101.0, 104.0)], [], 2, 8.0),  # 2 more ended than the list held
+        ([(106.0, 107.0)], [], 0, 0.0),  # a clock step back: nothing negative
+    ],
+)
+def test_busy_seconds_are_the_time_requests_were_in_flight_within_the_interval(
+    ended: list[tuple[float | None, float]], in_flight: list[float], missed: int, expected: float
+) -> None:
+    assert busy_seconds(ended, in_flight, 100.0, 105.0, missed) == pytest.approx(expected)
+
+
+class _Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_recorder_measures_busy_time_across_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = _recorder()
+    clock = _Clock(1000.0)
+    rec.begin(9, None, None)  # starts the flusher (it waits a minute) before the clock is fake
+    rec.end(9)
+    monkeypatch.setattr(publisher.time, "time", clock)
+    rec.swap()  # the interval starts at 1000
+    rec.begin(1, None, None)
+    clock.t = 1001.0
+    rec.begin(2, None, None)
+    clock.t = 1003.0
+    rec.end(1)  # 3 s
+    clock.t = 1005.0
+    cur, busy = rec.swap()  # 2 still in flight: 4 s so far
+    assert (cur.busy_s, busy) == (pytest.approx(7.0), 1)
+    clock.t = 1006.0
+    rec.end(2)  # 1 s more, in the next interval
+    clock.t = 1010.0
+    cur, busy = rec.swap()
+    assert (cur.busy_s, busy) == (pytest.approx(1.0), 0)
+    assert rec.swap()[0].busy_s == 0.0  # idle
+
+
+def test_busy_time_reaches_redis_and_the_daemon_reads_it_as_requests_in_use(
+    redis_db: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = _recorder(), _recorder()
+    clock = _Clock(0.0)
+    for rec in (a, b):
+        rec.begin(9, None, None)
+        rec.end(9)
+    monkeypatch.setattr(publisher.time, "time", clock)
+    t0 = (wire.slot_of(time.time()) - 3) * wire.SLOT_SECONDS  # a slot that is complete
+    clock.t = t0
+    for rec in (a, b):
+        rec.swap()
+    for token in range(3):  # a: 3 requests served for the whole 4 s
+        a.begin(token, None, None)
+    b.begin(0, None, None)  # b: 1 request served for 2 s
+    clock.t = t0 + 2.0
+    b.end(0)
+    clock.t = t0 + 4.0
+    a.publish(redis_db)
+    b.publish(redis_db)
+    (slot,) = slots(redis_db, "web")
+    assert (slot.busy_s, slot.busy_flushes, slot.flushes) == (pytest.approx(14.0), 2, 2)
+    source = RequestQueueTimeSource(redis_db, "web", 30.0, "p95")
+    reading = source.sample(t0 + 7.0)  # the slot is complete; the first one published in
+    assert reading.in_use == pytest.approx(14.0 / wire.SLOT_SECONDS)
 
 
 def test_past_the_buffer_cap_requests_are_counted_as_overflow_not_kept() -> None:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ import redis
 
 from autoscaler import cli
 
-from .conftest import REDIS_URL, totals
+from .conftest import REDIS_URL, slots, totals
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +255,32 @@ def test_requests_keep_succeeding_while_redis_is_down_and_lost_samples_are_count
     assert statuses == [200] * 40
     assert after.get("lost", 0) > 0  # the outage is visible, not silent
     assert after["lost"] + after["n"] == 40
+
+
+@pytest.mark.parametrize("kind", ["gthread", "uvicorn"])
+def test_busy_time_is_the_time_requests_spent_in_the_app(kind: str, redis_db: redis.Redis) -> None:
+    """Eight requests of 0.2 s at once: the busy seconds published are at least the 1.6 s the
+    app slept and at most the time the client waited for them (plus the start-up probes)."""
+    process = f"busy{kind}"
+    port = _free_port()
+    proc = _serve(kind, port, process, REDIS_URL)
+
+    def one(_: int) -> float:
+        sent = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10).status_code == 200
+        return time.monotonic() - sent
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            waited = list(pool.map(one, range(8)))
+        deadline = time.monotonic() + 15
+        busy = 0.0
+        while busy < 1.6 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            busy = sum(s.busy_s for s in slots(redis_db, process))
+    finally:
+        _stop(proc)
+    published = slots(redis_db, process)
+    assert all(s.busy_flushes == s.flushes for s in published)  # every flush reports it
+    busy = sum(s.busy_s for s in published)
+    assert 1.6 <= busy <= sum(waited) + 0.5, (busy, waited)

@@ -89,7 +89,7 @@ def test_busy_is_the_newest_complete_slot_and_rate_counts_all_requests() -> None
     slots = {
         SLOT - 2: slot_hash(flush([5.0], busy=9, requests=40)),
         SLOT - 1: slot_hash(flush([5.0], busy=2, requests=40), flush([5.0], busy=3, requests=40)),
-        SLOT: slot_hash(flush([5.0], busy=1, requests=0)),  # still filling
+        SLOT: slot_hash(flush([], busy=1, requests=0)),  # still filling
     }
     r = read(slots, NOW - 1)
     assert (r.busy, r.rate_per_s) == (5, 4.0)
@@ -102,6 +102,51 @@ def test_unreadable_slots_are_skipped_and_named_but_all_unreadable_is_an_error()
     assert r.warning is not None and "wire version '2'" in r.warning
     with pytest.raises(SourceError, match="wire version '2'"):
         read({SLOT: newer}, NOW)
+
+
+def test_in_use_is_the_busy_seconds_per_second_of_the_complete_slots() -> None:
+    slots = {
+        SLOT - 4: slot_hash(flush([5.0], busy_s=10.0)),
+        SLOT - 3: slot_hash(flush([5.0], busy_s=4.0), flush([], busy_s=6.0)),
+        SLOT - 1: slot_hash(flush([5.0], busy_s=20.0)),  # SLOT - 2: nobody flushed
+        SLOT: slot_hash(flush([5.0], busy_s=99.0)),  # still filling: left out
+    }
+    r = read(slots, NOW - 1)
+    assert r.in_use == pytest.approx(40.0 / 20.0)  # from SLOT - 4 to SLOT - 1: 20 s
+    assert r.warning is None
+
+
+def test_in_use_counts_from_the_first_slot_anyone_published_in() -> None:
+    r = read({SLOT - 1: slot_hash(flush([], busy_s=15.0))}, NOW - 1)  # just deployed
+    assert r.in_use == pytest.approx(3.0)
+
+
+def test_in_use_is_unknown_without_publishers_that_report_it() -> None:
+    r = read({SLOT - 1: slot_hash(flush([5.0])), SLOT - 2: slot_hash(flush([5.0]))}, NOW - 1)
+    assert r.in_use is None and r.warning is None
+
+
+def test_in_use_is_unknown_when_some_flushes_do_not_report_it_never_an_undercount() -> None:
+    mixed = {SLOT - 1: slot_hash(flush([5.0], busy_s=20.0), flush([5.0]))}  # a deploy
+    r = read(mixed, NOW - 1)
+    assert r.in_use is None
+    assert r.warning is not None and "1 of 2 flushes report busy time" in r.warning
+    unreadable = {SLOT - 2: {b"v": b"2"}, SLOT - 1: slot_hash(flush([5.0], busy_s=20.0))}
+    r = read(unreadable, NOW - 1)
+    assert r.in_use is None and r.value_ms is not None
+    assert r.warning is not None and "in_use unknown" in r.warning
+
+
+def test_a_slot_with_absurd_counts_is_never_read_as_a_signal_or_a_rate() -> None:
+    """Issue 14 item 11: n = r = 10**30 read as a valid 7 ms at 2e29 requests/s."""
+    big = str(10**30).encode()
+    absurd = {b"v": b"1", b"f": b"1", str(wire.bucket_of(7.0)).encode(): big, b"n": big}
+    absurd |= {b"r": big, b"s": repr(7.0 * 10**30).encode(), b"keep": b"300"}
+    with pytest.raises(SourceError, match="more than 6000000 requests per flush"):
+        read({SLOT - 1: absurd}, NOW - 1)
+    r = read({SLOT - 2: slot_hash(flush([50.0] * 30)), SLOT - 1: absurd}, NOW - 1)
+    assert (r.samples, r.rate_per_s) == (30, 1.0)
+    assert r.warning is not None and "1 unreadable slot(s) ignored" in r.warning
 
 
 def test_a_window_longer_than_the_apps_retention_is_pointed_out() -> None:

@@ -87,6 +87,18 @@ GOOD = slot_hash(flush([5.0, 7.0]))
         ({b"5000": b"1"}, "bucket"),
         ({b"d:past": b"-1"}, "'d:past'"),
         ({b"busy": b"inf"}, "'busy'"),
+        # counts no publisher can produce (issue 14 item 11)
+        ({b"f": b"100001"}, "'f' is 100001"),
+        ({b"r": str(10**30).encode()}, "'r' is 1000000000000000000000000000000"),
+        ({b"r": b"1"}, "'r' \\(every request\\) is 1"),
+        ({b"d:garbage": b"1"}, "1 request\\(s\\) were not sampled"),
+        ({b"skew": b"3"}, "'skew' is 3"),
+        ({b"bf": b"2"}, "'bf' is 2"),
+        ({b"busy": b"1.3e6"}, "'busy' is 1.3e"),
+        ({b"bs": b"7e6"}, "'bs' is 7e"),
+        ({b"s": b"1e30"}, "'s' is 1e"),
+        ({b"s": b"10"}, "'s' is 10 ms"),
+        ({b"s": b"12.5"}, "'s' is 12.5 ms"),
     ],
 )
 def test_anything_but_valid_v1_data_is_rejected_with_the_field_named(
@@ -96,6 +108,37 @@ def test_anything_but_valid_v1_data_is_rejected_with_the_field_named(
     fields = {k: v for k, v in fields.items() if v is not None}
     with pytest.raises(wire.WireError, match=why):
         wire.decode_slot(fields)  # type: ignore[arg-type]
+
+
+def test_counts_at_the_bounds_are_accepted() -> None:
+    fields = {**GOOD, b"f": b"100000", b"r": b"600000000000", b"skew": b"2", b"bf": b"100000"}
+    fields |= {b"busy": b"1.2e11", b"bs": b"6e11", b"s": b"11.88", b"d:lost": b"9000000"}
+    slot = wire.decode_slot(fields)
+    assert (slot.flushes, slot.requests, slot.busy_flushes) == (100_000, 600_000_000_000, 100_000)
+    # samples lost over a long Redis outage: shown, not bounded per flush
+    assert wire.decode_slot({**GOOD, b"d:lost": b"1000000000"}).drops == {"lost": 10**9}
+
+
+def test_an_absurd_slot_with_consistent_fields_is_still_rejected() -> None:
+    """n = r = bucket = 10**30 with a matching sum: reads as a valid 7 ms today."""
+    big = 10**30
+    k = str(wire.bucket_of(7.0)).encode()
+    fields = {b"v": b"1", b"f": b"1", k: str(big).encode(), b"n": str(big).encode()}
+    fields |= {b"r": str(big).encode(), b"s": repr(7.0 * big).encode(), b"keep": b"300"}
+    with pytest.raises(wire.WireError, match="more than 6000000 requests per flush"):
+        wire.decode_slot(fields)
+
+
+def test_busy_time_is_an_optional_addition_counted_per_flush() -> None:
+    old = flush([5.0])  # a publisher without busy time
+    new = flush([5.0], busy_s=2.5)
+    idle = flush([], busy_s=0.0)
+    assert "bf" not in old.ints and "bs" not in old.floats
+    assert (new.ints["bf"], new.floats["bs"]) == (1, 2.5)
+    assert idle.ints["bf"] == 1 and "bs" not in idle.floats  # a zero is not written
+    slot = wire.decode_slot(slot_hash(old, new, idle))
+    assert (slot.flushes, slot.busy_flushes, slot.busy_s) == (3, 2, 2.5)
+    assert wire.decode_slot(slot_hash(old)).busy_flushes == 0
 
 
 @given(st.dictionaries(st.binary(max_size=8), st.binary(max_size=8), max_size=8))
