@@ -354,14 +354,15 @@ def parse_after(env: Mapping[str, str]) -> float:
     return float(read(GlobalSettings, only).alert_after)
 
 
-def build(settings: Settings) -> Notifier | None:
-    """The notifier the configuration asks for, or ``None`` when no alert target is set."""
+def build(settings: Settings, also: Callable[[str], None] | None = None) -> Notifier | None:
+    """The notifier the configuration asks for, or ``None`` when no alert target is set.
+    ``also`` gets every alert's text too (the history keeps them for the dashboard)."""
     url = settings.glob.notify_url
     dsn = settings.glob.sentry_dsn or ""
     after = float(settings.glob.alert_after)
-    if not url and not dsn:
+    if not url and not dsn and also is None:
         return None
-    senders: list[Callable[[str], None]] = []
+    senders: list[Callable[[str], None]] = [also] if also is not None else []
     webhook = None
     if url:
         register_secret(url)  # a Slack webhook URL is a credential

@@ -80,6 +80,37 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON")
     text = "validate the config and reach every dependency read-only"
     sub.add_parser("check", help=text, **_help("check", text))
+    dash = sub.add_parser(
+        "dashboard",
+        help="serve the read-only dashboard page from the daemon's history store",
+        description="Serve the dashboard (queue time, rate, instances and every scale event over "
+        "the last 1 h to 14 d) from the store the daemon writes: REDIS_URL, else DATABASE_URL "
+        "(AUTOSCALER_HISTORY says which). Example: heroku run -a myapp autoscaler dashboard, or "
+        "REDIS_URL=... autoscaler dashboard --port 8080 on a laptop.",
+    )
+    hist = sub.add_parser(
+        "history",
+        help="the daemon's recorded history: export the arrival rate as a trace",
+        description="Work with the history the daemon records (REDIS_URL, else DATABASE_URL).",
+    )
+    hsub = hist.add_subparsers(dest="history_command", required=True, parser_class=_Parser)
+    export = hsub.add_parser(
+        "export",
+        help="write a process's arrival rate as a trace CSV, with the app model fitted from it",
+        description="Write the recorded arrival rate of a process as a trace CSV that simulate "
+        "and tune read, and print the app model fitted from the history (service time, slots, "
+        "boot time) on stderr. Example: autoscaler history export --process web --since 7d "
+        "--output web-7d.csv",
+    )
+    export.add_argument("--process", required=True, help="the process (web)")
+    export.add_argument("--since", default="7d", help="how far back (7d; 1h, 36h, 14d ...)")
+    export.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+    dash.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dash.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; any other needs AUTOSCALER_DASHBOARD_TOKEN)",
+    )
     simulate = sub.add_parser("simulate", help="replay a traffic trace through a model of the app")
     tune = sub.add_parser("tune", help="search the cheapest settings that meet an SLO")
     if command in ("simulate", "tune"):
@@ -114,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.command == "dashboard":  # these read the history store, not the daemon's config
+        return cmd_dashboard(args)
+    if args.command == "history":
+        return cmd_history(args)
     if args.command in ("simulate", "tune"):
         sim_commands = _optional("autoscaler.sim.commands")
         run = sim_commands.run_simulate if args.command == "simulate" else sim_commands.run_tune
@@ -277,7 +312,7 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
     speed = g.sim_speed if g.platform == "sim" else 1.0
     health = HealthState(max_age=3 * g.interval, clock=clock)
     lock = build_lock(settings)
-    alerts = _build_alerts(settings)
+    alerts = _build_alerts_and_history(settings, log)
     scaler = build_autoscaler(
         # no write is sent once a signal has arrived
         settings,
@@ -290,6 +325,7 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
         store=build_state_store(settings),
     )
     server = serve(metrics, health, g.metrics_host, g.metrics_port) if g.metrics_port else None
+    dashboard = _serve_dashboard(settings, alerts, log)
 
     interval = g.interval / speed
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -317,12 +353,37 @@ def _run(settings: Settings, log: Any, stop: threading.Event) -> int:
             alerts.close()  # deliver the alerts still queued
         if server is not None:
             server.shutdown()
+        if dashboard is not None:
+            dashboard.shutdown()
         log.info("stopped")
     if not idle:  # a tick is stuck in I/O: do not wait for it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _serve_dashboard(settings: Settings, hook: Any, log: Any) -> Any:
+    """``AUTOSCALER_DASHBOARD_PORT``: the daemon serves the dashboard over its own history (the
+    only way to see the ``sim`` platform's, which lives in memory)."""
+    raw = (settings.env.get("AUTOSCALER_DASHBOARD_PORT") or "").strip()
+    store = getattr(hook, "store", None)
+    if not raw or store is None:
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError({"AUTOSCALER_DASHBOARD_PORT": f"{raw!r} is not a port (0 to 65535)"})
+    from autoscaler.dashboard import DashboardApp
+    from autoscaler.dashboard.serve import serve as serve_dashboard
+
+    host = (settings.env.get("AUTOSCALER_DASHBOARD_HOST") or "127.0.0.1").strip()
+    token = (settings.env.get("AUTOSCALER_DASHBOARD_TOKEN") or "").strip() or None
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        raise ConfigError(
+            {"AUTOSCALER_DASHBOARD_HOST": "an address other than loopback needs a token"}
+        )
+    httpd = serve_dashboard(DashboardApp(store, token=token), host, int(raw))
+    log.info("dashboard", url=f"http://{host}:{httpd.server_port}/")
+    return httpd
 
 
 def _utcnow() -> datetime:
@@ -342,6 +403,22 @@ def _optional(module: str) -> Any:
 def _build_alerts(settings: Settings) -> Any:
     alerts = _optional("autoscaler.alerts")
     return None if alerts is None else alerts.build(settings)
+
+
+def _build_alerts_and_history(settings: Settings, log: Any) -> Any:
+    """The alerts, wrapped by the history recorder where a history store is configured (it
+    keeps every tick, every change and every alert for the dashboard)."""
+    from autoscaler import alerts, history, recording
+
+    try:
+        store = history.open_store(settings.env)
+    except ValueError as exc:
+        raise ConfigError({"AUTOSCALER_HISTORY": str(exc)}) from None
+    if store is None:
+        return alerts.build(settings)
+    hook = recording.HistoryHook(settings, store, log, simulated=settings.glob.platform == "sim")
+    hook.then = alerts.build(settings, also=hook.alert)
+    return hook
 
 
 def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]:
@@ -457,6 +534,83 @@ def _one_tick(settings: Settings, args: argparse.Namespace, *, write: bool) -> i
     if report.platform_error or report.source_errors:
         return EXIT_DEPENDENCY
     return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the dashboard until interrupted. Reads only the history store's config vars."""
+    from autoscaler.config import read_env
+    from autoscaler.dashboard import DashboardApp
+    from autoscaler.dashboard.serve import serve
+    from autoscaler.history import open_store
+
+    env = {**read_env(), **os.environ}
+    token = (env.get("AUTOSCALER_DASHBOARD_TOKEN") or "").strip() or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        print(
+            "autoscaler: --host other than loopback needs AUTOSCALER_DASHBOARD_TOKEN",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        store = open_store(env)
+    except ValueError as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if store is None or store_is_memory(store):
+        print(
+            "autoscaler: no shared history store: set REDIS_URL or DATABASE_URL as the daemon has "
+            "them (on the sim platform, run the daemon with AUTOSCALER_DASHBOARD_PORT instead)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        httpd = serve(DashboardApp(store, token=token), args.host, args.port)
+    except OSError as exc:
+        print(f"autoscaler: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_DEPENDENCY
+    print(f"dashboard: http://{args.host}:{httpd.server_port}/ (Ctrl-C stops it)", flush=True)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        httpd.shutdown()
+        store.close()
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``history export``: the trace and the fitted model, from the store the daemon writes."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        since = parse_duration(args.since, "s")
+        text, fit, _ = export_from_env(env, args.process, since)
+    except ValueError as exc:
+        print(f"autoscaler: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        print(f"autoscaler: the history store cannot be read: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_DEPENDENCY
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {text.count(chr(10)) - 1} minutes to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    print(fit.describe(), file=sys.stderr)
+    return EXIT_OK
+
+
+def store_is_memory(store: object) -> bool:
+    return type(store).__name__ == "MemoryStore"
 
 
 def cmd_once(settings: Settings, args: argparse.Namespace) -> int:

@@ -118,6 +118,24 @@ class GlobalSettings(EnvSettings):
         description="`sim` only: seed of the simulated traffic",
         json_schema_extra={"default": "random"},
     )
+    history: Annotated[str, Choice("auto", "redis", "postgres", "memory", "off")] = Field(
+        "auto",
+        description="where the history the dashboard shows is kept; `auto`: Redis if set, else "
+        "PostgreSQL if set, else memory on `sim`, else none (docs/dashboard.md)",
+    )
+    dashboard_port: Annotated[int, Int(0, 65535)] | None = Field(
+        None, description="the daemon serves the dashboard itself on this port"
+    )
+    dashboard_host: Text = Field(
+        "127.0.0.1",
+        description="the address the daemon's dashboard binds to; any other than loopback "
+        "needs `AUTOSCALER_DASHBOARD_TOKEN`",
+    )
+    dashboard_token: Text | None = Field(
+        None,
+        description="the password of the dashboard (16 characters or more); required to mount "
+        "it in the app or to serve it beyond loopback",
+    )
     platform_redis_url: Url | None = Field(
         None,
         validation_alias="REDIS_URL",

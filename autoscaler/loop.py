@@ -73,6 +73,7 @@ class TickReport:
     mono: float
     decisions: list[Decision] = field(default_factory=list)
     readings: dict[str, Reading | None] = field(default_factory=dict)
+    formations: dict[str, Formation] = field(default_factory=dict)  # as the platform said
     source_errors: dict[str, str] = field(default_factory=dict)
     #: every formation read that failed, joined (``read_errors`` has them per process)
     platform_error: str | None = None
@@ -257,6 +258,7 @@ class Autoscaler:
 
         formations = self.read()
         report.read_errors = {p: f for p, f in formations.items() if isinstance(f, str)}
+        report.formations = {p: f for p, f in formations.items() if isinstance(f, Formation)}
         if report.read_errors:
             report.platform_error = "; ".join(report.read_errors.values())
 

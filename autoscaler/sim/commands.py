@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
 from autoscaler.sim.output import table
-from autoscaler.sim.parallel import run_many
+from autoscaler.sim.parallel import _worker_signals, run_many
 from autoscaler.sim.runner import (
     PolicySpec,
     Prepared,
@@ -63,8 +64,15 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = False) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
+    if own_traffic:
+        source.add_argument(
+            "--from-history",
+            metavar="PROCESS",
+            help="tune on this process's own recorded traffic, with the app model fitted from "
+            "the history (the model flags are then ignored; docs/dashboard.md)",
+        )
     source.add_argument("--trace", metavar="FILE", help="CSV or CSV.gz trace")
     source.add_argument(
         "--scenario",
@@ -75,7 +83,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--days", type=_positive(float), default=2.0, help="length of --scenario (2)"
     )
     parser.add_argument(
-        "--process", default="web", help="whose configured settings to use (default: web)"
+        "--process",
+        default=None,
+        help="whose configured settings to use (default: web; for a job trace, the first "
+        "process that scales on job latency)",
     )
     m = parser.add_argument_group("the simulated app")
     m.add_argument("--service-ms", type=_positive(float), default=100.0, help="mean (100)")
@@ -93,7 +104,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="scale the trace so its peak needs about this many instances",
     )
-    m.add_argument("--slo-ms", type=_positive(float), default=200.0, help="p95 queue time SLO")
+    m.add_argument(
+        "--slo-ms",
+        type=_positive(float),
+        default=None,
+        help="p95 queue time SLO (200); for a job trace, the oldest due job's age (60000)",
+    )
     m.add_argument(
         "--seed", type=int, default=1, help="seed of the arrivals (exact) or signal noise (fast)"
     )
@@ -102,6 +118,34 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
     m.add_argument(
         "--max", type=int, default=None, help="(default: MAX, raised to fit the trace if unset)"
+    )
+    j = parser.add_argument_group("the simulated workers (job traces)")
+    j.add_argument(
+        "--duration-scale", type=_positive(float), default=1.0, help="multiply job durations"
+    )
+    j.add_argument(
+        "--job-duration",
+        type=_positive(float),
+        default=10.0,
+        help="mean job duration in s for a binned (time,jobs) trace (10)",
+    )
+    j.add_argument(
+        "--job-duration-cv",
+        type=float,
+        default=1.0,
+        help="spread of drawn job durations: gamma coefficient of variation (1)",
+    )
+    j.add_argument(
+        "--jobs-per-instance",
+        type=_positive(float),
+        default=None,
+        help="the hirefire baseline's ratio (default: --concurrency)",
+    )
+    j.add_argument(
+        "--grace",
+        type=_seconds,
+        default=30.0,
+        help="a stopped worker's grace before its jobs are interrupted (30s, Heroku's)",
     )
 
 
@@ -130,7 +174,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "Search thresholds, steps, cooldowns and delays for the cheapest settings that keep "
         "SLO attainment at or above the target on a trace; print them as config vars."
     )
-    _add_model_arguments(parser)
+    _add_model_arguments(parser, own_traffic=True)
+    parser.add_argument("--since", default="7d", help="with --from-history: how far back (7d)")
     parser.add_argument(
         "--target", type=float, default=0.995, help="share of minutes within the SLO (0.995)"
     )
@@ -154,15 +199,16 @@ class Context:
             settings = load()
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        if args.process not in settings.processes:
+        process = args.process or "web"
+        if process not in settings.processes:
             known = ", ".join(settings.processes)
-            raise UsageError(f"--process: {args.process!r} is not configured (have {known})")
+            raise UsageError(f"--process: {process!r} is not configured (have {known})")
         self.settings = settings
-        p = settings.processes[args.process]
+        p = settings.processes[process]
         if p.metric is not Metric.REQUEST_QUEUE_TIME:
             raise UsageError(
-                f"--process: {args.process!r} scales on job latency; the simulator replays "
-                "web requests (request queue time) only"
+                f"--process: {process!r} scales on job latency; give it a job trace "
+                "(time,duration_s or time,jobs) to replay"
             )
         self.process: ProcessSettings = p
         if args.concurrency < 1 or args.service_cv < 0:
@@ -173,7 +219,7 @@ class Context:
             service_cv=args.service_cv,
             concurrency=int(args.concurrency),
             boot_s=args.boot,
-            slo_ms=args.slo_ms,
+            slo_ms=200.0 if args.slo_ms is None else args.slo_ms,
             interval_s=settings.glob.interval,
             window_s=p.window,
             aggregate=p.aggregate,
@@ -211,7 +257,7 @@ class Context:
         engine.low, engine.high = self.low, self.high
         self.engine, self.band = slo_band(
             engine,
-            args.slo_ms,
+            self.setup.slo_ms,
             up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
             down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
         )
@@ -308,9 +354,18 @@ def _policy_names(given: list[str] | None) -> list[str]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    names = _policy_names(args.policy)
     if args.report and not str(args.report).lower().endswith((".html", ".htm")):
         raise UsageError("--report: give a file name ending in .html")
+    from autoscaler.sim.jobs import is_job_header
+
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
+        from autoscaler.sim.workercmd import JobUsageError, simulate_jobs
+
+        try:
+            return simulate_jobs(args, _worker_signals)
+        except JobUsageError as exc:
+            raise UsageError(str(exc)) from None
+    names = _policy_names(args.policy)
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     jobs = [(ctx.spec(name), 0, None) for name in names]
@@ -342,10 +397,50 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from autoscaler.sim.tune import tune
 
     if not 0 < args.target <= 1:
         raise UsageError("--target: a share of minutes, above 0 and at most 1 (0.995)")
+    if args.from_history:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _tune_own_traffic(args, tmp)
+    from autoscaler.sim.jobs import is_job_header
+
+    if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
+        from autoscaler.sim.workercmd import JobUsageError
+        from autoscaler.sim.workertune import tune_jobs
+
+        try:
+            return tune_jobs(args, _worker_signals)
+        except JobUsageError as exc:
+            raise UsageError(str(exc)) from None
+    return _tune_with(args)
+
+
+def _tune_own_traffic(args: argparse.Namespace, tmp: str) -> int:
+    """``tune --from-history``: export the process's history, fit the app, then tune on it."""
+    from autoscaler.config import read_env
+    from autoscaler.durations import parse_duration
+    from autoscaler.sim.owntraffic import export_from_env
+
+    env = {**read_env(), **os.environ}
+    try:
+        text, fit, _ = export_from_env(env, args.from_history, parse_duration(args.since, "s"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    path = os.path.join(tmp, f"{args.from_history}.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(fit.describe((args.service_ms, int(args.concurrency), args.boot)), file=sys.stderr)
+    args.trace, args.process = path, args.from_history
+    args.service_ms = fit.service_ms or args.service_ms
+    args.concurrency = fit.concurrency or args.concurrency
+    args.boot = fit.boot_s if fit.boot_s is not None else args.boot
+    return _tune_with(args)
+
+
+def _tune_with(args: argparse.Namespace) -> int:
+    from autoscaler.sim.tune import tune
+
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()

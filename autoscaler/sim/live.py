@@ -227,8 +227,11 @@ class LiveApp:
 
     def formation(self, name: str) -> Formation:
         with self._lock:
-            self._advance()
-            return Formation(self._process(name).quantity, self.updated_at.get(name))
+            t = self._advance()
+            proc = self._process(name)
+            serving = getattr(proc.pool, "serving", None)
+            ready = serving(t) if serving is not None else None
+            return Formation(proc.quantity, self.updated_at.get(name), ready=ready)
 
 
 _apps: dict[tuple[object, ...], LiveApp] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,9 +55,38 @@ class Prepared:
     steps: Steps
     scale: float
     start: float  # epoch seconds of the first step
-    needs: list[int]  # per step, what the oracle runs (``oracle_needs``)
     queueing: Queueing
+    setup: Setup
     peak_need: int = 1  # the fewest instances whose stationary p95 wait at the peak is in the SLO
+    _needs: list[int] | None = field(default=None, repr=False)
+    _table: _NeedTable | None = field(default=None, repr=False)
+
+    @property
+    def needs(self) -> list[int]:
+        """Per step, what the oracle runs (``_NeedTable``); computed when first asked for."""
+        if self._needs is None:
+            table = self._need_table()
+            service = self.steps.service_s
+            if service is None:
+                self._needs = table.needs(self.steps.rates, self.setup.service_ms / 1000.0)
+            else:
+                self._needs = [
+                    table.need(r, s) for r, s in zip(self.steps.rates, service, strict=True)
+                ]
+        return self._needs
+
+    def need_at(self, k: int) -> int:
+        """What the oracle runs at step ``k`` (without computing every step's)."""
+        if self._needs is not None:
+            return self._needs[k]
+        service = self.steps.service_s
+        s = self.setup.service_ms / 1000.0 if service is None else service[k]
+        return self._need_table().need(self.steps.rates[k], s)
+
+    def _need_table(self) -> _NeedTable:
+        if self._table is None:
+            self._table = _NeedTable(self.queueing, self.setup)
+        return self._table
 
 
 def prepare(trace: Trace, setup: Setup) -> Prepared:
@@ -87,9 +117,8 @@ def prepare(trace: Trace, setup: Setup) -> Prepared:
             raise ValueError("the trace has no requests, so it cannot be scaled to a peak")
         scale = setup.peak_instances / peak
     steps = scaled(raw, scale) if scale != 1.0 else raw
-    needs = oracle_needs(steps, queueing, setup)
     peak_need = max(1, math.ceil(peak * scale - 1e-9))
-    return Prepared(steps, scale, trace.start, needs, queueing, peak_need)
+    return Prepared(steps, scale, trace.start, queueing, setup, peak_need)
 
 
 # a minute passes when at most 5% of its requests wait longer than the SLO; the share a minute
@@ -98,29 +127,43 @@ def prepare(trace: Trace, setup: Setup) -> Prepared:
 _PASS_Z = 2.33
 
 
-def oracle_needs(steps: Steps, queueing: Queueing, setup: Setup) -> list[int]:
-    """Per step, the fewest instances whose minute meets the SLO with 99% probability: the
-    expected share of requests over the SLO at most ``0.05 - 2.33 sd`` with ``sd`` the spread of
-    that share in a minute of requests at the step's rate (as the fast model judges minutes)."""
-    slo_s = setup.slo_ms / 1000.0
-    c = setup.concurrency
-    spread = 0.0475 * fast.NOISE_K / 60.0
-    rho_of: dict[tuple[float, int], float] = {}
-    fixed = setup.service_ms / 1000.0
-    service = steps.service_s
-    needs = []
-    for k, rate in enumerate(steps.rates):
+class _NeedTable:
+    """The oracle's need per step: the fewest instances whose minute meets the SLO with 99%
+    probability, i.e. whose expected share of requests over the SLO is at most ``0.05 - 2.33
+    sd``, ``sd`` the spread of that share in a minute of requests at the step's rate (as the
+    fast model judges minutes). The share is taken in tenths of a percent (rounded down, at
+    least 0.5%); for each, the rate from which it applies and the instances per unit of rate."""
+
+    def __init__(self, queueing: Queueing, setup: Setup) -> None:
+        self.queueing = queueing
+        self.slo_s = setup.slo_ms / 1000.0
+        self.c = setup.concurrency
+        spread = 0.0475 * fast.NOISE_K / 60.0
+        # share >= m / 1000 from this rate on, for m = 6 .. 49 (below: 5)
+        self.thresholds = [spread * (_PASS_Z / (0.05 - m / 1000.0)) ** 2 for m in range(6, 50)]
+        self._per_rate: dict[float, list[float]] = {}
+
+    def _factors(self, s: float) -> list[float]:
+        """Instances per unit of rate, by share bucket, for service time ``s``."""
+        factors = self._per_rate.get(s)
+        if factors is None:
+            factors = [
+                s / (self.c * max(self.queueing.max_rho_share(self.slo_s / s, m / 1000.0), 1e-6))
+                for m in range(5, 50)
+            ]
+            self._per_rate[s] = factors
+        return factors
+
+    def need(self, rate: float, s: float) -> int:
         if rate <= 0.0:
-            needs.append(0)
-            continue
-        s = fixed if service is None else service[k]
-        share = 0.05 - _PASS_Z * math.sqrt(spread / rate)
-        key = (s, max(5, int(share * 1000.0)))  # in tenths of a percent, rounded down
-        rho = rho_of.get(key)
-        if rho is None:
-            rho = rho_of[key] = max(queueing.max_rho_share(slo_s / s, key[1] / 1000.0), 1e-6)
-        needs.append(math.ceil(rate * s / (c * rho) - 1e-9))
-    return needs
+            return 0
+        return math.ceil(rate * self._factors(s)[bisect_right(self.thresholds, rate)] - 1e-9)
+
+    def needs(self, rates: list[float], s: float) -> list[int]:
+        factors, thresholds, ceil = self._factors(s), self.thresholds, math.ceil
+        return [
+            ceil(r * factors[bisect_right(thresholds, r)] - 1e-9) if r > 0.0 else 0 for r in rates
+        ]
 
 
 @dataclass
@@ -236,7 +279,7 @@ def replay(
     )
     policy = spec.build(prepared, setup, start)
     boot = 0.0 if spec.name == "bound" else setup.boot_s
-    first = prepared.needs[start] if start < len(prepared.needs) else 1
+    first = prepared.need_at(start) if start < len(steps) else 1
     if spec.name == "static":
         quantity = policy(0.0, 0, None, 0.0, 0.0)
     elif isinstance(policy, OraclePolicy):

@@ -101,7 +101,7 @@ def test_report_is_one_self_contained_html_file(
         (["--report", "out.pdf"], "ending in .html"),
         (["--max", "0"], "are not valid"),
         (["--process", "urgent"], "'urgent' is not configured"),
-        (["--process", "worker"], "web requests (request queue time) only"),
+        (["--process", "worker"], "scales on job latency; give it a job trace"),
     ],
 )
 def test_bad_usage_exits_2(

@@ -1,0 +1,174 @@
+"""Replaying the app's own traffic: the history's arrival rate as a trace, and the app model
+fitted from the history.
+
+``export`` turns the minutes of one process into a trace CSV (``time,requests``: arrivals per
+minute, the recorded mean rate times 60) that ``simulate`` and ``tune`` read, and fits what the
+simulator needs to know of the app, each from what the history shows and said how:
+
+- service time, by Little's law: requests in service = arrival rate x service time, over the
+  minutes whose queue time was below the band (where nearly every request in the app is being
+  served, not waiting); the median of in-service / rate;
+- slots per instance: requests in service per instance in the minutes whose queue time was above
+  the band (every slot busy, requests waiting) with the formation settled since the minute
+  before (none booting), the median rounded; without such minutes, the
+  most seen per instance, rounded up (a lower bound, said so);
+- boot time: the median delay from a scale-up to the minute its instances all served, where the
+  platform reports serving instances (minute resolution: an upper bound).
+
+What cannot be fitted keeps the simulator's default, and the printout says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from autoscaler.history import Event, HistoryStore, Minute, open_store
+
+
+@dataclass
+class Fit:
+    """The app model fitted from the history; ``None`` where it could not be fitted."""
+
+    service_ms: float | None = None
+    concurrency: int | None = None
+    boot_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self, defaults: tuple[float, int, float] = (100.0, 4, 45.0)) -> str:
+        service, slots, boot = defaults
+        lines = [
+            "app model fitted from the history:",
+            _line("--service-ms", self.service_ms, service, "{:.0f}"),
+            _line("--concurrency", self.concurrency, slots, "{}"),
+            _line("--boot", self.boot_s, boot, "{:.0f}"),
+        ]
+        return "\n".join(lines + [f"  note: {n}" for n in self.notes])
+
+
+def _line(flag: str, value: float | None, default: float, fmt: str) -> str:
+    if value is None:
+        return f"  {flag} {fmt.format(default)} (not fitted: the simulator's default)"
+    return f"  {flag} {fmt.format(value)} (fitted)"
+
+
+def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, float]) -> Fit:
+    """Fit service time, slots and boot time from minutes and decisions; ``band`` is the
+    process's (down, up) thresholds in ms."""
+    down, up = band
+    out = Fit()
+    calm = [
+        m.in_use / m.rate
+        for m in rows
+        if m.in_use is not None and m.rate and m.rate > 0 and m.p95 is not None and m.p95 <= down
+    ]
+    if len(calm) >= 10:
+        out.service_ms = statistics.median(calm) * 1000.0
+    else:
+        out.notes.append("too few calm minutes with requests in service and a rate to fit")
+    ordered = sorted(rows, key=lambda m: m.t)
+    busy = sorted(
+        m.in_use / m.quantity
+        for prev, m in itertools.pairwise(ordered)
+        if m.in_use is not None
+        and m.quantity
+        and m.p95 is not None
+        and m.p95 > up
+        and prev.t == m.t - 60
+        and prev.quantity == m.quantity  # settled: no instance booting or stopping
+        and (m.ready is None or m.ready == m.quantity)
+    )
+    if len(busy) >= 5:
+        out.concurrency = max(1, round(statistics.median(busy)))
+    else:
+        seen = [m.in_use / m.quantity for m in rows if m.in_use is not None and m.quantity]
+        if seen:
+            out.concurrency = max(1, math.ceil(max(seen)))
+            out.notes.append(
+                "slots per instance: no minute above the band to read them at; the most "
+                "requests in service per instance seen (a lower bound)"
+            )
+    delays = []
+    by_t = sorted(rows, key=lambda m: m.t)
+    for e in events:
+        if e.kind != "decision" or e.desired is None or e.current is None:
+            continue
+        if e.desired <= e.current:
+            continue
+        for m in by_t:
+            if m.t < e.t // 60 * 60 + 60:  # the minutes after the one the decision was in
+                continue
+            if m.ready is None or (m.quantity is not None and m.quantity < e.desired):
+                break  # not reported, or scaled back down before all served
+            if m.ready >= e.desired:
+                delays.append(m.t + 60 - e.t)
+                break
+    if delays:
+        out.boot_s = statistics.median(delays)
+    else:
+        out.notes.append("boot time: the platform reported no serving instances after scale-ups")
+    return out
+
+
+def trace_csv(rows: Sequence[Minute]) -> tuple[str, int]:
+    """The minutes' arrivals as a trace (one row a minute, epoch seconds); minutes with no
+    recorded rate take the previous one's (their count is returned: they are guesses)."""
+    known = [m for m in sorted(rows, key=lambda m: m.t) if m.rate is not None]
+    if not known:
+        raise ValueError("the history has no arrival rate for this process (no minute has one)")
+    lines = ["time,requests"]
+    filled = 0
+    rate = known[0].rate or 0.0
+    by_t = {m.t: m.rate for m in known}
+    for t in range(known[0].t, known[-1].t + 60, 60):
+        value = by_t.get(t)
+        if value is None:
+            filled += 1
+        else:
+            rate = value
+        lines.append(f"{t},{rate * 60:.3f}")
+    return "\n".join(lines) + "\n", filled
+
+
+def export(
+    store: HistoryStore, process: str, since_s: float, now: float, band: tuple[float, float]
+) -> tuple[str, Fit, list[Minute]]:
+    """The trace of ``process`` over the last ``since_s`` seconds before ``now``, and the fit."""
+    rows, events = store.read(process, now - since_s, now + 60)
+    text, filled = trace_csv(rows)
+    result = fit(rows, events, band)
+    if filled:
+        result.notes.append(f"{filled} minutes had no recorded rate: the previous one was used")
+    return text, result, rows
+
+
+def instance_hours(rows: Sequence[Minute]) -> float:
+    """What the formation cost over these minutes, as recorded (instance-hours)."""
+    return sum((m.quantity or 0) for m in rows) / 60.0
+
+
+def export_from_env(
+    env: Mapping[str, str], process: str, since_s: float
+) -> tuple[str, Fit, list[Minute]]:
+    """``export`` from the store the config vars name, at the daemon's own clock, with the band
+    the daemon recorded. Raises ``ValueError`` for what the user must fix."""
+    store = open_store(env)
+    if store is None or type(store).__name__ == "MemoryStore":
+        raise ValueError("no shared history store: set REDIS_URL or DATABASE_URL as the daemon has")
+    try:
+        if process not in store.processes():
+            have = ", ".join(store.processes()) or "none"
+            raise ValueError(f"--process: no history for {process!r} (history for: {have})")
+        clock = store.get_meta("clock")
+        now = float(clock) if clock else time.time()
+        meta = json.loads(store.get_meta("settings") or "{}")
+        band_ms = (meta.get("processes", {}).get(process) or {}).get("band") or {}
+        band = (float(band_ms.get("down_ms", 50.0)), float(band_ms.get("up_ms", 200.0)))
+        return export(store, process, since_s, now, band)
+    finally:
+        store.close()

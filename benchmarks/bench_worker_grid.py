@@ -1,0 +1,278 @@
+"""The worker grid: the default policy against the worker baselines on job traces (issue 16).
+
+    .venv/bin/python benchmarks/bench_worker_grid.py [--jobs-log PATH] [--days 2] [--seed 1]
+        [--jobs 2] [--json FILE] [--only NAME] [--scales 0.01,0.1,1]
+
+Traces: the NASA Ames iPSC job log (61 days, one row per job) at ``--duration-scale`` 0.01, 0.1
+and 1, and every generated job shape (``autoscaler.sim.jobshapes``, ``--days`` each, seeded),
+crossed with ``--concurrency`` 1, 5, 25 and ``--boot`` 10, 45, 120 s. Per cell: SLO = the
+oldest due job within 60 s, or 10x the (scaled) median duration where that is larger; bounds
+0 (scale to zero) to max(10, twice the oracle's peak); the default policy runs with a worker
+process's default settings (``UP_THRESHOLD`` 10 s, ``DOWN_THRESHOLD`` 2 s, ...), ``step`` on
+the same band, ``hirefire`` with ``jobs_per_instance`` = concurrency.
+
+Goals per cell (the issue's): default keeps >= 99% of minutes within the SLO, at <= 1.3x the
+oracle's instance-hours, is beaten on both axes (cheaper and at least as many minutes, or as
+cheap and more minutes) by none of step, hirefire and static, and loses <= 1% of its
+job-seconds to interruptions. Prints one line per cell and a summary; figures are printed,
+never asserted. Cells run in ``--jobs`` forked processes (default 2) under the caller's nice.
+
+Left out: each cell is one seed of the shapes and one replay (the worker model is
+deterministic given the trace, so there is no spread to report across runs of a cell; the
+spread across seeds is not measured here). The job log is not part of the project: by default
+it is read from ``shared/traces`` beside the repository (or beside
+the folder of a worktree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoscaler.policy import PolicyConfig  # noqa: E402
+from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace  # noqa: E402
+from autoscaler.sim.jobshapes import SHAPES, generate  # noqa: E402
+from autoscaler.sim.workercmd import worker_defaults  # noqa: E402
+from autoscaler.sim.workersim import (  # noqa: E402
+    WORKER_BASELINES,
+    WorkerResult,
+    WorkerSetup,
+    WorkerSpec,
+    oracle_plan,
+    replay_jobs,
+    ticks_for,
+)
+
+#: ``../shared`` beside the repository (a checkout), or beside its parent (a worktree)
+JOBS_LOG = next(
+    (
+        p
+        for p in (
+            base / "shared" / "traces" / "nasa-ipsc-1993-10-11-jobs.csv.gz"
+            for base in (ROOT.parent, ROOT.parent.parent)
+        )
+        if p.exists()
+    ),
+    ROOT.parent / "shared" / "traces" / "nasa-ipsc-1993-10-11-jobs.csv.gz",
+)
+CONCURRENCY = (1, 5, 25)
+BOOT = (10.0, 45.0, 120.0)
+SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
+
+_TRACES: dict[str, JobTrace] = {}  # filled before forking
+_PROPOSAL = False
+_PROPOSAL_IDLE_DOWN = False
+
+
+class Proposal:
+    """A prototype of what the worker path should do differently (``--proposal``; not the
+    shipped policy): the engine's decision, then
+
+    - up: never more instances than it takes to run every due and running job at once
+      (``ceil((depth + busy) / slots)``), and no further upscale while the last one boots;
+    - down: once the engine would go down, straight to what the running jobs need
+      (``ceil(busy / slots)``) instead of one at a time;
+    - to zero: only when nothing has been due or running for the engine's down delay.
+
+    ``slots`` is the instances' concurrency, which the policy does not know today (a setting
+    or a learned value would give it)."""
+
+    name = "proposal"
+
+    def __init__(self, cfg: PolicyConfig, *, slots: int, boot_s: float, wall0: float) -> None:
+        from autoscaler.policy import down_delay
+        from autoscaler.sim.workersim import WorkerEngine
+
+        self.engine = WorkerEngine(cfg, wall0=wall0, name="proposal")
+        self.cfg = cfg
+        self.slots = slots
+        self.boot_s = boot_s
+        self.delay = down_delay(cfg, None)
+        self.idle_since: float | None = 0.0
+        self.last_up = -math.inf
+        self.decisions = self.engine.decisions
+
+    def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
+        want = self.engine(t, current, age_ms, depth, busy)
+        jobs = depth + busy
+        if jobs:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = t
+        desired = want
+        if want > current:
+            if current > 0 and t - self.last_up < self.boot_s:
+                desired = current  # what was added is still booting
+            else:
+                cap = max(self.cfg.low, 1, math.ceil(jobs / self.slots))
+                desired = max(current + 1, min(want, cap)) if current else want
+                desired = min(desired, self.cfg.high)
+            if desired > current:
+                self.last_up = t
+        elif want < current:
+            desired = max(self.cfg.low, math.ceil(busy / self.slots))
+            if _PROPOSAL_IDLE_DOWN and busy:
+                desired = current  # no downscale while any job runs (Judoscale's busy jobs)
+            if desired == 0 and (self.idle_since is None or t - self.idle_since < self.delay):
+                desired = 1
+            desired = min(desired, current)
+        if desired != want:
+            self.engine.state.known = desired  # the engine sees its own quantity next tick
+        return desired
+
+    def hold_until(self, k: int, current: int, busy: int) -> float:
+        return self.engine.hold_until(k, current, busy) if current else k
+
+
+def engine_config(low: int, high: int) -> PolicyConfig:
+    p = worker_defaults()
+    return PolicyConfig.from_settings(p).replace(low=low, high=high)
+
+
+def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
+    name, concurrency, boot = cell
+    trace = _TRACES[name]
+    slo_s = max(60.0, 10.0 * trace.median_duration())
+    setup = WorkerSetup(concurrency=concurrency, boot_s=boot, slo_ms=slo_s * 1000.0)
+    started = time.process_time()
+    plan = oracle_plan(trace, setup, ticks_for(trace, setup))
+    high = max(10, 2 * max(plan, default=1))
+    cfg = engine_config(0, high)
+    specs = [WorkerSpec("default", 0, high, cfg)]
+    for base in WORKER_BASELINES:
+        specs.append(WorkerSpec(base, 0, high, up_ms=cfg.up_ms, down_ms=cfg.down_ms))
+    results: dict[str, WorkerResult] = {
+        s.name: replay_jobs(trace, setup, s, plan, series=False) for s in specs
+    }
+    if _PROPOSAL:
+        proposal = Proposal(cfg, slots=concurrency, boot_s=boot, wall0=trace.start)
+        results["proposal"] = replay_jobs(
+            trace, setup, WorkerSpec("proposal", 0, high, cfg), plan, series=False, policy=proposal
+        )
+    d, o = results["default"], results["oracle"]
+    ratio = d.instance_hours / o.instance_hours if o.instance_hours > 0 else float("inf")
+    beaten_by = [
+        b
+        for b in ("step", "hirefire", "static")
+        if (r := results[b]).instance_hours <= d.instance_hours
+        and r.slo_attainment >= d.slo_attainment
+        and (r.instance_hours < d.instance_hours or r.slo_attainment > d.slo_attainment)
+    ]
+    goals = {
+        "slo": d.slo_attainment >= SLO_ATTAINMENT,
+        "cost": ratio <= COST_RATIO,
+        "undominated": not beaten_by,
+        "interruptions": d.interrupted_share <= LOST_SHARE,
+    }
+    return {
+        "trace": name,
+        "concurrency": concurrency,
+        "boot_s": boot,
+        "slo_s": slo_s,
+        "jobs": len(trace),
+        "cost_ratio": round(ratio, 3),
+        "beaten_by": beaten_by,
+        "goals": goals,
+        "cpu_s": round(time.process_time() - started, 2),
+        "policies": {
+            k: {
+                "instance_hours": round(r.instance_hours, 2),
+                "slo_attainment": round(r.slo_attainment, 5),
+                "p95_wait_s": round(r.p95_wait_s, 1),
+                "max_wait_s": round(r.max_wait_s, 1),
+                "interrupted_share": round(r.interrupted_share, 5),
+                "scale_events": r.scale_events,
+            }
+            for k, r in results.items()
+        },
+    }
+
+
+def line(row: dict[str, object]) -> str:
+    pol = row["policies"]
+    assert isinstance(pol, dict)
+    d, o = pol["default"], pol["oracle"]
+    goals = row["goals"]
+    assert isinstance(goals, dict)
+    failed = [k for k, ok in goals.items() if not ok]
+    beaten = row["beaten_by"]
+    extra = ""
+    if "proposal" in pol:
+        q = pol["proposal"]
+        extra = (
+            f"\n{'':<12} proposal {q['slo_attainment']:.2%} {q['instance_hours']:9.1f} h = "
+            f"{q['instance_hours'] / max(o['instance_hours'], 1e-9):5.2f}x oracle, "
+            f"lost {q['interrupted_share']:.2%}"
+        )
+    return (
+        f"{row['trace']:<12} c={row['concurrency']:<2} boot={row['boot_s']:<5g} "
+        f"slo={row['slo_s']:<5.0f} default {d['slo_attainment']:.2%} "
+        f"{d['instance_hours']:9.1f} h = {row['cost_ratio']:5.2f}x oracle "
+        f"({o['instance_hours']:.1f} h), "
+        f"lost {d['interrupted_share']:.2%}"
+        + (f", beaten by {','.join(beaten)}" if beaten else "")  # type: ignore[arg-type]
+        + (f"  FAILS {','.join(failed)}" if failed else "  ok")
+        + extra
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs-log", type=Path, default=JOBS_LOG)
+    parser.add_argument("--days", type=float, default=2.0, help="length of each generated shape")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="processes (2)")
+    parser.add_argument("--json", type=Path, help="write every cell's figures here")
+    parser.add_argument("--only", action="append", help="only these traces (repeatable)")
+    parser.add_argument("--scales", default="0.01,0.1,1", help="duration scales of the job log")
+    parser.add_argument("--proposal", action="store_true", help="also run the prototype")
+    parser.add_argument(
+        "--proposal-idle-down",
+        action="store_true",
+        help="the prototype, scaling down only while no job runs",
+    )
+    args = parser.parse_args()
+    global _PROPOSAL, _PROPOSAL_IDLE_DOWN  # noqa: PLW0603 (read by the forked workers)
+    _PROPOSAL = args.proposal or args.proposal_idle_down
+    _PROPOSAL_IDLE_DOWN = args.proposal_idle_down
+
+    if args.jobs_log.exists():
+        log = read_job_trace(args.jobs_log)
+        for scale in (float(s) for s in args.scales.split(",") if s):
+            _TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
+    else:
+        print(f"note: {args.jobs_log} not found: the job log's rows are left out", flush=True)
+    for shape in SHAPES:
+        _TRACES[shape] = generate(shape, seed=args.seed, days=args.days)
+    names = [n for n in _TRACES if not args.only or n in args.only]
+    cells = [(n, c, b) for n in names for c in CONCURRENCY for b in BOOT]
+    started = time.monotonic()
+    rows: list[dict[str, object]] = []
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        for row in pool.imap(run_cell, cells):
+            rows.append(row)
+            print(line(row), flush=True)
+    elapsed = time.monotonic() - started
+    print()
+    total = len(rows)
+    for goal in ("slo", "cost", "undominated", "interruptions"):
+        met = sum(1 for r in rows if r["goals"][goal])  # type: ignore[index]
+        print(f"{goal:<14} met in {met}/{total} cells")
+    every = sum(1 for r in rows if all(r["goals"].values()))  # type: ignore[attr-defined]
+    print(f"{'all goals':<14} met in {every}/{total} cells")
+    print(f"({total} cells x 5 policies in {elapsed:.0f} s on {args.jobs} processes)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

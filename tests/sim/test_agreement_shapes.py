@@ -1,0 +1,69 @@
+"""The fast model against the exact one on every generated traffic shape (bursty ones
+included), the loop closed: each model feeds the default policy its own signal. Over two seeds,
+the fast model's instance-hours are within 10% of the exact model's and its SLO minutes within
+1 point (``benchmarks/bench_agreement.py`` prints the figures).
+
+Two shapes do not agree yet and are expected to fail (not strictly: a policy or model change may
+fix them): on ``flash10`` the fast model's instance-hours are 11% below the exact model's, and
+on ``bursty`` its SLO minutes 1.9 points below (4 seeds over a day: 0.935x and -1.86 points);
+in both the exact model's noisier signal and rate make the policy keep a second instance at
+loads one serves (a small formation's effect: at peak 3 ``flash10`` agrees within 2%)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from statistics import mean
+
+import pytest
+
+from autoscaler.policy import PolicyConfig
+from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay
+from autoscaler.sim.scenarios import SCENARIOS, generate
+
+PEAK, DAYS, SEEDS = 5.0, 0.5, (1, 2)
+HIGH = 12
+
+
+def run(job: tuple[str, int, bool]) -> tuple[float, float]:
+    shape, seed, exact = job
+    setup = Setup(peak_instances=PEAK, exact=exact, seed=seed)
+    prepared = prepare(generate(shape, days=DAYS, seed=1), setup)
+    result = replay(
+        prepared, setup, PolicySpec("default", 1, HIGH, PolicyConfig(high=HIGH)), series=False
+    )
+    return result.instance_hours, result.slo_attainment
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
+    jobs = [
+        (shape, seed, exact) for shape in SCENARIOS for seed in SEEDS for exact in (False, True)
+    ]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
+
+
+KNOWN = {
+    "flash10": "fast instance-hours 11% below exact at peak 5 (small formations)",
+    "bursty": "fast SLO minutes 1.9 points below exact (4 seeds, a day)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN[s], strict=False)) if s in KNOWN else s
+        for s in SCENARIOS
+    ],
+)
+def test_fast_and_exact_agree_on_a_generated_shape(
+    shape: str, figures: dict[tuple[str, int, bool], tuple[float, float]]
+) -> None:
+    fast = [figures[(shape, seed, False)] for seed in SEEDS]
+    exact = [figures[(shape, seed, True)] for seed in SEEDS]
+    hours_fast, hours_exact = mean(h for h, _ in fast), mean(h for h, _ in exact)
+    slo_fast, slo_exact = mean(a for _, a in fast), mean(a for _, a in exact)
+    assert hours_exact > DAYS * 24  # the policy ran more than one instance at times
+    assert hours_fast == pytest.approx(hours_exact, rel=0.10)
+    assert slo_fast == pytest.approx(slo_exact, abs=0.01)

@@ -1,0 +1,219 @@
+"""The worker model against hand-computed cases: exact waits with one instance, slots, the
+Heroku-style stop (grace, interruption, lost work), scale from zero, the oracle, job traces."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from autoscaler.policy import PolicyConfig
+from autoscaler.sim.jobmodel import Job, WorkerModel
+from autoscaler.sim.jobs import JobTrace, TraceError, prepare_jobs, read_job_trace, resample
+from autoscaler.sim.workersim import (
+    HireFireWorkers,
+    StepWorkers,
+    WorkerSetup,
+    WorkerSpec,
+    oracle_plan,
+    replay_jobs,
+    ticks_for,
+)
+
+DATA = Path(__file__).parent.parent / "data" / "traces"
+
+
+def model(jobs: list[tuple[float, float]], quantity: int = 1, **kw: float) -> WorkerModel:
+    items = [Job(due, duration, 0) for due, duration in jobs]
+    return WorkerModel(
+        items,
+        1,
+        concurrency=int(kw.pop("concurrency", 1)),
+        boot_s=kw.pop("boot_s", 0.0),
+        quantity=quantity,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def trace(jobs: list[tuple[float, float]], queues: list[int] | None = None) -> JobTrace:
+    ids = queues or [0] * len(jobs)
+    names = [f"q{i}" for i in range(max(ids) + 1)]
+    return JobTrace("t", 0.0, [a for a, _ in jobs], [d for _, d in jobs], ids, names)
+
+
+def test_one_instance_one_slot_waits_exactly_fifo() -> None:
+    m = model([(0.0, 10.0), (1.0, 5.0), (2.0, 1.0)])
+    # at 5 s: the first runs, the other two wait; the oldest waiting arrived at 1 s
+    assert m.signal(5.0) == (4000.0, 2, 1)
+    assert m.signal(12.0) == (10000.0, 1, 1)  # the second started at 10, the third waits
+    m.close(20.0)
+    assert m.waits == [0.0, 9.0, 13.0]  # starts at 0, 10, 15
+    assert m.done == 3
+    assert m.paid_s == 20.0
+
+
+def test_slots_of_one_instance_run_jobs_side_by_side() -> None:
+    m = model([(0.0, 10.0), (0.0, 10.0), (0.0, 10.0)], concurrency=2)
+    assert m.signal(1.0) == (1000.0, 1, 2)
+    m.close(30.0)
+    assert sorted(m.waits) == [0.0, 0.0, 10.0]
+
+
+def test_queues_are_served_in_the_order_they_were_first_seen() -> None:
+    # one slot busy until 10; then "q0" (first seen) before "q1", though q1's job is older
+    jobs = [Job(0.0, 10.0, 0), Job(1.0, 1.0, 1), Job(2.0, 1.0, 0)]
+    m = WorkerModel(jobs, 2, concurrency=1, boot_s=0.0, quantity=1)
+    assert m.signal(5.0) == (4000.0, 2, 1)  # the oldest due job of any queue: 4 s
+    m.close(20.0)
+    assert m.waits == [0.0, 8.0, 10.0]  # q0's job at 2 starts at 10, q1's at 11
+
+
+def test_a_new_instance_takes_jobs_after_its_boot_and_is_paid_from_the_start() -> None:
+    m = model([(0.0, 5.0), (0.0, 5.0)], quantity=1, boot_s=45.0)
+    assert m.scale(2, 1.0) == 2
+    # the second job waits for the first instance (free at 5), not for the boot (46)
+    m.close(100.0)
+    assert m.waits == [0.0, 5.0]
+    assert m.paid_s == 100.0 + 99.0
+
+
+def test_a_downscale_stops_the_newest_and_interrupts_what_outlives_the_grace() -> None:
+    m = model([(0.0, 100.0), (0.0, 100.0)], quantity=2)
+    m.scale(1, 10.0)  # instance 2 gets SIGTERM at 10; its job runs on past the 30 s grace
+    assert m.signal(39.0) == (0.0, 0, 2)
+    assert m.signal(41.0) == (41000.0, 1, 1)  # put back at 40, due since 0: 41 s old
+    m.close(300.0)
+    assert m.interrupted == 1
+    assert m.interrupted_s == 40.0  # the work it had done
+    assert sorted(m.waits) == [0.0, 60.0]  # queued again from 40 until instance 1 frees at 100
+    assert m.paid_s == 300.0 + 40.0
+    assert m.minute_interrupts == {0: 1}
+
+
+def test_a_job_that_ends_within_the_grace_is_not_interrupted() -> None:
+    m = model([(0.0, 100.0), (0.0, 25.0)], quantity=2)
+    m.scale(1, 10.0)
+    m.close(200.0)
+    assert m.interrupted == 0
+    assert m.waits == [0.0, 0.0]
+    assert m.paid_s == 200.0 + 25.0  # the stopping instance left when its job ended
+
+
+def test_a_stopping_instance_takes_no_new_job() -> None:
+    m = model([(0.0, 100.0), (0.0, 20.0), (15.0, 5.0)], quantity=2)
+    m.scale(1, 10.0)
+    m.close(200.0)
+    # the job due at 15 waits for instance 1 (free at 100) although instance 2 is up until 20
+    assert m.waits == [0.0, 0.0, 85.0]
+
+
+def test_the_oracle_model_stops_only_idle_instances() -> None:
+    m = model([(0.0, 100.0), (0.0, 100.0)], quantity=3, stop_idle_only=True)
+    assert m.scale(1, 10.0) == 2  # the idle one goes; the two busy ones stay
+    m.close(200.0)
+    assert m.interrupted == 0
+
+
+def engine(low: int = 0, high: int = 10) -> PolicyConfig:
+    return PolicyConfig(
+        "worker", low=low, high=high, up_ms=10_000.0, down_ms=2_000.0, scale_from_zero=True
+    )
+
+
+def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
+    jobs = trace([(12.0, 30.0), (4000.0, 1.0)])
+    setup = WorkerSetup(concurrency=1, boot_s=45.0, slo_ms=60_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 10, engine()), plan)
+    # due at 12, seen at the 15 s tick: 0 -> 1, serving from 60 s: a 48 s wait; the second,
+    # due at 4000, is seen at the tick of that moment and waits the 45 s boot
+    assert (r.p95_wait_s, r.max_wait_s, r.jobs) == (48.0, 48.0, 2)
+    assert r.decisions["scale_from_zero"] == 2
+    assert r.decisions["below_band"] == 1  # back to 0 after the first job
+    assert r.interrupted_jobs == 0
+    assert r.slo_attainment == 1.0
+    # never more than one instance, and not a whole day of it
+    assert r.max_instances == 1
+    assert 0 < r.instance_hours < 0.5
+
+
+def test_the_oracle_boots_ahead_and_meets_the_slo_without_interruptions() -> None:
+    burst = [(600.0, 30.0)] * 40 + [(1800.0, 5.0)]
+    jobs = trace(burst)
+    setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=60_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    # 40 jobs of 30 s, each to start within 60 s: 15 slots in waves at 600, 630 and 660
+    assert max(plan) == 3
+    r = replay_jobs(jobs, setup, WorkerSpec("oracle", 0, 10), plan)
+    assert r.max_wait_s <= 60.0
+    assert r.slo_attainment == 1.0
+    assert r.interrupted_jobs == 0
+    assert r.max_instances == 3
+
+
+def test_hirefire_sizes_by_jobs_per_instance_and_drops_only_when_empty() -> None:
+    p = HireFireWorkers(0, 10, ratio=5.0)
+    assert p(60.0, 0, 0.0, 12, 0) == 3
+    assert p(90.0, 3, 0.0, 0, 1) == 3  # not a checkup yet
+    assert p(120.0, 3, 0.0, 0, 1) == 3  # one job still running: not decrementable
+    assert p(180.0, 3, 0.0, 0, 0) == 0
+
+
+def test_step_adds_one_with_a_cooldown_and_removes_one_after_its_delay() -> None:
+    p = StepWorkers(0, 10, up_ms=10_000.0, down_ms=2_000.0)
+    assert p(10.0, 0, 500.0, 1, 0) == 1  # a job waits at 0: one at once
+    assert p(20.0, 1, 20_000.0, 5, 1) == 1  # within 3 minutes of that upscale
+    assert p(190.0, 1, 20_000.0, 5, 1) == 2
+    assert p(200.0, 2, 20_000.0, 5, 2) == 2
+    assert p(370.0, 2, 20_000.0, 5, 2) == 3
+    assert p(380.0, 3, 0.0, 0, 3) == 3  # below the band: 10 minutes first
+    assert p(980.0, 3, 0.0, 0, 3) == 2  # busy jobs do not stop it (no busy tracking)
+
+
+def test_reads_the_nasa_job_slice() -> None:
+    t = read_job_trace(DATA / "nasa-ipsc-jobs-3d.csv.gz")
+    assert len(t) == 593
+    assert t.queues == ["default"]
+    assert t.arrivals[0] == 0.0 and t.arrivals == sorted(t.arrivals)
+    assert t.start == 749693590.0  # 1993-10-04T00:13:10Z
+    assert t.durations[0] == 135.0
+
+
+def test_duration_scale_and_peak_instances(tmp_path: Path) -> None:
+    t = read_job_trace(DATA / "nasa-ipsc-jobs-3d.csv.gz")
+    scaled, factor = prepare_jobs(t, duration_scale=0.1)
+    assert factor == 1.0 and scaled.durations[0] == pytest.approx(13.5)
+    more, factor = prepare_jobs(t, duration_scale=0.1, concurrency=5, peak_instances=20)
+    assert factor > 1
+    assert len(more) == pytest.approx(len(t) * factor, rel=0.05)
+    twice = resample(t, 2.0, seed=1)
+    assert len(twice) == 2 * len(t) and twice.arrivals[:2] == [0.0, 0.0]
+
+
+def test_reads_a_binned_job_trace_with_drawn_durations(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_text("time,jobs\n0,3\n60,0\n120,2\n")
+    t = read_job_trace(path, duration_s=20.0, duration_cv=0.0, seed=3)
+    assert len(t) == 5 and t.binned
+    assert all(d == 20.0 for d in t.durations)
+    assert all(0 <= a < 60 for a in t.arrivals[:3]) and all(120 <= a < 180 for a in t.arrivals[3:])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,duration_s\n0,ten\n", ":2: duration_s 'ten' is not a number"),
+        ("time,duration_s\n0,-1\n", ":2: duration_s '-1' must be 0 or more"),
+        ("time,duration_s,queue\n0,1\n", ":2: 2 fields where the header has 3"),
+        ("time,duration_s\nnoon,1\n", ":2: time 'noon' is neither ISO-8601 nor epoch seconds"),
+        ("time,jobs\n0,1\n60,1.5\n", ":3: jobs '1.5' must be a whole number >= 0"),
+        ("time,jobs\n0,1\n60,1\n90,1\n", ":4: bin of 30 s where the bins are 60 s wide"),
+        ("time,duration_s\n", "has no jobs"),
+    ],
+)
+def test_a_malformed_job_trace_names_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    with pytest.raises(TraceError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        read_job_trace(path)
