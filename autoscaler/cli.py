@@ -415,9 +415,22 @@ def _build_alerts_and_history(settings: Settings, log: Any) -> Any:
     except ValueError as exc:
         raise ConfigError({"AUTOSCALER_HISTORY": str(exc)}) from None
     if store is None:
+        if settings.glob.digest == "weekly":
+            raise ConfigError(
+                {
+                    "AUTOSCALER_DIGEST": "weekly needs a history store (REDIS_URL or "
+                    "DATABASE_URL; AUTOSCALER_HISTORY is off)"
+                }
+            )
         return alerts.build(settings)
     hook = recording.HistoryHook(settings, store, log, simulated=settings.glob.platform == "sim")
     hook.then = alerts.build(settings, also=hook.alert)
+    if settings.glob.digest == "weekly":
+        webhook = getattr(hook.then, "webhook", None)
+        if webhook is None:
+            store.close()
+            raise ConfigError({"AUTOSCALER_DIGEST": "weekly needs AUTOSCALER_NOTIFY_URL"})
+        hook.digest_to = webhook
     return hook
 
 

@@ -123,6 +123,11 @@ class GlobalSettings(EnvSettings):
         description="where the history the dashboard shows is kept; `auto`: Redis if set, else "
         "PostgreSQL if set, else memory on `sim`, else none (docs/dashboard.md)",
     )
+    digest: Annotated[str, Choice("off", "weekly")] = Field(
+        "off",
+        description="`weekly`: a summary of the week to `AUTOSCALER_NOTIFY_URL` (instance-hours, "
+        "minutes within the band, the worst minute, scale events, alerts)",
+    )
     dashboard_port: Annotated[int, Int(0, 65535)] | None = Field(
         None, description="the daemon serves the dashboard itself on this port"
     )

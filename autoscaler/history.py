@@ -29,6 +29,9 @@ from typing import Any, Protocol
 
 #: how long the stores keep minutes and events (seconds): the dashboard's longest range plus a day
 RETENTION_S = 15 * 86400
+#: how long a formation must have stood before its requests in service count for ``peak`` (s):
+#: longer than a source's window, so that none of them was served by instances since stopped
+STEADY_S = 60.0
 #: the most events a store keeps per process (a flapping process must not fill the store)
 MAX_EVENTS = 20_000
 
@@ -47,6 +50,9 @@ class Minute:
     ready: int | None  # serving instances at the minute's last tick, where the platform says
     ticks: int  # ticks in the minute
     untrusted: int  # ticks whose signal was missing, stale or failed
+    #: the most requests in service per serving instance at any tick of the minute whose
+    #: formation had stood for ``STEADY_S``
+    peak: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(_compact(asdict(self)), separators=(",", ":"))
@@ -63,6 +69,8 @@ class Minute:
     @classmethod
     def from_line(cls, line: str) -> Minute:
         parts = line.split(",")
+        if len(parts) == len(_KINDS) - 1:  # written before ``peak`` was kept
+            parts.append("")
         if len(parts) != len(_KINDS):
             raise ValueError(f"a history line has {len(parts)} fields, not {len(_KINDS)}")
         values: list[Any] = [
@@ -82,6 +90,7 @@ _KINDS: tuple[Callable[[str], Any], ...] = (
     int,
     int,
     int,
+    float,
 )
 
 
@@ -164,6 +173,7 @@ class _Open:
     ready: int | None = None
     ticks: int = 0
     untrusted: int = 0
+    peak: float | None = None
 
     def close(self) -> Minute:
         values = sorted(self.signals)
@@ -178,6 +188,7 @@ class _Open:
             ready=self.ready,
             ticks=self.ticks,
             untrusted=self.untrusted,
+            peak=self.peak,
         )
 
 
@@ -228,6 +239,7 @@ class Recorder:
         self._open: dict[str, _Open] = {}
         self._events: list[Event] = []
         self._down = False
+        self._formation: dict[str, tuple[tuple[int | None, int | None], float]] = {}
 
     def tick(self, wall: float, facts: Iterable[TickFacts], *, leader: bool = True) -> None:
         minute = int(wall // 60) * 60
@@ -250,6 +262,12 @@ class Recorder:
             if f.in_use is not None:
                 current.in_use_sum += f.in_use
                 current.in_use_n += 1
+                serving = f.ready if f.ready else f.quantity
+                steady = self._steady(f.process, f.quantity, f.ready, wall)
+                if serving and steady:
+                    per = f.in_use / serving
+                    if current.peak is None or per > current.peak:
+                        current.peak = per
             current.quantity = f.quantity
             current.ready = f.ready
             if f.changed:
@@ -269,6 +287,16 @@ class Recorder:
             return
         if finished or self._events:
             self._flush(finished)
+
+    def _steady(self, process: str, quantity: int | None, ready: int | None, wall: float) -> bool:
+        """The formation has not changed for ``STEADY_S`` and every instance serves: the
+        requests in service over the source's window were served by these instances."""
+        key = (quantity, ready)
+        last = self._formation.get(process)
+        if last is None or last[0] != key:
+            self._formation[process] = (key, wall)
+            return False
+        return wall - last[1] >= STEADY_S and (ready is None or ready == quantity)
 
     def alert(self, wall: float, text: str) -> None:
         self._events.append(Event(wall, "*", "alert", text))

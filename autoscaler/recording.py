@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from autoscaler.config import Settings
@@ -99,6 +99,8 @@ class HistoryHook:
         # that starts at the real one and advances with the simulated seconds
         self.simulated = simulated
         self._origin: tuple[float, float] | None = None
+        #: ``AUTOSCALER_DIGEST=weekly``: where the weekly digest goes (the alerts' webhook)
+        self.digest_to: Callable[[str], None] | None = None
 
     def _down(self, error: str) -> None:
         self.log.warning("history_unavailable", error=redact(error)[:200])
@@ -153,6 +155,32 @@ class HistoryHook:
                 self._write_meta(
                     f"status:{d.process}", sentence(d, self.settings.processes[d.process])
                 )
+            if self.digest_to is not None:
+                self._maybe_digest(wall)
+
+    def _maybe_digest(self, wall: float) -> None:
+        """Send the weekly digest when a week has passed since the last one (kept in the store,
+        so a restart or a new leader neither repeats nor skips it)."""
+        from autoscaler.digest import WEEK_S, weekly
+
+        assert self.digest_to is not None
+        try:
+            last = self.store.get_meta("digest_last")
+            if last is None:
+                self.store.put_meta("digest_last", repr(wall))
+                return
+            if wall - float(last) < WEEK_S:
+                return
+            bands = {
+                name: p.up_threshold_ms if p.up_threshold is not None else None
+                for name, p in self.settings.processes.items()
+            }
+            text = weekly(self.store, list(self.settings.processes), bands, wall)
+            self.store.put_meta("digest_last", repr(wall))
+        except Exception:  # the store's outage is reported by the recorder
+            self.recorder.failures += 1
+            return
+        self.digest_to(text)
 
     def _write_meta(self, key: str, value: str) -> None:
         try:

@@ -8,19 +8,18 @@ simulator needs to know of the app, each from what the history shows and said ho
 - service time, by Little's law: requests in service = arrival rate x service time, over the
   minutes whose queue time was below the band (where nearly every request in the app is being
   served, not waiting); the median of in-service / rate;
-- slots per instance: requests in service per instance in the minutes whose queue time was above
-  the band (every slot busy, requests waiting) with the formation settled since the minute
-  before (none booting), the median rounded; without such minutes, the
-  most seen per instance, rounded up (a lower bound, said so);
-- boot time: the median delay from a scale-up to the minute its instances all served, where the
-  platform reports serving instances (minute resolution: an upper bound).
+- slots per instance: the fewest whole slots that could have served the most requests in service
+  per serving instance seen at any tick: in service never exceeds the slots, and comes near
+  them when the queue time rises (a lower bound otherwise);
+- boot time: the median delay from a scale-up to the end of the minute its instances all
+  served, less half a minute (a minute's serving count is read at its end), where the platform
+  reports serving instances.
 
 What cannot be fitted keeps the simulator's default, and the printout says so.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import statistics
@@ -72,27 +71,19 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
     else:
         out.notes.append("too few calm minutes with requests in service and a rate to fit")
     ordered = sorted(rows, key=lambda m: m.t)
-    busy = sorted(
-        m.in_use / m.quantity
-        for prev, m in itertools.pairwise(ordered)
-        if m.in_use is not None
-        and m.quantity
-        and m.p95 is not None
-        and m.p95 > up
-        and prev.t == m.t - 60
-        and prev.quantity == m.quantity  # settled: no instance booting or stopping
-        and (m.ready is None or m.ready == m.quantity)
-    )
-    if len(busy) >= 5:
-        out.concurrency = max(1, round(statistics.median(busy)))
-    else:
-        seen = [m.in_use / m.quantity for m in rows if m.in_use is not None and m.quantity]
-        if seen:
-            out.concurrency = max(1, math.ceil(max(seen)))
+    # requests in service per serving instance can never exceed the slots, and come near them
+    # when the queue time rises: the fewest whole slots that could have served the most seen
+    peaks = [m.peak for m in ordered if m.peak is not None]
+    saturated = any(m.p95 is not None and m.p95 > up for m in ordered)
+    if peaks:
+        out.concurrency = max(1, math.ceil(max(peaks) - 0.05))
+        if not saturated:
             out.notes.append(
-                "slots per instance: no minute above the band to read them at; the most "
-                "requests in service per instance seen (a lower bound)"
+                "slots per instance: the queue time never rose above the band, so the most "
+                "requests in service per instance seen is only a lower bound"
             )
+    else:
+        out.notes.append("slots per instance: no minute with requests in service")
     delays = []
     by_t = sorted(rows, key=lambda m: m.t)
     for e in events:
@@ -101,7 +92,7 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
         if e.desired <= e.current:
             continue
         for m in by_t:
-            if m.t < e.t // 60 * 60 + 60:  # the minutes after the one the decision was in
+            if m.t + 60 <= e.t:  # the decision's own minute counts: ready is read at its end
                 continue
             if m.ready is None or (m.quantity is not None and m.quantity < e.desired):
                 break  # not reported, or scaled back down before all served
@@ -109,7 +100,9 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
                 delays.append(m.t + 60 - e.t)
                 break
     if delays:
-        out.boot_s = statistics.median(delays)
+        # a minute's serving count is read at its end: the delay to it overstates the boot by
+        # half a minute on average
+        out.boot_s = max(0.0, statistics.median(delays) - 30.0)
     else:
         out.notes.append("boot time: the platform reported no serving instances after scale-ups")
     return out

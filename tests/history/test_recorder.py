@@ -79,3 +79,20 @@ def test_a_store_outage_is_reported_once_loses_only_its_minutes_and_recovers() -
     rows, _ = store.read("web", 0, T0 * 2)
     assert [m.t for m in rows] == [T0 + 180]  # the minutes while it was down are lost, no more
     assert recovered == [True]
+
+
+def test_the_peak_counts_only_once_the_formation_has_stood_a_minute() -> None:
+    store = MemoryStore()
+    rec = Recorder(store)
+    for i in range(24):  # two minutes: 2 instances, then 4 from t=60 (booting: 2 serve)
+        q, ready = (2, 2) if i < 12 else (4, 2 if i < 18 else 4)
+        rec.tick(T0 + 5 * i, [facts(10.0, q=q, in_use=7.0, ready=ready)])
+    rec.tick(T0 + 120, [facts(10.0, q=4, in_use=7.0, ready=4)])
+    first, second = store.read("web", T0, T0 + 120)[0]
+    assert first.peak is None  # the formation had not stood STEADY_S yet
+    assert second.peak is None  # it changed, then instances were still booting
+    for i in range(25, 48):
+        rec.tick(T0 + 5 * i, [facts(10.0, q=4, in_use=7.0, ready=4)])
+    rec.tick(T0 + 240, [facts(10.0, q=4, in_use=7.0, ready=4)])
+    third = store.read("web", T0 + 180, T0 + 240)[0][0]
+    assert third.peak == 7.0 / 4
