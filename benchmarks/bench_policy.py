@@ -38,7 +38,7 @@ def web_with_forecast(n: int) -> float:
     """One web process whose source reports the arrival rate and the requests in service: the
     policy learns what an instance carries and how many it serves at once (settled readings
     into the load bins), and the forecast and the early signal run every tick."""
-    cfg = PolicyConfig(low=1, high=50, down_delay=60.0)
+    cfg = PolicyConfig(low=1, high=50)  # DOWN_DELAY at its default
     state = PolicyState()
     obs = Observation(5, 0.0, Status.OK)
     start = time.perf_counter()

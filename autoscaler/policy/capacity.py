@@ -112,6 +112,16 @@ def own_overload(
     return above_since is None or settled(last_change, above_since, up_cooldown, window)
 
 
+def readable(last_change: float | None, above_since: float | None, t: float, settle: float) -> bool:
+    """``settled`` and ``own_overload`` at once (``settle``: ``UP_COOLDOWN`` plus ``WINDOW``),
+    for the policy's hot path."""
+    if last_change is None:
+        return True
+    return t - last_change >= settle and (
+        above_since is None or above_since - last_change >= settle
+    )
+
+
 def top_of_band(down_ms: float, up_ms: float) -> float:
     """Where the upper half of the band begins (ms)."""
     return down_ms + LEARN_FROM * (up_ms - down_ms)

@@ -11,7 +11,7 @@ from autoscaler.model import Action, Decision, Instant, Observation, Reason, Sta
 from autoscaler.policy import capacity as cap
 from autoscaler.policy import load, sizing
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState
+from autoscaler.policy.state import PolicyState, evolve
 
 #: below the band this long while only the forecast holds the instances, one fewer is tried
 #: anyway (s); the forecast then adds nothing for ``PROBE_HOLD`` (s) while they are read
@@ -115,29 +115,15 @@ def observe(
             below = t if state.below_since is None else state.below_since
     if obs.ready is not None and obs.ready < obs.current:
         short = t if state.short_since is None else state.short_since
-    new = PolicyState(
-        state.known,
-        above,
-        below,
-        state.last_up,
-        t if adopted else state.last_change,
-        short_since=short,
-        rate_mean=state.rate_mean,
-        rate_var=state.rate_var,
-        rate_at=state.rate_at,
-        rate_since=state.rate_since,
-        capacity=state.capacity,
-        sure=state.sure,
-        bins=state.bins,
-        slots=state.slots,
-        slot_bins=state.slot_bins,
-        probe_at=state.probe_at,
-        window=state.window,
-    )
+    new = evolve(state)
+    new.above_since, new.below_since, new.short_since = above, below, short
+    if adopted:
+        new.last_change = t
     if trusted:
-        assert sig is not None
-        if obs.rate_per_s is not None:
-            learn(cfg, new, obs, obs.rate_per_s, t)
+        rate = obs.rate_per_s
+        if rate is not None:
+            learn(cfg, new, obs, rate, t)
+            new.expected = load.expected(new, rate, t, cfg.headroom)
         quantity, by_load = recommend(cfg, new, obs, t)
         new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
     return new
@@ -153,10 +139,9 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
         obs.status is _OK
         and serving > 0
         and rate * cfg.window >= cap.LEARN_SAMPLES
-        and cap.settled(new.last_change, t, cfg.up_cooldown, cfg.window)
-        and cap.own_overload(new.above_since, new.last_change, cfg.up_cooldown, cfg.window)
+        and cap.readable(new.last_change, new.above_since, t, cfg.up_cooldown + cfg.window)
     ):
-        top = cap.top_of_band(cfg.down_ms, cfg.up_ms)
+        top = cfg.down_ms + cap.LEARN_FROM * (cfg.up_ms - cfg.down_ms)
         before = new.bins
         new.bins, k = cap.learn(before, rate / serving, sig)
         if cap.kind(before.get(k), top, cfg.up_ms) != cap.kind(new.bins[k], top, cfg.up_ms):
@@ -174,8 +159,9 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
 
 
 def expected_rate(cfg: PolicyConfig, st: PolicyState, rate: float, t: float) -> float:
-    """The arrival rate to keep capacity for (``HEADROOM`` spreads over the recent mean)."""
-    return load.expected(st, rate, t, cfg.headroom)
+    """The arrival rate to keep capacity for (``HEADROOM`` spreads over the recent mean), as
+    computed for this tick."""
+    return rate if st.expected is None else st.expected
 
 
 def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:

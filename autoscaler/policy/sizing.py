@@ -59,6 +59,9 @@ def push(window: Window, t: float, quantity: int, by_load: bool, span: float) ->
     """``window`` with the recommendation ``quantity`` at ``t`` added and those older than
     ``span`` dropped. Kept as a falling staircase (a recommendation hides every earlier one it
     equals or exceeds), so the first entry is the highest of the span."""
+    if window and window[-1][1] == quantity and t - window[0][0] < span:
+        # the same recommendation again (the common case): only its time moves on
+        return (*window[:-1], (t, quantity, by_load))
     keep = [e for e in window if e[1] > quantity and t - e[0] < span]
     keep.append((t, quantity, by_load))
     return tuple(keep)

@@ -21,6 +21,7 @@ class PolicyState:
         "below_since",
         "bins",
         "capacity",
+        "expected",
         "known",
         "last_change",
         "last_up",
@@ -56,6 +57,7 @@ class PolicyState:
         slot_bins: Bins | None = None,
         probe_at: float | None = None,
         window: Window = (),
+        expected: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -82,6 +84,9 @@ class PolicyState:
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
         self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
+        # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
+        # the rate's record and ``HEADROOM``: computed once per tick)
+        self.expected = expected
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -93,6 +98,33 @@ class PolicyState:
         return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_new = object.__new__
+
+
+def evolve(state: PolicyState) -> PolicyState:
+    """A copy of ``state`` for ``decide`` to fill (faster than the constructor's keywords)."""
+    new: PolicyState = _new(PolicyState)
+    new.known = state.known
+    new.above_since = state.above_since
+    new.below_since = state.below_since
+    new.last_up = state.last_up
+    new.last_change = state.last_change
+    new.short_since = state.short_since
+    new.rate_mean = state.rate_mean
+    new.rate_var = state.rate_var
+    new.rate_at = state.rate_at
+    new.rate_since = state.rate_since
+    new.capacity = state.capacity
+    new.sure = state.sure
+    new.bins = state.bins
+    new.slots = state.slots
+    new.slot_bins = state.slot_bins
+    new.probe_at = state.probe_at
+    new.window = state.window
+    new.expected = None
+    return new
 
 
 def initial_state(updated_at: float | None, now: Instant) -> PolicyState:
