@@ -49,8 +49,10 @@ def server(seeded: MemoryStore) -> Iterator[str]:
     httpd.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    and tests of other modules call ``asyncio.run``."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium; .ci/run does it)")
     from playwright.sync_api import sync_playwright
