@@ -32,6 +32,7 @@ from typing import Protocol
 from autoscaler.model import Instant, Metric, Observation
 from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
+from autoscaler.sim.stepband import Band, BandClock, step_band
 
 BASELINES = ("static", "hpa", "step", "oracle", "bound")
 POLICIES = ("default", *BASELINES)
@@ -278,15 +279,10 @@ class StepPolicy:
     ) -> None:
         self.low = low
         self.high = high
-        self.up_ms = up_ms
-        self.down_ms = down_ms
+        self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
         self.period = period
-        self.up_cooldown = up_cooldown
-        self.down_delay = down_delay
         self.next_check = 0.0
-        self.last_up = -math.inf
-        self.last_change = -math.inf
-        self.below_since: float | None = None
+        self.clock = BandClock()
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
@@ -296,21 +292,5 @@ class StepPolicy:
         self.next_check = t + self.period
         if signal_ms is None:
             return current
-        if signal_ms < self.down_ms:
-            if self.below_since is None:
-                self.below_since = t
-        else:
-            self.below_since = None
-        if signal_ms > self.up_ms:
-            if current < self.high and t - self.last_up >= self.up_cooldown:
-                self.last_up = self.last_change = t
-                return current + 1
-        elif (
-            self.below_since is not None
-            and current > self.low
-            and t - self.below_since >= self.down_delay
-            and t - self.last_change >= self.down_delay
-        ):
-            self.last_change = t
-            return current - 1
-        return current
+        want, self.clock = step_band(self.band, self.clock, t, current, signal_ms)
+        return want

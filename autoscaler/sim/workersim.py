@@ -33,6 +33,7 @@ from autoscaler.model import Instant, Observation, Status
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.sim.jobmodel import Job, WorkerModel
 from autoscaler.sim.jobs import JobTrace
+from autoscaler.sim.stepband import Band, BandClock, step_band
 
 WORKER_BASELINES = ("static", "step", "hirefire", "oracle")
 WORKER_POLICIES = ("default", *WORKER_BASELINES)
@@ -128,43 +129,23 @@ class StepWorkers:
         down_delay: float = 600.0,
     ) -> None:
         self.low, self.high = low, high
-        self.up_ms, self.down_ms = up_ms, down_ms
+        self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
         self.period = period
-        self.up_cooldown = up_cooldown
-        self.down_delay = down_delay
         self.next_check = 0.0
-        self.last_up = -math.inf
-        self.last_change = -math.inf
-        self.below_since: float | None = None
+        self.clock = BandClock()
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
         if t + 1e-9 < self.next_check:
             return current
         self.next_check = t + self.period
         if current < self.low:
-            self.last_change = t
+            self.clock = self.clock._replace(last_change=t)
             return self.low
         if current == 0 and (depth > 0 or age_ms > 0):
-            self.last_up = self.last_change = t
+            self.clock = self.clock._replace(last_up=t, last_change=t)
             return 1
-        if age_ms < self.down_ms:
-            if self.below_since is None:
-                self.below_since = t
-        else:
-            self.below_since = None
-        if age_ms > self.up_ms:
-            if current < self.high and t - self.last_up >= self.up_cooldown:
-                self.last_up = self.last_change = t
-                return current + 1
-        elif (
-            self.below_since is not None
-            and current > self.low
-            and t - self.below_since >= self.down_delay
-            and t - self.last_change >= self.down_delay
-        ):
-            self.last_change = t
-            return current - 1
-        return current
+        want, self.clock = step_band(self.band, self.clock, t, current, age_ms)
+        return want
 
     def hold_until(self, k: int, current: int, busy: int) -> float:
         return math.inf if current == self.low else k
