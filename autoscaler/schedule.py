@@ -80,51 +80,61 @@ def _parse_days(text: str) -> frozenset[int]:
 
 def parse_schedule(text: str, tz: ZoneInfo) -> Schedule:
     """Parse a schedule; raises ``ValueError`` naming the offending rule."""
-    rules: list[Rule] = []
-    for raw in text.split(";"):
-        chunk = raw.strip()
-        if not chunk:
-            continue
-        days = frozenset(range(7))
-        start = end = 0
-        low: int | None = None
-        high: int | None = None
-        seen_time = seen_days = False
-        for token in chunk.split():
-            if "=" in token:
-                key, _, value = token.partition("=")
-                if key.lower() not in ("min", "max"):
-                    raise ValueError(f"rule {chunk!r}: unknown setting {key!r} (min= or max=)")
-                if not value.isdigit() or int(value) > 10_000:
-                    raise ValueError(f"rule {chunk!r}: {key} must be a whole number 0..10000")
-                if key.lower() == "min":
-                    low = int(value)
-                else:
-                    high = int(value)
-            elif _TIME.match(token):
-                if seen_time:
-                    raise ValueError(f"rule {chunk!r}: more than one time range")
-                m = _TIME.match(token)
-                assert m is not None
-                h1, m1, h2, m2 = (int(g) for g in m.groups())
-                start, end = h1 * 60 + m1, h2 * 60 + m2
-                if start > 1440 or end > 1440:
-                    raise ValueError(f"rule {chunk!r}: time past 24:00")
-                end %= 1440
-                seen_time = True
-            else:
-                if seen_days:
-                    raise ValueError(f"rule {chunk!r}: unexpected {token!r}")
-                try:
-                    days = _parse_days(token)
-                except ValueError as exc:
-                    raise ValueError(f"rule {chunk!r}: {exc}") from None
-                seen_days = True
-        if low is None and high is None:
-            raise ValueError(f"rule {chunk!r} sets neither min= nor max=")
-        if low is not None and high is not None and low > high:
-            raise ValueError(f"rule {chunk!r}: min={low} is above max={high}")
-        rules.append(Rule(days, start, end, low, high))
+    rules = [_parse_rule(chunk) for raw in text.split(";") if (chunk := raw.strip())]
     if not rules:
         raise ValueError("empty schedule")
     return Schedule(tuple(rules), tz)
+
+
+def _parse_rule(chunk: str) -> Rule:
+    days = frozenset(range(7))
+    start = end = 0
+    low: int | None = None
+    high: int | None = None
+    seen_time = seen_days = False
+    for token in chunk.split():
+        if "=" in token:
+            key, value = _parse_bound(chunk, token)
+            if key == "min":
+                low = value
+            else:
+                high = value
+        elif _TIME.match(token):
+            if seen_time:
+                raise ValueError(f"rule {chunk!r}: more than one time range")
+            start, end = _parse_time(chunk, token)
+            seen_time = True
+        else:
+            if seen_days:
+                raise ValueError(f"rule {chunk!r}: unexpected {token!r}")
+            try:
+                days = _parse_days(token)
+            except ValueError as exc:
+                raise ValueError(f"rule {chunk!r}: {exc}") from None
+            seen_days = True
+    if low is None and high is None:
+        raise ValueError(f"rule {chunk!r} sets neither min= nor max=")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"rule {chunk!r}: min={low} is above max={high}")
+    return Rule(days, start, end, low, high)
+
+
+def _parse_bound(chunk: str, token: str) -> tuple[str, int]:
+    """``min=N`` or ``max=N``: the bound's name (lower case) and its value."""
+    key, _, value = token.partition("=")
+    if key.lower() not in ("min", "max"):
+        raise ValueError(f"rule {chunk!r}: unknown setting {key!r} (min= or max=)")
+    if not value.isdigit() or int(value) > 10_000:
+        raise ValueError(f"rule {chunk!r}: {key} must be a whole number 0..10000")
+    return key.lower(), int(value)
+
+
+def _parse_time(chunk: str, token: str) -> tuple[int, int]:
+    """``HH:MM-HH:MM``: its start and end in minutes since midnight (24:00 is 0)."""
+    m = _TIME.match(token)
+    assert m is not None
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start > 1440 or end > 1440:
+        raise ValueError(f"rule {chunk!r}: time past 24:00")
+    return start, end % 1440

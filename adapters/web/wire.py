@@ -40,7 +40,7 @@ and is read back as its midpoint: at most 1% off.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from autoscaler.redact import quote
@@ -185,6 +185,20 @@ def _float(name: str, raw: bytes | str) -> float:
     return value
 
 
+# the slot's named fields: the attribute each one fills and how its value is read
+_FIELDS: dict[str, tuple[str, Callable[[str, bytes | str], float]]] = {
+    "n": ("count", _int),
+    "r": ("requests", _int),
+    "f": ("flushes", _int),
+    "s": ("total_ms", _float),
+    "busy": ("busy", _float),
+    "skew": ("skew", _int),
+    "bs": ("busy_s", _float),
+    "bf": ("busy_flushes", _int),
+    "keep": ("keep", _float),
+}
+
+
 def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
     """Validate one slot hash (as ``HGETALL`` returns it); unknown fields are ignored so that
     fields added later by compatible publishers do not break older daemons."""
@@ -204,24 +218,9 @@ def decode_slot(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Slot:
             buckets[k] = c
             continue
         name = raw_name.decode("ascii", "replace") if isinstance(raw_name, bytes) else raw_name
-        if name == "n":
-            slot.count = _int(name, raw)
-        elif name == "r":
-            slot.requests = _int(name, raw)
-        elif name == "f":
-            slot.flushes = _int(name, raw)
-        elif name == "s":
-            slot.total_ms = _float(name, raw)
-        elif name == "busy":
-            slot.busy = _float(name, raw)
-        elif name == "skew":
-            slot.skew = _int(name, raw)
-        elif name == "bs":
-            slot.busy_s = _float(name, raw)
-        elif name == "bf":
-            slot.busy_flushes = _int(name, raw)
-        elif name == "keep":
-            slot.keep = _float(name, raw)
+        spec = _FIELDS.get(name)
+        if spec is not None:
+            setattr(slot, spec[0], spec[1](name, raw))
         elif name == "v":
             version = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
         elif name.startswith("d:"):
