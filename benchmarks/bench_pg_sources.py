@@ -5,7 +5,7 @@ on a small table and on a table of a million jobs.
 
 Needs the local PostgreSQL (database ``test``); works in schemas ``t_pgjobs_bench_*`` that it
 drops at the end. Layouts: procrastinate's own schema (applied by procrastinate), GoodJob 4 and
-Solid Queue 1 from ``tests/sources/postgres/layouts``. For each backend and data set it prints the
+Solid Queue 1 from ``tests/sources/layouts``. For each backend and data set it prints the
 median and slowest poll (one statement, 20 queues configured), a poll with queue discovery, and
 what EXPLAIN (ANALYZE, BUFFERS) says of the 20-queue probe: the buffers it touched and whether
 any job table was read by a sequential scan. Scenarios:
@@ -42,7 +42,7 @@ from autoscaler.registry import build_source  # noqa: E402
 
 BASE = "postgresql://postgres@127.0.0.1:5432/test"
 QUEUES = [f"q{i:02d}" for i in range(20)]
-LAYOUTS = ROOT / "tests" / "sources" / "postgres" / "layouts"
+LAYOUTS = ROOT / "tests" / "sources" / "layouts"
 #: the tables that grow with the number of jobs (claimed executions and pauses stay small)
 JOB_TABLES = re.compile(
     r"Seq Scan on (procrastinate_jobs|procrastinate_events|good_jobs"

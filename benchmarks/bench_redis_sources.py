@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_redis_sources.py [--db 5] [--polls 50]
 
 Fills Redis database ``--db`` (flushed before and after; 5 by default) with each backend's
-layout, written directly in the shapes the tests in ``tests/sources/redis`` check against the real
+layout, written directly in the shapes the tests in ``tests/sources`` check against the real
 libraries, at 10 and at 10,000 waiting jobs per queue, then times ``sample()``. The cost of a poll
 should not depend on how long the queues are: the last line times rq on one queue of 1,000,000.
 """

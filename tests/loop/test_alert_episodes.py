@@ -21,7 +21,7 @@ import pytest
 
 from tests.platforms.conftest import HEROKU_TOKEN, heroku_env
 from tests.platforms.fake_heroku import FakeHeroku
-from tests.sources.postgres.hirefire import Answer, FakeHireFire, url_of
+from tests.sources.http.hirefire import Answer, FakeHireFire, url_of
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import redis
 from rq import Queue, Worker
 
 from autoscaler.sim.jobmodel import Job, WorkerModel
-from tests.sources.redis import jobs
-from tests.sources.redis.conftest import REDIS_URL, ROOT, make_source
+from tests.sources.redisjobs import REDIS_URL, ROOT, make_source
+from tests.sources.rq import jobs
 
 pytestmark = pytest.mark.integration
 
