@@ -13,8 +13,8 @@ Adding an adapter is its one file plus one line here.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -32,6 +32,9 @@ from autoscaler.configkit import (
     variables,
 )
 from autoscaler.ports import ConfigError, Lock, Platform, Source, StateStore
+
+if TYPE_CHECKING:
+    from autoscaler.history import HistoryStore
 
 SOURCES = {
     "sim": "autoscaler.sources.sim",
@@ -196,8 +199,39 @@ def build_state_store(settings: Settings, kind: str) -> StateStore:
     """The learned-state store beside the ``kind`` lock (its module's ``build``)."""
     lock_adapter(kind, "AUTOSCALER_LOCK")  # a known and installed lock
     module = importlib.import_module(STATE_STORES[kind])
-    store: StateStore = module.build(settings)
+    store: StateStore = module.build(settings, settings.lock_settings, settings.scope)
     return store
+
+
+def open_history_store(env: Mapping[str, str]) -> HistoryStore | None:
+    """The history store the config vars name (``autoscaler.history.store_kind``), or ``None``
+    (``off``). Raises ``ValueError`` when asked for a store whose URL is not set."""
+    from autoscaler.history import history_name, store_kind
+
+    kind = store_kind(env)
+    name = history_name(env)
+    if kind == "off":
+        return None
+    if kind == "memory":
+        from autoscaler.stores.memory import MemoryStore
+
+        return MemoryStore()
+    if kind == "redis":
+        url = env.get("AUTOSCALER_REDIS_URL") or env.get("REDIS_URL")
+        if not url:
+            raise ValueError("AUTOSCALER_HISTORY=redis needs REDIS_URL")
+        from autoscaler.stores.redis import RedisStore
+
+        return RedisStore.from_url(url, name)
+    if kind == "postgres":
+        url = env.get("DATABASE_URL")
+        if not url:
+            raise ValueError("AUTOSCALER_HISTORY=postgres needs DATABASE_URL")
+        from autoscaler.stores.postgres import PostgresStore
+
+        schema = (env.get("AUTOSCALER_LOCK_SCHEMA") or "").strip() or None
+        return PostgresStore(url, name, schema=schema)
+    raise ValueError(f"AUTOSCALER_HISTORY={kind!r}: one of auto, redis, postgres, memory, off")
 
 
 # ---- the docs' table -----------------------------------------------------------------------------

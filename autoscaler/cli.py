@@ -408,10 +408,11 @@ def _build_alerts(settings: Settings) -> Any:
 def _build_alerts_and_history(settings: Settings, log: Any) -> Any:
     """The alerts, wrapped by the history recorder where a history store is configured (it
     keeps every tick, every change and every alert for the dashboard)."""
-    from autoscaler import alerts, history, recording
+    from autoscaler import alerts, recording
+    from autoscaler.registry import open_history_store
 
     try:
-        store = history.open_store(settings.env)
+        store = open_history_store(settings.env)
     except ValueError as exc:
         raise ConfigError({"AUTOSCALER_HISTORY": str(exc)}) from None
     if store is None:
@@ -558,7 +559,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from autoscaler.config import read_env
     from autoscaler.dashboard import DashboardApp
     from autoscaler.dashboard.serve import serve
-    from autoscaler.history import open_store
+    from autoscaler.registry import open_history_store
 
     env = {**read_env(), **os.environ}
     token = (env.get("AUTOSCALER_DASHBOARD_TOKEN") or "").strip() or None
@@ -569,7 +570,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
     try:
-        store = open_store(env)
+        store = open_history_store(env)
     except ValueError as exc:
         print(f"autoscaler: {exc}", file=sys.stderr)
         return EXIT_CONFIG

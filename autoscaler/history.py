@@ -360,35 +360,6 @@ def store_kind(env: Mapping[str, str]) -> str:
     return "memory" if platform in ("", "sim") else "off"
 
 
-def open_store(env: Mapping[str, str]) -> HistoryStore | None:
-    """The store the config vars name, or ``None`` (``off``). Raises ``ValueError`` when asked
-    for a store whose URL is not set."""
-    kind = store_kind(env)
-    name = history_name(env)
-    if kind == "off":
-        return None
-    if kind == "memory":
-        from autoscaler.stores.memory import MemoryStore
-
-        return MemoryStore()
-    if kind == "redis":
-        url = env.get("AUTOSCALER_REDIS_URL") or env.get("REDIS_URL")
-        if not url:
-            raise ValueError("AUTOSCALER_HISTORY=redis needs REDIS_URL")
-        from autoscaler.stores.redis import RedisStore
-
-        return RedisStore.from_url(url, name)
-    if kind == "postgres":
-        url = env.get("DATABASE_URL")
-        if not url:
-            raise ValueError("AUTOSCALER_HISTORY=postgres needs DATABASE_URL")
-        from autoscaler.stores.postgres import PostgresStore
-
-        schema = (env.get("AUTOSCALER_LOCK_SCHEMA") or "").strip() or None
-        return PostgresStore(url, name, schema=schema)
-    raise ValueError(f"AUTOSCALER_HISTORY={kind!r}: one of auto, redis, postgres, memory, off")
-
-
 def seed(
     store: HistoryStore, processes: Sequence[str], days: float, end: float, seed_value: int = 1
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from autoscaler.config import Settings
+from autoscaler.configkit import DaemonConfig, EnvSettings
 from autoscaler.locks.postgres import PostgresLockSettings, parse
 from autoscaler.locks.state_common import decode, encode
 from autoscaler.ports import StoreError
@@ -64,7 +64,7 @@ class PostgresStateStore:
         return None
 
 
-def build(settings: Settings) -> PostgresStateStore:
-    own = settings.lock_settings
-    config = parse(settings, own if isinstance(own, PostgresLockSettings) else None, settings.scope)
-    return PostgresStateStore(config.url, config.name, config.schema)
+def build(config: DaemonConfig, own: EnvSettings | None, scope: str) -> PostgresStateStore:
+    """Beside the lock: its URL and name, from the lock's own settings (``own``)."""
+    lock = parse(config, own if isinstance(own, PostgresLockSettings) else None, scope)
+    return PostgresStateStore(lock.url, lock.name, lock.schema)

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from autoscaler import redisconn
-from autoscaler.config import Settings
+from autoscaler.configkit import DaemonConfig, EnvSettings
 from autoscaler.locks.redis import RedisLockSettings, parse
 from autoscaler.locks.state_common import decode, encode
 from autoscaler.ports import StoreError
@@ -53,7 +53,7 @@ class RedisStateStore:
         self._client.close()
 
 
-def build(settings: Settings) -> RedisStateStore:
-    own = settings.lock_settings
-    config = parse(settings, own if isinstance(own, RedisLockSettings) else None, settings.scope)
-    return RedisStateStore(config.url, config.name, ssl_cert_reqs=config.ssl_cert_reqs)
+def build(config: DaemonConfig, own: EnvSettings | None, scope: str) -> RedisStateStore:
+    """Beside the lock: its URL and name, from the lock's own settings (``own``)."""
+    lock = parse(config, own if isinstance(own, RedisLockSettings) else None, scope)
+    return RedisStateStore(lock.url, lock.name, ssl_cert_reqs=lock.ssl_cert_reqs)

@@ -12,7 +12,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from autoscaler.dashboard import DashboardApp, asgi
-from autoscaler.history import HistoryStore, open_store
+from autoscaler.history import HistoryStore
 
 
 class _Handler(WSGIRequestHandler):
@@ -45,7 +45,9 @@ def _token(env: Mapping[str, str]) -> str:
 
 
 def _store(env: Mapping[str, str]) -> HistoryStore:
-    store = open_store(env)
+    from autoscaler.registry import open_history_store
+
+    store = open_history_store(env)
     if store is None:
         raise RuntimeError(
             "no history store: set REDIS_URL or DATABASE_URL as the daemon has them "

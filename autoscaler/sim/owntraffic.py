@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoscaler.history import Event, HistoryStore, Minute, open_store
+from autoscaler.history import Event, HistoryStore, Minute
 
 
 @dataclass
@@ -150,7 +150,9 @@ def export_from_env(
 ) -> tuple[str, Fit, list[Minute]]:
     """``export`` from the store the config vars name, at the daemon's own clock, with the band
     the daemon recorded. Raises ``ValueError`` for what the user must fix."""
-    store = open_store(env)
+    from autoscaler.registry import open_history_store
+
+    store = open_history_store(env)
     if store is None or type(store).__name__ == "MemoryStore":
         raise ValueError("no shared history store: set REDIS_URL or DATABASE_URL as the daemon has")
     try:
