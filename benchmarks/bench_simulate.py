@@ -91,6 +91,29 @@ def stages(trace: Path) -> None:
     print(f"  ({result.scale_events} scalings, {result.instance_hours:.0f} instance-hours)")
 
 
+def reading(trace: Path, runs: int) -> None:
+    """The trace read by the columnar reader (pyarrow, when installed) and by the pure-Python
+    one, ``runs`` times each, alternating; CPU is this process's (the pure reader's forked time
+    check is left out of it)."""
+    sys.path.insert(0, str(ROOT))
+    from autoscaler.sim.traces import read_trace
+
+    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for _ in range(runs):
+        for columnar in (True, False):
+            wall, cpu = time.perf_counter(), time.process_time()
+            read_trace(trace, columnar=columnar)
+            times[columnar].append((time.perf_counter() - wall, time.process_time() - cpu))
+    for columnar, label in ((True, "columnar"), (False, "pure Python")):
+        walls = [w for w, _ in times[columnar]]
+        cpus = [c for _, c in times[columnar]]
+        print(
+            f"  read, {label:11} {runs} runs: median {statistics.median(walls):.2f} s wall "
+            f"({min(walls):.2f}-{max(walls):.2f}), {statistics.median(cpus):.2f} s CPU "
+            f"({min(cpus):.2f}-{max(cpus):.2f})"
+        )
+
+
 def quality(name: str, trace: Path) -> None:
     _, out = simulate(trace, *FLAGS, "--policy", "all", "--json", "--max", "40")
     rows = {r["policy"]: r for r in json.loads(out)}
@@ -151,6 +174,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     stages(args.nasa)
+    reading(args.nasa, args.runs)
+    print(f"  (os.getloadavg() {os.getloadavg()[0]:.1f} after the runs)")
     print()
     if not args.skip_quality:
         quality("wc98", args.wc98)

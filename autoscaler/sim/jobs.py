@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoscaler.sim.traces import TraceError, _open_text, _Times
+from autoscaler.sim.traces import Rows, TraceError, _open_text
 
 #: the offered load a peak is measured over when scaling to ``--peak-instances`` (s): job
 #: durations run to minutes and hours, so a one-minute peak would be mostly noise
@@ -99,84 +99,43 @@ def read_job_trace(
 
 
 def _per_job(name: str, header: list[str], lines: list[str]) -> JobTrace:
-    i_time, i_dur = header.index("time"), header.index("duration_s")
     i_queue = header.index("queue") if "queue" in header else -1
-    ncols = len(header)
-    times = _Times()
-    rows: list[tuple[float, float, str]] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        if len(cells) != ncols:
-            raise TraceError(name, lineno, f"{len(cells)} fields where the header has {ncols}")
-        try:
-            t = times.parse(cells[i_time].strip())
-        except ValueError:
-            raise TraceError(
-                name, lineno, f"time {cells[i_time]!r} is neither ISO-8601 nor epoch seconds"
-            ) from None
-        try:
-            d = float(cells[i_dur])
-        except ValueError:
-            raise TraceError(name, lineno, f"duration_s {cells[i_dur]!r} is not a number") from None
+    rows = Rows(name, header, lines)
+    jobs: list[tuple[float, float, str]] = []
+    for lineno, t, cells in rows:
+        d = rows.number(lineno, cells, "duration_s")
         if not 0 <= d < math.inf:
-            raise TraceError(name, lineno, f"duration_s {cells[i_dur]!r} must be 0 or more")
+            cell = cells[header.index("duration_s")]
+            raise TraceError(name, lineno, f"duration_s {cell!r} must be 0 or more")
         queue = cells[i_queue].strip() if i_queue >= 0 else "default"
-        rows.append((t, d, queue or "default"))
-    if not rows:
+        jobs.append((t, d, queue or "default"))
+    if not jobs:
         raise TraceError(name, 0, "has no jobs")
-    rows.sort(key=lambda r: r[0])
-    start = rows[0][0]
+    jobs.sort(key=lambda r: r[0])
+    start = jobs[0][0]
     queues: dict[str, int] = {}
-    ids = [queues.setdefault(q, len(queues)) for _, _, q in rows]
+    ids = [queues.setdefault(q, len(queues)) for _, _, q in jobs]
     return JobTrace(
-        name, start, [t - start for t, _, _ in rows], [d for _, d, _ in rows], ids, list(queues)
+        name, start, [t - start for t, _, _ in jobs], [d for _, d, _ in jobs], ids, list(queues)
     )
 
 
 def _binned(
     name: str, header: list[str], lines: list[str], *, mean: float, cv: float, seed: int
 ) -> JobTrace:
-    i_time, i_jobs = header.index("time"), header.index("jobs")
-    ncols = len(header)
-    times = _Times()
+    rows = Rows(name, header, lines)
     bins: list[tuple[float, int]] = []
-    width = prev = 0.0
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        if len(cells) != ncols:
-            raise TraceError(name, lineno, f"{len(cells)} fields where the header has {ncols}")
-        try:
-            t = times.parse(cells[i_time].strip())
-        except ValueError:
-            raise TraceError(
-                name, lineno, f"time {cells[i_time]!r} is neither ISO-8601 nor epoch seconds"
-            ) from None
-        try:
-            count = float(cells[i_jobs])
-        except ValueError:
-            raise TraceError(name, lineno, f"jobs {cells[i_jobs]!r} is not a number") from None
+    for lineno, t, cells in rows:
+        count = rows.number(lineno, cells, "jobs")
         if not 0 <= count < math.inf or count != int(count):
-            raise TraceError(name, lineno, f"jobs {cells[i_jobs]!r} must be a whole number >= 0")
-        if len(bins) == 1:
-            width = t - prev
-            if width <= 0:
-                raise TraceError(name, lineno, "time does not increase")
-        elif len(bins) > 1 and abs(t - prev - width) > 1e-6 * max(1.0, width):
-            if t <= prev:
-                raise TraceError(name, lineno, "time does not increase")
-            raise TraceError(
-                name, lineno, f"bin of {t - prev:g} s where the bins are {width:g} s wide"
-            )
-        prev = t
+            cell = cells[header.index("jobs")]
+            raise TraceError(name, lineno, f"jobs {cell!r} must be a whole number >= 0")
+        rows.bin(lineno, t)
         bins.append((t, int(count)))
     if len(bins) < 2:
         raise TraceError(name, 0, "needs at least two rows to know the bin width")
     rng = random.Random(seed)
-    start = bins[0][0]
+    start, width = rows.start, rows.width
     arrivals: list[float] = []
     for t, count in bins:
         arrivals.extend(sorted(t - start + rng.random() * width for _ in range(count)))

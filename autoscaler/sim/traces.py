@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import math
 import multiprocessing
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -85,18 +86,26 @@ class _Times:
         return stamp.timestamp()
 
 
-def _open_text(path: Path) -> str:
+def _open_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when it is gzipped (told by its content)."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    return raw.decode("utf-8-sig")
+    return raw
 
 
-def read_trace(path: str | Path) -> Trace:
-    """Read and validate a trace file."""
+def _open_text(path: Path) -> str:
+    return _open_bytes(path).decode("utf-8-sig")
+
+
+def read_trace(path: str | Path, *, columnar: bool = True) -> Trace:
+    """Read and validate a trace file: with pyarrow's CSV reader when it is installed (the
+    ``sim`` extra) and ``columnar`` is on, and the file is one it reads; else, and for every
+    error, with the pure-Python readers below (the same ``Trace``)."""
     name = str(path)
     try:
-        text = _open_text(Path(path))
+        raw = _open_bytes(Path(path))
+        text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise TraceError(name, 0, "no such file") from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -110,10 +119,27 @@ def read_trace(path: str | Path) -> Trace:
     for column in ("time", "requests"):
         if column not in header:
             raise TraceError(name, 1, f"no {column!r} column (the header is {first!r})")
+    if columnar and (trace := _read_columnar(name, header, raw)) is not None:
+        return trace
     try:
         return _read_fast(name, header, text)
     except _Irregular:
         return _read_checked(name, header, text.splitlines())
+
+
+#: files smaller than this (decompressed) are read by the pure-Python readers: they take well
+#: under a tenth of a second for them, less than importing pyarrow does
+COLUMNAR_MIN_BYTES = 2_000_000
+
+
+def _read_columnar(name: str, header: list[str], raw: bytes) -> Trace | None:
+    """The trace read by ``autoscaler.sim.columnar`` (pyarrow, the ``sim`` extra) when the file
+    is large and pyarrow installed, or ``None``: the pure-Python readers decide."""
+    if len(raw) < COLUMNAR_MIN_BYTES or importlib.util.find_spec("pyarrow") is None:
+        return None
+    from autoscaler.sim import columnar
+
+    return columnar.read(name, header, raw)
 
 
 class _Irregular(Exception):
@@ -292,39 +318,49 @@ def _positive_finite(value: float) -> bool:
     return 0 < value < math.inf
 
 
-def _read_checked(name: str, header: list[str], lines: list[str]) -> Trace:
-    """Read row by row, naming the first line that is wrong and why."""
-    i_time, i_req = header.index("time"), header.index("requests")
-    i_svc = header.index("service_ms") if "service_ms" in header else -1
-    ncols = len(header)
-    times = _Times()
-    counts: array[float] = array("d")
-    service: array[float] | None = array("d") if i_svc >= 0 else None
-    start = width = prev = 0.0
-    n = 0
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        if len(cells) != ncols:
-            raise TraceError(name, lineno, f"{len(cells)} fields where the header has {ncols}")
-        try:
-            t = times.parse(cells[i_time].strip())
-        except ValueError:
-            raise TraceError(
-                name, lineno, f"time {cells[i_time]!r} is neither ISO-8601 nor epoch seconds"
-            ) from None
-        try:
-            count = float(cells[i_req])
-        except ValueError:
-            raise TraceError(name, lineno, f"requests {cells[i_req]!r} is not a number") from None
-        if not count >= 0 or count == math.inf:
-            raise TraceError(name, lineno, f"requests {cells[i_req]!r} must be 0 or more")
-        if n == 0:
-            start = t
-        elif n == 1:
-            width = t - prev
-            if width <= 0:
+class Rows:
+    """The rows of a trace after its header, as ``(line number, time, cells)``: blank lines are
+    skipped; a row with the wrong number of fields or a time that is neither ISO-8601 nor epoch
+    seconds raises ``TraceError`` with its line number. Readers of binned traces call ``bin``
+    on each row once they have judged the values they read before its time's spacing.
+
+    One loop for every trace reader: requests per bin, jobs per bin, one row per job."""
+
+    def __init__(self, name: str, header: list[str], lines: list[str]) -> None:
+        self.name = name
+        self.header = header
+        self.lines = lines
+        self.start = self.width = 0.0  # set by ``bin``
+        self.bins = 0  # rows passed to ``bin``
+        self._prev = 0.0
+
+    def __iter__(self) -> Iterator[tuple[int, float, list[str]]]:
+        name, ncols = self.name, len(self.header)
+        i_time = self.header.index("time")
+        times = _Times()
+        for lineno, line in enumerate(self.lines[1:], start=2):
+            if not line.strip():
+                continue
+            cells = line.split(",")
+            if len(cells) != ncols:
+                raise TraceError(name, lineno, f"{len(cells)} fields where the header has {ncols}")
+            try:
+                t = times.parse(cells[i_time].strip())
+            except ValueError:
+                raise TraceError(
+                    name, lineno, f"time {cells[i_time]!r} is neither ISO-8601 nor epoch seconds"
+                ) from None
+            yield lineno, t, cells
+
+    def bin(self, lineno: int, t: float) -> None:
+        """Check that the row at ``t`` follows the previous one by one bin (the first two rows
+        set ``start`` and ``width``)."""
+        name, width, prev = self.name, self.width, self._prev
+        if self.bins == 0:
+            self.start = t
+        elif self.bins == 1:
+            self.width = t - prev
+            if self.width <= 0:
                 raise TraceError(name, lineno, "time does not increase")
         elif abs(t - prev - width) > 1e-6 * max(1.0, width):
             if t <= prev:
@@ -332,14 +368,36 @@ def _read_checked(name: str, header: list[str], lines: list[str]) -> Trace:
             raise TraceError(
                 name, lineno, f"bin of {t - prev:g} s where the bins are {width:g} s wide"
             )
-        prev = t
+        self._prev = t
+        self.bins += 1
+
+    def number(self, lineno: int, cells: list[str], column: str) -> float:
+        """The cell of ``column`` as a number, or ``TraceError`` naming it."""
+        cell = cells[self.header.index(column)]
+        try:
+            return float(cell)
+        except ValueError:
+            raise TraceError(self.name, lineno, f"{column} {cell!r} is not a number") from None
+
+
+def _read_checked(name: str, header: list[str], lines: list[str]) -> Trace:
+    """Read row by row, naming the first line that is wrong and why."""
+    i_svc = header.index("service_ms") if "service_ms" in header else -1
+    counts: array[float] = array("d")
+    service: array[float] | None = array("d") if i_svc >= 0 else None
+    rows = Rows(name, header, lines)
+    for lineno, t, cells in rows:
+        count = rows.number(lineno, cells, "requests")
+        if not count >= 0 or count == math.inf:
+            cell = cells[header.index("requests")]
+            raise TraceError(name, lineno, f"requests {cell!r} must be 0 or more")
+        rows.bin(lineno, t)
         counts.append(count)
         if service is not None:
             service.append(_service(name, lineno, cells[i_svc]))
-        n += 1
-    if n < 2:
+    if rows.bins < 2:
         raise TraceError(name, 0, "needs at least two rows to know the bin width")
-    return Trace(name, start, width, counts, service)
+    return Trace(name, rows.start, rows.width, counts, service)
 
 
 def _service(name: str, lineno: int, cell: str) -> float:

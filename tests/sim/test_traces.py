@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from autoscaler.sim import columnar, traces
 from autoscaler.sim.traces import Trace, TraceError, read_trace, scaled, to_steps
 
 from .forking import stdio_stuck_in_children
@@ -62,26 +63,25 @@ def test_gzip_is_detected_by_content(tmp_path: Path) -> None:
 
 HEADER = "time,requests\n"
 
+MALFORMED = [
+    ("", 1, "header is missing"),
+    ("when,requests\n0,1\n1,1\n", 1, "no 'time' column"),
+    ("time,count\n0,1\n1,1\n", 1, "no 'requests' column"),
+    (HEADER + "0,1\n1,x\n", 3, "is not a number"),
+    (HEADER + "0,1\n1,-2\n", 3, "must be 0 or more"),
+    (HEADER + "0,1\n1,nan\n", 3, "must be 0 or more"),
+    (HEADER + "0,1\n1,1\n3,1\n", 4, "bin of 2 s where the bins are 1 s wide"),
+    (HEADER + "0,1\n1,1\n1,1\n", 4, "does not increase"),
+    (HEADER + "5,1\n5,1\n", 3, "does not increase"),
+    (HEADER + "0,1\n1,1,1\n", 3, "3 fields where the header has 2"),
+    (HEADER + "0,1\nyesterday,1\n", 3, "neither ISO-8601 nor epoch seconds"),
+    (HEADER + "0,1\n", 0, "at least two rows"),
+    ("time,requests,service_ms\n0,1,5\n1,1,-5\n", 3, "service_ms '-5' must be above 0"),
+    ("time,requests,service_ms\n0,1,5\n1,1,fast\n", 3, "is not a number"),
+]
 
-@pytest.mark.parametrize(
-    ("text", "line", "reason"),
-    [
-        ("", 1, "header is missing"),
-        ("when,requests\n0,1\n1,1\n", 1, "no 'time' column"),
-        ("time,count\n0,1\n1,1\n", 1, "no 'requests' column"),
-        (HEADER + "0,1\n1,x\n", 3, "is not a number"),
-        (HEADER + "0,1\n1,-2\n", 3, "must be 0 or more"),
-        (HEADER + "0,1\n1,nan\n", 3, "must be 0 or more"),
-        (HEADER + "0,1\n1,1\n3,1\n", 4, "bin of 2 s where the bins are 1 s wide"),
-        (HEADER + "0,1\n1,1\n1,1\n", 4, "does not increase"),
-        (HEADER + "5,1\n5,1\n", 3, "does not increase"),
-        (HEADER + "0,1\n1,1,1\n", 3, "3 fields where the header has 2"),
-        (HEADER + "0,1\nyesterday,1\n", 3, "neither ISO-8601 nor epoch seconds"),
-        (HEADER + "0,1\n", 0, "at least two rows"),
-        ("time,requests,service_ms\n0,1,5\n1,1,-5\n", 3, "service_ms '-5' must be above 0"),
-        ("time,requests,service_ms\n0,1,5\n1,1,fast\n", 3, "is not a number"),
-    ],
-)
+
+@pytest.mark.parametrize(("text", "line", "reason"), MALFORMED)
 def test_malformed_files_name_the_line_and_reason(
     tmp_path: Path, text: str, line: int, reason: str
 ) -> None:
@@ -198,3 +198,125 @@ def test_the_background_check_exits_without_flushing_the_parents_streams(
     reader.start()
     reader.join(30)
     assert done == [120_000]
+
+
+# --- the columnar reader (pyarrow, the ``sim`` extra) against the pure-Python readers ---------
+
+
+def outcome(path: Path, *, columnar: bool) -> tuple[object, ...]:
+    """What reading ``path`` gives: the trace's every value, or the error's message."""
+    try:
+        got = read_trace(path, columnar=columnar)
+    except TraceError as exc:
+        return ("error", exc.line, str(exc))
+    service = None if got.service_ms is None else got.service_ms.tobytes()
+    return (got.start, got.width, got.counts.tobytes(), service)
+
+
+@pytest.fixture
+def columnar_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file, however small, goes to the columnar reader first."""
+    monkeypatch.setattr(traces, "COLUMNAR_MIN_BYTES", 0)
+
+
+def test_the_columnar_reader_reads_both_shipped_slices_as_the_pure_one() -> None:
+    for name in ("wc98-slice-6h.csv", "nasa-slice-2h.csv.gz"):
+        path = DATA / name
+        raw = traces._open_bytes(path)
+        header = raw.split(b"\n", 1)[0].decode().strip().split(",")
+        fast = columnar.read(str(path), header, raw)
+        assert fast is not None, name
+        pure = read_trace(path, columnar=False)
+        assert (fast.start, fast.width) == (pure.start, pure.width)
+        assert fast.counts.tobytes() == pure.counts.tobytes()
+
+
+ACCEPTED = [
+    "time,requests\n100,5\n110,0\n120,7\n",
+    "time,requests\n0.5,1\n1.0,2.5\n1.5,0\n",
+    "requests,time\n3,2024-01-01T00:00:00\n4,2024-01-01T00:01:00\n5,2024-01-01T00:02:00\n",
+    "time,requests\n2024-01-01T00:00:00Z,1\n2024-01-01T00:00:10Z,2\n2024-01-01T00:00:20Z,3\n",
+    "time,requests\n2024-01-01T02:00:00+02:00,1\n2024-01-01T03:00:00+02:00,2\n",
+    "time,requests\n2024-01-01 00:00:00,1\n2024-01-01 00:00:07,2\n2024-01-01 00:00:14,2\n",
+    "time,requests,service_ms\r\n100,5,80\r\n110,0,\r\n120,7,120.5\r\n",
+    "\ufefftime,requests\n0,1\n\n1,2\n2,1e3\n",
+    "time,requests\n0,-0.0\n1,7\n",
+]
+
+
+@pytest.mark.parametrize("text", ACCEPTED)
+def test_the_columnar_reader_gives_the_pure_readers_trace(
+    tmp_path: Path, text: str, columnar_always: None
+) -> None:
+    path = write(tmp_path, text)
+    raw = traces._open_bytes(path)
+    header = [h.strip().lower() for h in raw.decode("utf-8-sig").split("\n")[0].split(",")]
+    assert columnar.read(str(path), header, raw) is not None  # it read this one itself
+    assert outcome(path, columnar=True) == outcome(path, columnar=False)
+    assert outcome(path, columnar=True)[0] != "error"
+
+
+DECLINED = [
+    'time,requests\n0,"5"\n1,6\n',  # quoted: the pure reader refuses it, so must this one
+    "time,requests,service_ms\n0,1,NA\n1,1,5\n",
+    "time,requests,service_ms\n0,1,\n1,1,\n",  # every service time left empty
+    "time,requests,service_ms\n0,1,nan\n1,1,5\n",
+    "time,requests\n0,1\n1,inf\n",
+    "time,requests\n0,1\n1,\n",
+    "time,requests,note\n0,1,a\n1,1,b\n",
+    "time,requests\n1995-07-01T04:03:59Z,1\n1995-07-01T04:03:60Z,1\n1995-07-01T04:04:01Z,1\n",
+    "time,requests\n2024-01-01T00:00:00.5,1\n2024-01-01T00:00:01.0,1\n",
+    "time,requests\n0,1\r1,2\r",
+    "time,requests\n0,1\n1,1_000\n",
+    "time,requests\n0,1\n2,1\n3,1\n",
+    "time,requests\n0,true\n1,false\n",
+]
+
+
+@pytest.mark.parametrize("text", DECLINED)
+def test_what_the_columnar_reader_is_not_sure_of_the_pure_one_decides(
+    tmp_path: Path, text: str, columnar_always: None
+) -> None:
+    path = write(tmp_path, text)
+    raw = traces._open_bytes(path)
+    header = [h.strip().lower() for h in raw.decode("utf-8-sig").split("\n")[0].split(",")]
+    assert columnar.read(str(path), header, raw) is None
+    assert outcome(path, columnar=True) == outcome(path, columnar=False)
+
+
+@pytest.mark.parametrize(("text", "line", "reason"), MALFORMED)
+def test_with_the_columnar_reader_malformed_files_still_name_the_line_and_reason(
+    tmp_path: Path, text: str, line: int, reason: str, columnar_always: None
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TraceError) as info:
+        read_trace(path)
+    assert info.value.line == line
+    assert reason in str(info.value)
+    assert outcome(path, columnar=True) == outcome(path, columnar=False)
+
+
+def test_large_files_go_to_the_columnar_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real = columnar.read
+
+    def spy(name: str, header: list[str], raw: bytes) -> Trace | None:
+        got = real(name, header, raw)
+        assert got is not None
+        seen.append(len(raw))
+        return got
+
+    monkeypatch.setattr(columnar, "read", spy)
+    small = write(tmp_path, "time,requests\n0,1\n1,2\n", "small.csv")
+    rows = "".join(f"{1_000_000 + i},{i % 9}\n" for i in range(200_000))
+    large = write(tmp_path, "time,requests\n" + rows, "large.csv")
+    assert len(large.read_bytes()) >= traces.COLUMNAR_MIN_BYTES
+    read_trace(small)
+    assert seen == []
+    assert outcome(large, columnar=True) == outcome(large, columnar=False)
+    assert seen == [len(large.read_bytes())]
+    seen.clear()
+    read_trace(large, columnar=False)
+    assert seen == []
