@@ -8,9 +8,14 @@ simulator needs to know of the app, each from what the history shows and said ho
 - service time, by Little's law: requests in service = arrival rate x service time, over the
   minutes whose queue time was below the band (where nearly every request in the app is being
   served, not waiting); the median of in-service / rate;
-- slots per instance: the fewest whole slots that could have served the most requests in service
-  per serving instance seen at any tick: in service never exceeds the slots, and comes near
-  them when the queue time rises (a lower bound otherwise);
+- slots per instance: the slots under which the simulator's own queueing model (requests routed
+  at random to instances of ``c`` slots each, the stationary p95 wait of an M/G/c queue with
+  exponential service, as ``autoscaler.sim.fast`` replays) best reproduces the queue time each
+  minute recorded at its rate and serving instances, over the minutes whose formation had stood
+  a minute; never fewer than the most requests in service per instance seen (``peak``). Queue
+  time starts to rise at a load per slot that depends on the slots (one in three requests waits
+  at 1.7 of 4 slots busy, at 1.2 of 3), so the minutes tell the slots apart where the queue
+  time rose; where it never did, the figure is a lower bound and said so;
 - boot time: the median delay from a scale-up to the end of the minute its instances all
   served, less half a minute (a minute's serving count is read at its end), where the platform
   reports serving instances.
@@ -20,6 +25,7 @@ What cannot be fitted keeps the simulator's default, and the printout says so.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -28,6 +34,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autoscaler.history import Event, HistoryStore, Minute
+from autoscaler.sim.fast import RHO_CAP, erlang_c
+
+#: the fewest minutes with a standing formation, a rate and a queue time the slots fit needs
+MIN_STEADY = 30
+#: at most this many of them are used (evenly spaced), to bound the fit's time
+MAX_STEADY = 4000
+#: a load the stationary model cannot serve is read as this many service times of wait
+_OVERLOAD_WAITS = 50.0
 
 
 @dataclass
@@ -56,10 +70,15 @@ def _line(flag: str, value: float | None, default: float, fmt: str) -> str:
     return f"  {flag} {fmt.format(value)} (fitted)"
 
 
-def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, float]) -> Fit:
+def fit(
+    rows: Sequence[Minute],
+    events: Sequence[Event],
+    band: tuple[float, float],
+    aggregate: str = "p95",
+) -> Fit:
     """Fit service time, slots and boot time from minutes and decisions; ``band`` is the
-    process's (down, up) thresholds in ms."""
-    down, up = band
+    process's (down, up) thresholds in ms, ``aggregate`` the signal the minutes recorded."""
+    down, _ = band
     out = Fit()
     calm = [
         m.in_use / m.rate
@@ -71,19 +90,9 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
     else:
         out.notes.append("too few calm minutes with requests in service and a rate to fit")
     ordered = sorted(rows, key=lambda m: m.t)
-    # requests in service per serving instance can never exceed the slots, and come near them
-    # when the queue time rises: the fewest whole slots that could have served the most seen
-    peaks = [m.peak for m in ordered if m.peak is not None]
-    saturated = any(m.p95 is not None and m.p95 > up for m in ordered)
-    if peaks:
-        out.concurrency = max(1, math.ceil(max(peaks) - 0.05))
-        if not saturated:
-            out.notes.append(
-                "slots per instance: the queue time never rose above the band, so the most "
-                "requests in service per instance seen is only a lower bound"
-            )
-    else:
-        out.notes.append("slots per instance: no minute with requests in service")
+    out.concurrency, note = fit_slots(ordered, out.service_ms, aggregate)
+    if note:
+        out.notes.append(note)
     delays = []
     by_t = sorted(rows, key=lambda m: m.t)
     for e in events:
@@ -108,6 +117,79 @@ def fit(rows: Sequence[Minute], events: Sequence[Event], band: tuple[float, floa
     return out
 
 
+def steady_minutes(ordered: Sequence[Minute]) -> list[Minute]:
+    """The minutes (in time order) whose formation stood since the minute before with every
+    instance serving, with a rate and a trusted queue time: their requests were served by these
+    instances."""
+    out = []
+    for prev, m in itertools.pairwise(ordered):
+        if m.t - prev.t != 60 or m.quantity is None or not m.rate or m.p50 is None:
+            continue
+        if m.untrusted or prev.quantity != m.quantity:
+            continue
+        if any(x.ready is not None and x.ready != x.quantity for x in (prev, m)):
+            continue
+        out.append(m)
+    return out
+
+
+def stationary_p95_ms(slots: int, rate: float, instances: int, service_s: float) -> float:
+    """The p95 queue time (ms) the simulator's stationary model gives ``instances`` of
+    ``slots`` each at ``rate`` requests per second, exponential service of mean ``service_s``
+    (``autoscaler.sim.fast``); a load above what it serves reads as a long wait."""
+    rho = rate * service_s / (instances * slots)
+    if rho >= RHO_CAP:
+        return _OVERLOAD_WAITS * service_s * 1000.0
+    waits = erlang_c(slots, rho)
+    if waits <= 0.05:
+        return 0.0
+    return service_s * 1000.0 * math.log(20.0 * waits) / (slots * (1.0 - rho))
+
+
+def fit_slots(
+    ordered: Sequence[Minute], service_ms: float | None, aggregate: str = "p95"
+) -> tuple[int | None, str | None]:
+    """Slots per instance and a note where the figure is not sure (see the module's text)."""
+    peaks = [m.peak for m in ordered if m.peak is not None]
+    floor = max(1, math.ceil(max(peaks) - 0.05)) if peaks else 1
+    steady = steady_minutes(ordered)
+    if len(steady) > MAX_STEADY:
+        steady = [steady[i * len(steady) // MAX_STEADY] for i in range(MAX_STEADY)]
+    rose = sum(1 for m in steady if (m.p50 or 0.0) > 0.0)
+    if service_ms is None or aggregate != "p95" or len(steady) < MIN_STEADY or not rose:
+        if not peaks:
+            return None, "slots per instance: no minute with requests in service"
+        why = (
+            "the service time is not fitted"
+            if service_ms is None
+            else f"the signal is {aggregate}, not p95"
+            if aggregate != "p95"
+            else f"fewer than {MIN_STEADY} minutes with a standing formation"
+            if len(steady) < MIN_STEADY
+            else "the queue time never rose"
+        )
+        return floor, (
+            f"slots per instance: {why}, so the most requests in service per instance seen "
+            "is only a lower bound"
+        )
+    service_s = service_ms / 1000.0
+
+    def loss(slots: int) -> float:
+        total = 0.0
+        for m in steady:
+            assert m.rate is not None and m.quantity is not None and m.p50 is not None
+            serving = m.ready if m.ready else m.quantity
+            predicted = stationary_p95_ms(slots, m.rate, serving, service_s)
+            total += (math.log1p(m.p50 / service_ms) - math.log1p(predicted / service_ms)) ** 2
+        return total
+
+    candidates = range(floor, 4 * floor + 9)
+    best = min(candidates, key=loss)  # the fewest on a tie (the first)
+    if best == candidates[-1]:
+        return best, "slots per instance: the fit reached the largest it tries; check it"
+    return best, None
+
+
 def trace_csv(rows: Sequence[Minute]) -> tuple[str, int]:
     """The minutes' arrivals as a trace (one row a minute, epoch seconds); minutes with no
     recorded rate take the previous one's (their count is returned: they are guesses)."""
@@ -129,12 +211,18 @@ def trace_csv(rows: Sequence[Minute]) -> tuple[str, int]:
 
 
 def export(
-    store: HistoryStore, process: str, since_s: float, now: float, band: tuple[float, float]
+    store: HistoryStore,
+    process: str,
+    since_s: float,
+    now: float,
+    band: tuple[float, float],
+    *,
+    aggregate: str = "p95",
 ) -> tuple[str, Fit, list[Minute]]:
     """The trace of ``process`` over the last ``since_s`` seconds before ``now``, and the fit."""
     rows, events = store.read(process, now - since_s, now + 60)
     text, filled = trace_csv(rows)
-    result = fit(rows, events, band)
+    result = fit(rows, events, band, aggregate)
     if filled:
         result.notes.append(f"{filled} minutes had no recorded rate: the previous one was used")
     return text, result, rows
@@ -162,8 +250,52 @@ def export_from_env(
         clock = store.get_meta("clock")
         now = float(clock) if clock else time.time()
         meta = json.loads(store.get_meta("settings") or "{}")
-        band_ms = (meta.get("processes", {}).get(process) or {}).get("band") or {}
+        summary = meta.get("processes", {}).get(process) or {}
+        band_ms = summary.get("band") or {}
         band = (float(band_ms.get("down_ms", 50.0)), float(band_ms.get("up_ms", 200.0)))
-        return export(store, process, since_s, now, band)
+        aggregate = next(
+            (str(r[1]) for r in summary.get("rows", []) if str(r[0]).endswith("AGGREGATE")),
+            "p95",
+        )
+        return export(store, process, since_s, now, band, aggregate=aggregate)
     finally:
         store.close()
+
+
+def record_simulated(
+    days: float, env: Mapping[str, str] | None = None
+) -> tuple[list[Minute], list[Event], float]:
+    """The daemon on the built-in simulated app for ``days``, in-process on a fake clock (a
+    tick every ``AUTOSCALER_INTERVAL``), recording into a memory store: the first half of a
+    round trip (the minutes and events of ``web``, and the instance-hours the app ran)."""
+    from typing import Any
+
+    from autoscaler.clock import FakeClock
+    from autoscaler.config import load
+    from autoscaler.loop import Autoscaler
+    from autoscaler.platforms.sim import SimPlatform
+    from autoscaler.recording import HistoryHook
+    from autoscaler.sim.live import LiveApp
+    from autoscaler.sources.sim import SimSource
+    from autoscaler.stores.memory import MemoryStore
+
+    class Quiet:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *a, **k: None
+
+    settings = load({"AUTOSCALER_PROCESSES": "web", **(env or {})})
+    clock = FakeClock()
+    app = LiveApp(settings, clock)
+    store = MemoryStore()
+    hook = HistoryHook(settings, store, Quiet())
+    sources = {name: SimSource(app, p) for name, p in settings.processes.items()}
+    scaler = Autoscaler(settings, SimPlatform(app, 1.0), sources, clock, alerts=hook, log=Quiet())
+    interval = settings.glob.interval
+    paid = 0.0
+    for _ in range(round(days * 86400 / interval)):
+        scaler.tick()
+        paid += app.quantity("web") * interval
+        clock.advance(interval)
+    hook.recorder.flush()
+    rows, events = store.read("web", 0.0, clock.now().wall + 60)
+    return rows, events, paid / 3600.0
