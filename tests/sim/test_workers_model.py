@@ -130,7 +130,10 @@ def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
     # due at 4000, is seen at the tick of that moment and waits the 45 s boot
     assert (r.p95_wait_s, r.max_wait_s, r.jobs) == (48.0, 48.0, 2)
     assert r.decisions["scale_from_zero"] == 2
-    assert r.decisions["below_band"] == 1  # back to 0 after the first job
+    # back to 0 once nothing was due or running for DOWN_DELAY (120 s): the job ran 60-90 s,
+    # last seen busy at the 85 s tick, the instance stopped at the 205 s tick (minute 3)
+    assert r.decisions["idle"] == 1
+    assert r.instances[:5] == [1, 1, 1, 1, 0]
     assert r.interrupted_jobs == 0
     assert r.slo_attainment == 1.0
     # never more than one instance, and not a whole day of it
