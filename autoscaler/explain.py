@@ -42,7 +42,10 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, no job is "
             f"running, and the jobs of that delay needed at most {d.desired} instances"
         ),
-        Reason.IDLE: f"no job has been due or running for {delay}",
+        Reason.IDLE: (
+            f"no job has been due or running for {format_duration(p.up_cooldown)} (UP_COOLDOWN, "
+            "about the boot time: an idle instance kept that long costs what a cold start does)"
+        ),
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
             f"deviations) needs {d.desired} instances; {signal} now"

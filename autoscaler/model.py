@@ -56,7 +56,7 @@ class Reason(StrEnum):
     DOWN_TO_LOAD = "down_to_load"  # scaled down to what the load needs (highest of DOWN_DELAY)
     DOWN_TO_JOBS = "down_to_jobs"  # scaled down: a worker with no job running, to the most its
     # due and running jobs needed over DOWN_DELAY
-    IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for DOWN_DELAY
+    IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for UP_COOLDOWN
     PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY

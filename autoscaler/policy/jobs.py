@@ -12,8 +12,11 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   (``UP_COOLDOWN``);
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
-  the due and running jobs needed over ``DOWN_DELAY``: to 0 only once nothing has been due or
-  running for that long.
+  the due and running jobs needed over ``DOWN_DELAY``;
+- once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time), straight
+  to ``MIN`` (0): an idle instance kept that long has cost what a cold start costs, so a worker
+  never pays more than twice what it would knowing when the next job comes (the classic
+  rent-or-buy bound); shorter gaps keep it warm.
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """
@@ -132,19 +135,36 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     return _UP, min(desired, sizing.up_limit(cur, high)), reason
 
 
+def idle_for(st: PolicyState, t: float) -> float:
+    """How long nothing has been due or running (as far as the downscale window, the signal
+    below the band and the last change tell): the last entry of the window (``DOWN_DELAY``
+    long) with a job is when one was last seen; none in it means longer than the window."""
+    window = st.window
+    if not window or window[-1][1] != 0:
+        return 0.0
+    since = st.below_since
+    if len(window) > 1 and (since is None or window[-2][0] > since):
+        since = window[-2][0]
+    if st.last_change is not None and (since is None or st.last_change > since):
+        since = st.last_change
+    return math.inf if since is None else t - since
+
+
 def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
-    """Below the band for ``DOWN_DELAY`` (and that long since the last change), with no job
-    running: down to the most the jobs needed over ``DOWN_DELAY`` (0 once nothing was due or
-    running all that time), never below ``MIN``; where the backend does not report running
-    jobs, at most ``DOWN_STEP`` at a time."""
+    """Below the band: to ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``;
+    else, below it for ``DOWN_DELAY`` (and that long since the last change) with no job
+    running, down to the most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where
+    the backend does not report running jobs, at most ``DOWN_STEP`` at a time."""
     cur = obs.current
     assert st.below_since is not None
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
+    busy = obs.busy
+    if not busy and idle_for(st, t) >= cfg.up_cooldown:
+        return _DOWN, low, Reason.IDLE
     delay = cfg.down_delay
     if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
         return _HOLD, cur, Reason.DOWN_DELAY
-    busy = obs.busy
     if busy:
         return _HOLD, cur, Reason.BUSY
     quantity, _ = sizing.highest(st.window)

@@ -82,33 +82,45 @@ ROWS = [
     ),
     (
         "down to what the jobs of DOWN_DELAY needed once none runs",
-        state(6, below=LONG_AGO, slots=5.0, window=((T - 200, 3, True),)),
+        state(6, below=LONG_AGO, slots=5.0, window=((T - 200, 3, True), (T - 30, 1, True))),
         jobs(6, 0.0, depth=0, busy=0),
         (DOWN, 3, Reason.DOWN_TO_JOBS),
     ),
     (
-        "not to 0 while a job was due or running within DOWN_DELAY",
-        state(1, below=LONG_AGO, window=((T - 200, 1, False),)),
+        "not to 0 while a job was due or running within UP_COOLDOWN",
+        state(1, below=LONG_AGO, window=((T - 30, 1, False),)),
         jobs(1, 0.0, depth=0, busy=0),
         (HOLD, 1, Reason.HEADROOM),
     ),
     (
-        "to 0 once nothing was due or running for DOWN_DELAY",
-        state(3, below=LONG_AGO, slots=5.0, window=((T - 301, 2, True),)),
+        "to 0 once nothing was due or running for UP_COOLDOWN (the boot time)",
+        state(3, below=LONG_AGO, slots=5.0, window=((T - 61, 2, True),)),
         jobs(3, 0.0, depth=0, busy=0),
         (DOWN, 0, Reason.IDLE),
     ),
     (
-        "below the band but not yet for DOWN_DELAY",
-        state(3, below=T - 100),
+        "below the band not yet for DOWN_DELAY nor idle for UP_COOLDOWN",
+        state(3, below=T - 40),
         jobs(3, 0.0, depth=0, busy=0),
         (HOLD, 3, Reason.DOWN_DELAY),
     ),
     (
         "running jobs not reported: DOWN_STEP at a time",
-        state(5, below=LONG_AGO),
+        state(5, below=LONG_AGO, window=((T - 30, 1, False),)),
         jobs(5, 0.0, depth=0, busy=None),
         (DOWN, 4, Reason.BELOW_BAND),
+    ),
+    (
+        "not to 0 within UP_COOLDOWN of the last change",
+        state(1, below=LONG_AGO, last_change=T - 30),
+        jobs(1, 0.0, depth=0, busy=0),
+        (HOLD, 1, Reason.DOWN_DELAY),
+    ),
+    (
+        "idle for UP_COOLDOWN: straight to MIN, whatever DOWN_DELAY",
+        state(7, below=T - 70, last_change=T - 70, slots=5.0),
+        jobs(7, 0.0, depth=0, busy=0),
+        (DOWN, 0, Reason.IDLE),
     ),
     (
         "at 0 a due job starts one at once",
@@ -132,7 +144,7 @@ ROWS = [
 
 
 @pytest.mark.parametrize(("st", "obs", "expected"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
-def test_job_steps(st: PolicyState, obs: Observation, expected: tuple) -> None:
+def test_job_steps(st: PolicyState, obs: Observation, expected: tuple[Action, int, Reason]) -> None:
     decision, _ = decide(WORKER, st, obs, Instant(T, WALL))
     assert (decision.action, decision.desired, decision.reason) == expected
 
