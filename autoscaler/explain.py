@@ -33,6 +33,19 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"request rate to expect needs {d.desired} (the most it needed over that delay)"
         ),
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
+        Reason.UP_TO_JOBS: (
+            f"{signal} is above {format_ms(p.up_threshold_ms)}; {d.desired} instances run every "
+            "due and running job at once (at what one instance was seen to run), fewer than the "
+            "overload asks for"
+        ),
+        Reason.DOWN_TO_JOBS: (
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, no job is "
+            f"running, and the jobs of that delay needed at most {d.desired} instances"
+        ),
+        Reason.IDLE: (
+            f"no job has been due or running for {format_duration(p.up_cooldown)} (UP_COOLDOWN, "
+            "about the boot time: an idle instance kept that long costs what a cold start does)"
+        ),
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
             f"deviations) needs {d.desired} instances; {signal} now"
@@ -64,7 +77,9 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.AT_MIN: (
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but {d.low} is the least"
         ),
-        Reason.BUSY: "the signal is low, but jobs are still running",
+        Reason.BUSY: (
+            "the signal is low, but jobs are running: a downscale could stop one before it ends"
+        ),
         Reason.NOT_READY: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but instances added more than "
             f"{format_duration(p.provision_timeout)} ago still do not serve: adding more would not"
@@ -72,7 +87,11 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         ),
         Reason.HEADROOM: (
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but fewer instances would not "
-            "carry the request rate to expect (the forecast) with room to spare"
+            + (
+                "carry the request rate to expect (the forecast) with room to spare"
+                if p.metric is Metric.REQUEST_QUEUE_TIME
+                else f"have run the jobs of {delay} at once"
+            )
         ),
         Reason.SIGNAL_MISSING: "no signal: the reporters are silent, so nothing is scaled down",
         Reason.SIGNAL_STALE: "the signal is stale, so nothing is scaled down",

@@ -50,8 +50,13 @@ class Reason(StrEnum):
     FORECAST = "forecast"  # scaled up: the recent arrival rate's mean and spread need more
     EARLY = "early"  # scaled up: the requests in service near what the instances serve at once
     SCALE_FROM_ZERO = "scale_from_zero"  # worker at 0 with due or running jobs: to 1 at once
+    UP_TO_JOBS = "up_to_jobs"  # scaled up: a worker to what runs every due and running job at
+    # once (fewer than the overload asks for; at least one more)
     BELOW_BAND = "below_band"  # scaled down by DOWN_STEP: below the band for DOWN_DELAY
     DOWN_TO_LOAD = "down_to_load"  # scaled down to what the load needs (highest of DOWN_DELAY)
+    DOWN_TO_JOBS = "down_to_jobs"  # scaled down: a worker with no job running, to the most its
+    # due and running jobs needed over DOWN_DELAY
+    IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for UP_COOLDOWN
     PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
@@ -59,7 +64,7 @@ class Reason(StrEnum):
     AT_MAX = "at_max"  # hold: above the band at the upper bound
     DOWN_DELAY = "down_delay"  # hold: below the band, waiting out DOWN_DELAY
     AT_MIN = "at_min"  # hold: below the band at the lower bound
-    BUSY = "busy"  # hold: would go to 0 but jobs are running
+    BUSY = "busy"  # hold: below the band, but a downscale could stop a running job
     NOT_READY = "not_ready"  # hold: capacity added earlier has not become ready in time
     HEADROOM = "headroom"  # hold: below the band, but fewer instances would carry too much
     SIGNAL_MISSING = "signal_missing"  # hold: no data

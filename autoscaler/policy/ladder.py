@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
 from autoscaler.policy import capacity as cap
-from autoscaler.policy import load, sizing
+from autoscaler.policy import jobs, load, sizing
 from autoscaler.policy.config import PolicyConfig
 from autoscaler.policy.state import PolicyState, evolve
 
@@ -72,6 +72,8 @@ def ladder(
         return _UP, low, Reason.RAISED_TO_MIN
     if cur > high:
         return _DOWN, high, Reason.LOWERED_TO_MAX
+    if cfg.scale_from_zero:  # a job process (job latency): its own steps
+        return jobs.ladder(cfg, st, obs, t, low=low, high=high, trusted=trusted)
     if cur == 0 and wants_first(obs, trusted):
         return _UP, 1, Reason.SCALE_FROM_ZERO
     if not trusted:
@@ -124,7 +126,10 @@ def observe(
         if rate is not None:
             learn(cfg, new, obs, rate, t)
             new.expected = load.expected(new, rate, t, cfg.headroom)
-        quantity, by_load = recommend(cfg, new, obs, t)
+        if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)
+            quantity, by_load = jobs.recommend(cfg, new, obs, t)
+        else:
+            quantity, by_load = recommend(cfg, new, obs, t)
         new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
     return new
 

@@ -268,7 +268,7 @@ ROWS = [
         WORKER,
         state(1, below=T - 300),
         Observation(1, 0.0, OK, 0, 0),
-        (DOWN, 0, Reason.BELOW_BAND),
+        (DOWN, 0, Reason.IDLE),
     ),
     (
         "never to 0 while a job runs",

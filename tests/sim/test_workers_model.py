@@ -130,12 +130,48 @@ def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
     # due at 4000, is seen at the tick of that moment and waits the 45 s boot
     assert (r.p95_wait_s, r.max_wait_s, r.jobs) == (48.0, 48.0, 2)
     assert r.decisions["scale_from_zero"] == 2
-    assert r.decisions["below_band"] == 1  # back to 0 after the first job
+    # back to 0 once nothing was due or running for UP_COOLDOWN (60 s): the job ran 60-90 s,
+    # last seen busy at the 85 s tick, the instance stopped at the 145 s tick (minute 2)
+    assert r.decisions["idle"] == 1
+    assert r.instances[:5] == [1, 1, 1, 0, 0]
     assert r.interrupted_jobs == 0
     assert r.slo_attainment == 1.0
     # never more than one instance, and not a whole day of it
     assert r.max_instances == 1
     assert 0 < r.instance_hours < 0.5
+
+
+def test_default_grows_to_the_jobs_there_are_and_never_past_them() -> None:
+    # 50 jobs of 100 s at once, 5 slots per instance, a 45 s boot and UP_COOLDOWN 45 s: the
+    # overload doubles 1 -> 2 -> 4 -> 8; at 185 s the first 5 jobs are done and the next
+    # doubling (16) is capped at the 9 instances that run the 45 left at once (the slots read
+    # off the busy jobs while jobs wait)
+    jobs = trace([(0.0, 100.0)] * 50 + [(3000.0, 1.0)])
+    setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=600_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    cfg = engine().replace(up_cooldown=45.0)
+    r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 100, cfg), plan)
+    assert r.max_instances == 9
+    assert r.decisions["up_to_jobs"] == 1
+    assert r.interrupted_jobs == 0
+    # idle for UP_COOLDOWN after the burst (done at 290 s): to 0 within 7 minutes
+    assert r.instances[5:7] == [9, 0]
+    assert r.decisions["scale_from_zero"] == 2
+
+
+def test_default_never_stops_an_instance_while_a_job_runs() -> None:
+    # one slot each: a 2,000 s job beside two short ones; the platform stops the newest
+    # instance, which may run the long job, so all three stay until it ends, then go to 0
+    jobs = trace([(0.0, 2000.0), (0.0, 10.0), (0.0, 10.0), (4000.0, 1.0)])
+    setup = WorkerSetup(concurrency=1, boot_s=10.0, slo_ms=600_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    cfg = engine().replace(up_cooldown=10.0)
+    r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 10, cfg), plan)
+    assert r.interrupted_jobs == 0 and r.interrupted_job_s == 0.0
+    assert r.max_instances == 3
+    # every minute up to the long job's end keeps the instances it had at its peak
+    assert min(r.instances[1:33]) == 3
+    assert r.instances[36] == 0
 
 
 def test_the_oracle_boots_ahead_and_meets_the_slo_without_interruptions() -> None:

@@ -1,0 +1,177 @@
+"""The steps for a job process (a worker scaled on job latency), which ``ladder`` routes here.
+
+A job source reports the age of the oldest due job (the signal), the due jobs waiting
+(``depth``) and the jobs running (``busy``, where the backend records it); no arrival rate, so
+nothing of the web path's capacity model or forecast applies. What applies instead:
+
+- what one instance runs at once (its *slots*) is read off the busy jobs while jobs wait (every
+  slot of a serving instance is then taken): the most busy jobs per instance seen on a settled
+  formation (kept in ``PolicyState.slots``);
+- an upscale never asks for more instances than run every due and running job at once
+  (``ceil((depth + busy) / slots)``, at least one more), and none while the last one boots
+  (``UP_COOLDOWN``);
+- a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
+  instance stops, and a job outliving its grace period is lost), and goes to the most instances
+  the due and running jobs needed over ``DOWN_DELAY``;
+- once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time), straight
+  to ``MIN`` (0): an idle instance kept that long has cost what a cold start costs, so a worker
+  never pays more than twice what it would knowing when the next job comes (the classic
+  rent-or-buy bound); shorter gaps keep it warm.
+
+Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from autoscaler.model import Action, Observation, Reason, Status
+from autoscaler.policy import sizing
+from autoscaler.policy.config import PolicyConfig
+from autoscaler.policy.state import PolicyState
+
+Step = tuple[Action, int, Reason]
+_UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
+_UNTRUSTED = {
+    Status.MISSING: Reason.SIGNAL_MISSING,
+    Status.STALE: Reason.SIGNAL_STALE,
+    Status.FAILED: Reason.SIGNAL_FAILED,
+}
+
+
+def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> float | None:
+    """What one instance runs at once, with this tick's reading: while jobs wait, every slot of a
+    serving instance is taken, so the busy jobs per serving instance (the platform's ``ready``
+    where it says, else every instance: booting ones make it read low, never high) is a floor;
+    the highest floor read on a formation unchanged for ``UP_COOLDOWN`` is kept (right after a
+    change, instances being stopped may still run jobs)."""
+    depth, busy, cur = obs.depth, obs.busy, obs.current
+    if not depth or not busy or cur <= 0:
+        return st.slots
+    if st.last_change is not None and t - st.last_change < cfg.up_cooldown:
+        return st.slots
+    ready = obs.ready
+    serving = ready if ready is not None and 0 < ready < cur else cur
+    seen = busy / serving
+    return seen if st.slots is None or seen > st.slots else st.slots
+
+
+def need(obs: Observation, slots: float | None) -> int | None:
+    """The instances that run every due and running job at once: ``ceil((depth + busy) /
+    slots)``; ``None`` when the slots, the depth or the busy jobs are unknown."""
+    depth, busy = obs.depth, obs.busy
+    if slots is None or depth is None or busy is None:
+        return None
+    return math.ceil((depth + busy) / slots - 1e-9)
+
+
+def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:
+    """This tick's entry of the downscale window (``DOWN_DELAY``; ``st`` is the new state,
+    whose slots are learned here): what the due and running jobs need, and whether the slots
+    sized it; without the slots, 1 while any job is due or running (the signal counts as a
+    due job), else 0. Running jobs a backend does not report count as none."""
+    st.slots = learn_slots(cfg, st, obs, t)
+    jobs = need(obs, st.slots)
+    if jobs is not None:
+        return jobs, True
+    work = (obs.depth or 0) > 0 or (obs.busy or 0) > 0 or bool(obs.signal_ms)
+    return (1 if work else 0), False
+
+
+def ladder(
+    cfg: PolicyConfig,
+    st: PolicyState,
+    obs: Observation,
+    t: float,
+    *,
+    low: int,
+    high: int,
+    trusted: bool,
+) -> Step:
+    """The job process's steps once the bounds hold; the first that applies decides."""
+    cur = obs.current
+    if cur == 0 and first(obs, trusted):
+        return _UP, 1, Reason.SCALE_FROM_ZERO
+    if not trusted:
+        return _HOLD, cur, _UNTRUSTED.get(obs.status, Reason.SIGNAL_MISSING)
+    if st.above_since is not None:
+        return up(cfg, st, obs, t, high)
+    if st.below_since is not None:
+        return down(cfg, st, obs, t, low)
+    return _HOLD, cur, Reason.IN_BAND
+
+
+def first(obs: Observation, trusted: bool) -> bool:
+    """A process at 0 with a due or running job (or a signal at all) needs one instance; a
+    known depth counts even when the jobs' ages are not known."""
+    work = (obs.depth or 0) > 0
+    if trusted:
+        return work or (obs.busy or 0) > 0 or bool(obs.signal_ms)
+    return obs.status is Status.MISSING and work
+
+
+def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
+    """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's
+    instances boot), then ``UP_STEP`` or in proportion to the overload (at most doubling), but
+    never more than every due and running job needs (at least one more)."""
+    cur = obs.current
+    assert st.above_since is not None and obs.signal_ms is not None
+    if cur >= high:
+        return _HOLD, cur, Reason.AT_MAX
+    if t - st.above_since < cfg.up_sensitivity:
+        return _HOLD, cur, Reason.UP_SENSITIVITY
+    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    if st.short_since is not None and t - st.short_since >= cfg.provision_timeout:
+        return _HOLD, cur, Reason.NOT_READY
+    if cfg.up_step:
+        desired = cur + cfg.up_step
+    else:
+        desired = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms)
+    reason = Reason.ABOVE_BAND
+    jobs = need(obs, st.slots)
+    if jobs is not None and jobs < desired:
+        desired, reason = (jobs if jobs > cur else cur + 1), Reason.UP_TO_JOBS
+    return _UP, min(desired, sizing.up_limit(cur, high)), reason
+
+
+def idle_for(st: PolicyState, t: float) -> float:
+    """How long nothing has been due or running (as far as the downscale window, the signal
+    below the band and the last change tell): the last entry of the window (``DOWN_DELAY``
+    long) with a job is when one was last seen; none in it means longer than the window."""
+    window = st.window
+    if not window or window[-1][1] != 0:
+        return 0.0
+    since = st.below_since
+    if len(window) > 1 and (since is None or window[-2][0] > since):
+        since = window[-2][0]
+    if st.last_change is not None and (since is None or st.last_change > since):
+        since = st.last_change
+    return math.inf if since is None else t - since
+
+
+def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
+    """Below the band: to ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``;
+    else, below it for ``DOWN_DELAY`` (and that long since the last change) with no job
+    running, down to the most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where
+    the backend does not report running jobs, at most ``DOWN_STEP`` at a time."""
+    cur = obs.current
+    assert st.below_since is not None
+    if cur <= low:
+        return _HOLD, cur, Reason.AT_MIN
+    busy = obs.busy
+    if not busy and idle_for(st, t) >= cfg.up_cooldown:
+        return _DOWN, low, Reason.IDLE
+    delay = cfg.down_delay
+    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
+        return _HOLD, cur, Reason.DOWN_DELAY
+    if busy:
+        return _HOLD, cur, Reason.BUSY
+    quantity, _ = sizing.highest(st.window)
+    reason = Reason.IDLE if quantity == 0 else Reason.DOWN_TO_JOBS
+    if busy is None and quantity < cur - cfg.down_step:
+        quantity, reason = cur - cfg.down_step, Reason.BELOW_BAND
+    desired = quantity if quantity > low else low
+    if desired >= cur:
+        return _HOLD, cur, Reason.HEADROOM
+    return _DOWN, desired, reason

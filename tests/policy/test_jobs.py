@@ -1,0 +1,182 @@
+"""The job process's steps (``autoscaler.policy.jobs``), one row per situation, through
+``decide``: settings, history, observation -> action, desired, reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoscaler.model import Action, Instant, Observation, Reason, Status
+from autoscaler.policy import PolicyConfig, PolicyState, decide
+from autoscaler.policy.jobs import learn_slots, need
+
+T = 10_000.0
+WALL = 1_767_600_000.0
+UP, DOWN, HOLD = Action.UP, Action.DOWN, Action.HOLD
+OK = Status.OK
+WORKER = PolicyConfig(
+    "worker",
+    low=0,
+    high=50,
+    up_ms=10_000.0,
+    down_ms=2_000.0,
+    up_cooldown=60.0,
+    down_delay=300.0,
+    scale_from_zero=True,
+)
+
+
+def state(
+    known: int,
+    *,
+    below: float | None = None,
+    last_up: float | None = None,
+    last_change: float | None = None,
+    slots: float | None = None,
+    window: tuple[tuple[float, int, bool], ...] = (),
+) -> PolicyState:
+    return PolicyState(known, None, below, last_up, last_change, slots=slots, window=window)
+
+
+def jobs(current: int, age_s: float, depth: int | None, busy: int | None) -> Observation:
+    return Observation(current, age_s * 1000.0, OK, depth=depth, busy=busy)
+
+
+LONG_AGO = T - 10_000.0
+ROWS = [
+    # what the jobs need caps the overload's doubling
+    (
+        "drains the backlog: the overload's doubling when the jobs need more",
+        state(2, slots=5.0),
+        jobs(2, 30.0, depth=40, busy=10),
+        (UP, 4, Reason.ABOVE_BAND),
+    ),
+    (
+        "no more than every due and running job needs",
+        state(4, slots=5.0),
+        jobs(4, 60.0, depth=3, busy=20),
+        (UP, 5, Reason.UP_TO_JOBS),
+    ),
+    (
+        "one more when the instances there could run every job already",
+        state(4, slots=5.0),
+        jobs(4, 60.0, depth=1, busy=10),
+        (UP, 5, Reason.UP_TO_JOBS),
+    ),
+    (
+        "without the slots, the overload alone sizes it",
+        state(4),
+        jobs(4, 60.0, depth=1, busy=None),
+        (UP, 8, Reason.ABOVE_BAND),
+    ),
+    (
+        "no upscale while the last one boots (UP_COOLDOWN)",
+        state(4, slots=5.0, last_up=T - 30, last_change=T - 30),
+        jobs(4, 60.0, depth=100, busy=10),
+        (HOLD, 4, Reason.UP_COOLDOWN),
+    ),
+    (
+        "no downscale while a job runs",
+        state(6, below=LONG_AGO, slots=5.0),
+        jobs(6, 0.0, depth=0, busy=1),
+        (HOLD, 6, Reason.BUSY),
+    ),
+    (
+        "down to what the jobs of DOWN_DELAY needed once none runs",
+        state(6, below=LONG_AGO, slots=5.0, window=((T - 200, 3, True), (T - 30, 1, True))),
+        jobs(6, 0.0, depth=0, busy=0),
+        (DOWN, 3, Reason.DOWN_TO_JOBS),
+    ),
+    (
+        "not to 0 while a job was due or running within UP_COOLDOWN",
+        state(1, below=LONG_AGO, window=((T - 30, 1, False),)),
+        jobs(1, 0.0, depth=0, busy=0),
+        (HOLD, 1, Reason.HEADROOM),
+    ),
+    (
+        "to 0 once nothing was due or running for UP_COOLDOWN (the boot time)",
+        state(3, below=LONG_AGO, slots=5.0, window=((T - 61, 2, True),)),
+        jobs(3, 0.0, depth=0, busy=0),
+        (DOWN, 0, Reason.IDLE),
+    ),
+    (
+        "below the band not yet for DOWN_DELAY nor idle for UP_COOLDOWN",
+        state(3, below=T - 40),
+        jobs(3, 0.0, depth=0, busy=0),
+        (HOLD, 3, Reason.DOWN_DELAY),
+    ),
+    (
+        "running jobs not reported: DOWN_STEP at a time",
+        state(5, below=LONG_AGO, window=((T - 30, 1, False),)),
+        jobs(5, 0.0, depth=0, busy=None),
+        (DOWN, 4, Reason.BELOW_BAND),
+    ),
+    (
+        "not to 0 within UP_COOLDOWN of the last change",
+        state(1, below=LONG_AGO, last_change=T - 30),
+        jobs(1, 0.0, depth=0, busy=0),
+        (HOLD, 1, Reason.DOWN_DELAY),
+    ),
+    (
+        "idle for UP_COOLDOWN: straight to MIN, whatever DOWN_DELAY",
+        state(7, below=T - 70, last_change=T - 70, slots=5.0),
+        jobs(7, 0.0, depth=0, busy=0),
+        (DOWN, 0, Reason.IDLE),
+    ),
+    (
+        "at 0 a due job starts one at once",
+        state(0),
+        jobs(0, 0.5, depth=1, busy=0),
+        (UP, 1, Reason.SCALE_FROM_ZERO),
+    ),
+    (
+        "in the band holds",
+        state(3, slots=5.0),
+        jobs(3, 5.0, depth=2, busy=15),
+        (HOLD, 3, Reason.IN_BAND),
+    ),
+    (
+        "at MAX holds",
+        state(50, slots=1.0),
+        jobs(50, 60.0, depth=500, busy=50),
+        (HOLD, 50, Reason.AT_MAX),
+    ),
+]
+
+
+@pytest.mark.parametrize(("st", "obs", "expected"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_job_steps(st: PolicyState, obs: Observation, expected: tuple[Action, int, Reason]) -> None:
+    decision, _ = decide(WORKER, st, obs, Instant(T, WALL))
+    assert (decision.action, decision.desired, decision.reason) == expected
+
+
+@pytest.mark.parametrize("status", [Status.MISSING, Status.STALE, Status.FAILED])
+@pytest.mark.parametrize("busy", [None, 0])
+def test_never_down_on_a_missing_signal(status: Status, busy: int | None) -> None:
+    st = state(4, below=LONG_AGO, slots=5.0)
+    obs = Observation(4, None, status, depth=0, busy=busy)
+    decision, new = decide(WORKER, st, obs, Instant(T, WALL))
+    assert decision.action is HOLD and decision.desired == 4
+    assert decision.reason.value == f"signal_{status.value}"
+    assert new.window == st.window  # an untrusted tick says nothing about what the jobs need
+
+
+def test_the_slots_are_read_off_the_busy_jobs_while_jobs_wait() -> None:
+    # 2 instances, 10 busy, jobs waiting: each runs at least 5 at once
+    _, new = decide(WORKER, state(2), jobs(2, 5.0, depth=3, busy=10), Instant(T, WALL))
+    assert new.slots == 5.0
+    # the highest reading is kept; none while nothing waits or right after a change
+    assert learn_slots(WORKER, new, jobs(2, 5.0, depth=3, busy=6), T) == 5.0
+    assert learn_slots(WORKER, new, jobs(2, 0.0, depth=0, busy=14), T) == 5.0
+    changed = state(2, slots=5.0, last_change=T - 10)
+    assert learn_slots(WORKER, changed, jobs(2, 5.0, depth=3, busy=14), T) == 5.0
+    # the platform's ready count, where given: booting instances run nothing yet
+    ready = Observation(4, 5000.0, OK, depth=3, busy=12, ready=2)
+    assert learn_slots(WORKER, state(4), ready, T) == 6.0
+
+
+def test_need_is_unknown_without_slots_depth_or_busy() -> None:
+    assert need(jobs(1, 0.0, depth=7, busy=3), 5.0) == 2
+    assert need(jobs(1, 0.0, depth=0, busy=0), 5.0) == 0
+    assert need(jobs(1, 0.0, depth=None, busy=3), 5.0) is None
+    assert need(jobs(1, 0.0, depth=7, busy=None), 5.0) is None
+    assert need(jobs(1, 0.0, depth=7, busy=3), None) is None
