@@ -8,6 +8,13 @@ from typing import Protocol
 #: the arrival rate's recent mean and spread are exponentially weighted over this long (s)
 RATE_TAU = 900.0
 
+#: a reading further than this many spreads from the mean counts as this many (winsorised), so
+#: that a burst teaches the record that the rate varies, not that it varies by the burst's height
+#: (which would hold capacity for it long after it ended); a lasting change still moves the mean
+#: as the spread grows with every clipped reading
+CLIP = 3.0
+#: the clipping never comes closer to the mean than this fraction of it (a flat rate can move)
+CLIP_FLOOR = 0.1
 _WEIGHTS: dict[float, float] = {}
 
 
@@ -31,12 +38,22 @@ def weight(dt: float) -> float:
 
 
 def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
-    """The mean, variance and start of the record after a reading of ``rate`` at ``t``."""
+    """The mean, variance and start of the record after a reading of ``rate`` at ``t``: a
+    deviation from the mean beyond ``CLIP`` spreads (the spread corrected as in ``expected``, at
+    least ``CLIP_FLOOR`` of the mean) counts as that far."""
     mean, at, since = rec.rate_mean, rec.rate_at, rec.rate_since
     if mean is None or at is None or since is None or t <= at:
         return rate, 0.0, t
     a = weight(t - at)
     d = rate - mean
+    var = rec.rate_var
+    age = at - since
+    if 0.0 < age < 20.0 * RATE_TAU:
+        var /= weight(age)
+    floor = CLIP_FLOOR * mean
+    lim2 = max(CLIP * CLIP * var, floor * floor)
+    if d * d > lim2:
+        d = math.sqrt(lim2) if d > 0.0 else -math.sqrt(lim2)
     return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since
 
 

@@ -121,3 +121,29 @@ def test_the_window_equals_the_plain_maximum(steps):
         w = sizing.push(w, t, q, True, span)
         seen.append((t, q))
         assert sizing.highest(w)[0] == max(q for when, q in seen if t - when < span or when == t)
+
+
+def test_a_burst_does_not_teach_the_spread_its_height():
+    """Readings far from the mean count as ``CLIP`` spreads: ten minutes at 50 times the rate
+    leave the expected rate, ten minutes after, near the usual, where an unclipped record kept
+    it at several times the usual for an hour (the capacity held for a burst long gone)."""
+    rec = PolicyState()
+    t = 0.0
+
+    def feed(rate: float, ticks: int) -> None:
+        nonlocal t
+        for _ in range(ticks):
+            rec.rate_mean, rec.rate_var, rec.rate_since = load.track(rec, rate, t)
+            rec.rate_at = t
+            t += 5.0
+
+    for i in range(720):  # an hour of a noisy 10 requests/s
+        feed(9.0 if i % 2 else 11.0, 1)
+    usual = load.expected(rec, 10.0, t, 1.8)
+    feed(500.0, 120)  # ten minutes of a flash crowd
+    feed(10.0, 120)  # ten minutes back at the usual
+    after = load.expected(rec, 10.0, t, 1.8)
+    assert usual < 13.0
+    assert after < 4.0 * usual
+    feed(300.0, 720)  # a lasting change: the mean still follows it within an hour
+    assert rec.rate_mean is not None and rec.rate_mean > 250.0
