@@ -19,6 +19,7 @@ import redis
 
 from autoscaler.history import Minute, Recorder, TickFacts
 from autoscaler.stores.redis import RedisStore
+from tests.helpers import empty_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -70,10 +71,7 @@ def _redis_server(port: int, folder: Path) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def db12() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+    yield from empty_redis(REDIS_URL)
 
 
 def test_the_sim_daemon_serves_hours_of_simulated_history_within_seconds() -> None:
