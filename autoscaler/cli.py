@@ -46,6 +46,13 @@ DAEMON_EXTRA_HINT = (
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_DEPENDENCY = 0, 1, 2, 3
 
+
+def _fail(code: int, message: object) -> int:
+    """Say what went wrong on stderr and return the exit status for it."""
+    print(f"autoscaler: {message}", file=sys.stderr)
+    return code
+
+
 SIM_BANNER = (
     "running on the built-in simulated app (AUTOSCALER_PLATFORM=sim, {speed:g}x accelerated "
     "time); to scale a real app set AUTOSCALER_PLATFORM (heroku, render, fly or railway) and its "
@@ -140,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in DAEMON_MODULES:
             raise
-        print(f"autoscaler: {DAEMON_EXTRA_HINT.format(name=exc.name)}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, DAEMON_EXTRA_HINT.format(name=exc.name))
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -159,8 +165,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         settings = load()
     except ConfigError as exc:
-        print(f"autoscaler: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, exc)
     for secret in _secrets(settings):
         register_secret(secret)
     logs.configure(settings.glob.log_format, settings.glob.log_level)
@@ -177,16 +182,13 @@ def _main(args: argparse.Namespace) -> int:
         }[args.command]
         return handler(settings, args)
     except ConfigError as exc:
-        print(f"autoscaler: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, redact(str(exc)))
     except AutoscalerError as exc:
-        print(f"autoscaler: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_DEPENDENCY
+        return _fail(EXIT_DEPENDENCY, redact(str(exc)))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:
-        print(f"autoscaler: unexpected {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_UNEXPECTED
+        return _fail(EXIT_UNEXPECTED, f"unexpected {type(exc).__name__}: {redact(str(exc))}")
 
 
 def _secrets(settings: Settings) -> list[str | None]:
@@ -572,8 +574,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         store = open_history_store(env)
     except ValueError as exc:
-        print(f"autoscaler: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, exc)
     if store is None or store_is_memory(store):
         print(
             "autoscaler: no shared history store: set REDIS_URL or DATABASE_URL as the daemon has "
@@ -584,8 +585,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         httpd = serve(DashboardApp(store, token=token), args.host, args.port)
     except OSError as exc:
-        print(f"autoscaler: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return EXIT_DEPENDENCY
+        return _fail(EXIT_DEPENDENCY, f"cannot listen on {args.host}:{args.port}: {exc}")
     print(f"dashboard: http://{args.host}:{httpd.server_port}/ (Ctrl-C stops it)", flush=True)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -612,11 +612,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         since = parse_duration(args.since, "s")
         text, fit, _ = export_from_env(env, args.process, since)
     except ValueError as exc:
-        print(f"autoscaler: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, exc)
     except Exception as exc:
-        print(f"autoscaler: the history store cannot be read: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_DEPENDENCY
+        return _fail(EXIT_DEPENDENCY, f"the history store cannot be read: {redact(str(exc))}")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -697,8 +695,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     if failed:
         print(f"check: FAILED: {', '.join(failed)}{notes}")
         if refused:
-            print(f"autoscaler: {redact(str(ConfigError(refused)))}", file=sys.stderr)
-            return EXIT_CONFIG
+            return _fail(EXIT_CONFIG, redact(str(ConfigError(refused))))
         return EXIT_DEPENDENCY
     print(f"check: ok{notes}")
     return EXIT_OK

@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import Field, asdict, dataclass, field
+from typing import Any, ClassVar, Protocol, Self
 
 #: how long the stores keep minutes and events (seconds): the dashboard's longest range plus a day
 RETENTION_S = 15 * 86400
@@ -36,8 +36,24 @@ STEADY_S = 60.0
 MAX_EVENTS = 20_000
 
 
+class _Row:
+    """A stored row (``Minute``, ``Event``): one compact JSON object, ``None`` fields left out;
+    fields a row does not know are ignored when read back, missing ones read as ``None``."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def to_json(self) -> str:
+        return json.dumps(_compact(asdict(self)), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        data = json.loads(text)
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
 @dataclass(frozen=True, slots=True)
-class Minute:
+class Minute(_Row):
     """One process's minute. ``t`` is the minute's start (epoch seconds, a multiple of 60)."""
 
     t: int
@@ -53,14 +69,6 @@ class Minute:
     #: the most requests in service per serving instance at any tick of the minute whose
     #: formation had stood for ``STEADY_S``
     peak: float | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(_compact(asdict(self)), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Minute:
-        data = json.loads(text)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
     def to_line(self) -> str:
         """The minute as one compact CSV line (fields in declaration order, empty for None)."""
@@ -103,7 +111,7 @@ def _short(value: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(_Row):
     """Something that happened: ``kind`` is ``decision``, ``alert`` or ``config``."""
 
     t: float  # wall-clock epoch seconds
@@ -113,14 +121,6 @@ class Event:
     reason: str | None = None  # decisions: the policy's reason code
     current: int | None = None
     desired: int | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(_compact(asdict(self)), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Event:
-        data = json.loads(text)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
 
 
 def _compact(data: dict[str, Any]) -> dict[str, Any]:

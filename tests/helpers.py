@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+import redis
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
 REDIS_URL_2 = "redis://127.0.0.1:6379/9"
@@ -68,3 +71,13 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self._listener.close()
+
+
+def empty_redis(url: str) -> Iterator[redis.Redis]:
+    """A client of the Redis database at ``url``, emptied before and after: the body of the
+    folders' Redis fixtures (``yield from empty_redis(URL)``)."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

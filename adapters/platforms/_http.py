@@ -5,7 +5,8 @@ errors of ``autoscaler.ports``:
 
 - every call has a timeout; every error message passes through ``redact``;
 - 5xx answers and failed connections are retried a couple of times with jittered exponential
-  backoff (absolute writes are idempotent, so a write that got a 5xx may be re-sent);
+  backoff (``tenacity`` runs the attempts; absolute writes are idempotent, so a write that got a
+  5xx may be re-sent, and what the outcome of a failed write means stays here);
 - a timeout or dropped connection *after a write was sent* is ``WriteUnknown`` and is not retried
   (the loop re-reads the formation first);
 - 429 is ``RateLimited``: the answer's ``Retry-After`` (or a growing default) blocks further calls
@@ -27,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+import tenacity
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.ports import PlatformError, RateLimited, WriteUnknown
@@ -43,6 +45,21 @@ _AFTER_SEND = (
 #: nothing reached the server
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _UNKNOWN = "the change may or may not have applied"
+
+
+class _Again(Exception):
+    """An attempt that failed in a way worth another one (a 5xx, a failed connection)."""
+
+
+class _OutOfBudget(tenacity.stop.stop_base):
+    """No retry once the call budget would make it wait: the next tick tries again."""
+
+    def __init__(self, budget: CallBudget, priority: bool) -> None:
+        self.budget = budget
+        self.priority = priority
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.budget.wait(priority=self.priority) > 0
 
 
 class CallBudget:
@@ -229,39 +246,49 @@ class Http:
         priority = write if priority is None else priority
         what = f"{self.platform}: {method} {path}"
         maybe_applied = False  # a write reached the server and its outcome is not known
-        attempt = 0
-        while True:
+
+        def attempt() -> httpx.Response:
+            nonlocal maybe_applied
             budget.spend(priority=priority)
             try:
                 response = self._client.request(method, path, json=json, headers=headers)
             except _BEFORE_SEND as exc:
-                problem = f"cannot connect ({exc})"
+                raise _Again(f"cannot connect ({exc})") from None
             except _AFTER_SEND as exc:
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "was cut off"
                 problem = f"{kind} after the request was sent ({exc!r})"
                 if write:  # never re-sent: the loop re-reads the formation first
                     raise WriteUnknown(redact(f"{what}: {problem}; {_UNKNOWN}")) from None
+                raise _Again(problem) from None
             except httpx.HTTPError as exc:
                 raise PlatformError(redact(f"{what}: {exc!r}")) from None
-            else:
-                if self.on_response is not None:
-                    self.on_response(response)
-                if response.status_code == 429:
-                    limited = self._rate_limited(what, response, budget)
-                    if maybe_applied:  # an earlier attempt of this write got a 5xx
-                        raise WriteUnknown(f"{limited}; an earlier attempt: {_UNKNOWN}")
-                    raise limited
-                self._rate_limited_streak = 0
-                if response.status_code < 500:
-                    return response
-                problem = f"{response.status_code} {error_message(response)}"
-                maybe_applied = maybe_applied or write
-            if attempt >= self.retries or budget.wait(priority=priority) > 0:
-                if maybe_applied:
-                    raise WriteUnknown(redact(f"{what}: {problem}; {_UNKNOWN}"))
-                raise PlatformError(redact(f"{what}: {problem}"))
-            self.clock.sleep(self.backoff * (2**attempt) * self.rng.uniform(0.5, 1.0))
-            attempt += 1
+            if self.on_response is not None:
+                self.on_response(response)
+            if response.status_code == 429:
+                limited = self._rate_limited(what, response, budget)
+                if maybe_applied:  # an earlier attempt of this write got a 5xx
+                    raise WriteUnknown(f"{limited}; an earlier attempt: {_UNKNOWN}")
+                raise limited
+            self._rate_limited_streak = 0
+            if response.status_code < 500:
+                return response
+            maybe_applied = maybe_applied or write
+            raise _Again(f"{response.status_code} {error_message(response)}")
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Again),
+            stop=tenacity.stop_after_attempt(self.retries + 1) | _OutOfBudget(budget, priority),
+            wait=tenacity.wait_exponential(multiplier=self.backoff),
+            # the jitter is drawn as the retry sleeps, from the adapter's own (seedable) rng
+            sleep=lambda seconds: self.clock.sleep(seconds * self.rng.uniform(0.5, 1.0)),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Again as exc:
+            if maybe_applied:
+                raise WriteUnknown(redact(f"{what}: {exc}; {_UNKNOWN}")) from None
+            raise PlatformError(redact(f"{what}: {exc}")) from None
 
     def _rate_limited(self, what: str, response: httpx.Response, budget: CallBudget) -> RateLimited:
         self._rate_limited_streak += 1

@@ -23,17 +23,9 @@ import httpx
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from autoscaler import configkit
 from autoscaler.clock import Clock, SystemClock
-from autoscaler.configkit import (
-    DaemonConfig,
-    EnvSettings,
-    NoSettings,
-    PlatformAdapter,
-    Text,
-    Url,
-    global_only,
-    read,
-)
+from autoscaler.configkit import DaemonConfig, EnvSettings, NoSettings, PlatformAdapter, Text, Url
 from autoscaler.model import Formation
 from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected
@@ -76,7 +68,7 @@ def parse(
     own: HerokuSettings | None = None,
 ) -> HerokuConfig:
     """Heroku's settings for the adapter: the app name must be a Heroku app's name or id."""
-    own = own or read(HerokuSettings, config.env)
+    own = own or configkit.read(HerokuSettings, config.env)
     if not _APP.match(own.app_name):
         raise ConfigError({"HEROKU_APP_NAME": f"{own.app_name!r} is not a Heroku app name or id"})
     return HerokuConfig(own.api_token, own.app_name, own.api_url)
@@ -264,7 +256,7 @@ def build(
 ADAPTER = PlatformAdapter(
     HerokuSettings,
     NoSettings,
-    global_only(parse),
-    global_only(build),
+    configkit.global_only(parse),
+    configkit.global_only(build),
     lambda own, per_process: own.app_name,
 )

@@ -38,13 +38,7 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import (
-    CallBudget,
-    Http,
-    error_message,
-    iso_seconds,
-    reset_delay,
-)
+from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds, reset_delay
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 

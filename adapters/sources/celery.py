@@ -34,24 +34,8 @@ from typing import Any
 import redis
 
 from autoscaler.redact import quote
-from autoscaler.sources._redisjobs import (
-    HEAD,
-    SCAN_EVERY_S,
-    Layout,
-    Malformed,
-    Probe,
-    Probed,
-    QueueState,
-    Round,
-    about,
-    check_time,
-    epoch_seconds,
-    job_adapter,
-    json_object,
-    oldest,
-    scan,
-    text,
-)
+from autoscaler.sources import _redisjobs as redisjobs
+from autoscaler.sources._redisjobs import Layout, Malformed, Probe, Probed, QueueState, Round
 
 BACKEND = "celery"
 SEP = "\x06\x16"
@@ -102,19 +86,21 @@ def parse_iso(value: object, field: str) -> float:
 def stamp(headers: dict[str, Any], properties: dict[str, Any], now: float) -> float | None:
     """The publish time a hook wrote, if any (epoch seconds)."""
     if properties.get("published_at") is not None:
-        return epoch_seconds(properties["published_at"], "properties.published_at", now)
+        return redisjobs.epoch_seconds(properties["published_at"], "properties.published_at", now)
     for field in ("enqueued_at", "run_at"):
         value = headers.get(field)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return epoch_seconds(value, f"headers.{field}", now)
+            return redisjobs.epoch_seconds(value, f"headers.{field}", now)
         if value is not None:
-            return check_time(parse_iso(value, f"headers.{field}"), f"headers.{field}", now)
+            return redisjobs.check_time(
+                parse_iso(value, f"headers.{field}"), f"headers.{field}", now
+            )
     return None
 
 
 def timing(raw: bytes, now: float) -> Timing:
     """When a message in a queue list can run, from its JSON."""
-    message = json_object(raw)
+    message = redisjobs.json_object(raw)
     headers = message.get("headers")
     properties = message.get("properties")
     if not isinstance(headers, dict) or not isinstance(properties, dict):
@@ -148,17 +134,17 @@ def queue_state(lists: Sequence[tuple[int, Sequence[bytes]]], now: float) -> Que
         unknown = f"{unstamped} waiting task(s) carry no publish time, depth only; {HOOK_HINT}"
     elif blind:
         unknown = (
-            f"the oldest {HEAD} messages are all scheduled for later and "
+            f"the oldest {redisjobs.HEAD} messages are all scheduled for later and "
             f"{blind} more were not read, depth only"
         )
-    return QueueState(oldest(times), depth, unknown)
+    return QueueState(redisjobs.oldest(times), depth, unknown)
 
 
 def queue_names(bindings: Iterable[bytes]) -> list[str]:
     """Queue names from ``_kombu.binding.*`` members, without Celery's own control queues."""
     names: set[str] = set()
     for member in bindings:
-        parts = text(member).split(SEP)
+        parts = redisjobs.text(member).split(SEP)
         if len(parts) != 3:
             continue
         name = parts[2]
@@ -182,7 +168,7 @@ def probe(keys: Keys) -> Probe:
         for i, name in enumerate(queues):
             mine = replies[i * per_queue : (i + 1) * per_queue]
             lists = [(mine[j], mine[j + 1]) for j in range(0, per_queue, 2)]
-            with about(f"queue {quote(name)}"):
+            with redisjobs.about(f"queue {quote(name)}"):
                 states[name] = queue_state(lists, now)
         return states, int(replies[-1])
 
@@ -193,13 +179,13 @@ def layout(key_prefix: str | None) -> Layout:
     keys = Keys(key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        found, finished = scan(client, keys.bindings, "set")
+        found, finished = redisjobs.scan(client, keys.bindings, "set")
         pipe = client.pipeline(transaction=False)
         for key in found:
             pipe.smembers(key)
         return queue_names(m for group in pipe.execute() for m in group), finished
 
-    return Layout(discover, probe(keys), SCAN_EVERY_S)
+    return Layout(discover, probe(keys), redisjobs.SCAN_EVERY_S)
 
 
-ADAPTER = job_adapter(BACKEND, layout)
+ADAPTER = redisjobs.job_adapter(BACKEND, layout)

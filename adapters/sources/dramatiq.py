@@ -30,23 +30,8 @@ from typing import Any
 import redis
 
 from autoscaler.redact import quote
-from autoscaler.sources._redisjobs import (
-    HEAD,
-    SCAN_EVERY_S,
-    Layout,
-    Malformed,
-    Probe,
-    Probed,
-    QueueState,
-    Round,
-    about,
-    epoch_seconds,
-    head_state,
-    job_adapter,
-    json_object,
-    scan,
-    text,
-)
+from autoscaler.sources import _redisjobs as redisjobs
+from autoscaler.sources._redisjobs import Layout, Malformed, Probe, Probed, QueueState, Round
 
 BACKEND = "dramatiq"
 DEFAULT_NAMESPACE = "dramatiq"
@@ -89,18 +74,18 @@ def queue_names(message_keys: Iterable[str], keys: Keys) -> list[str]:
 
 def waiting_since(raw: bytes, now: float) -> float:
     """When a message in a queue list began to wait (epoch seconds)."""
-    message = json_object(raw)
+    message = redisjobs.json_object(raw)
     options = message.get("options")
     if isinstance(options, dict) and options.get(STAMP) is not None:
-        return epoch_seconds(options[STAMP], f"options.{STAMP}", now)
+        return redisjobs.epoch_seconds(options[STAMP], f"options.{STAMP}", now)
     if "message_timestamp" not in message:
         raise Malformed("message has no message_timestamp")
-    return epoch_seconds(message["message_timestamp"], "message_timestamp", now)
+    return redisjobs.epoch_seconds(message["message_timestamp"], "message_timestamp", now)
 
 
 def due_at(raw: bytes, now: float) -> float:
     """When a delayed message is due (epoch seconds), from ``options.eta``."""
-    options = json_object(raw).get("options")
+    options = redisjobs.json_object(raw).get("options")
     if not isinstance(options, dict) or "eta" not in options:
         raise Malformed("delayed message has no options.eta")
     eta = options["eta"]
@@ -122,13 +107,15 @@ def queue_state(
         else:
             times.append(waiting_since(raw, now))
     due = 0
-    with about("delay queue"):
+    with redisjobs.about("delay queue"):
         for raw in delayed:
             if raw is not None and (at := due_at(raw, now)) <= now:
                 times.append(at)
                 due += 1
     no_message = "message ids have no message"
-    return head_state(times, length, read=len(messages), missing=missing, due=due, what=no_message)
+    return redisjobs.head_state(
+        times, length, read=len(messages), missing=missing, due=due, what=no_message
+    )
 
 
 def probe(keys: Keys) -> Probe:
@@ -136,12 +123,12 @@ def probe(keys: Keys) -> Probe:
         head = Round(client, BACKEND)
         for name in queues:
             head.head(name, keys.queue(name))
-            head.pipe.lrange(keys.queue(name + ".DQ"), 0, HEAD - 1)
+            head.pipe.lrange(keys.queue(name + ".DQ"), 0, redisjobs.HEAD - 1)
             head.label(f"queue {quote(name)}")
         head.pipe.zrangebyscore(keys.heartbeats, (now - HEARTBEAT_TIMEOUT_S) * 1000, "+inf")
         head.label("the heartbeats set")
         first = head.run()
-        workers = sorted(text(worker) for worker in first[-1])
+        workers = sorted(redisjobs.text(worker) for worker in first[-1])
 
         bodies = Round(client, BACKEND)
         for i, name in enumerate(queues):
@@ -161,7 +148,7 @@ def probe(keys: Keys) -> Probe:
             messages: list[Any] = next(second) if ids else []
             delayed: list[Any] = next(second) if delayed_ids else []
             busy += sum(next(second) for _ in workers)
-            with about(f"queue {quote(name)}"):
+            with redisjobs.about(f"queue {quote(name)}"):
                 states[name] = queue_state(length, messages, delayed, now)
         return states, busy
 
@@ -188,10 +175,10 @@ def layout(key_prefix: str | None) -> Layout:
     keys = Keys(key_prefix or DEFAULT_NAMESPACE)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        found, finished = scan(client, keys.queue("*.msgs"), "hash")
+        found, finished = redisjobs.scan(client, keys.queue("*.msgs"), "hash")
         return queue_names(found, keys), finished
 
-    return Layout(discover, probe(keys), SCAN_EVERY_S)
+    return Layout(discover, probe(keys), redisjobs.SCAN_EVERY_S)
 
 
-ADAPTER = job_adapter(BACKEND, layout)
+ADAPTER = redisjobs.job_adapter(BACKEND, layout)

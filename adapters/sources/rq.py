@@ -28,20 +28,8 @@ from datetime import UTC, datetime
 import redis
 
 from autoscaler.redact import quote
-from autoscaler.sources._redisjobs import (
-    Layout,
-    Malformed,
-    Probe,
-    Probed,
-    QueueState,
-    Round,
-    about,
-    check_time,
-    head_state,
-    job_adapter,
-    members,
-    text,
-)
+from autoscaler.sources import _redisjobs as redisjobs
+from autoscaler.sources._redisjobs import Layout, Malformed, Probe, Probed, QueueState, Round
 
 BACKEND = "rq"
 DEFAULT_PREFIX = "rq"
@@ -72,7 +60,7 @@ class Keys:
 def queue_names(members: Iterable[bytes | str], keys: Keys) -> list[str]:
     """Queue names from the members of ``rq:queues`` (full keys; strip the prefix, never split)."""
     start = keys.queue("")
-    names = (text(member) for member in members)
+    names = (redisjobs.text(member) for member in members)
     return [name[len(start) :] for name in names if name.startswith(start) and name != start]
 
 
@@ -103,14 +91,18 @@ def queue_state(
         if enqueued_at is None and created_at is None:
             dangling += 1  # the job hash expired; workers skip such ids
             continue
-        with about(f"job {quote(text(job_id))}"):
+        with redisjobs.about(f"job {quote(redisjobs.text(job_id))}"):
             if enqueued_at is None:
                 raise Malformed("has no enqueued_at although it sits in the queue")
-            times.append(check_time(parse_enqueued_at(text(enqueued_at)), "enqueued_at", now))
+            times.append(
+                redisjobs.check_time(
+                    parse_enqueued_at(redisjobs.text(enqueued_at)), "enqueued_at", now
+                )
+            )
     if scheduled_due:
         times.append(float(scheduled_due[0][1]))
     expired = "job ids have no job hash (expired jobs)"
-    return head_state(
+    return redisjobs.head_state(
         times, length, read=len(ids), missing=dangling, due=scheduled_count, what=expired
     )
 
@@ -132,14 +124,14 @@ def probe(keys: Keys) -> Probe:
         second = Round(client, BACKEND)
         for name, (_, ids, *_rest) in zip(queues, per_queue, strict=True):
             for job_id in ids:
-                second.pipe.hmget(keys.job(text(job_id)), ["enqueued_at", "created_at"])
-                second.label(f"queue {quote(name)} job {quote(text(job_id))}")
+                second.pipe.hmget(keys.job(redisjobs.text(job_id)), ["enqueued_at", "created_at"])
+                second.label(f"queue {quote(name)} job {quote(redisjobs.text(job_id))}")
         fields = iter(second.run())
 
         states: dict[str, QueueState] = {}
         busy = 0
         for name, (length, ids, due, count, running) in zip(queues, per_queue, strict=True):
-            with about(f"queue {quote(name)}"):
+            with redisjobs.about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     length, ids, [next(fields) for _ in ids], due, count, now=now
                 )
@@ -153,9 +145,9 @@ def layout(key_prefix: str | None) -> Layout:
     keys = Keys(key_prefix or DEFAULT_PREFIX)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        return queue_names(members(client, keys.registry), keys), True
+        return queue_names(redisjobs.members(client, keys.registry), keys), True
 
     return Layout(discover, probe(keys))
 
 
-ADAPTER = job_adapter(BACKEND, layout)
+ADAPTER = redisjobs.job_adapter(BACKEND, layout)

@@ -28,21 +28,8 @@ from dataclasses import dataclass
 import redis
 
 from autoscaler.redact import quote
-from autoscaler.sources._redisjobs import (
-    Layout,
-    Malformed,
-    Probe,
-    Probed,
-    QueueState,
-    Round,
-    about,
-    epoch_seconds,
-    job_adapter,
-    json_object,
-    members,
-    oldest,
-    text,
-)
+from autoscaler.sources import _redisjobs as redisjobs
+from autoscaler.sources._redisjobs import Layout, Malformed, Probe, Probed, QueueState, Round
 
 BACKEND = "sidekiq"
 #: due entries read from each of ``schedule`` and ``retry`` per poll
@@ -63,16 +50,16 @@ class Keys:
 
 def job_time(raw: bytes, now: float) -> float:
     """When a job in a queue list was enqueued (epoch seconds), from its JSON."""
-    job = json_object(raw)
+    job = redisjobs.json_object(raw)
     value = job.get("enqueued_at", job.get("created_at"))
     if value is None:
         raise Malformed("job has neither enqueued_at nor created_at")
-    return epoch_seconds(value, "enqueued_at", now)
+    return redisjobs.epoch_seconds(value, "enqueued_at", now)
 
 
 def job_queue(raw: bytes) -> str:
     """The queue a scheduled, retrying or running job belongs to."""
-    value = json_object(raw).get("queue")
+    value = redisjobs.json_object(raw).get("queue")
     if not isinstance(value, str):
         raise Malformed(f"entry has queue {quote(value)}, not a queue name")
     return value
@@ -105,7 +92,7 @@ def queue_state(
     earliest due time and count of its due entries in ``schedule``/``retry``."""
     times: list[float | None] = [job_time(raw, now) for raw in tail]
     times.append(scheduled)
-    return QueueState(oldest(times), length + scheduled_count)
+    return QueueState(redisjobs.oldest(times), length + scheduled_count)
 
 
 def probe(keys: Keys) -> Probe:
@@ -122,7 +109,7 @@ def probe(keys: Keys) -> Probe:
         head.label("the processes set")
         first = head.run()
 
-        identities = sorted(text(member) for member in first[-1])
+        identities = sorted(redisjobs.text(member) for member in first[-1])
         alive = Round(client, BACKEND)
         for identity in identities:
             alive.pipe.exists(keys.key(identity))
@@ -135,14 +122,14 @@ def probe(keys: Keys) -> Probe:
         earliest: dict[str, float] = {}
         counts: Counter[str] = Counter()
         for zset, entries in zip(_SETS, first[2 * len(queues) : -1], strict=True):
-            with about(f"the {zset} set"):
+            with redisjobs.about(f"the {zset} set"):
                 due_first, due_count = due_entries(entries, watched)
             for name, at in due_first.items():
                 earliest[name] = min(earliest.get(name, at), at)
             counts.update(due_count)
         states: dict[str, QueueState] = {}
         for i, name in enumerate(queues):
-            with about(f"queue {quote(name)}"):
+            with redisjobs.about(f"queue {quote(name)}"):
                 states[name] = queue_state(
                     first[2 * i], first[2 * i + 1], earliest.get(name), counts[name], now
                 )
@@ -150,7 +137,7 @@ def probe(keys: Keys) -> Probe:
         for i, identity in enumerate(identities):
             alive, new, old = work[3 * i : 3 * i + 3]
             if alive:
-                with about(f"process {quote(identity)}"):
+                with redisjobs.about(f"process {quote(identity)}"):
                     busy += running([*new, *old], watched)
         return states, busy
 
@@ -161,9 +148,11 @@ def layout(key_prefix: str | None) -> Layout:
     keys = Keys(key_prefix or "")
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
-        return [text(name) for name in members(client, keys.key("queues"))], True
+        return [
+            redisjobs.text(name) for name in redisjobs.members(client, keys.key("queues"))
+        ], True
 
     return Layout(discover, probe(keys))
 
 
-ADAPTER = job_adapter(BACKEND, layout)
+ADAPTER = redisjobs.job_adapter(BACKEND, layout)

@@ -10,12 +10,10 @@ the sample. Requests with a body above ``AUTOSCALER_MAX_REQUEST_BYTES`` are skip
 
 from __future__ import annotations
 
-import os
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from autoscaler.web.publisher import publisher_config
-from autoscaler.web.wsgi import log, make_recorder
+from autoscaler.web.wsgi import Wrapper, log
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -23,22 +21,8 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class QueueTimeMiddleware:
+class QueueTimeMiddleware(Wrapper[ASGIApp]):
     """Wrap an ASGI app; never raises into it and never does network I/O per request."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        redis_url: str | None = None,
-        process: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.app = app
-        config = publisher_config(
-            os.environ if env is None else env, redis_url=redis_url, process=process
-        )
-        self.recorder = make_recorder(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = self.recorder

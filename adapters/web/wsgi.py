@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from autoscaler.web.publisher import PublisherConfig, Recorder, publisher_config
 
@@ -23,6 +23,28 @@ log = logging.getLogger("autoscaler.web")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+A = TypeVar("A")
+
+
+class Wrapper(Generic[A]):
+    """What the WSGI and the ASGI middleware hold: the wrapped app and the recorder its config
+    vars ask for (``None``, with the reason logged, when queue time is not measured)."""
+
+    def __init__(
+        self,
+        app: A,
+        *,
+        redis_url: str | None = None,
+        process: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        config = publisher_config(
+            os.environ if env is None else env, redis_url=redis_url, process=process
+        )
+        self.recorder = make_recorder(config)
 
 
 def make_recorder(config: PublisherConfig) -> Recorder | None:
@@ -34,22 +56,8 @@ def make_recorder(config: PublisherConfig) -> Recorder | None:
     return Recorder(config)
 
 
-class QueueTimeMiddleware:
+class QueueTimeMiddleware(Wrapper[WSGIApp]):
     """Wrap a WSGI app; never raises into it and never does network I/O per request."""
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        redis_url: str | None = None,
-        process: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.app = app
-        config = publisher_config(
-            os.environ if env is None else env, redis_url=redis_url, process=process
-        )
-        self.recorder = make_recorder(config)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rec = self.recorder

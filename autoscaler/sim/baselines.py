@@ -32,7 +32,7 @@ from typing import Protocol
 from autoscaler.model import Instant, Metric, Observation
 from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
-from autoscaler.sim.stepband import Band, BandClock, step_band
+from autoscaler.sim.stepband import StepRule, step_band
 
 BASELINES = ("static", "hpa", "step", "oracle", "bound")
 POLICIES = ("default", *BASELINES)
@@ -263,26 +263,8 @@ class HpaPolicy:
         return current
 
 
-class StepPolicy:
+class StepPolicy(StepRule):
     name = "step"
-
-    def __init__(
-        self,
-        low: int,
-        high: int,
-        *,
-        up_ms: float,
-        down_ms: float,
-        period: float = 10.0,
-        up_cooldown: float = 180.0,
-        down_delay: float = 600.0,
-    ) -> None:
-        self.low = low
-        self.high = high
-        self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
-        self.period = period
-        self.next_check = 0.0
-        self.clock = BandClock()
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float

@@ -74,18 +74,13 @@ class ArrivalCurve:
         return daily * (1.0 + (factor - 1.0) * ramp)
 
 
-class _Web:
-    def __init__(self, p: ProcessConfig, shape: AppShape, rng: random.Random) -> None:
+class _Process:
+    """What a simulated web and worker process share: its settings, its pool, its scaling."""
+
+    def __init__(self, p: ProcessConfig, base_rate: float, pool: WebPool | WorkerPool) -> None:
         self.settings = p
-        self.base_rate = shape.web_rate
-        self.pool = WebPool(
-            max(p.min, shape.start_quantity),
-            concurrency=shape.web_concurrency,
-            service=ServiceTimes(shape.web_service_s, shape.service_cv, rng),
-            boot_s=shape.boot_s,
-            rng=rng,
-        )
-        self.log = RequestLog(keep_s=max(600.0, 2 * p.window))
+        self.base_rate = base_rate
+        self.pool = pool
 
     @property
     def quantity(self) -> int:
@@ -94,8 +89,22 @@ class _Web:
     def scale(self, quantity: int, t: float) -> None:
         self.pool.scale(quantity, t)
 
+
+class _Web(_Process):
+    def __init__(self, p: ProcessConfig, shape: AppShape, rng: random.Random) -> None:
+        service = ServiceTimes(shape.web_service_s, shape.service_cv, rng)
+        self.web = WebPool(
+            max(p.min, shape.start_quantity),
+            concurrency=shape.web_concurrency,
+            service=service,
+            boot_s=shape.boot_s,
+            rng=rng,
+        )
+        super().__init__(p, shape.web_rate, self.web)
+        self.log = RequestLog(keep_s=max(600.0, 2 * p.window))
+
     def arrive(self, t: float) -> None:
-        start, finish = self.pool.arrive(t)
+        start, finish = self.web.arrive(t)
         self.log.add(t, start, finish)
 
     def reading(self, t: float) -> Reading:
@@ -115,36 +124,27 @@ class _Web:
         )
 
 
-class _Worker:
+class _Worker(_Process):
     def __init__(self, p: ProcessConfig, shape: AppShape, rng: random.Random) -> None:
-        self.settings = p
-        self.base_rate = shape.job_rate
-        self.pool = WorkerPool(
-            max(p.min, shape.start_quantity),
-            concurrency=shape.job_concurrency,
-            service=ServiceTimes(shape.job_service_s, shape.service_cv, rng),
-            boot_s=shape.boot_s,
+        service = ServiceTimes(shape.job_service_s, shape.service_cv, rng)
+        start = max(p.min, shape.start_quantity)
+        self.jobs = WorkerPool(
+            start, concurrency=shape.job_concurrency, service=service, boot_s=shape.boot_s
         )
-
-    @property
-    def quantity(self) -> int:
-        return self.pool.quantity
-
-    def scale(self, quantity: int, t: float) -> None:
-        self.pool.scale(quantity, t)
+        super().__init__(p, shape.job_rate, self.jobs)
 
     def arrive(self, t: float) -> None:
-        self.pool.enqueue(t)
+        self.jobs.enqueue(t)
 
     def reading(self, t: float) -> Reading:
-        depth = self.pool.depth(t)
+        depth = self.jobs.depth(t)
         return Reading(
             Metric.JOB_LATENCY,
-            self.pool.latency(t) * 1000.0,
+            self.jobs.latency(t) * 1000.0,
             samples=depth,
             age_s=0.0,
             depth=depth,
-            busy=self.pool.busy(t),
+            busy=self.jobs.busy(t),
         )
 
 

@@ -54,3 +54,25 @@ def step_band(
     ):
         return current - 1, BandClock(clock.last_up, t, below_since)
     return current, clock._replace(below_since=below_since)
+
+
+class StepRule:
+    """What the web and the worker step baselines hold: the band, how often it is checked, and
+    the clock. Each calls ``step_band`` with its own signal."""
+
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        *,
+        up_ms: float,
+        down_ms: float,
+        period: float = 10.0,
+        up_cooldown: float = 180.0,
+        down_delay: float = 600.0,
+    ) -> None:
+        self.low, self.high = low, high
+        self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
+        self.period = period
+        self.next_check = 0.0
+        self.clock = BandClock()

@@ -15,7 +15,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from autoscaler.policy import PolicyConfig
@@ -39,28 +39,10 @@ class Candidate:
 
     @classmethod
     def of(cls, cfg: PolicyConfig) -> Candidate:
-        return cls(
-            cfg.up_ms,
-            cfg.down_ms,
-            cfg.up_step,
-            cfg.down_step,
-            cfg.up_sensitivity,
-            cfg.up_cooldown,
-            cfg.down_delay,
-            cfg.headroom,
-        )
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
     def config(self, base: PolicyConfig) -> PolicyConfig:
-        return base.replace(
-            up_ms=self.up_ms,
-            down_ms=self.down_ms,
-            up_step=self.up_step,
-            down_step=self.down_step,
-            up_sensitivity=self.up_sensitivity,
-            up_cooldown=self.up_cooldown,
-            down_delay=self.down_delay,
-            headroom=self.headroom,
-        )
+        return base.replace(**asdict(self))
 
     def variables(self, prefix: str) -> dict[str, str]:
         return {

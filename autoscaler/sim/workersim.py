@@ -33,7 +33,7 @@ from autoscaler.model import Instant, Observation, Status
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.sim.jobmodel import Job, WorkerModel
 from autoscaler.sim.jobs import JobTrace
-from autoscaler.sim.stepband import Band, BandClock, step_band
+from autoscaler.sim.stepband import StepRule, step_band
 
 WORKER_BASELINES = ("static", "step", "hirefire", "oracle")
 WORKER_POLICIES = ("default", *WORKER_BASELINES)
@@ -112,27 +112,10 @@ class StaticWorkers:
         return math.inf
 
 
-class StepWorkers:
+class StepWorkers(StepRule):
     """The hosted job-latency rule: fixed steps on the latency band, with its delays."""
 
     name = "step"
-
-    def __init__(
-        self,
-        low: int,
-        high: int,
-        *,
-        up_ms: float,
-        down_ms: float,
-        period: float = 10.0,
-        up_cooldown: float = 180.0,
-        down_delay: float = 600.0,
-    ) -> None:
-        self.low, self.high = low, high
-        self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
-        self.period = period
-        self.next_check = 0.0
-        self.clock = BandClock()
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
         if t + 1e-9 < self.next_check:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,29 +127,108 @@ def check_journal(writes: list[Write], daemons: list[Daemon]) -> dict[str, int]:
     return epoch_of
 
 
-def run_handover(api: FakeFormationApi, lock_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.fixture(params=["redis", "postgres"])
+def lock(
+    request: pytest.FixtureRequest, unique: str
+) -> Iterator[tuple[FakeFormationApi, dict[str, str]]]:
+    """The fake platform, whose journal tags each write with the lock backend's epoch and
+    whether a lease is held at that moment, and the daemons' lock variables: Redis, then
+    PostgreSQL."""
+    if request.param == "redis":
+        client = redis.Redis.from_url(REDIS_URL)
+
+        def redis_epoch() -> tuple[int | None, bool]:
+            epoch = client.get(f"{{{unique}}}:epoch")
+            held = bool(client.exists(f"{{{unique}}}:lease"))
+            return (None if epoch is None else int(epoch)), held
+
+        api = FakeFormationApi(redis_epoch)
+        yield (
+            api,
+            {"AUTOSCALER_LOCK": "redis", "REDIS_URL": REDIS_URL, "AUTOSCALER_LOCK_NAME": unique},
+        )
+        api.close()
+        client.delete(f"{{{unique}}}:epoch", f"{{{unique}}}:lease")
+        client.close()
+        return
+    request.getfixturevalue("pg_schema")  # dropped after the test
+    conn = psycopg.connect(DATABASE_URL, autocommit=True)
+
+    def pg_epoch() -> tuple[int | None, bool]:
+        try:
+            row = conn.execute(
+                f"SELECT epoch, holder IS NOT NULL AND expires_at > now() FROM {unique}.leases"
+                " WHERE name = %s",
+                (unique,),
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None, False
+        except psycopg.errors.UndefinedColumn:  # the advisory-lock layout (to run this test
+            # against the code before the lease): the epoch only
+            row = conn.execute(
+                f"SELECT epoch, true FROM {unique}.leases WHERE name = %s", (unique,)
+            ).fetchone()
+        return (None, False) if row is None else (int(row[0]), bool(row[1]))
+
+    api = FakeFormationApi(pg_epoch)
+    yield (
+        api,
+        {
+            "AUTOSCALER_LOCK": "postgres",
+            "DATABASE_URL": DATABASE_URL,
+            "AUTOSCALER_LOCK_NAME": unique,
+            "AUTOSCALER_LOCK_SCHEMA": unique,
+        },
+    )
+    api.close()
+    conn.close()
+
+
+@contextmanager
+def two_daemons(
+    api: FakeFormationApi, lock_env: dict[str, str], tmp_path: Path, writes: int
+) -> Iterator[tuple[Daemon, Daemon, list[Daemon]]]:
+    """Two daemons on one lock, once ``writes`` writes came from exactly one of them: the
+    leader, the follower, both. Stopped (a frozen one resumed first) on the way out."""
     a = Daemon("a", daemon_env(api, "token-a-0123456789", **lock_env), tmp_path)
     b = Daemon("b", daemon_env(api, "token-b-0123456789", **lock_env), tmp_path)
     daemons = [a, b]
     try:
-        wait_for(lambda: len(api.writes()) >= 3, 30, "three writes")
-        first = api.writes()
-        writers = {w.token for w in first}
+        wait_for(lambda: len(api.writes()) >= writes, 30, f"{writes} writes")
+        writers = {w.token for w in api.writes()}
         assert len(writers) == 1, f"two daemons wrote: {writers}"  # exactly one writes
-        assert a.led_since() is None or b.led_since() is None
         leader, follower = (a, b) if a.token in writers else (b, a)
+        yield leader, follower, daemons
+    finally:
+        for d in daemons:
+            if d.proc.poll() is None:
+                d.proc.send_signal(signal.SIGCONT)
+            d.stop()
+
+
+def takes_over(follower: Daemon, since: float) -> float:
+    """When the follower first led: within the TTL of ``since`` plus one interval to notice (the
+    old leader renewed at most one interval before), with slack for a loaded 2-core machine."""
+    wait_for(follower.led_since, TTL + 10, "the follower to take over")
+    took = follower.led_since()
+    assert took is not None
+    assert took - since <= TTL + INTERVAL + 3.0, f"took over after {took - since:.1f}s"
+    return took
+
+
+def test_two_daemons_one_writer_and_a_handover_after_kill_9(
+    lock: tuple[FakeFormationApi, dict[str, str]], tmp_path: Path
+) -> None:
+    api, lock_env = lock
+    with two_daemons(api, lock_env, tmp_path, writes=3) as (leader, follower, daemons):
+        assert leader.led_since() is None or follower.led_since() is None
         assert follower.proc.poll() is None
         assert [e for e in follower.events() if e.get("event") == "decision"]  # it samples
 
         leader.proc.send_signal(signal.SIGKILL)  # kill -9
         killed_at = time.time()
         leader.proc.wait(10)
-        wait_for(follower.led_since, TTL + 10, "the follower to take over")
-        took = follower.led_since()
-        assert took is not None
-        # the dead leader renewed at most one interval before dying; the follower notices the
-        # expiry on its next tick. Generous slack for a loaded 2-core machine.
-        assert took - killed_at <= TTL + INTERVAL + 3.0, f"took over after {took - killed_at:.1f}s"
+        took = takes_over(follower, killed_at)
         count = len(api.writes())
         wait_for(lambda: len(api.writes()) >= count + 2, 30, "writes by the new leader")
 
@@ -160,98 +240,18 @@ def run_handover(api: FakeFormationApi, lock_env: dict[str, str], tmp_path: Path
         follower.proc.send_signal(signal.SIGTERM)
         assert follower.proc.wait(10) == 0
         assert any(e.get("event") == "stopped" for e in follower.events())
-    finally:
-        for d in daemons:
-            d.stop()
+        assert api.epoch_now()[1] is False  # the lease was released on SIGTERM
 
 
-@pytest.fixture
-def redis_api(unique: str) -> Iterator[tuple[FakeFormationApi, str]]:
-    client = redis.Redis.from_url(REDIS_URL)
-
-    def epoch_now() -> tuple[int | None, bool]:
-        epoch = client.get(f"{{{unique}}}:epoch")
-        return (None if epoch is None else int(epoch)), bool(client.exists(f"{{{unique}}}:lease"))
-
-    api = FakeFormationApi(epoch_now)
-    yield api, unique
-    api.close()
-    client.delete(f"{{{unique}}}:epoch", f"{{{unique}}}:lease")
-    client.close()
-
-
-def test_two_daemons_on_redis_one_writer_and_a_handover_after_kill_9(
-    redis_api: tuple[FakeFormationApi, str], tmp_path: Path
+def test_a_frozen_leader_is_replaced_and_writes_nothing_when_resumed(
+    lock: tuple[FakeFormationApi, dict[str, str]], tmp_path: Path
 ) -> None:
-    api, name = redis_api
-    run_handover(
-        api,
-        {"AUTOSCALER_LOCK": "redis", "REDIS_URL": REDIS_URL, "AUTOSCALER_LOCK_NAME": name},
-        tmp_path,
-    )
-    assert not redis.Redis.from_url(REDIS_URL).exists(f"{{{name}}}:lease")  # released on SIGTERM
-
-
-@pytest.fixture
-def pg_api(pg_schema: str) -> Iterator[tuple[FakeFormationApi, str]]:
-    conn = psycopg.connect(DATABASE_URL, autocommit=True)
-
-    def epoch_now() -> tuple[int | None, bool]:
-        try:
-            row = conn.execute(
-                f"SELECT epoch, holder IS NOT NULL AND expires_at > now() FROM {pg_schema}.leases"
-                " WHERE name = %s",
-                (pg_schema,),
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return None, False
-        except psycopg.errors.UndefinedColumn:  # the advisory-lock layout (to run this test
-            # against the code before the lease): the epoch only
-            row = conn.execute(
-                f"SELECT epoch, true FROM {pg_schema}.leases WHERE name = %s", (pg_schema,)
-            ).fetchone()
-        return (None, False) if row is None else (int(row[0]), bool(row[1]))
-
-    api = FakeFormationApi(epoch_now)
-    yield api, pg_schema
-    api.close()
-    conn.close()
-
-
-def test_two_daemons_on_postgres_one_writer_and_a_handover_after_kill_9(
-    pg_api: tuple[FakeFormationApi, str], tmp_path: Path
-) -> None:
-    api, name = pg_api
-    run_handover(
-        api,
-        {
-            "AUTOSCALER_LOCK": "postgres",
-            "DATABASE_URL": DATABASE_URL,
-            "AUTOSCALER_LOCK_NAME": name,
-            "AUTOSCALER_LOCK_SCHEMA": name,
-        },
-        tmp_path,
-    )
-
-
-def run_freeze(api: FakeFormationApi, lock_env: dict[str, str], tmp_path: Path) -> None:
     """SIGSTOP the leader (a hung VM): the follower takes over within the TTL; after SIGCONT the
     old leader writes nothing (it finds its lease gone and follows)."""
-    a = Daemon("a", daemon_env(api, "token-a-0123456789", **lock_env), tmp_path)
-    b = Daemon("b", daemon_env(api, "token-b-0123456789", **lock_env), tmp_path)
-    daemons = [a, b]
-    try:
-        wait_for(lambda: len(api.writes()) >= 2, 30, "two writes")
-        writers = {w.token for w in api.writes()}
-        assert len(writers) == 1, f"two daemons wrote: {writers}"
-        leader, follower = (a, b) if a.token in writers else (b, a)
-
+    api, lock_env = lock
+    with two_daemons(api, lock_env, tmp_path, writes=2) as (leader, follower, daemons):
         leader.proc.send_signal(signal.SIGSTOP)
-        frozen_at = time.time()
-        wait_for(follower.led_since, TTL + 10, "the follower to take over")
-        took = follower.led_since()
-        assert took is not None
-        assert took - frozen_at <= TTL + INTERVAL + 3.0, f"took over after {took - frozen_at:.1f}s"
+        took = takes_over(follower, time.time())
         count = len(api.writes())
         wait_for(lambda: len(api.writes()) >= count + 1, 30, "a write by the new leader")
 
@@ -271,35 +271,3 @@ def run_freeze(api: FakeFormationApi, lock_env: dict[str, str], tmp_path: Path) 
             15,
             "the resumed daemon to decide as a follower",
         )
-    finally:
-        for d in daemons:
-            if d.proc.poll() is None:
-                d.proc.send_signal(signal.SIGCONT)
-            d.stop()
-
-
-def test_a_frozen_postgres_leader_is_replaced_and_writes_nothing_when_resumed(
-    pg_api: tuple[FakeFormationApi, str], tmp_path: Path
-) -> None:
-    api, name = pg_api
-    run_freeze(
-        api,
-        {
-            "AUTOSCALER_LOCK": "postgres",
-            "DATABASE_URL": DATABASE_URL,
-            "AUTOSCALER_LOCK_NAME": name,
-            "AUTOSCALER_LOCK_SCHEMA": name,
-        },
-        tmp_path,
-    )
-
-
-def test_a_frozen_redis_leader_is_replaced_and_writes_nothing_when_resumed(
-    redis_api: tuple[FakeFormationApi, str], tmp_path: Path
-) -> None:
-    api, name = redis_api
-    run_freeze(
-        api,
-        {"AUTOSCALER_LOCK": "redis", "REDIS_URL": REDIS_URL, "AUTOSCALER_LOCK_NAME": name},
-        tmp_path,
-    )

@@ -37,6 +37,7 @@ import pytest
 import redis
 
 from autoscaler.config import load
+from tests.helpers import empty_redis
 from tests.platforms.fake_heroku import FakeHeroku
 from tests.platforms.fake_render import FakeRender
 
@@ -211,11 +212,7 @@ class Processes:
 
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from empty_redis(REDIS_URL)
 
 
 def _wait_for_web(port: int, procs: Processes) -> None:

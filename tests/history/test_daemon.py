@@ -19,6 +19,7 @@ import redis
 
 from autoscaler.history import Minute, Recorder, TickFacts
 from autoscaler.stores.redis import RedisStore
+from tests.helpers import empty_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -61,12 +62,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
     return str(out.read().decode(errors="replace"))
 
 
+def _redis_server(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A Redis server of the test's own on ``port``, keeping nothing on disk."""
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+
 @pytest.fixture
 def db12() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+    yield from empty_redis(REDIS_URL)
 
 
 def test_the_sim_daemon_serves_hours_of_simulated_history_within_seconds() -> None:
@@ -127,22 +132,7 @@ def test_a_killed_store_loses_only_the_minutes_it_was_down_and_scaling_goes_on(
     tmp_path: Path,
 ) -> None:
     port = _free_port()
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    server = _redis_server(port, tmp_path)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(50):
@@ -166,22 +156,7 @@ def test_a_killed_store_loses_only_the_minutes_it_was_down_and_scaling_goes_on(
         server.kill()
         server.wait()
         time.sleep(6)  # twelve simulated minutes with the store gone
-        server = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        server = _redis_server(port, tmp_path)
         time.sleep(8)
     finally:
         out = _stop(proc)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.helpers import empty_redis
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/11"  # this area's Redis database
 
@@ -115,11 +117,7 @@ def bare_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
 
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from empty_redis(REDIS_URL)
 
 
 @pytest.fixture

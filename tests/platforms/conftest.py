@@ -3,7 +3,7 @@ settings pointed at them, on a fake clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -11,6 +11,7 @@ from autoscaler import config
 from autoscaler.clock import FakeClock
 from autoscaler.config import Settings, load
 from autoscaler.platforms import heroku, render
+from autoscaler.ports import Platform, PlatformError
 
 from .fake_fly import FakeFly
 from .fake_heroku import FakeHeroku
@@ -135,3 +136,27 @@ def railway_settings(url: str, **extra: str) -> Settings:
     }
     env.update(extra)
     return load(env)
+
+
+def errors_under_faults(
+    fake: FakeFly | FakeRailway,
+    clock: FakeClock,
+    platform: Platform,
+    faults: list[Callable[[], object]],
+) -> list[str]:
+    """Each fault armed on a calm fake, then a read and a scale: the ``str`` and ``repr`` of
+    every ``PlatformError`` they raise (the canary tests look for the token in them)."""
+    messages: list[str] = []
+    for fault in faults:
+        fake.calm()
+        fault()
+        clock.advance(400)
+        for call in (
+            lambda: platform.read(["web"]),
+            lambda: platform.scale({"web": 3}, {"web": 2}),
+        ):
+            try:
+                call()
+            except PlatformError as exc:
+                messages.append(f"{exc!s} {exc!r}")
+    return messages

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import random
 
 import httpx
 import pytest
@@ -133,3 +135,49 @@ def test_no_retry_is_sent_without_budget_for_it(fake_heroku: FakeHeroku, clock: 
     assert not isinstance(err.value, WriteUnknown)
     assert [c.status for c in fake_heroku.journal] == [500, 503]
     http.close()
+
+
+@pytest.mark.parametrize(
+    ("failures", "retries", "outcome"),
+    [
+        (0, 2, 200),  # no retry, no wait
+        (1, 2, 200),  # one retry after backoff x [0.5, 1)
+        (2, 2, 200),  # two, the second twice as long
+        (3, 2, "503"),  # out of retries: the last problem, as a PlatformError
+        (1, 0, "503"),  # retries off (Fly's machine creation)
+    ],
+)
+def test_a_failed_call_is_retried_with_jittered_exponential_backoff(
+    failures: int, retries: int, outcome: int | str
+) -> None:
+    answers = [httpx.Response(503, text="busy")] * failures + [httpx.Response(200, json={})]
+    sent: list[float] = []
+    clock = FakeClock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now().mono)
+        return answers[len(sent) - 1]
+
+    budget = CallBudget("t", 600, 60.0, burst=10, clock=clock)
+    http = Http(
+        "t",
+        "http://platform.test",
+        {},
+        budget=budget,
+        retries=retries,
+        backoff=0.5,
+        clock=clock,
+        transport=httpx.MockTransport(answer),
+        rng=random.Random(3),
+    )
+    if outcome == 200:
+        assert http.request("GET", "/x").status_code == 200
+    else:
+        with pytest.raises(PlatformError, match=str(outcome)) as err:
+            http.request("GET", "/x")
+        assert not isinstance(err.value, WriteUnknown)
+    http.close()
+    assert len(sent) == min(failures, retries) + 1
+    jitter = random.Random(3)
+    waits = [0.5 * 2**k * jitter.uniform(0.5, 1.0) for k in range(len(sent) - 1)]
+    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx(waits)

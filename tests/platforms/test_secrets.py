@@ -7,12 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from autoscaler.platforms import heroku, render
 from autoscaler.ports import AutoscalerError
 
 from .conftest import HEROKU_TOKEN, RENDER_KEY
-from .fake_heroku import FakeHeroku
-from .fake_render import FakeRender
 from .fakeserver import FakeServer
 
 Step = tuple[Callable[[FakeServer], None], Callable[[], object]]
@@ -30,45 +27,34 @@ def _messages(fake: FakeServer, steps: list[Step]) -> list[str]:
     return messages
 
 
-def test_the_heroku_token_never_shows(
-    heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku, caplog: pytest.LogCaptureFixture
+#: per platform: its adapter and fake (fixtures), its secret, a 5xx it retries and a refused write
+PLATFORMS = {
+    "heroku": ("heroku_adapter", "fake_heroku", HEROKU_TOKEN, 500, (422, "PATCH")),
+    "render": ("render_adapter", "fake_render", RENDER_KEY, 503, (400, "POST")),
+}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_the_api_secret_never_shows(
+    platform: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
+    adapter_fixture, fake_fixture, secret, server_error, (refused, write) = PLATFORMS[platform]
+    adapter = request.getfixturevalue(adapter_fixture)
+    fake: FakeServer = request.getfixturevalue(fake_fixture)
     caplog.set_level(logging.DEBUG)
-    read = lambda: heroku_adapter.read(["web"])  # noqa: E731
+    read = lambda: adapter.read(["web"])  # noqa: E731
     messages = _messages(
-        fake_heroku,
+        fake,
         [
-            (lambda f: f.fail(500, times=3), read),
+            (lambda f: f.fail(server_error, times=3), read),
             (
-                lambda f: f.fail(422, method="PATCH"),
-                lambda: heroku_adapter.scale({"web": 3}, {"web": 2}),
+                lambda f: f.fail(refused, method=write),
+                lambda: adapter.scale({"web": 3}, {"web": 2}),
             ),
-            (lambda f: f.fail(401), lambda: heroku_adapter.check(["web"])),
+            (lambda f: f.fail(401), lambda: adapter.check(["web"])),
             (lambda f: f.fail(429), read),
         ],
     )
     assert all("[REDACTED]" in m for m in messages), messages
-    assert not [m for m in messages if HEROKU_TOKEN in m]
-    assert len(fake_heroku.journal) == 7 and HEROKU_TOKEN not in caplog.text
-
-
-def test_the_render_key_never_shows(
-    render_adapter: render.Render, fake_render: FakeRender, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    read = lambda: render_adapter.read(["web"])  # noqa: E731
-    messages = _messages(
-        fake_render,
-        [
-            (lambda f: f.fail(503, times=3), read),
-            (
-                lambda f: f.fail(400, method="POST"),
-                lambda: render_adapter.scale({"web": 3}, {"web": 2}),
-            ),
-            (lambda f: f.fail(401), lambda: render_adapter.check(["web"])),
-            (lambda f: f.fail(429), read),
-        ],
-    )
-    assert all("[REDACTED]" in m for m in messages), messages
-    assert not [m for m in messages if RENDER_KEY in m]
-    assert len(fake_render.journal) == 7 and RENDER_KEY not in caplog.text
+    assert not [m for m in messages if secret in m]
+    assert len(fake.journal) == 7 and secret not in caplog.text

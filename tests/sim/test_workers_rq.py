@@ -13,6 +13,7 @@ import redis
 from rq import Queue, Worker
 
 from autoscaler.sim.jobmodel import Job, WorkerModel
+from tests.helpers import empty_redis
 from tests.sources.redisjobs import REDIS_URL, ROOT, make_source
 from tests.sources.rq import jobs
 
@@ -26,11 +27,7 @@ AT = [1.0, 3.0, 4.5, 6.8]
 
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from empty_redis(REDIS_URL)
 
 
 def simulated() -> list[tuple[float, int, int]]:

@@ -11,6 +11,8 @@ import psycopg
 import pytest
 import redis
 
+from tests.helpers import empty_redis
+
 from .http.hirefire import Answer, FakeHireFire
 from .pgjobs import BASE_URL
 from .redisjobs import REDIS_DB, REDIS_URL
@@ -19,11 +21,7 @@ from .redisjobs import REDIS_DB, REDIS_URL
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
     """The test database, empty before and after each test."""
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from empty_redis(REDIS_URL)
 
 
 @pytest.fixture

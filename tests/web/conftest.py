@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from autoscaler.web import publisher, wire
+from tests.helpers import empty_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 
@@ -26,11 +27,7 @@ def _stop_flushers() -> Iterator[None]:
 
 @pytest.fixture
 def redis_db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from empty_redis(REDIS_URL)
 
 
 def slots(db: redis.Redis, process: str) -> list[wire.Slot]:

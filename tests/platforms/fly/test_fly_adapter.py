@@ -12,12 +12,11 @@ from autoscaler.platforms.fly import FlyPlatform, PartialScale
 from autoscaler.ports import (
     ConfigError,
     Conflict,
-    PlatformError,
     RateLimited,
     Rejected,
     WriteUnknown,
 )
-from tests.platforms.conftest import FLY_CANARY, fly_settings
+from tests.platforms.conftest import FLY_CANARY, errors_under_faults, fly_settings
 from tests.platforms.fake_fly import FakeFly
 
 
@@ -231,7 +230,6 @@ def test_the_token_never_appears_in_any_error_or_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     platform = adapter(fly_fake, clock)
-    messages: list[str] = []
     faults = [
         lambda: fly_fake.fail(401, times=5),
         lambda: fly_fake.fail(429, times=5),
@@ -241,18 +239,7 @@ def test_the_token_never_appears_in_any_error_or_log(
         lambda: fly_fake.drop(apply=True, method="POST"),
         lambda: fly_fake.slow(1.0, times=2),
     ]
-    for fault in faults:
-        fly_fake.calm()
-        fault()
-        clock.advance(400)
-        for call in (
-            lambda: platform.read(["web"]),
-            lambda: platform.scale({"web": 3}, {"web": 2}),
-        ):
-            try:
-                call()
-            except PlatformError as exc:
-                messages.append(f"{exc!s} {exc!r}")
+    messages = errors_under_faults(fly_fake, clock, platform, faults)
     with pytest.raises(ConfigError) as info:
         adapter(fly_fake, clock, FLY_APP_NAME="other").check(["web"])
     messages.append(str(info.value))

@@ -12,12 +12,11 @@ from autoscaler.platforms.railway import RailwayPlatform
 from autoscaler.ports import (
     ConfigError,
     Conflict,
-    PlatformError,
     RateLimited,
     Rejected,
     WriteUnknown,
 )
-from tests.platforms.conftest import RAILWAY_CANARY, railway_settings
+from tests.platforms.conftest import RAILWAY_CANARY, errors_under_faults, railway_settings
 from tests.platforms.fake_railway import FakeRailway
 
 
@@ -205,7 +204,6 @@ def test_the_token_never_appears_in_any_error_or_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     platform = adapter(railway_fake, clock)
-    messages: list[str] = []
     faults = [
         lambda: railway_fake.fail(401, times=5),
         lambda: railway_fake.fail(429, times=5),
@@ -214,18 +212,7 @@ def test_the_token_never_appears_in_any_error_or_log(
         lambda: railway_fake.drop(times=5),
         lambda: railway_fake.slow(1.0, times=2),
     ]
-    for fault in faults:
-        railway_fake.calm()
-        fault()
-        clock.advance(400)
-        for call in (
-            lambda: platform.read(["web"]),
-            lambda: platform.scale({"web": 3}, {"web": 2}),
-        ):
-            try:
-                call()
-            except PlatformError as exc:
-                messages.append(f"{exc!s} {exc!r}")
+    messages = errors_under_faults(railway_fake, clock, platform, faults)
     assert len(messages) >= 8
     assert any("[REDACTED]" in m for m in messages)  # the echoed token was masked
     seen = "\n".join(messages) + caplog.text + "".join(capsys.readouterr())
