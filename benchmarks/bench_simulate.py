@@ -22,6 +22,7 @@ beside the repository.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "traces"
@@ -89,6 +91,37 @@ def stages(trace: Path) -> None:
     replay_cpu = marks[3][1] - marks[2][1]
     print(f"  {ticks} ticks of {setup.interval_s:g} s: {ticks / replay_cpu:,.0f} ticks/s (CPU)")
     print(f"  ({result.scale_events} scalings, {result.instance_hours:.0f} instance-hours)")
+    share = decide_alone(prepared, setup, PolicySpec("default", 1, 40, web))
+    print(
+        f"  decide alone on the replay's {ticks} inputs: {share:.2f} s CPU "
+        f"({share / replay_cpu:.0%} of the replay's CPU; the rest is the model, the loop and "
+        "the engine's wrapper)"
+    )
+
+
+def decide_alone(prepared: Any, setup: Any, spec: Any) -> float:
+    """CPU seconds of the policy engine's ``decide`` alone: the replay once more with its
+    inputs recorded, then ``decide`` called on each of them again."""
+    from autoscaler.sim import baselines
+    from autoscaler.sim.runner import replay
+
+    real = baselines.decide
+    calls: list[tuple[Any, Any, Any]] = []
+
+    def recording(cfg: Any, state: Any, obs: Any, now: Any) -> Any:
+        calls.append((state, copy.copy(obs), copy.copy(now)))
+        return real(cfg, state, obs, now)
+
+    baselines.decide = recording
+    try:
+        replay(prepared, setup, spec, series=False)
+    finally:
+        baselines.decide = real
+    cfg = spec.cfg
+    started = time.process_time()
+    for state, obs, now in calls:
+        real(cfg, state, obs, now)
+    return time.process_time() - started
 
 
 def reading(trace: Path, runs: int) -> None:
