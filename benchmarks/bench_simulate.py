@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "traces"
@@ -89,6 +90,38 @@ def stages(trace: Path) -> None:
     replay_cpu = marks[3][1] - marks[2][1]
     print(f"  {ticks} ticks of {setup.interval_s:g} s: {ticks / replay_cpu:,.0f} ticks/s (CPU)")
     print(f"  ({result.scale_events} scalings, {result.instance_hours:.0f} instance-hours)")
+    rest = without_decide(prepared, setup, PolicySpec("default", 1, 40, web))
+    print(
+        f"  the replay without decide (its answers replayed): {rest:.2f} s CPU, so decide is "
+        f"about {replay_cpu - rest:.2f} s ({(replay_cpu - rest) / replay_cpu:.0%}) of the "
+        "replay's CPU; the rest is the model, the loop and the engine's wrapper"
+    )
+
+
+def without_decide(prepared: Any, setup: Any, spec: Any) -> float:
+    """CPU seconds of the replay with the policy engine's ``decide`` replaced by the answers it
+    gave on a first replay (everything else runs as in the command)."""
+    from autoscaler.sim import baselines
+    from autoscaler.sim.runner import replay
+
+    real = baselines.decide
+    answers: list[Any] = []
+
+    def recording(cfg: Any, state: Any, obs: Any, now: Any) -> Any:
+        answer = real(cfg, state, obs, now)
+        answers.append(answer)
+        return answer
+
+    baselines.decide = recording
+    try:
+        replay(prepared, setup, spec)
+        replies = iter(answers)
+        baselines.decide = lambda cfg, state, obs, now: next(replies)
+        started = time.process_time()
+        replay(prepared, setup, spec)
+        return time.process_time() - started
+    finally:
+        baselines.decide = real
 
 
 def reading(trace: Path, runs: int) -> None:

@@ -2,7 +2,7 @@
 
 A month of seconds (2.4 million rows) parses in C in a fraction of the time the standard
 library takes. This reader only ever accepts what the pure-Python reader in
-``autoscaler.sim.traces`` accepts, and gives the same ``Trace``: anything it is not sure of
+``autoscaler.sim.traces`` accepts, and gives the same trace's columns: anything it is not sure of
 (a type it does not expect, a null, a negative or non-finite number, an irregular time axis,
 columns other than the trace's own, a parse error) returns ``None``, and the pure-Python reader
 reads the file and names the line and column that are wrong.
@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from autoscaler.sim.traces import Trace
-
+#: a trace's start (epoch s), bin width (s), counts and service times (``traces.Trace``'s)
+Columns = tuple[float, float, "array[float]", "array[float] | None"]
 _COLUMNS = ("time", "requests", "service_ms")
 
 
-def read(name: str, header: list[str], raw: bytes) -> Trace | None:
+def read(header: list[str], raw: bytes) -> Columns | None:
     """The trace in ``raw`` (the decompressed file, header line first), or ``None`` when the
     pure-Python reader must decide."""
     if len(set(header)) != len(header) or not set(header) <= set(_COLUMNS):
@@ -51,7 +51,7 @@ def read(name: str, header: list[str], raw: bytes) -> Trace | None:
         return None
     if axis is None or counts is None or ("service_ms" in header and service is None):
         return None
-    return Trace(name, axis[0], axis[1], counts, service)
+    return axis[0], axis[1], counts, service
 
 
 def _flat(table: Any, name: str) -> Any:

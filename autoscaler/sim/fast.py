@@ -197,9 +197,7 @@ class FastModel:
         dt = self.dt
         booting = self.booting
         if booting and booting[0] <= (k + 0.5) * dt:
-            while booting and booting[0] <= (k + 0.5) * dt:
-                booting.popleft()
-                self.serving += 1
+            self._boot((k + 0.5) * dt)
         n = self.serving
         rate = self.rates[k]
         s = self._service
@@ -210,52 +208,16 @@ class FastModel:
             theta_t, p95_t, over_t = self._tables(s)
         arrivals = rate * dt
         backlog = self.backlog
-        minute = k // self.minute_steps
-        if n > 0:
-            mu = self._slots / s  # one instance's capacity, requests/s
-            a = rate / n  # what each instance receives (random routing)
-            rho = a / mu
-            held = self.holders if backlog > 0.0 else 0
-            if rho < 1.0 and held == 0:
-                end = 0.0
-                mixed = rho >= RHO_CAP
-                d_held = d_rest = 0.0
-                share = 0.0
-                util = rho
-            elif rho < 1.0:
-                # the backlog stays in the queues of the instances it built up in (requests
-                # are routed on arrival): only they drain it; the others serve new arrivals
-                b = backlog / held
-                left = b - (mu - a) * dt
-                end = held * left if left > 0.0 else 0.0
-                d_held = (b + (left if left > 0.0 else 0.0)) / (2.0 * mu)
-                d_rest = 0.0
-                share = held / n
-                self.holders = held if left > 0.0 else 0
-                mixed = True
-                util = share + (1.0 - share) * rho
-            else:
-                # every instance builds a queue: the holders on top of theirs
-                grow = (a - mu) * dt
-                share = held / n
-                d_held = (backlog / held + grow / 2.0) / mu if held else 0.0
-                d_rest = grow / (2.0 * mu)
-                end = backlog + n * grow
-                self.holders = n
-                mixed = True
-                util = 1.0
-            busy = (arrivals + backlog - end) * s / dt  # served in the step, times service
+        rho = rate / n / (self._slots / s) if n > 0 else 1.0
+        if rho < 1.0 and (backlog <= 0.0 or not self.holders):
+            # the common case: no queue held from before, none building
+            self.backlog = 0.0
+            util = rho
+            busy = (arrivals + backlog) * s / dt  # served in the step, times service
+            queued = None
         else:
-            end = backlog + arrivals
-            d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
-            d_rest = 0.0
-            share = 1.0
-            self.holders = 1  # the first to boot is given every waiting request
-            rho = 1.0
-            mixed = True
-            util = 0.0
-            busy = 0.0
-        self.backlog = end
+            queued = self._queued(k, n, rate, s, arrivals, backlog)
+            util, busy = queued[3:]
         win_b = self._win_b
         self._sum_b += busy - win_b[0]
         win_b.append(busy)
@@ -263,34 +225,10 @@ class FastModel:
         i = int(rho * RHO_BINS)
         if i >= RHO_BINS:
             i = RHO_BINS - 1
-        theta = theta_t[i]
-        if mixed:
-            # a mixture: ``share`` of the arrivals wait behind a backlog (``d_held``), the rest
-            # behind ``d_rest`` (a queue building everywhere) or only their instance's queueing
-            rest_prob = 1.0 if d_rest > 0.0 or rho >= RHO_CAP else self._wait_prob[i]
-            comps = _components(share, d_held, 1.0 - share, d_rest, rest_prob, theta)
-            wait_prob = 1.0
-            p95 = 1000.0 * _mix_quantile(comps, 0.05, theta)
-            over = _mix_over(comps, self.slo_s, theta)
-            if arrivals > 0.0:
-                hist = self.hist
-                for weight, delay, level in (
-                    (share, d_held, 1.0),
-                    (1.0 - share, d_rest, rest_prob),
-                ):
-                    if weight <= 0.0:
-                        continue
-                    # a delay bin (everyone waits), or -1: the instance's stationary queueing
-                    dbin = (
-                        int(8.0 * math.log2(1.0 + 1000.0 * delay))
-                        if delay > 0.0 or level >= 1.0
-                        else -1
-                    )
-                    key = (i, dbin, s)
-                    hist[key] = hist.get(key, 0.0) + arrivals * weight
+        if queued is not None or rho >= RHO_CAP:
+            comps, p95, over = self._mixed(i, s, theta_t[i], rho, arrivals, queued)
         else:
             comps = None
-            wait_prob = self._wait_prob[i]
             p95 = p95_t[i]
             over = over_t[i]
             if self._service:
@@ -298,6 +236,7 @@ class FastModel:
             elif arrivals > 0.0:
                 key = (i, -1, s)
                 self.hist[key] = self.hist.get(key, 0.0) + arrivals
+        minute = k // self.minute_steps
         self.minute_bad[minute] += arrivals * over
         self.minute_total[minute] += arrivals
         if p95 > self.minute_p95[minute]:  # noqa: PLR1730 (hot loop: cheaper than max())
@@ -312,29 +251,129 @@ class FastModel:
             return None, 0.0, util
         signal = self._sum_p / samples
         if self.noise_k > 0.0:
-            # A source measures the p95 of a finite, correlated sample of requests: the rank it
-            # lands on wanders around 95% (AR(1) across overlapping windows).
-            r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
-            z = (r() + r() + r() - 1.5) * 2.0
-            e = self._noise = self._phi * self._noise + self._kick * z
-            spread = self._rank_var / samples
-            if rho > 0.5:
-                # near capacity, waits come in busy periods whose length grows as
-                # 1 / (1 - load)^2: fewer independent samples in the same window
-                spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
-            tail = 0.05 - e * math.sqrt(spread)
-            if tail < 0.0005:
-                tail = 0.0005
-            elif tail > 0.5:
-                tail = 0.5
-            if comps is None:
-                at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
-            else:
-                at = _mix_quantile(comps, tail, theta)
-            signal += 1000.0 * at - p95
-            if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
-                signal = 0.0
+            signal = self._noisy(signal, samples, rho, i, theta_t[i], comps, p95)
         return signal, samples, util
+
+    def _boot(self, t: float) -> None:
+        """Instances whose ready time is at or before ``t`` start serving."""
+        booting = self.booting
+        while booting and booting[0] <= t:
+            booting.popleft()
+            self.serving += 1
+
+    def _queued(  # noqa: PLR0917 (hot loop: positional)
+        self, k: int, n: int, rate: float, s: float, arrivals: float, backlog: float
+    ) -> tuple[float, float, float, float, float]:
+        """A step with a queue: a backlog held from before, or one building (or no instance
+        serving). Sets the backlog at the end of the step and returns the share of arrivals
+        behind the held backlog, their delay, the others' delay, the utilization and the busy
+        slots (served in the step, times service)."""
+        dt = self.dt
+        held = self.holders if backlog > 0.0 else 0
+        if n > 0:
+            mu = self._slots / s  # one instance's capacity, requests/s
+            a = rate / n  # what each instance receives (random routing)
+            if a / mu < 1.0:
+                # the backlog stays in the queues of the instances it built up in (requests
+                # are routed on arrival): only they drain it; the others serve new arrivals
+                b = backlog / held
+                left = b - (mu - a) * dt
+                end = held * left if left > 0.0 else 0.0
+                d_held = (b + (left if left > 0.0 else 0.0)) / (2.0 * mu)
+                d_rest = 0.0
+                share = held / n
+                self.holders = held if left > 0.0 else 0
+                util = share + (1.0 - share) * (a / mu)
+            else:
+                # every instance builds a queue: the holders on top of theirs
+                grow = (a - mu) * dt
+                share = held / n
+                d_held = (backlog / held + grow / 2.0) / mu if held else 0.0
+                d_rest = grow / (2.0 * mu)
+                end = backlog + n * grow
+                self.holders = n
+                util = 1.0
+            busy = (arrivals + backlog - end) * s / dt
+        else:
+            end = backlog + arrivals
+            booting = self.booting
+            d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
+            d_rest = 0.0
+            share = 1.0
+            self.holders = 1  # the first to boot is given every waiting request
+            util = 0.0
+            busy = 0.0
+        self.backlog = end
+        return share, d_held, d_rest, util, busy
+
+    def _mixed(  # noqa: PLR0917 (hot loop: positional)
+        self,
+        i: int,
+        s: float,
+        theta: float,
+        rho: float,
+        arrivals: float,
+        queued: tuple[float, float, float, float, float] | None,
+    ) -> tuple[list[tuple[float, float]], float, float]:
+        """A mixture: ``share`` of the arrivals wait behind a backlog (``d_held``), the rest
+        behind ``d_rest`` (a queue building everywhere) or only their instance's queueing.
+        Returns the components, the p95 (ms) and the share over the SLO; counts the arrivals
+        in the histogram."""
+        share, d_held, d_rest = queued[:3] if queued is not None else (0.0, 0.0, 0.0)
+        rest_prob = 1.0 if d_rest > 0.0 or rho >= RHO_CAP else self._wait_prob[i]
+        comps = _components(share, d_held, 1.0 - share, d_rest, rest_prob, theta)
+        p95 = 1000.0 * _mix_quantile(comps, 0.05, theta)
+        over = _mix_over(comps, self.slo_s, theta)
+        if arrivals > 0.0:
+            hist = self.hist
+            for weight, delay, level in ((share, d_held, 1.0), (1.0 - share, d_rest, rest_prob)):
+                if weight <= 0.0:
+                    continue
+                # a delay bin (everyone waits), or -1: the instance's stationary queueing
+                dbin = (
+                    int(8.0 * math.log2(1.0 + 1000.0 * delay))
+                    if delay > 0.0 or level >= 1.0
+                    else -1
+                )
+                key = (i, dbin, s)
+                hist[key] = hist.get(key, 0.0) + arrivals * weight
+        return comps, p95, over
+
+    def _noisy(  # noqa: PLR0917 (hot loop: positional)
+        self,
+        signal: float,
+        samples: float,
+        rho: float,
+        i: int,
+        theta: float,
+        comps: list[tuple[float, float]] | None,
+        p95: float,
+    ) -> float:
+        """The signal with the sampling noise of a source that measures the p95 of a finite,
+        correlated sample of requests: the rank it lands on wanders around 95% (AR(1) across
+        overlapping windows)."""
+        r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
+        z = (r() + r() + r() - 1.5) * 2.0
+        e = self._noise = self._phi * self._noise + self._kick * z
+        spread = self._rank_var / samples
+        if rho > 0.5:
+            # near capacity, waits come in busy periods whose length grows as
+            # 1 / (1 - load)^2: fewer independent samples in the same window
+            spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
+        tail = 0.05 - e * math.sqrt(spread)
+        if tail < 0.0005:
+            tail = 0.0005
+        elif tail > 0.5:
+            tail = 0.5
+        if comps is not None:
+            at = _mix_quantile(comps, tail, theta)
+        else:
+            wait_prob = self._wait_prob[i]
+            at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
+        signal += 1000.0 * at - p95
+        if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
+            signal = 0.0
+        return signal
 
     # --- figures at the end -------------------------------------------------------------
 

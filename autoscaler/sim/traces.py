@@ -139,7 +139,8 @@ def _read_columnar(name: str, header: list[str], raw: bytes) -> Trace | None:
         return None
     from autoscaler.sim import columnar
 
-    return columnar.read(name, header, raw)
+    read = columnar.read(header, raw)
+    return None if read is None else Trace(name, *read)
 
 
 class _Irregular(Exception):
