@@ -81,13 +81,13 @@ class _Bucket:
             self.ready = m.ready
 
     def values(self) -> tuple[Any, ...]:
-        return (
+        return (  # means to 3 decimals, as stored: the page's JSON stays small
             self.t,
-            self.p50 / self.p50n if self.p50n else None,
+            round(self.p50 / self.p50n, 3) if self.p50n else None,
             self.p95,
             self.top,
-            self.rate / self.raten if self.raten else None,
-            self.use / self.usen if self.usen else None,
+            round(self.rate / self.raten, 3) if self.raten else None,
+            round(self.use / self.usen, 3) if self.usen else None,
             self.q,
             self.ready,
         )
