@@ -11,10 +11,18 @@
   (``performance.now()`` two animation frames after the page says it is loaded), a fresh
   browser context (no cache) per run.
 
+- Round trip (``--round-trip SEED ...``): a week of the daemon on the built-in simulated app
+  (100 ms requests, 4 slots, 20 s boot), in-process on a fake clock, per seed; its history
+  exported, the app fitted, and replayed by ``autoscaler simulate`` (the fast model) with the
+  fit: the instance-hours the daemon ran against the replay's; and the weekly digest's tune
+  search on that week (``owntraffic.tune_verdict``, 12 settings, one process): its wall and CPU
+  seconds.
+
 Leaves out: network latency to a remote Redis or browser, the daemon's other threads, and a
 slower machine's browser (Chromium here draws on the CPU, without a GPU).
 
     .venv/bin/python benchmarks/bench_history.py [--runs 7] [--skip-size] [--skip-browser]
+    .venv/bin/python benchmarks/bench_history.py --round-trip 7 1 3
 """
 
 from __future__ import annotations
@@ -152,12 +160,57 @@ def _spread(times: list[float], runs: int) -> str:
     )
 
 
+def round_trip(seed_value: int) -> str:
+    """One seed's week: what the daemon ran, the fit, and what ``simulate`` replays."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    from autoscaler.cli import main as cli
+    from autoscaler.config import load
+    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv, tune_verdict
+
+    rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed_value)})
+    f = fit(rows, events, (50.0, 200.0))
+    service, slots, boot = f.service_ms or 100.0, f.concurrency or 4, f.boot_s or 45.0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "web.csv")
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(trace_csv(rows)[0])
+        os.environ["AUTOSCALER_PROCESSES"] = "web"
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            cli(
+                [
+                    *("simulate", "--trace", path, "--service-ms", f"{service:g}"),
+                    *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json"),
+                ]
+            )
+    replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
+    hours = float(replayed["instance_hours"])
+    started, cpu = time.perf_counter(), time.process_time()
+    verdict = tune_verdict(rows, events, load({"AUTOSCALER_PROCESSES": "web"}), "web")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return (
+        f"seed {seed_value}: fit {service:.1f} ms, {slots} slots, boot {boot:.0f} s; the daemon "
+        f"ran {ran:.1f} instance-hours, the replay {hours:.1f} ({hours / ran - 1:+.1%})\n"
+        f"  digest's tune search: {wall:.1f} s wall, {cpu:.1f} s CPU (load average "
+        f"{os.getloadavg()[0]:.2f}): {verdict}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-size", action="store_true", help="leave out the size")
     parser.add_argument("--skip-browser", action="store_true", help="leave out the page load")
+    parser.add_argument("--round-trip", type=int, nargs="+", metavar="SEED", help="only that")
     args = parser.parse_args()
+    if args.round_trip:
+        for seed_value in args.round_trip:
+            print(round_trip(seed_value), flush=True)
+        return
     client = redis.Redis.from_url(URL)
     try:
         if not args.skip_size:
