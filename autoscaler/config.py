@@ -126,7 +126,8 @@ class GlobalSettings(EnvSettings):
     digest: Annotated[str, Choice("off", "weekly")] = Field(
         "off",
         description="`weekly`: a summary of the week to `AUTOSCALER_NOTIFY_URL` (instance-hours, "
-        "minutes within the band, the worst minute, scale events, alerts)",
+        "minutes within the band, the worst minute, scale events, alerts, and what `tune` on the "
+        "week would change)",
     )
     dashboard_port: Annotated[int, Int(0, 65535)] | None = Field(
         None, description="the daemon serves the dashboard itself on this port"

@@ -1,15 +1,21 @@
 """The weekly digest (``AUTOSCALER_DIGEST=weekly``): one message a week to the alerts' webhook,
 made from the history: per process the instance-hours, the share of minutes whose signal was
-within the band (at or below the up threshold), the worst minute, the scale events; and the
-alerts of the week. Pure over what the store returns; the daemon's leader sends it.
+within the band (at or below the up threshold), the worst minute, the scale events; the
+alerts of the week; and per web process whether ``tune`` on the week would change anything
+(``verdicts``: a small search, run by the daemon's leader in a thread of its own, off the tick
+path, before it sends the digest). ``summarise`` is pure over what the store returns.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from autoscaler.history import Event, HistoryStore, Minute
+
+if TYPE_CHECKING:
+    from autoscaler.config import Settings
 
 WEEK_S = 7 * 86400.0
 
@@ -20,9 +26,12 @@ def summarise(
     bands: Mapping[str, float | None],
     since: float,
     until: float,
+    *,
+    verdicts: Mapping[str, str] | None = None,
 ) -> str:
     """The digest's text for the minutes and events of [since, until); ``bands`` gives each
-    process's up threshold in ms (``None`` where unknown)."""
+    process's up threshold in ms (``None`` where unknown), ``verdicts`` what tuning on the week
+    says per process (``tune_verdicts``)."""
     days = (until - since) / 86400.0
     start = time.strftime("%Y-%m-%d", time.gmtime(since))
     lines = [f"autoscaler: the last {days:.0f} days (from {start} UTC)"]
@@ -51,17 +60,21 @@ def summarise(
     alerts = [e for e in events if e.kind == "alert"]
     lines.append(f"alerts: {len(alerts)}" + (":" if alerts else ""))
     lines.extend(f"  {time.strftime('%a %H:%M', time.gmtime(e.t))} {e.text}" for e in alerts[:10])
-    lines.append(
-        "to see whether other settings would do better on this traffic: "
-        "autoscaler tune --from-history <process>"
-    )
+    if verdicts:
+        lines.extend(f"- {process}: {text}" for process, text in verdicts.items())
+        lines.append("(on this traffic, with the app model fitted from it: docs/dashboard.md)")
+    else:
+        lines.append(
+            "to see whether other settings would do better on this traffic: "
+            "autoscaler tune --from-history <process>"
+        )
     return "\n".join(lines)
 
 
-def weekly(
-    store: HistoryStore, processes: Sequence[str], bands: Mapping[str, float | None], now: float
-) -> str:
-    """The digest of the week before ``now`` from ``store``."""
+def read_week(
+    store: HistoryStore, processes: Sequence[str], now: float
+) -> tuple[dict[str, list[Minute]], list[Event]]:
+    """The minutes of each process and the events of the week before ``now``."""
     since = now - WEEK_S
     minutes: dict[str, list[Minute]] = {}
     events: dict[tuple[float, str], Event] = {}
@@ -70,4 +83,33 @@ def weekly(
         minutes[process] = rows
         for e in evs:
             events[(e.t, e.text)] = e  # the daemon's own events come with every process
-    return summarise(minutes, sorted(events.values(), key=lambda e: e.t), bands, since, now)
+    return minutes, sorted(events.values(), key=lambda e: e.t)
+
+
+def tune_verdicts(
+    minutes: Mapping[str, Sequence[Minute]], events: Sequence[Event], settings: Settings
+) -> dict[str, str]:
+    """Per web process, what ``tune`` on its week says (``owntraffic.tune_verdict``); a process
+    whose week cannot be replayed says why. Takes seconds of CPU per process."""
+    from autoscaler.model import Metric
+    from autoscaler.sim.owntraffic import tune_verdict
+
+    out: dict[str, str] = {}
+    for process, rows in minutes.items():
+        p = settings.processes.get(process)
+        if p is None or p.metric is not Metric.REQUEST_QUEUE_TIME:
+            continue  # tune --from-history replays request queue time only
+        own = [e for e in events if e.process == process]
+        try:
+            out[process] = tune_verdict(rows, own, settings, process)
+        except ValueError as exc:
+            out[process] = f"tune could not run on this week: {exc}"
+    return out
+
+
+def weekly(
+    store: HistoryStore, processes: Sequence[str], bands: Mapping[str, float | None], now: float
+) -> str:
+    """The digest of the week before ``now`` from ``store`` (without tuning)."""
+    minutes, events = read_week(store, processes, now)
+    return summarise(minutes, events, bands, now - WEEK_S, now)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from autoscaler.config import Settings
 from autoscaler.explain import sentence
-from autoscaler.history import HistoryStore, Recorder, TickFacts
+from autoscaler.history import Event, HistoryStore, Minute, Recorder, TickFacts
 from autoscaler.model import Action, Decision, Formation, Metric, Reading, Status
 from autoscaler.redact import redact
 
@@ -101,6 +102,8 @@ class HistoryHook:
         self._origin: tuple[float, float] | None = None
         #: ``AUTOSCALER_DIGEST=weekly``: where the weekly digest goes (the alerts' webhook)
         self.digest_to: Callable[[str], None] | None = None
+        #: the thread that tunes on the week and sends the digest, while it runs
+        self.digest_thread: threading.Thread | None = None
 
     def _down(self, error: str) -> None:
         self.log.warning("history_unavailable", error=redact(error)[:200])
@@ -159,11 +162,14 @@ class HistoryHook:
                 self._maybe_digest(wall)
 
     def _maybe_digest(self, wall: float) -> None:
-        """Send the weekly digest when a week has passed since the last one (kept in the store,
-        so a restart or a new leader neither repeats nor skips it)."""
-        from autoscaler.digest import WEEK_S, weekly
+        """When a week has passed since the last digest (kept in the store, so a restart or a
+        new leader neither repeats nor skips it), read the week and hand it to a thread that
+        runs the tune search on it and sends the digest: the tick goes on meanwhile."""
+        from autoscaler.digest import WEEK_S, read_week
 
         assert self.digest_to is not None
+        if self.digest_thread is not None and self.digest_thread.is_alive():
+            return
         try:
             last = self.store.get_meta("digest_last")
             if last is None:
@@ -171,16 +177,35 @@ class HistoryHook:
                 return
             if wall - float(last) < WEEK_S:
                 return
-            bands = {
-                name: p.up_threshold_ms if p.up_threshold is not None else None
-                for name, p in self.settings.processes.items()
-            }
-            text = weekly(self.store, list(self.settings.processes), bands, wall)
+            minutes, events = read_week(self.store, list(self.settings.processes), wall)
             self.store.put_meta("digest_last", repr(wall))
         except Exception:  # the store's outage is reported by the recorder
             self.recorder.failures += 1
             return
-        self.digest_to(text)
+        self.digest_thread = threading.Thread(
+            target=self._send_digest,
+            args=(minutes, events, wall),
+            name="autoscaler-digest",
+            daemon=True,
+        )
+        self.digest_thread.start()
+
+    def _send_digest(
+        self, minutes: Mapping[str, Sequence[Minute]], events: Sequence[Event], wall: float
+    ) -> None:
+        from autoscaler.digest import WEEK_S, summarise, tune_verdicts
+
+        assert self.digest_to is not None
+        bands = {
+            name: p.up_threshold_ms if p.up_threshold is not None else None
+            for name, p in self.settings.processes.items()
+        }
+        try:
+            verdicts = tune_verdicts(minutes, events, self.settings)
+        except Exception as exc:  # a digest without the verdict rather than none
+            self.log.warning("digest_tune_failed", error=redact(repr(exc))[:200])
+            verdicts = {}
+        self.digest_to(summarise(minutes, events, bands, wall - WEEK_S, wall, verdicts=verdicts))
 
     def _write_meta(self, key: str, value: str) -> None:
         try:

@@ -3,19 +3,38 @@
 - Size: 14 days of one process recorded tick by tick (5 s ticks, as the daemon does) through the
   Recorder into the Redis store; Redis's own MEMORY USAGE of every key, per process per day.
 - Load: the dashboard's two API calls for 14 days of 5 processes (what the page fetches at the
-  14 d range), served by the WSGI app from the Redis store: median and spread of several runs.
+  14 d range), served by the WSGI app from the Redis store: median and spread of several runs,
+  and apart the first (the store parses each day once, then only what was appended).
+- Page: the whole page load in a headless Chromium (Debian's, driven by Playwright as the page
+  tests do), 14 days of 5 processes at the 14 d range, served over loopback by the WSGI app from
+  the Redis store: from the navigation's start to the frame after the last chart was drawn
+  (``performance.now()`` two animation frames after the page says it is loaded), a fresh
+  browser context (no cache) per run.
 
-Leaves out: the browser's parse and draw time (the page test in tests/dashboard draws it in a
-real Chromium), network latency to a remote Redis, and the daemon's other threads.
+- Round trip (``--round-trip SEED ...``): a week of the daemon on the built-in simulated app
+  (100 ms requests, 4 slots, 20 s boot), in-process on a fake clock, per seed; its history
+  exported, the app fitted, and replayed by ``autoscaler simulate`` (the fast model) with the
+  fit: the instance-hours the daemon ran against the replay's; and the weekly digest's tune
+  search on that week (``owntraffic.tune_verdict``, 12 settings, one process): its wall and CPU
+  seconds.
 
-    .venv/bin/python benchmarks/bench_history.py [--runs 7]
+Leaves out: network latency to a remote Redis or browser, the daemon's other threads, and a
+slower machine's browser (Chromium here draws on the CPU, without a GPU).
+
+    .venv/bin/python benchmarks/bench_history.py [--runs 7] [--skip-size] [--skip-browser]
+    .venv/bin/python benchmarks/bench_history.py --round-trip 7 1 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
+import threading
 import time
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 
@@ -63,7 +82,7 @@ def load_times(client: redis.Redis, runs: int) -> list[float]:
     seed(store, processes, days=14, end=time.time())
     app = DashboardApp(store, token=None)
     out = []
-    for _ in range(runs):
+    for _ in range(runs + 1):  # the first, cold (the store has parsed nothing yet), told apart
         started = time.perf_counter()
         status, _, _ = app.handle("GET", "/api/processes", "", {})
         assert status == 200
@@ -74,19 +93,141 @@ def load_times(client: redis.Redis, runs: int) -> list[float]:
     return out
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Threading(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+#: records, two animation frames after the page says it is loaded, the time since navigation
+_DRAWN = """
+new MutationObserver((_, obs) => {
+  if (document.body && document.body.getAttribute("data-loaded")) {
+    obs.disconnect();
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      window.__drawnMs = performance.now();
+    }));
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-loaded"]});
+"""
+
+
+def page_times(client: redis.Redis, runs: int, chromium: str) -> list[float]:
+    """Seconds from navigation to the frame after the 14 d page of 5 processes was drawn: the
+    first load (the server has parsed nothing yet, as when ``autoscaler dashboard`` has just
+    started), then ``runs`` more."""
+    from playwright.sync_api import sync_playwright
+
+    client.flushdb()
+    store = RedisStore(client, "bench:page")
+    processes = ["web", "worker", "urgent", "mailer", "reports"]
+    seed(store, processes, days=14, end=time.time())
+    app = DashboardApp(store, token=None)
+    httpd = make_server("127.0.0.1", 0, app, server_class=_Threading, handler_class=_Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_port}/?range=14d"
+    out = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=chromium,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            for _ in range(runs + 1):  # the first, cold (nothing parsed yet), is told apart
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                page.add_init_script(_DRAWN)
+                page.goto(url)
+                page.wait_for_function("window.__drawnMs !== undefined", timeout=60_000)
+                assert page.get_attribute("body", "data-loaded") == "true"
+                assert page.locator("canvas").count() >= 15  # three charts per process
+                out.append(float(page.evaluate("window.__drawnMs")) / 1000.0)
+                context.close()
+            browser.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    return out
+
+
+def _spread(times: list[float], runs: int) -> str:
+    return (
+        f"median {statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f}, "
+        f"max {max(times) * 1000:.0f} ({runs} runs; load average {os.getloadavg()[0]:.2f})"
+    )
+
+
+def round_trip(seed_value: int) -> str:
+    """One seed's week: what the daemon ran, the fit, and what ``simulate`` replays."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    from autoscaler.cli import main as cli
+    from autoscaler.config import load
+    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv, tune_verdict
+
+    rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed_value)})
+    f = fit(rows, events, (50.0, 200.0))
+    service, slots, boot = f.service_ms or 100.0, f.concurrency or 4, f.boot_s or 45.0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "web.csv")
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(trace_csv(rows)[0])
+        os.environ["AUTOSCALER_PROCESSES"] = "web"
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            cli(
+                [
+                    *("simulate", "--trace", path, "--service-ms", f"{service:g}"),
+                    *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json"),
+                ]
+            )
+    replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
+    hours = float(replayed["instance_hours"])
+    started, cpu = time.perf_counter(), time.process_time()
+    verdict = tune_verdict(rows, events, load({"AUTOSCALER_PROCESSES": "web"}), "web")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return (
+        f"seed {seed_value}: fit {service:.1f} ms, {slots} slots, boot {boot:.0f} s; the daemon "
+        f"ran {ran:.1f} instance-hours, the replay {hours:.1f} ({hours / ran - 1:+.1%})\n"
+        f"  digest's tune search: {wall:.1f} s wall, {cpu:.1f} s CPU (load average "
+        f"{os.getloadavg()[0]:.2f}): {verdict}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--skip-size", action="store_true", help="leave out the size")
+    parser.add_argument("--skip-browser", action="store_true", help="leave out the page load")
+    parser.add_argument("--round-trip", type=int, nargs="+", metavar="SEED", help="only that")
     args = parser.parse_args()
+    if args.round_trip:
+        for seed_value in args.round_trip:
+            print(round_trip(seed_value), flush=True)
+        return
     client = redis.Redis.from_url(URL)
     try:
-        per_day = size_per_day(client)
-        print(f"history in Redis: {per_day:,.0f} bytes per process per day (14 days, 5 s ticks)")
-        times = load_times(client, args.runs)
-        print(
-            f"dashboard API, 14 days of 5 processes: median {statistics.median(times) * 1000:.0f} "
-            f"ms, min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f} ({args.runs} runs)"
-        )
+        if not args.skip_size:
+            per_day = size_per_day(client)
+            print(f"history in Redis: {per_day:,.0f} bytes per process per day (14 d, 5 s ticks)")
+        first, *times = load_times(client, args.runs)
+        print(f"dashboard API, 14 days of 5 processes: {_spread(times, args.runs)}")
+        print(f"  the first (nothing parsed yet): {first * 1000:.0f} ms")
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if args.skip_browser:
+            pass
+        elif chromium is None:
+            print("page load: Chromium is not installed (apt-get install -y chromium)")
+        else:
+            first, *times = page_times(client, args.runs, chromium)
+            print(f"page load in Chromium, 14 days of 5 processes: {_spread(times, args.runs)}")
+            print(f"  the first load (nothing parsed yet): {first * 1000:.0f} ms")
     finally:
         client.flushdb()
 

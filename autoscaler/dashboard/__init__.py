@@ -47,40 +47,72 @@ def _text(status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> Resp
     return status, headers, text.encode()
 
 
+class _Bucket:
+    """One bucket's sums and counts (for the means) and its worst and lowest values."""
+
+    __slots__ = ("p50", "p50n", "p95", "q", "rate", "raten", "ready", "t", "top", "use", "usen")
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+        self.p50 = self.rate = self.use = 0.0
+        self.p50n = self.raten = self.usen = 0
+        self.p95: float | None = None
+        self.top: float | None = None
+        self.q: int | None = None
+        self.ready: int | None = None
+
+    def add(self, m: Minute) -> None:
+        if m.p50 is not None:
+            self.p50 += m.p50
+            self.p50n += 1
+        if m.rate is not None:
+            self.rate += m.rate
+            self.raten += 1
+        if m.in_use is not None:
+            self.use += m.in_use
+            self.usen += 1
+        if m.p95 is not None and (self.p95 is None or m.p95 > self.p95):
+            self.p95 = m.p95
+        if m.max is not None and (self.top is None or m.max > self.top):
+            self.top = m.max
+        if m.quantity is not None and (self.q is None or m.quantity > self.q):
+            self.q = m.quantity
+        if m.ready is not None and (self.ready is None or m.ready < self.ready):
+            self.ready = m.ready
+
+    def values(self) -> tuple[Any, ...]:
+        return (  # means to 3 decimals, as stored: the page's JSON stays small
+            self.t,
+            round(self.p50 / self.p50n, 3) if self.p50n else None,
+            self.p95,
+            self.top,
+            round(self.rate / self.raten, 3) if self.raten else None,
+            round(self.use / self.usen, 3) if self.usen else None,
+            self.q,
+            self.ready,
+        )
+
+
+_COLUMNS = ("t", "p50", "p95", "max", "rate", "in_use", "quantity", "ready")
+
+
 def bucket_minutes(rows: list[Minute], since: float, width: int) -> dict[str, list[Any]]:
     """Columns of the minutes in ``width``-second buckets from ``since``: the worst p95 and max,
     the mean p50, rate and in use, the highest quantity and the lowest ready count of each."""
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("t", "p50", "p95", "max", "rate", "in_use", "quantity", "ready")
-    }
-    group: list[Minute] = []
-
-    def mean(values: list[float | None]) -> float | None:
-        vs = [v for v in values if v is not None]
-        return sum(vs) / len(vs) if vs else None
-
-    def pick(fn: Callable[[list[Any]], Any], values: list[Any]) -> Any:
-        vs = [v for v in values if v is not None]
-        return fn(vs) if vs else None
-
-    def close() -> None:
-        if not group:
-            return
-        cols["t"].append(int(since + ((group[0].t - since) // width) * width))
-        cols["p50"].append(mean([m.p50 for m in group]))
-        cols["p95"].append(pick(max, [m.p95 for m in group]))
-        cols["max"].append(pick(max, [m.max for m in group]))
-        cols["rate"].append(mean([m.rate for m in group]))
-        cols["in_use"].append(mean([m.in_use for m in group]))
-        cols["quantity"].append(pick(max, [m.quantity for m in group]))
-        cols["ready"].append(pick(min, [m.ready for m in group]))
-        group.clear()
-
-    for row in rows:
-        if group and (row.t - since) // width != (group[0].t - since) // width:
-            close()
-        group.append(row)
-    close()
+    cols: dict[str, list[Any]] = {k: [] for k in _COLUMNS}
+    out = [cols[k] for k in _COLUMNS]
+    bucket: _Bucket | None = None
+    for m in rows:
+        t = int(since + ((m.t - since) // width) * width)
+        if bucket is None or bucket.t != t:
+            if bucket is not None:
+                for column, value in zip(out, bucket.values(), strict=True):
+                    column.append(value)
+            bucket = _Bucket(t)
+        bucket.add(m)
+    if bucket is not None:
+        for column, value in zip(out, bucket.values(), strict=True):
+            column.append(value)
     return cols
 
 

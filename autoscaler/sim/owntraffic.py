@@ -32,9 +32,13 @@ import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from autoscaler.history import Event, HistoryStore, Minute
 from autoscaler.sim.fast import RHO_CAP, erlang_c
+
+if TYPE_CHECKING:
+    from autoscaler.config import Settings
 
 #: the fewest minutes with a standing formation, a rate and a queue time the slots fit needs
 MIN_STEADY = 30
@@ -299,3 +303,87 @@ def record_simulated(
     hook.recorder.flush()
     rows, events = store.read("web", 0.0, clock.now().wall + 60)
     return rows, events, paid / 3600.0
+
+
+#: settings ``tune_verdict`` tries (the configured ones among them): a small search, so that the
+#: weekly digest costs the daemon seconds of CPU, not minutes
+DIGEST_CANDIDATES = 12
+
+
+def tune_verdict(
+    rows: Sequence[Minute],
+    events: Sequence[Event],
+    settings: Settings,
+    process: str,
+    *,
+    candidates: int = DIGEST_CANDIDATES,
+    target: float = 0.995,
+    slo_ms: float = 200.0,
+) -> str:
+    """What ``tune --from-history`` would say of these minutes, in one sentence: the config
+    vars it would change, with the cost and the minutes over the SLO of today's settings and of
+    the suggested ones, or that it would change nothing. Runs the search in this thread (one
+    process, ``candidates`` settings). Raises ``ValueError`` when the minutes cannot be
+    replayed (no arrival rate)."""
+    import os
+    import tempfile
+
+    from autoscaler.policy import PolicyConfig
+    from autoscaler.sim.runner import Setup, prepare, slo_band
+    from autoscaler.sim.traces import read_trace
+    from autoscaler.sim.tune import tune
+
+    p = settings.processes[process]
+    text, _ = trace_csv(rows)
+    band = (p.down_threshold_ms, p.up_threshold_ms)
+    fitted = fit(rows, events, band, aggregate=p.aggregate or "p95")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{process}.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        trace = read_trace(path)
+    setup = Setup(
+        service_ms=fitted.service_ms or 100.0,
+        concurrency=fitted.concurrency or 4,
+        boot_s=45.0 if fitted.boot_s is None else fitted.boot_s,
+        slo_ms=slo_ms,
+        interval_s=settings.glob.interval,
+        window_s=p.window,
+        aggregate=p.aggregate or "p95",
+        min_samples=p.min_samples,
+    )
+    prepared = prepare(trace, setup)
+    env = settings.env
+    low = p.min
+    high = p.max if (p.var_prefix + "MAX") in env else max(p.max, 2 * prepared.peak_need)
+    engine = PolicyConfig.from_settings(p)
+    engine.low, engine.high = low, high
+    engine, _ = slo_band(
+        engine,
+        slo_ms,
+        up_set=(p.var_prefix + "UP_THRESHOLD") in env,
+        down_set=(p.var_prefix + "DOWN_THRESHOLD") in env,
+    )
+    out = tune(prepared, setup, engine, (low, high), n=candidates, target=target, workers=1)
+    today, best = out.default, out.best
+    over_today = round((1.0 - today.slo_attainment) * today.minutes)
+    over_best = round((1.0 - best.slo_attainment) * best.minutes)
+    model = (
+        f"{setup.service_ms:.0f} ms requests, {setup.concurrency} slots, {setup.boot_s:.0f} s boot"
+    )
+    head = f"tune on this week ({out.evaluated} settings tried, app fitted: {model}):"
+    now = out.default_candidate.variables(p.var_prefix)
+    changes = {k: v for k, v in out.best_candidate.variables(p.var_prefix).items() if now[k] != v}
+    if not changes:
+        return (
+            f"{head} no change; today's settings cost {today.instance_hours:.1f} "
+            f"instance-hours with {over_today} minutes over {slo_ms:g} ms"
+        )
+    settings_text = " ".join(f"{k}={v}" for k, v in changes.items())
+    if not out.met:
+        head += f" none kept {target:.1%} of minutes within {slo_ms:g} ms; the closest:"
+    return (
+        f"{head} set {settings_text}: {best.instance_hours:.1f} instance-hours and "
+        f"{over_best} minutes over {slo_ms:g} ms, against {today.instance_hours:.1f} and "
+        f"{over_today} with today's settings"
+    )

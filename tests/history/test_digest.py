@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import re
+import threading
 from typing import Any
 
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
-from autoscaler.digest import WEEK_S, summarise
+from autoscaler.digest import WEEK_S, summarise, tune_verdicts
 from autoscaler.history import Event, Minute
 from autoscaler.loop import Autoscaler
 from autoscaler.recording import HistoryHook
+from autoscaler.sim.owntraffic import tune_verdict
 from autoscaler.stores.memory import MemoryStore
 from autoscaler.testing import FakePlatform, FakeSource
 
@@ -67,5 +71,78 @@ def test_the_leader_sends_one_digest_a_week_and_a_restart_does_not_repeat_it() -
     for _ in range(int(4 * 86400 / 60)):
         scaler.tick()
         clock.advance(60)
+    hook = scaler.alerts
+    assert isinstance(hook, HistoryHook) and hook.digest_thread is not None
+    hook.digest_thread.join(60)
     assert len(sent) == 1
     assert "web:" in sent[0] and "instance-hours" in sent[0]
+    # the source reported no arrival rate: the digest says tune could not replay the week
+    assert "web: tune could not run on this week: the history has no arrival rate" in sent[0]
+
+
+def _week(quantity: int) -> list[Minute]:
+    """A week of minutes of a daily swing between 10 and 50 requests/s on ``quantity``
+    instances with a low queue time (too few to fit the app: the simulator's defaults)."""
+    out = []
+    for i in range(7 * 1440):
+        rate = 30 + 20 * math.sin(2 * math.pi * i / 1440)
+        out.append(Minute(T0 + 60 * i, 5, 10.0, 20, rate, None, quantity, quantity, 12, 0))
+    return out
+
+
+def test_the_digest_says_which_settings_tune_would_change_and_what_they_would_cost() -> None:
+    env = {"AUTOSCALER_PROCESSES": "web", "AUTOSCALER_WEB_MAX": "20"}
+    # today's settings wait a day below the band before a downscale: they pay for the peak
+    settings = load({**env, "AUTOSCALER_WEB_DOWN_DELAY": "86400s"})
+    verdict = tune_verdicts({"web": _week(6)}, [], settings)["web"]
+    assert verdict.startswith("tune on this week (12 settings tried, app fitted: 100 ms"), verdict
+    assert "AUTOSCALER_WEB_DOWN_DELAY=" in verdict
+    figures = re.search(
+        r"([\d.]+) instance-hours and (\d+) minutes over 200 ms, against ([\d.]+) and (\d+) "
+        "with today's settings",
+        verdict,
+    )
+    assert figures is not None, verdict
+    assert float(figures[1]) < 0.9 * float(figures[3])
+    text = summarise(
+        {"web": _week(6)}, [], {"web": 200.0}, T0, T0 + WEEK_S, verdicts={"web": verdict}
+    )
+    assert f"- web: {verdict}" in text
+    assert "autoscaler tune --from-history <process>" not in text
+
+
+def test_when_only_todays_settings_are_tried_the_verdict_is_no_change() -> None:
+    settings = load({"AUTOSCALER_PROCESSES": "web", "AUTOSCALER_WEB_MAX": "20"})
+    verdict = tune_verdict(_week(6), [], settings, "web", candidates=1)
+    assert "no change; today's settings cost" in verdict
+    assert "AUTOSCALER_WEB_" not in verdict
+
+
+def test_the_digest_is_sent_from_a_thread_of_its_own_while_the_daemon_ticks() -> None:
+    env = {"AUTOSCALER_PROCESSES": "web", "AUTOSCALER_WEB_MAX": "20"}
+    settings = load(env)
+    store = MemoryStore()
+    store.write({"web": _week(2)}, [])
+    store.put_meta("digest_last", repr(float(T0)))
+    hook = HistoryHook(settings, store, _Quiet())
+    senders: list[str] = []
+    hook.digest_to = lambda text: senders.append(threading.current_thread().name)
+    clock = FakeClock(wall=T0 + WEEK_S + 30)
+    scaler = Autoscaler(
+        settings,
+        FakePlatform({"web": 2}),
+        {"web": FakeSource(10.0, rate_per_s=30.0)},
+        clock,
+        alerts=hook,
+        log=_Quiet(),
+    )
+    scaler.tick()
+    assert hook.digest_thread is not None
+    ticked = 1
+    while hook.digest_thread.is_alive() and ticked < 10_000:
+        scaler.tick()  # the tick does not wait for the tune search
+        clock.advance(5)
+        ticked += 1
+    hook.digest_thread.join(120)
+    assert senders == ["autoscaler-digest"]
+    assert ticked > 1

@@ -73,3 +73,22 @@ def test_named_values_are_kept_and_replaced(store: HistoryStore) -> None:
     store.put_meta("status:web", "web: hold at 3")
     store.put_meta("status:web", "web: up 3 -> 5 (p95 340 ms)")
     assert store.get_meta("status:web") == "web: up 3 -> 5 (p95 340 ms)"
+
+
+def test_a_store_read_again_sees_what_was_written_since_and_what_was_replaced(
+    store: HistoryStore,
+) -> None:
+    """The Redis store keeps the days it parsed and reads only what was appended since."""
+    store.write({"web": [minute(T0 + 60 * i) for i in range(3)]}, [])
+    assert len(store.read("web", T0, T0 + 86400)[0]) == 3
+    store.write({"web": [minute(T0 + 180), minute(T0 + 60, p95=99.0)]}, [])  # a minute again
+    rows, _ = store.read("web", T0, T0 + 86400)
+    assert [m.t for m in rows] == [T0, T0 + 60, T0 + 120, T0 + 180]
+    assert rows[1].p95 == 99.0
+    client = getattr(store, "client", None)
+    if client is not None:  # the day's string expired and was written again, shorter
+        for key in client.keys("*history:m:web:*"):
+            client.delete(key)
+        store.write({"web": [minute(T0 + 240, p95=7.0)]}, [])
+        rows, _ = store.read("web", T0, T0 + 86400)
+        assert [(m.t, m.p95) for m in rows] == [(T0 + 240, 7.0)]
