@@ -1,8 +1,9 @@
 """The policy engine: a pure function from (config, state, observation, now) to a decision.
 
-A short ladder of named steps (``ladder``), beside it the pure pieces it calls: the capacity
-model (``capacity``), the arrival rate's mean and spread (``load``), the sizing of upscales
-and downscales (``sizing``), and what is learned kept across restarts (``snapshot``). The
+A short ladder of named steps (``ladder``; a job process's own steps in ``jobs``), beside it
+the pure pieces it calls: the capacity model (``capacity``), the arrival rate's mean and
+spread (``load``), the sizing of upscales and downscales (``sizing``), and what is learned
+kept across restarts (``snapshot``). The
 daemon, ``simulate`` and ``tune`` all call ``decide``, so what the simulator shows is what the
 daemon does. ``docs/policy.md`` describes the rules.
 """

@@ -79,7 +79,8 @@ class PolicyState:
         self.sure = sure
         self.bins: Bins = {} if bins is None else bins  # never changed in place
         # requests one instance serves at once when the signal reaches the top of the band
-        # (the early signal's limit, from ``Observation.in_use``), and its readings
+        # (the early signal's limit, from ``Observation.in_use``), and its readings; for a job
+        # process, the jobs one instance runs at once (``autoscaler.policy.jobs``)
         self.slots = slots
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
