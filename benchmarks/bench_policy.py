@@ -7,7 +7,8 @@ reports the arrival rate and the requests in service (every feature on: what one
 carries and the early signal's limit learned, the forecast, the sized upscales and downscales
 and the stabilisation window running every tick), and for 1,000 processes per tick, over
 signals that cross the band both ways so that every branch runs. Each figure is the median of
-five runs, with the lowest and highest.
+five runs, with the lowest and highest, and the load average before and after (the machine
+may be shared: wall-clock rates fall with it).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def many_processes(processes: int, ticks: int) -> float:
 def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # one core
+    before = os.getloadavg()
     one_process(20_000)  # warm up
     one = sorted(one_process(300_000) for _ in range(5))
     web = sorted(web_with_forecast(300_000) for _ in range(5))
@@ -89,6 +91,8 @@ def main() -> None:
             f"{name}: {runs[2]:,.0f} decisions/s (median of 5; {runs[0]:,.0f} to {runs[-1]:,.0f})"
         )
     print(f"1,000 processes: {1_000 / many[2] * 1000:.2f} ms per tick")
+    after = os.getloadavg()
+    print(f"load average (1 min) before {before[0]:.2f}, after {after[0]:.2f}")
 
 
 if __name__ == "__main__":

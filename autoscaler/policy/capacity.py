@@ -32,6 +32,7 @@ BRACKET_BINS = 3
 #: at most this many bins are kept (the lowest loads are dropped first): the state stays small
 MAX_BINS = 160
 _PER_LOG = 1.0 / math.log(1.05)  # bins of load 5% wide
+_log, _floor = math.log, math.floor
 
 
 def bin_of(load: float) -> int:
@@ -59,6 +60,41 @@ def learn(bins: Bins, load: float, signal_ms: float) -> tuple[Bins, int]:
     if old is None and len(out) > MAX_BINS:
         del out[min(out)]
     return out, k
+
+
+def update(
+    bins: Bins, load: float, signal_ms: float, top_ms: float, up_ms: float
+) -> tuple[Bins, bool]:
+    """``learn`` for the policy's hot path: the new bins, and whether the bin read changed its
+    ``kind`` (only then can ``estimate`` change)."""
+    k = _floor(_log(load) * _PER_LOG)
+    old = bins.get(k)
+    out = bins.copy()
+    if old is None:
+        out[k] = (signal_ms, 1)
+        if len(out) > MAX_BINS:
+            del out[min(out)]
+            if k not in out:
+                return out, False
+        return out, signal_ms > up_ms and STOP_READINGS <= 1
+    mean, n = old
+    new = mean + (signal_ms - mean) / (n + 1 if n < BIN_MEMORY else BIN_MEMORY)
+    out[k] = (new, n + 1)
+    # ``kind`` of the bin before and after, inline
+    if mean > up_ms:
+        before = 3 if n >= STOP_READINGS else 0
+    elif n < BIN_READINGS:
+        before = 0
+    else:
+        before = 2 if mean >= top_ms else 1
+    n += 1
+    if new > up_ms:
+        after = 3 if n >= STOP_READINGS else 0
+    elif n < BIN_READINGS:
+        after = 0
+    else:
+        after = 2 if new >= top_ms else 1
+    return out, before != after
 
 
 def kind(entry: tuple[float, int] | None, top_ms: float, up_ms: float) -> int:

@@ -7,6 +7,8 @@ says the same rules in words; each path ends in one ``Reason`` naming the rule t
 
 from __future__ import annotations
 
+from math import ceil as _ceil
+
 from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
 from autoscaler.policy import capacity as cap
 from autoscaler.policy import jobs, load, sizing
@@ -139,26 +141,24 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     settled formation with enough requests, the signal against the load per instance."""
     sig = obs.signal_ms
     assert sig is not None
-    serving = obs.current if obs.ready is None or obs.ready > obs.current else obs.ready
-    if (
-        obs.status is _OK
-        and serving > 0
-        and rate * cfg.window >= cap.LEARN_SAMPLES
-        and cap.readable(new.last_change, new.above_since, t, cfg.up_cooldown + cfg.window)
-    ):
-        top = cfg.down_ms + cap.LEARN_FROM * (cfg.up_ms - cfg.down_ms)
-        before = new.bins
-        new.bins, k = cap.learn(before, rate / serving, sig)
-        if cap.kind(before.get(k), top, cfg.up_ms) != cap.kind(new.bins[k], top, cfg.up_ms):
-            new.capacity, new.sure = cap.estimate(new.bins, top, cfg.up_ms)
-        if obs.in_use is not None and obs.in_use > 0:
-            before = new.slot_bins
-            new.slot_bins, k = cap.learn(before, obs.in_use / serving, sig)
-            if cap.kind(before.get(k), top, cfg.up_ms) != cap.kind(
-                new.slot_bins[k], top, cfg.up_ms
-            ):
-                slots, sure = cap.estimate(new.slot_bins, top, cfg.up_ms)
-                new.slots = slots if sure else None
+    cur, ready = obs.current, obs.ready
+    serving = cur if ready is None or ready > cur else ready
+    if obs.status is _OK and serving > 0 and rate * cfg.window >= cap.LEARN_SAMPLES:
+        # ``capacity.readable``, inline: the formation settled, any overload its own
+        last, above = new.last_change, new.above_since
+        settle = cfg.up_cooldown + cfg.window
+        if last is None or (t - last >= settle and (above is None or above - last >= settle)):
+            up = cfg.up_ms
+            top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
+            new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
+            if changed:
+                new.capacity, new.sure = cap.estimate(new.bins, top, up)
+            in_use = obs.in_use
+            if in_use is not None and in_use > 0:
+                new.slot_bins, changed = cap.update(new.slot_bins, in_use / serving, sig, top, up)
+                if changed:
+                    slots, sure = cap.estimate(new.slot_bins, top, up)
+                    new.slots = slots if sure else None
     new.rate_mean, new.rate_var, new.rate_since = load.track(new, rate, t)
     new.rate_at = t
 
@@ -178,9 +178,11 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     step_down = obs.current - cfg.down_step
     by_use = early(cfg, st, obs, t)
     by_rate = 0
-    rate = obs.rate_per_s
-    if st.capacity is not None and rate is not None:
-        by_rate = sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
+    rate, capacity = obs.rate_per_s, st.capacity
+    if capacity is not None and rate is not None:
+        expected = st.expected
+        # sizing.instances_for, inline
+        by_rate = _ceil((rate if expected is None else expected) / capacity - 1e-9)
         if not st.sure:
             if not by_use:
                 return (by_rate, True) if by_rate < step_down else (step_down, False)
@@ -237,7 +239,8 @@ def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> 
         or (st.probe_at is not None and t - st.probe_at < PROBE_HOLD)
     ):
         return 0
-    return sizing.instances_for(expected_rate(cfg, st, rate, t), st.capacity)
+    expected = st.expected
+    return _ceil((rate if expected is None else expected) / st.capacity - 1e-9)  # instances_for
 
 
 def early(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
@@ -286,7 +289,7 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
             return _HOLD, cur, Reason.BUSY
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
-    if probe_due(st, obs, t, max(low, 1)):
+    if probe_due(st, obs, t, low if low > 1 else 1):
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
 

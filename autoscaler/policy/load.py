@@ -50,8 +50,10 @@ def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
     age = at - since
     if 0.0 < age < 20.0 * RATE_TAU:
         var /= weight(age)
+    lim2 = CLIP * CLIP * var
     floor = CLIP_FLOOR * mean
-    lim2 = max(CLIP * CLIP * var, floor * floor)
+    floor *= floor
+    lim2 = lim2 if lim2 > floor else floor
     if d * d > lim2:
         d = math.sqrt(lim2) if d > 0.0 else -math.sqrt(lim2)
     return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since

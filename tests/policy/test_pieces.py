@@ -4,6 +4,7 @@ the stabilisation window."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given
@@ -147,3 +148,20 @@ def test_a_burst_does_not_teach_the_spread_its_height():
     assert after < 4.0 * usual
     feed(300.0, 720)  # a lasting change: the mean still follows it within an hour
     assert rec.rate_mean is not None and rec.rate_mean > 250.0
+
+
+def test_the_hot_path_update_is_learn_and_says_when_the_kind_changed():
+    rng = random.Random(7)
+    bins: dict[int, tuple[float, int]] = {}
+    changes = 0
+    for _ in range(5000):
+        load_ = rng.uniform(5.0, 40.0)
+        signal = rng.choice([10.0, 60.0, 150.0, 400.0]) * load_ / 20.0
+        fast, changed = cap.update(bins, load_, signal, 125.0, 200.0)
+        slow, k = cap.learn(bins, load_, signal)
+        assert fast == slow
+        before = cap.kind(bins.get(k), 125.0, 200.0)
+        assert changed == (before != cap.kind(slow.get(k), 125.0, 200.0))
+        changes += changed
+        bins = fast
+    assert changes > 10
