@@ -320,3 +320,20 @@ def test_large_files_go_to_the_columnar_reader(
     seen.clear()
     read_trace(large, columnar=False)
     assert seen == []
+
+
+def test_without_pyarrow_the_pure_reader_reads_large_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar_always: None
+) -> None:
+    real = traces.importlib.util.find_spec
+
+    def no_pyarrow(name: str, *args: object) -> object:
+        return None if name == "pyarrow" else real(name, *args)
+
+    def must_not_run(header: list[str], raw: bytes) -> None:
+        raise AssertionError("the columnar reader ran without pyarrow")
+
+    monkeypatch.setattr(traces.importlib.util, "find_spec", no_pyarrow)
+    monkeypatch.setattr(columnar, "read", must_not_run)
+    path = write(tmp_path, "time,requests\n0,1\n1,2\n")
+    assert list(read_trace(path).counts) == [1.0, 2.0]
