@@ -12,7 +12,8 @@ each process's state sentence) in ``<name>:history:meta:<key>``. Measured size: 
 Reading keeps the days it parsed (at most ``CACHED_DAYS``, the least recently read dropped
 first): a day's string only grows, so a later read fetches and parses only what was appended
 since (``GETRANGE`` from the length read), and a string shorter than that was replaced and is
-read again whole. The dashboard's 14-day view of five processes then parses each minute once.
+read again whole. The dashboard's 14-day view of five processes then parses each minute once
+(and holds about 33 MB of parsed minutes while it is served).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from autoscaler.history import MAX_EVENTS, RETENTION_S, Event, Minute
 
 _DAY = 86400
 #: parsed days a store keeps for its reads: 15 days of 8 processes (a day of one process is
-#: 1,440 minutes, about 0.3 MB parsed)
+#: 1,440 minutes, 0.47 MB parsed as measured with tracemalloc: 56 MB at most)
 CACHED_DAYS = 120
 
 

@@ -382,6 +382,11 @@ def tune_verdict(
     settings_text = " ".join(f"{k}={v}" for k, v in changes.items())
     if not out.met:
         head += f" none kept {target:.1%} of minutes within {slo_ms:g} ms; the closest:"
+    elif today.slo_attainment < target:
+        head += (
+            f" today's settings keep {today.slo_attainment:.2%} of minutes within {slo_ms:g} ms,"
+            f" below {target:.1%};"
+        )
     return (
         f"{head} set {settings_text}: {best.instance_hours:.1f} instance-hours and "
         f"{over_best} minutes over {slo_ms:g} ms, against {today.instance_hours:.1f} and "
