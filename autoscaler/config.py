@@ -238,7 +238,7 @@ class ProcessSettings(EnvSettings):
         description="no further upscale of any kind (signal, forecast, early signal) for this "
         "long after one, while the new instances boot; set it to about your boot time: an "
         "upscale also sizes the backlog to drain within it, and a worker idle this long (no "
-        "job due or running) goes to `MIN`",
+        "job due or running; or `DOWN_DELAY` if shorter) goes to `MIN`",
     )
     down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         120.0,  # the same as autoscaler.policy.DEFAULT_DOWN_DELAY

@@ -13,10 +13,11 @@ nothing of the web path's capacity model or forecast applies. What applies inste
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
   the due and running jobs needed over ``DOWN_DELAY``;
-- once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time), straight
-  to ``MIN`` (0): an idle instance kept that long has cost what a cold start costs, so a worker
-  never pays more than twice what it would knowing when the next job comes (the classic
-  rent-or-buy bound); shorter gaps keep it warm.
+- once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time; or
+  ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
+  instance kept that long has cost what a cold start costs, so a worker never pays more than
+  about twice what it would knowing when the next job comes (the classic rent-or-buy bound);
+  shorter gaps keep it warm.
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """

@@ -180,3 +180,19 @@ def test_need_is_unknown_without_slots_depth_or_busy() -> None:
     assert need(jobs(1, 0.0, depth=None, busy=3), 5.0) is None
     assert need(jobs(1, 0.0, depth=7, busy=None), 5.0) is None
     assert need(jobs(1, 0.0, depth=7, busy=3), None) is None
+
+
+def test_idle_to_min_after_the_shorter_of_up_cooldown_and_down_delay() -> None:
+    # a 10-minute UP_COOLDOWN (a long boot) with the 5-minute DOWN_DELAY: the window of the
+    # down step holds no job after 5 minutes, and that is when the worker goes to 0
+    cfg = WORKER.replace(up_cooldown=600.0)
+    last_job = ((T - 200, 2, True),)
+    held, _ = decide(cfg, state(2, below=LONG_AGO, window=last_job), jobs(2, 0.0, 0, 0), at())
+    assert (held.action, held.reason) == (HOLD, Reason.HEADROOM)
+    old_job = ((T - 301, 2, True),)
+    down, _ = decide(cfg, state(2, below=LONG_AGO, window=old_job), jobs(2, 0.0, 0, 0), at())
+    assert (down.action, down.desired, down.reason) == (DOWN, 0, Reason.IDLE)
+
+
+def at() -> Instant:
+    return Instant(T, WALL)
