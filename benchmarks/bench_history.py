@@ -17,12 +17,22 @@
   fit: the instance-hours the daemon ran against the replay's; and the weekly digest's tune
   search on that week (``owntraffic.tune_verdict``, 12 settings, one process): its wall and CPU
   seconds.
+- Diagnosis (``--diagnose SEED ...``): the same week and replay with ``decide`` watched on both
+  sides (the daemon's loop and the simulator's engine policy call the same function): the
+  upscales by reason, when what one instance carries (``capacity``) became sure and what it and
+  the early signal's limit (``slots``) ended at, and the readings the capacity model learned
+  above the up threshold, with how many of them came on a tick whose arrival rate had risen
+  more than 5% since the tick before (a burst's onset: the window's mean rate still lags the
+  load that queued the requests). With ``--steady-learning``, both sides run a proposed change
+  to the policy (patched in this process only): the capacity model learns nothing on a tick
+  whose arrival rate rose more than 5% since the tick before.
 
 Leaves out: network latency to a remote Redis or browser, the daemon's other threads, and a
 slower machine's browser (Chromium here draws on the CPU, without a GPU).
 
     .venv/bin/python benchmarks/bench_history.py [--runs 7] [--skip-size] [--skip-browser]
     .venv/bin/python benchmarks/bench_history.py --round-trip 7 1 3
+    .venv/bin/python benchmarks/bench_history.py --diagnose 1 [--steady-learning]
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import statistics
 import threading
 import time
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
@@ -200,13 +211,145 @@ def round_trip(seed_value: int) -> str:
     )
 
 
+class _Watch:
+    """Wraps ``decide`` where a module imported it, and keeps a summary of every call."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.ups: dict[str, int] = {}
+        self.sure_at: float | None = None
+        self.capacity: float | None = None
+        self.slots: float | None = None
+        self.slots_known = 0
+        self.over = 0  # readings learned above the up threshold
+        self.over_rising = 0  # ... of them on a tick whose rate rose > 5% since the last
+        self.over_loads: list[float] = []
+        self._rate: float | None = None
+
+    def wrap(self, decide: Any) -> Any:
+        def watched(cfg: Any, st: Any, obs: Any, now: Any) -> Any:
+            decision, new = decide(cfg, st, obs, now)
+            self.ticks += 1
+            if decision.desired > obs.current:
+                reason = str(decision.reason)
+                self.ups[reason] = self.ups.get(reason, 0) + 1
+            if new.sure and self.sure_at is None:
+                self.sure_at = now.mono
+            self.capacity, self.slots = new.capacity, new.slots
+            self.slots_known += new.slots is not None
+            rate, before = obs.rate_per_s, self._rate
+            if new.bins is not st.bins and obs.signal_ms > cfg.up_ms:
+                self.over += 1
+                serving = obs.ready if obs.ready is not None else obs.current
+                self.over_loads.append(rate / max(1, serving))
+                self.over_rising += bool(before and rate > 1.05 * before)
+            self._rate = rate
+            return decision, new
+
+        return watched
+
+    def describe(self, start: float) -> str:
+        ups = ", ".join(f"{k} {v}" for k, v in sorted(self.ups.items()))
+        sure = "never" if self.sure_at is None else f"after {(self.sure_at - start) / 3600:.1f} h"
+        loads = statistics.median(self.over_loads) if self.over_loads else float("nan")
+        cap = "unknown" if self.capacity is None else f"{self.capacity:.1f} requests/s"
+        slots = "unknown" if self.slots is None else f"{self.slots:.2f}"
+        return (
+            f"upscales by reason: {ups}; capacity sure {sure}, ends at {cap}; slots end at "
+            f"{slots} (known on {self.slots_known / max(1, self.ticks):.0%} of ticks); "
+            f"{self.over} readings learned above the band (median load {loads:.1f} requests/s "
+            f"per instance), {self.over_rising} of them on a rising rate"
+        )
+
+
+def _steady_learning() -> None:
+    """Patch the policy (this process only): no capacity or slot reading is learned on a tick
+    whose arrival rate rose more than 5% since the tick before (the same rate is tracked)."""
+    from autoscaler.model import Status
+    from autoscaler.policy import ladder
+
+    learn = ladder.learn
+    last: dict[int, float] = {}
+
+    def steady(cfg: Any, new: Any, obs: Any, rate: float, t: float) -> None:
+        before = last.get(id(cfg))
+        last[id(cfg)] = rate
+        if before and rate > 1.05 * before and obs.status is Status.OK:
+            obs.status = Status.SPARSE  # ``learn`` reads only an OK signal against the load
+            try:
+                learn(cfg, new, obs, rate, t)
+            finally:
+                obs.status = Status.OK
+            return
+        learn(cfg, new, obs, rate, t)
+
+    ladder.learn = steady
+
+
+def diagnose(seed_value: int) -> str:
+    """One seed's week and replay with ``decide`` watched on both sides."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    import autoscaler.loop
+    import autoscaler.sim.baselines
+    from autoscaler.cli import main as cli
+    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv
+
+    daemon, replay = _Watch(), _Watch()
+    modules = autoscaler.loop, autoscaler.sim.baselines
+    saved = [getattr(m, "decide") for m in modules]  # noqa: B009 (not exported: patched)
+    for m, watch, decide in zip(modules, (daemon, replay), saved, strict=True):
+        setattr(m, "decide", watch.wrap(decide))  # noqa: B010
+    try:
+        rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed_value)})
+        f = fit(rows, events, (50.0, 200.0))
+        service, slots, boot = f.service_ms or 100.0, f.concurrency or 4, f.boot_s or 45.0
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "web.csv")
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(trace_csv(rows)[0])
+            os.environ["AUTOSCALER_PROCESSES"] = "web"
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                cli(
+                    [
+                        *("simulate", "--trace", path, "--service-ms", f"{service:g}"),
+                        *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json"),
+                        *("--jobs", "1"),
+                    ]
+                )
+    finally:
+        for m, decide in zip(modules, saved, strict=True):
+            setattr(m, "decide", decide)  # noqa: B010
+    replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
+    hours = float(replayed["instance_hours"])
+    return (
+        f"seed {seed_value}: the daemon ran {ran:.1f} instance-hours, the replay {hours:.1f} "
+        f"({hours / ran - 1:+.1%})\n  daemon: {daemon.describe(1000.0)}\n"
+        f"  replay: {replay.describe(0.0)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-size", action="store_true", help="leave out the size")
     parser.add_argument("--skip-browser", action="store_true", help="leave out the page load")
     parser.add_argument("--round-trip", type=int, nargs="+", metavar="SEED", help="only that")
+    parser.add_argument("--diagnose", type=int, nargs="+", metavar="SEED", help="only that")
+    parser.add_argument(
+        "--steady-learning", action="store_true", help="with --diagnose: the proposed policy"
+    )
     args = parser.parse_args()
+    if args.diagnose:
+        if args.steady_learning:
+            _steady_learning()
+        for seed_value in args.diagnose:
+            print(diagnose(seed_value), flush=True)
+        return
     if args.round_trip:
         for seed_value in args.round_trip:
             print(round_trip(seed_value), flush=True)
