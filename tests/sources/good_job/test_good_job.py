@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from autoscaler.ports import SourceError
+from tests.helpers import Stopwatch
 from tests.sources.pgjobs import connect, make_source, ready_source, sample_once, schema_url
 from tests.sources.rails import (
     create_layout,
@@ -38,14 +39,21 @@ def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
 
 
 def test_a_running_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
+    source = ready_source("good_job", schema_url(schema), "default")
     running = good_job_enqueue(db, "default")
+    since_running = Stopwatch()
     time.sleep(0.5)
+    since_waiting = Stopwatch()
     good_job_enqueue(db, "default")
     good_job_perform(db, running, str(uuid.uuid4()))
-    reading = sample(schema)
+    running_age = since_running.lower()  # at least 0.5 s older than the waiting job
+    reading = source.sample(time.time())
+    waiting_age = since_waiting.upper()
+    source.close()
     assert reading.busy == 1
     assert reading.depth == 1
-    assert reading.value_ms < 250
+    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
+    assert reading.value_ms < running_age  # ...not the running one's
     good_job_finish(db, running)
     assert sample(schema).busy == 0
 
