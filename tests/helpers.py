@@ -1,11 +1,12 @@
 """Hand-written fakes for the safety tests: a TCP proxy that can cut a backend (the step clock
-is ``autoscaler.clock.FakeClock``)."""
+is ``autoscaler.clock.FakeClock``); a stopwatch that bounds a measured age from above."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import redis
@@ -13,6 +14,34 @@ import redis
 REDIS_URL = "redis://127.0.0.1:6379/8"
 REDIS_URL_2 = "redis://127.0.0.1:6379/9"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+#: what a reading's clock (the database's ``now()``, a server's ``time.time()``) and the test's
+#: monotonic clock may disagree by over a few seconds: timestamp rounding, clock slewing
+CLOCK_SLACK_MS = 50.0
+
+
+class Stopwatch:
+    """Wall time measured by the test around its own steps, for the upper bound of an age.
+
+    Started just before a job is written, ``upper()`` read after a reading is the most that
+    job's age can be as the reading says it: the time elapsed (however slow the machine), less
+    ``after_ms`` for a job due that long after the start, plus ``CLOCK_SLACK_MS``. Started just
+    after a job is written, ``lower()`` read before a reading is the least that job's age can
+    be as the reading would say it: what a test compares with to show a job was left out.
+    """
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def ms(self) -> float:
+        """Milliseconds since the stopwatch started."""
+        return (time.monotonic() - self._start) * 1000.0
+
+    def upper(self, after_ms: float = 0.0) -> float:
+        return self.ms() - after_ms + CLOCK_SLACK_MS
+
+    def lower(self, after_ms: float = 0.0) -> float:
+        return self.ms() - after_ms - CLOCK_SLACK_MS
 
 
 class TcpProxy:

@@ -22,6 +22,7 @@ from autoscaler.web.publisher import (
     publisher_config,
     summarize,
 )
+from tests.helpers import Stopwatch
 
 from .conftest import REDIS_URL, slots, totals
 
@@ -72,6 +73,7 @@ def _ms_ago(ms: float) -> str:
 
 def test_each_request_is_a_sample_or_a_counted_reason_why_not() -> None:
     rec = _recorder(max_body=1000)
+    since_stamped = Stopwatch()  # each sample waits its stamp's age plus at most this
     rec.begin(0, _ms_ago(40), None)
     rec.begin(0, _ms_ago(200), "10")
     rec.begin(0, _ms_ago(200), "5000")  # large upload: skipped
@@ -80,11 +82,13 @@ def test_each_request_is_a_sample_or_a_counted_reason_why_not() -> None:
     rec.begin(0, None, None)
     rec.begin(0, _ms_ago(3_600_000), "abc")
     cur, busy = rec.swap()
+    late = since_stamped.ms() + 1.0  # one clock; a stamp is truncated to the millisecond
     assert cur.requests == 7
     assert cur.hist.count == 3
     assert cur.skew == 1
     assert cur.drops == {"big": 1, "garbage": 1, "absent": 1, "past": 1}
-    assert 240.0 <= cur.hist.total_ms < 300.0
+    # 40 + 200 + 0 (clamped), each waited at most `late` more between its stamp and its read
+    assert 240.0 <= cur.hist.total_ms <= 240.0 + 2 * late, (cur.hist.total_ms, late)
     assert busy == 1  # one token, still in flight
 
 
@@ -332,6 +336,8 @@ def test_the_asgi_middleware_samples_http_and_starts_the_flusher_on_lifespan() -
     async def noop(*_: Any) -> Any:
         return {}
 
+    since_stamped = Stopwatch()
+
     async def run() -> None:
         await mw({"type": "lifespan"}, noop, noop)
         assert rec._pid == os.getpid()
@@ -342,9 +348,10 @@ def test_the_asgi_middleware_samples_http_and_starts_the_flusher_on_lifespan() -
 
     asyncio.run(run())
     cur, _ = rec.swap()
+    late = since_stamped.ms() + 1.0  # one clock; a stamp is truncated to the millisecond
     assert seen == ["lifespan", "http", "http", "websocket"]
     assert (cur.requests, cur.hist.count, cur.drops) == (2, 1, {"garbage": 1})
-    assert 80.0 <= cur.hist.total_ms < 200.0
+    assert 80.0 <= cur.hist.total_ms <= 80.0 + late, (cur.hist.total_ms, late)
     rec.stop()
 
 

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from autoscaler.ports import SourceError
+from tests.helpers import Stopwatch
 from tests.sources.pgjobs import connect, make_source, ready_source, sample_once, schema_url
 from tests.sources.rails import (
     create_layout,
@@ -38,14 +39,21 @@ def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
 
 
 def test_a_running_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
+    source = ready_source("good_job", schema_url(schema), "default")
     running = good_job_enqueue(db, "default")
+    since_running = Stopwatch()
     time.sleep(0.5)
+    since_waiting = Stopwatch()
     good_job_enqueue(db, "default")
     good_job_perform(db, running, str(uuid.uuid4()))
-    reading = sample(schema)
+    running_age = since_running.lower()  # at least 0.5 s older than the waiting job
+    reading = source.sample(time.time())
+    waiting_age = since_waiting.upper()
+    source.close()
     assert reading.busy == 1
     assert reading.depth == 1
-    assert reading.value_ms < 250
+    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
+    assert reading.value_ms < running_age  # ...not the running one's
     good_job_finish(db, running)
     assert sample(schema).busy == 0
 
@@ -133,33 +141,39 @@ def empty3(db3: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
 
 def test_good_job_3_immediate_jobs_count_from_their_enqueue_time(empty3: Any) -> None:
     source = ready_source("good_job", schema_url(GOOD_JOB_3), "default,mailers")
+    since_first = Stopwatch()
     first = good_job_enqueue(empty3, "default", version=3)
     time.sleep(0.5)
+    since_mailers = Stopwatch()
     good_job_enqueue(empty3, "default", version=3)
     good_job_enqueue(empty3, "mailers", version=3)
     time.sleep(0.5)
     reading = source.sample(time.time())
+    first_age, mailers_age = since_first.upper(), since_mailers.upper()
     source.close()
     row = empty3.execute("SELECT scheduled_at FROM good_jobs WHERE id = %s", (first,)).fetchone()
     assert row == (None,)  # what GoodJob 3.99 writes for a job enqueued to run now
-    assert 1000 <= reading.value_ms <= 1250  # not an empty queue
-    assert 500 <= reading.queues["mailers"] <= 750
+    assert 1000 <= reading.value_ms <= first_age  # not an empty queue
+    assert 500 <= reading.queues["mailers"] <= mailers_age
     assert reading.depth == 3
 
 
 def test_good_job_3_mixes_immediate_and_past_due_scheduled_jobs(empty3: Any) -> None:
     source = ready_source("good_job", schema_url(GOOD_JOB_3), "default")
+    since_start = Stopwatch()
     good_job_enqueue(empty3, "default", version=3)
     good_job_enqueue(empty3, "default", utcnow() - datetime.timedelta(seconds=5), version=3)
     good_job_enqueue(empty3, "default", utcnow() + datetime.timedelta(hours=1), version=3)
     reading = source.sample(time.time())
-    assert 5000 <= reading.value_ms <= 5500  # the past-due one is the oldest
+    past_due_age = since_start.upper(after_ms=-5000)  # due 5 s before it was written
+    assert 5000 <= reading.value_ms <= past_due_age  # the past-due one is the oldest
     assert reading.depth == 2  # the future one does not count
     empty3.execute("DELETE FROM good_jobs WHERE scheduled_at IS NOT NULL")
     time.sleep(0.3)
     reading = source.sample(time.time())
+    immediate_age = since_start.upper()
     source.close()
-    assert 300 <= reading.value_ms <= 800  # the immediate one alone, from created_at
+    assert 300 <= reading.value_ms <= immediate_age  # the immediate one alone, from created_at
     assert reading.depth == 1
 
 

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from autoscaler.ports import SourceError
-from tests.sources.pgjobs import closed_dsn, make_source, sample_once, schema_url
+from tests.helpers import Stopwatch
+from tests.sources.pgjobs import (
+    closed_dsn,
+    make_source,
+    ready_source,
+    sample_once,
+    schema_url,
+)
 from tests.sources.rails import (
     job_tables,
     solid_queue_claim,
@@ -32,24 +39,38 @@ def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
 
 
 def test_a_dispatched_job_counts_from_its_dispatch(schema: str, db: Any) -> None:
+    source = ready_source("solid_queue", schema_url(schema), "default")
     solid_queue_enqueue(db, "default", scheduled_at=utcnow() + datetime.timedelta(seconds=0.5))
+    since_enqueue = Stopwatch()  # the job came due at most 0.5 s after this
     time.sleep(1.0)
+    since_dispatch = Stopwatch()
     solid_queue_dispatch_due(db)
     time.sleep(0.5)
-    reading = sample(schema)
-    assert 500 <= reading.value_ms <= 750  # ready since the dispatch, as Queue#latency says
+    due_age = since_enqueue.lower(after_ms=500)  # at least 0.5 s older than the dispatch
+    reading = source.sample(time.time())
+    dispatch_age = since_dispatch.upper()
+    source.close()
+    assert 500 <= reading.value_ms <= dispatch_age  # ready since the dispatch, as Queue#latency
+    assert reading.value_ms < due_age  # says, not since it came due
     assert reading.depth == 1
 
 
 def test_a_claimed_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
+    source = ready_source("solid_queue", schema_url(schema), "default")
     claimed = solid_queue_enqueue(db, "default")
+    since_claimed = Stopwatch()
     time.sleep(0.5)
+    since_waiting = Stopwatch()
     solid_queue_enqueue(db, "default")
     solid_queue_claim(db, claimed, solid_queue_register_process(db))
-    reading = sample(schema)
+    claimed_age = since_claimed.lower()  # at least 0.5 s older than the waiting job
+    reading = source.sample(time.time())
+    waiting_age = since_waiting.upper()
+    source.close()
     assert reading.busy == 1
     assert reading.depth == 1
-    assert reading.value_ms < 250
+    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
+    assert reading.value_ms < claimed_age  # ...not the claimed one's
 
 
 def test_a_paused_queue_is_shown_but_not_counted(schema: str, db: Any) -> None:
