@@ -151,7 +151,9 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
         settled = last is None or (t - last >= settle and (above is None or above - last >= settle))
         at = new.rate_at
         rising = at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window)
-        if settled and not (rising and sig > cfg.up_ms):
+        # an overload counts only if read on a steady rate and queued within the window (a
+        # wait longer than the window was queued by load from before it)
+        if settled and not (sig > cfg.up_ms and (rising or sig > cfg.window * 1000.0)):
             up = cfg.up_ms
             top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
             new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
