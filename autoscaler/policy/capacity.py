@@ -29,6 +29,9 @@ BIN_MEMORY = 20
 #: an overloaded bin at most this many bins (5% each) above the last one in the band makes the
 #: estimate sure: what one instance carries lies between the two
 BRACKET_BINS = 3
+#: an overload reading counts only if the rate has not risen since the last tick by more than
+#: this many standard deviations of the count noise of two windows a tick apart
+RISE_SIGMAS = 2.0
 #: at most this many bins are kept (the lowest loads are dropped first): the state stays small
 MAX_BINS = 160
 _PER_LOG = 1.0 / math.log(1.05)  # bins of load 5% wide
@@ -161,3 +164,16 @@ def readable(last_change: float | None, above_since: float | None, t: float, set
 def top_of_band(down_ms: float, up_ms: float) -> float:
     """Where the upper half of the band begins (ms)."""
     return down_ms + LEARN_FROM * (up_ms - down_ms)
+
+
+def rising(rate: float, last: float | None, dt: float, window: float) -> bool:
+    """Whether the load is rising under this reading: the rate over ``window`` (s) went up since
+    the one read ``dt`` s earlier by more than ``RISE_SIGMAS`` standard deviations of what
+    Poisson arrivals alone would move it (the two windows share all but ``dt`` of their
+    seconds). A window read while the load rises reports its mean rate, below the load its
+    last seconds queued under: an overload read then is not what the instances carry at the
+    window's mean."""
+    if last is None or dt <= 0.0 or rate <= last:
+        return False
+    noise = math.sqrt((rate + last) * min(dt, window)) / window
+    return rate - last > RISE_SIGMAS * noise

@@ -138,7 +138,8 @@ def observe(
 
 def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
     """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
-    settled formation with enough requests, the signal against the load per instance."""
+    settled formation with enough requests, the signal against the load per instance (an
+    overload read while the load is rising is left out: ``capacity.rising``)."""
     sig = obs.signal_ms
     assert sig is not None
     cur, ready = obs.current, obs.ready
@@ -147,7 +148,12 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
         # ``capacity.readable``, inline: the formation settled, any overload its own
         last, above = new.last_change, new.above_since
         settle = cfg.up_cooldown + cfg.window
-        if last is None or (t - last >= settle and (above is None or above - last >= settle)):
+        settled = last is None or (t - last >= settle and (above is None or above - last >= settle))
+        at = new.rate_at
+        rising = at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window)
+        # an overload counts only if read on a steady rate and queued within the window (a
+        # wait longer than the window was queued by load from before it)
+        if settled and not (sig > cfg.up_ms and (rising or sig > cfg.window * 1000.0)):
             up = cfg.up_ms
             top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
             new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
@@ -160,7 +166,7 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
                     slots, sure = cap.estimate(new.slot_bins, top, up)
                     new.slots = slots if sure else None
     new.rate_mean, new.rate_var, new.rate_since = load.track(new, rate, t)
-    new.rate_at = t
+    new.rate_at, new.rate_last = t, rate
 
 
 def expected_rate(cfg: PolicyConfig, st: PolicyState, rate: float, t: float) -> float:

@@ -27,6 +27,7 @@ class PolicyState:
         "last_up",
         "probe_at",
         "rate_at",
+        "rate_last",
         "rate_mean",
         "rate_since",
         "rate_var",
@@ -49,6 +50,7 @@ class PolicyState:
         rate_mean: float | None = None,
         rate_var: float = 0.0,
         rate_at: float | None = None,
+        rate_last: float | None = None,
         rate_since: float | None = None,
         capacity: float | None = None,
         sure: bool = False,
@@ -71,6 +73,8 @@ class PolicyState:
         self.rate_mean = rate_mean
         self.rate_var = rate_var
         self.rate_at = rate_at
+        # the rate read on the tick of ``rate_at`` (is the load rising right now?)
+        self.rate_last = rate_last
         self.rate_since = rate_since
         # what one instance carries (requests/s): with ``sure``, the load at which the signal
         # reaches the top of the band; without, the most it has carried inside the band (a
@@ -116,6 +120,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.rate_mean = state.rate_mean
     new.rate_var = state.rate_var
     new.rate_at = state.rate_at
+    new.rate_last = state.rate_last
     new.rate_since = state.rate_since
     new.capacity = state.capacity
     new.sure = state.sure

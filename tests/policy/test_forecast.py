@@ -182,6 +182,30 @@ def test_readings_count_only_with_the_formation_settled_and_enough_requests():
         assert state.bins == {}
 
 
+def test_an_overload_read_while_the_rate_rises_is_not_learned():
+    """At a burst's onset the window's mean rate lags the load that queued its requests: an
+    overload read then would teach a capacity far below what the instances carry."""
+    cfg = PolicyConfig(high=40)
+    _, state = decide(cfg, PolicyState(), obs(4, 40.0, 80.0), at(T))
+    assert len(state.bins) == 1  # steady and in the band: learned
+    _, rising = decide(cfg, state, obs(4, 400.0, 120.0), at(T + 5))  # +40/s in 5 s
+    assert rising.bins == state.bins
+    _, steady = decide(cfg, state, obs(4, 400.0, 81.0), at(T + 5))  # within the count noise
+    assert steady.bins != state.bins
+    _, calm = decide(cfg, state, obs(4, 150.0, 120.0), at(T + 5))  # in the band: learned
+    assert calm.bins != state.bins
+
+
+def test_an_overload_longer_than_the_window_is_not_learned():
+    """A wait longer than the window was queued by load from before it: the window's rate does
+    not say what the instances carry."""
+    cfg = PolicyConfig(high=40)  # WINDOW 30 s
+    _, state = decide(cfg, PolicyState(), obs(4, 31_000.0, 80.0), at(T))
+    assert state.bins == {}
+    _, state = decide(cfg, PolicyState(), obs(4, 29_000.0, 80.0), at(T))
+    assert len(state.bins) == 1
+
+
 def test_a_long_quiet_spell_probes_below_the_forecast_and_learns_more():
     """Learned too low (a burst read as an overload): the forecast would keep too many for good.
     Quiet for PROBE_AFTER, one fewer is tried; the forecast then waits for settled readings,
