@@ -326,8 +326,10 @@ def diagnose(seed_value: int) -> str:
             setattr(m, "decide", decide)  # noqa: B010
     replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
     hours = float(replayed["instance_hours"])
+    over = sum(1 for m in rows if m.p50 is not None and m.p50 > 200.0)
     return (
-        f"seed {seed_value}: the daemon ran {ran:.1f} instance-hours, the replay {hours:.1f} "
+        f"seed {seed_value}: the daemon ran {ran:.1f} instance-hours with {over} of "
+        f"{len(rows)} minutes' median signal over 200 ms, the replay {hours:.1f} "
         f"({hours / ran - 1:+.1%})\n  daemon: {daemon.describe(1000.0)}\n"
         f"  replay: {replay.describe(0.0)}"
     )
