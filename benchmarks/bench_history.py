@@ -23,16 +23,14 @@
   the early signal's limit (``slots``) ended at, and the readings the capacity model learned
   above the up threshold, with how many of them came on a tick whose arrival rate had risen
   more than 5% since the tick before (a burst's onset: the window's mean rate still lags the
-  load that queued the requests). With ``--steady-learning``, both sides run a proposed change
-  to the policy (patched in this process only): the capacity model learns nothing on a tick
-  whose arrival rate rose more than 5% since the tick before.
+  load that queued the requests; the policy now leaves such overloads out of what it learns).
 
 Leaves out: network latency to a remote Redis or browser, the daemon's other threads, and a
 slower machine's browser (Chromium here draws on the CPU, without a GPU).
 
     .venv/bin/python benchmarks/bench_history.py [--runs 7] [--skip-size] [--skip-browser]
     .venv/bin/python benchmarks/bench_history.py --round-trip 7 1 3
-    .venv/bin/python benchmarks/bench_history.py --diagnose 1 [--steady-learning]
+    .venv/bin/python benchmarks/bench_history.py --diagnose 1
 """
 
 from __future__ import annotations
@@ -262,30 +260,6 @@ class _Watch:
         )
 
 
-def _steady_learning() -> None:
-    """Patch the policy (this process only): no capacity or slot reading is learned on a tick
-    whose arrival rate rose more than 5% since the tick before (the same rate is tracked)."""
-    from autoscaler.model import Status
-    from autoscaler.policy import ladder
-
-    learn = ladder.learn
-    last: dict[int, float] = {}
-
-    def steady(cfg: Any, new: Any, obs: Any, rate: float, t: float) -> None:
-        before = last.get(id(cfg))
-        last[id(cfg)] = rate
-        if before and rate > 1.05 * before and obs.status is Status.OK:
-            obs.status = Status.SPARSE  # ``learn`` reads only an OK signal against the load
-            try:
-                learn(cfg, new, obs, rate, t)
-            finally:
-                obs.status = Status.OK
-            return
-        learn(cfg, new, obs, rate, t)
-
-    ladder.learn = steady
-
-
 def diagnose(seed_value: int) -> str:
     """One seed's week and replay with ``decide`` watched on both sides."""
     import contextlib
@@ -342,13 +316,8 @@ def main() -> None:
     parser.add_argument("--skip-browser", action="store_true", help="leave out the page load")
     parser.add_argument("--round-trip", type=int, nargs="+", metavar="SEED", help="only that")
     parser.add_argument("--diagnose", type=int, nargs="+", metavar="SEED", help="only that")
-    parser.add_argument(
-        "--steady-learning", action="store_true", help="with --diagnose: the proposed policy"
-    )
     args = parser.parse_args()
     if args.diagnose:
-        if args.steady_learning:
-            _steady_learning()
         for seed_value in args.diagnose:
             print(diagnose(seed_value), flush=True)
         return

@@ -115,14 +115,15 @@ def _simulate(trace: Path, service_ms: float, slots: int, boot_s: float) -> floa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [7, 1])
 def test_a_week_of_the_simulated_app_replayed_with_the_fit_costs_what_the_daemon_ran(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     """The round trip: a week of the daemon on the simulated app (100 ms requests, 4 slots,
-    20 s boot), exported and replayed by ``simulate`` with the fitted model. Seed 7; seed 1
-    misses by more than 10% (the daemon learns from burst onsets that the exported minutes
-    smooth away: ``benchmarks/bench_history.py --diagnose 1``, docs/dashboard.md)."""
-    rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": "7"})
+    20 s boot), exported and replayed by ``simulate`` with the fitted model. Seed 1 missed by
+    13% while the capacity model learned overloads read at burst onsets, which the exported
+    minutes smooth away (``benchmarks/bench_history.py --diagnose 1``, docs/dashboard.md)."""
+    rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed)})
     assert len(rows) == 7 * 1440
     f = fit(rows, events, (50.0, 200.0))
     assert f.service_ms == pytest.approx(100.0, rel=0.05)
