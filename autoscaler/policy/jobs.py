@@ -1,4 +1,4 @@
-"""The steps for a job process (a worker scaled on job latency), which ``ladder`` routes here.
+"""The up and down steps of a job process (a worker scaled on job latency), which ``ladder`` calls.
 
 A job source reports the age of the oldest due job (the signal), the due jobs waiting
 (``depth``) and the jobs running (``busy``, where the backend records it); no arrival rate, so
@@ -26,18 +26,13 @@ from __future__ import annotations
 
 import math
 
-from autoscaler.model import Action, Observation, Reason, Status
+from autoscaler.model import Action, Observation, Reason
 from autoscaler.policy import sizing
 from autoscaler.policy.config import PolicyConfig
 from autoscaler.policy.state import PolicyState
 
 Step = tuple[Action, int, Reason]
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
-_UNTRUSTED = {
-    Status.MISSING: Reason.SIGNAL_MISSING,
-    Status.STALE: Reason.SIGNAL_STALE,
-    Status.FAILED: Reason.SIGNAL_FAILED,
-}
 
 
 def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> float | None:
@@ -77,38 +72,6 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
         return jobs, True
     work = (obs.depth or 0) > 0 or (obs.busy or 0) > 0 or bool(obs.signal_ms)
     return (1 if work else 0), False
-
-
-def ladder(
-    cfg: PolicyConfig,
-    st: PolicyState,
-    obs: Observation,
-    t: float,
-    *,
-    low: int,
-    high: int,
-    trusted: bool,
-) -> Step:
-    """The job process's steps once the bounds hold; the first that applies decides."""
-    cur = obs.current
-    if cur == 0 and first(obs, trusted):
-        return _UP, 1, Reason.SCALE_FROM_ZERO
-    if not trusted:
-        return _HOLD, cur, _UNTRUSTED.get(obs.status, Reason.SIGNAL_MISSING)
-    if st.above_since is not None:
-        return up(cfg, st, obs, t, high)
-    if st.below_since is not None:
-        return down(cfg, st, obs, t, low)
-    return _HOLD, cur, Reason.IN_BAND
-
-
-def first(obs: Observation, trusted: bool) -> bool:
-    """A process at 0 with a due or running job (or a signal at all) needs one instance; a
-    known depth counts even when the jobs' ages are not known."""
-    work = (obs.depth or 0) > 0
-    if trusted:
-        return work or (obs.busy or 0) > 0 or bool(obs.signal_ms)
-    return obs.status is Status.MISSING and work
 
 
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:

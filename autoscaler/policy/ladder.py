@@ -74,19 +74,18 @@ def ladder(
         return _UP, low, Reason.RAISED_TO_MIN
     if cur > high:
         return _DOWN, high, Reason.LOWERED_TO_MAX
-    if cfg.scale_from_zero:  # a job process (job latency): its own steps
-        return jobs.ladder(cfg, st, obs, t, low=low, high=high, trusted=trusted)
     if cur == 0 and wants_first(obs, trusted):
         return _UP, 1, Reason.SCALE_FROM_ZERO
     if not trusted:
         return _HOLD, cur, _UNTRUSTED.get(obs.status, Reason.SIGNAL_MISSING)
+    worker = cfg.scale_from_zero  # a job process (job latency): its own up and down steps
     if st.above_since is not None:
-        return up(cfg, st, obs, t, high)
-    early = ahead(cfg, st, obs, t, high)
+        return jobs.up(cfg, st, obs, t, high) if worker else up(cfg, st, obs, t, high)
+    early = None if worker else ahead(cfg, st, obs, t, high)
     if early is not None:
         return early
     if st.below_since is not None:
-        return down(cfg, st, obs, t, low)
+        return jobs.down(cfg, st, obs, t, low) if worker else down(cfg, st, obs, t, low)
     return _HOLD, cur, Reason.IN_BAND
 
 
