@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autoscaler.sim.output import JOB_COLUMNS as COLUMNS
-from autoscaler.sim.report import COLOURS, _Axis, _chart
+from autoscaler.sim.report import COLOURS, STYLE, _Axis, _chart
 from autoscaler.sim.workersim import WorkerResult, WorkerSetup
 
 
@@ -78,12 +78,7 @@ def render_jobs(
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>autoscaler simulate (workers)</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1000px; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 3px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }} tr:nth-child(even) {{ background: #f3f3f3; }}
-pre {{ white-space: pre-wrap; }} figure {{ margin: 1em 0; }}
-</style></head><body>
+{STYLE}</head><body>
 <h1>autoscaler simulate: workers</h1>
 <pre>{html.escape(description)}</pre>
 <table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>

@@ -18,6 +18,15 @@ WIDTH, LEFT, RIGHT, TOP, BOTTOM = 960, 84, 10, 22, 34
 MAX_POINTS = 1200
 
 
+#: the reports' one stylesheet (web and workers)
+STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1000px; }
+table { border-collapse: collapse; } td, th { padding: 3px 10px; text-align: right; }
+td:first-child, th:first-child { text-align: left; } tr:nth-child(even) { background: #f3f3f3; }
+pre { white-space: pre-wrap; } figure { margin: 1em 0; }
+</style>"""
+
+
 def _downsample(values: Sequence[float], points: int = MAX_POINTS) -> list[float]:
     """At most ``points`` values, each the max of its bucket (peaks stay visible)."""
     if len(values) <= points:
@@ -158,12 +167,7 @@ def render(description: str, setup: Setup, results: Sequence[Result], start: flo
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>autoscaler simulate</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1000px; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 3px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }} tr:nth-child(even) {{ background: #f3f3f3; }}
-pre {{ white-space: pre-wrap; }} figure {{ margin: 1em 0; }}
-</style></head><body>
+{STYLE}</head><body>
 <h1>autoscaler simulate</h1>
 <pre>{html.escape(description)}</pre>
 <table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
