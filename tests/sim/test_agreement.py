@@ -35,6 +35,9 @@ def run(trace: Trace, spec: PolicySpec, *, exact: bool, seed: int) -> Result:
 
 TRACES = [nasa, wc98_before_the_flash_crowd]
 SEEDS = range(1, 7)
+#: the closed loop takes more seeds: single exact runs on the NASA slice spread from 8.8 to 11.5
+#: instance-hours, so the mean of six has a standard error of about 5%, half the tolerance
+CLOSED_LOOP_SEEDS = range(1, 13)
 
 
 @pytest.mark.parametrize("trace", TRACES)
@@ -113,8 +116,8 @@ def test_agree_on_cost_under_the_configured_policy(trace: object) -> None:
     runs and not in others (the test above compares the models on the same formations)."""
     assert callable(trace)
     spec = PolicySpec("default", 1, 40, PolicyConfig(high=40))
-    fast = [run(trace(), spec, exact=False, seed=s) for s in SEEDS]
-    exact = [run(trace(), spec, exact=True, seed=s) for s in SEEDS]
+    fast = [run(trace(), spec, exact=False, seed=s) for s in CLOSED_LOOP_SEEDS]
+    exact = [run(trace(), spec, exact=True, seed=s) for s in CLOSED_LOOP_SEEDS]
     assert mean(r.instance_hours for r in fast) == pytest.approx(
         mean(r.instance_hours for r in exact), rel=0.10
     )
