@@ -44,7 +44,8 @@ def web_with_forecast(n: int) -> float:
     obs = Observation(5, 0.0, Status.OK)
     start = time.perf_counter()
     for i in range(n):
-        rate = 100.0 + 40.0 * ((i // 200) % 7) - 10.0 * (i % 3)  # levels, swings
+        # levels, and swings within the count noise of two windows a tick apart
+        rate = 100.0 + 40.0 * ((i // 200) % 7) - 1.0 * (i % 3)
         per_instance = rate / max(obs.current, 1)
         # an app whose instances carry 25 requests/s at 200 ms, and a spike now and then
         obs.signal_ms = 200.0 * (per_instance / 25.0) ** 2 if i % 97 else 450.0
