@@ -169,16 +169,16 @@ def _spread(times: list[float], runs: int) -> str:
     )
 
 
-def round_trip(seed_value: int) -> str:
-    """One seed's week: what the daemon ran, the fit, and what ``simulate`` replays."""
+def _week(seed_value: int, *extra: str) -> tuple[Any, Any, float, Any, float]:
+    """A week of the daemon on the sim app, its fit, and the default policy's instance-hours
+    replayed by ``simulate`` with that fit (``extra``: more ``simulate`` flags)."""
     import contextlib
     import io
     import json
     import tempfile
 
     from autoscaler.cli import main as cli
-    from autoscaler.config import load
-    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv, tune_verdict
+    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv
 
     rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed_value)})
     f = fit(rows, events, (50.0, 200.0))
@@ -193,11 +193,21 @@ def round_trip(seed_value: int) -> str:
             cli(
                 [
                     *("simulate", "--trace", path, "--service-ms", f"{service:g}"),
-                    *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json"),
+                    *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json", *extra),
                 ]
             )
     replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
-    hours = float(replayed["instance_hours"])
+    return rows, events, ran, f, float(replayed["instance_hours"])
+
+
+def round_trip(seed_value: int) -> str:
+    """One seed's week: what the daemon ran, the fit, and what ``simulate`` replays."""
+
+    from autoscaler.config import load
+    from autoscaler.sim.owntraffic import tune_verdict
+
+    rows, events, ran, f, hours = _week(seed_value)
+    service, slots, boot = f.service_ms or 100.0, f.concurrency or 4, f.boot_s or 45.0
     started, cpu = time.perf_counter(), time.process_time()
     verdict = tune_verdict(rows, events, load({"AUTOSCALER_PROCESSES": "web"}), "web")
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -262,15 +272,9 @@ class _Watch:
 
 def diagnose(seed_value: int) -> str:
     """One seed's week and replay with ``decide`` watched on both sides."""
-    import contextlib
-    import io
-    import json
-    import tempfile
 
     import autoscaler.loop
     import autoscaler.sim.baselines
-    from autoscaler.cli import main as cli
-    from autoscaler.sim.owntraffic import fit, record_simulated, trace_csv
 
     daemon, replay = _Watch(), _Watch()
     modules = autoscaler.loop, autoscaler.sim.baselines
@@ -278,28 +282,10 @@ def diagnose(seed_value: int) -> str:
     for m, watch, decide in zip(modules, (daemon, replay), saved, strict=True):
         setattr(m, "decide", watch.wrap(decide))  # noqa: B010
     try:
-        rows, events, ran = record_simulated(7.0, {"AUTOSCALER_SIM_SEED": str(seed_value)})
-        f = fit(rows, events, (50.0, 200.0))
-        service, slots, boot = f.service_ms or 100.0, f.concurrency or 4, f.boot_s or 45.0
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "web.csv")
-            with open(path, "w", encoding="utf-8") as out:
-                out.write(trace_csv(rows)[0])
-            os.environ["AUTOSCALER_PROCESSES"] = "web"
-            buf = io.StringIO()
-            with contextlib.redirect_stdout(buf):
-                cli(
-                    [
-                        *("simulate", "--trace", path, "--service-ms", f"{service:g}"),
-                        *("--concurrency", str(slots), "--boot", f"{boot:g}", "--json"),
-                        *("--jobs", "1"),
-                    ]
-                )
+        rows, _events, ran, _fit, hours = _week(seed_value, "--jobs", "1")
     finally:
         for m, decide in zip(modules, saved, strict=True):
             setattr(m, "decide", decide)  # noqa: B010
-    replayed = next(r for r in json.loads(buf.getvalue()) if r["policy"] == "default")
-    hours = float(replayed["instance_hours"])
     over = sum(1 for m in rows if m.p50 is not None and m.p50 > 200.0)
     return (
         f"seed {seed_value}: the daemon ran {ran:.1f} instance-hours with {over} of "
