@@ -170,16 +170,33 @@ class HistoryStore(Protocol):
     def close(self) -> None: ...
 
 
+class Mean:
+    """The mean of the values given that are known: ``None`` is left out, and the mean of
+    none is ``None`` (unknown, not zero)."""
+
+    __slots__ = ("n", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.n = 0
+
+    def add(self, value: float | None) -> None:
+        if value is not None:
+            self.total += value
+            self.n += 1
+
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
 @dataclass(slots=True)
 class _Open:
     """The minute being filled for one process."""
 
     t: int
     signals: list[float] = field(default_factory=list)
-    rate_sum: float = 0.0
-    rate_n: int = 0
-    in_use_sum: float = 0.0
-    in_use_n: int = 0
+    rate: Mean = field(default_factory=Mean)
+    in_use: Mean = field(default_factory=Mean)
     quantity: int | None = None
     ready: int | None = None
     ticks: int = 0
@@ -193,8 +210,8 @@ class _Open:
             p50=_quantile(values, 0.5),
             p95=_quantile(values, 0.95),
             max=values[-1] if values else None,
-            rate=self.rate_sum / self.rate_n if self.rate_n else None,
-            in_use=self.in_use_sum / self.in_use_n if self.in_use_n else None,
+            rate=self.rate.value(),
+            in_use=self.in_use.value(),
             quantity=self.quantity,
             ready=self.ready,
             ticks=self.ticks,
@@ -267,12 +284,9 @@ class Recorder:
                 current.signals.append(f.signal_ms)
             else:
                 current.untrusted += 1
-            if f.rate_per_s is not None:
-                current.rate_sum += f.rate_per_s
-                current.rate_n += 1
+            current.rate.add(f.rate_per_s)
+            current.in_use.add(f.in_use)
             if f.in_use is not None:
-                current.in_use_sum += f.in_use
-                current.in_use_n += 1
                 serving = f.ready if f.ready else f.quantity
                 steady = self._steady(f.process, f.quantity, f.ready, wall)
                 if serving and steady:

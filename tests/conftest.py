@@ -1,10 +1,13 @@
 """Fixtures shared by the lock, loop and end-to-end tests: Redis database 8 (``redis_db``; the
-web tests have their own), PostgreSQL schemas ``t_lock_*``."""
+web tests have their own), PostgreSQL schemas ``t_lock_*``; and, for the commands' tests, an
+environment with no ``AUTOSCALER_*`` variable (``clean_env``)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,3 +34,12 @@ def pg_schema(unique: str) -> Iterator[str]:
     yield unique
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {unique} CASCADE")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ``AUTOSCALER_*`` variable, and a fresh working directory (no ``.env`` file)."""
+    for key in list(os.environ):
+        if key.startswith("AUTOSCALER_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)

@@ -186,6 +186,11 @@ def error_message(response: httpx.Response, limit: int = 300) -> str:
     return redact(printable(text[:limit])) if text else response.reason_phrase
 
 
+def bearer_headers(token: str, accept: str = "application/json") -> dict[str, str]:
+    """The headers of a platform API read with a bearer token."""
+    return {"Accept": accept, "Authorization": f"Bearer {token}", "User-Agent": "queue-autoscaler"}
+
+
 class Http:
     """An ``httpx.Client`` for one platform API with timeouts, budgets, retries and typed errors.
 

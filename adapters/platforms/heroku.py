@@ -27,7 +27,13 @@ from autoscaler import configkit
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.configkit import DaemonConfig, EnvSettings, NoSettings, PlatformAdapter, Text, Url
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    bearer_headers,
+    error_message,
+    iso_seconds,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected
 from autoscaler.redact import redact, register_secret
 
@@ -120,11 +126,7 @@ class Heroku:
         self.http = Http(
             "heroku",
             config.api_url,
-            {
-                "Accept": ACCEPT,
-                "Authorization": f"Bearer {config.token}",
-                "User-Agent": "queue-autoscaler",
-            },
+            bearer_headers(config.token, ACCEPT),
             budget=self.budget,
             timeout=timeout,
             clock=self.clock,

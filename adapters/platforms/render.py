@@ -38,7 +38,14 @@ from autoscaler.configkit import (
     read_each,
 )
 from autoscaler.model import Formation
-from autoscaler.platforms._http import CallBudget, Http, error_message, iso_seconds, reset_delay
+from autoscaler.platforms._http import (
+    CallBudget,
+    Http,
+    bearer_headers,
+    error_message,
+    iso_seconds,
+    reset_delay,
+)
 from autoscaler.ports import ConfigError, Conflict, PlatformError, Rejected, WriteUnknown
 from autoscaler.redact import redact, register_secret
 
@@ -162,11 +169,7 @@ class Render:
         self.http = Http(
             "render",
             config.api_url,
-            {
-                "Accept": "application/json",
-                "Authorization": f"Bearer {config.api_key}",
-                "User-Agent": "queue-autoscaler",
-            },
+            bearer_headers(config.api_key),
             budget=self.reads,
             timeout=timeout,
             clock=self.clock,

@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
-from autoscaler.history import HistoryStore, Minute
+from autoscaler.history import HistoryStore, Mean, Minute
 
 #: the ranges the page offers, in seconds
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "14d": 14 * 86400}
@@ -50,27 +50,20 @@ def _text(status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> Resp
 class _Bucket:
     """One bucket's sums and counts (for the means) and its worst and lowest values."""
 
-    __slots__ = ("p50", "p50n", "p95", "q", "rate", "raten", "ready", "t", "top", "use", "usen")
+    __slots__ = ("p50", "p95", "q", "rate", "ready", "t", "top", "use")
 
     def __init__(self, t: int) -> None:
         self.t = t
-        self.p50 = self.rate = self.use = 0.0
-        self.p50n = self.raten = self.usen = 0
+        self.p50, self.rate, self.use = Mean(), Mean(), Mean()
         self.p95: float | None = None
         self.top: float | None = None
         self.q: int | None = None
         self.ready: int | None = None
 
     def add(self, m: Minute) -> None:
-        if m.p50 is not None:
-            self.p50 += m.p50
-            self.p50n += 1
-        if m.rate is not None:
-            self.rate += m.rate
-            self.raten += 1
-        if m.in_use is not None:
-            self.use += m.in_use
-            self.usen += 1
+        self.p50.add(m.p50)
+        self.rate.add(m.rate)
+        self.use.add(m.in_use)
         if m.p95 is not None and (self.p95 is None or m.p95 > self.p95):
             self.p95 = m.p95
         if m.max is not None and (self.top is None or m.max > self.top):
@@ -83,14 +76,18 @@ class _Bucket:
     def values(self) -> tuple[Any, ...]:
         return (  # means to 3 decimals, as stored: the page's JSON stays small
             self.t,
-            round(self.p50 / self.p50n, 3) if self.p50n else None,
+            _round3(self.p50.value()),
             self.p95,
             self.top,
-            round(self.rate / self.raten, 3) if self.raten else None,
-            round(self.use / self.usen, 3) if self.usen else None,
+            _round3(self.rate.value()),
+            _round3(self.use.value()),
             self.q,
             self.ready,
         )
+
+
+def _round3(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 _COLUMNS = ("t", "p50", "p95", "max", "rate", "in_use", "quantity", "ready")

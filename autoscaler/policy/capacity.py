@@ -81,23 +81,8 @@ def update(
                 return out, False
         return out, signal_ms > up_ms and STOP_READINGS <= 1
     mean, n = old
-    new = mean + (signal_ms - mean) / (n + 1 if n < BIN_MEMORY else BIN_MEMORY)
-    out[k] = (new, n + 1)
-    # ``kind`` of the bin before and after, inline
-    if mean > up_ms:
-        before = 3 if n >= STOP_READINGS else 0
-    elif n < BIN_READINGS:
-        before = 0
-    else:
-        before = 2 if mean >= top_ms else 1
-    n += 1
-    if new > up_ms:
-        after = 3 if n >= STOP_READINGS else 0
-    elif n < BIN_READINGS:
-        after = 0
-    else:
-        after = 2 if new >= top_ms else 1
-    return out, before != after
+    new = out[k] = (mean + (signal_ms - mean) / (n + 1 if n < BIN_MEMORY else BIN_MEMORY), n + 1)
+    return out, kind(old, top_ms, up_ms) != kind(new, top_ms, up_ms)
 
 
 def kind(entry: tuple[float, int] | None, top_ms: float, up_ms: float) -> int:

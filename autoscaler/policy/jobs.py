@@ -29,7 +29,7 @@ import math
 from autoscaler.model import Action, Observation, Reason
 from autoscaler.policy import sizing
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState
+from autoscaler.policy.state import PolicyState, up_held
 
 Step = tuple[Action, int, Reason]
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
@@ -79,15 +79,10 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     instances boot), then ``UP_STEP`` or in proportion to the overload (at most doubling), but
     never more than every due and running job needs (at least one more)."""
     cur = obs.current
-    assert st.above_since is not None and obs.signal_ms is not None
-    if cur >= high:
-        return _HOLD, cur, Reason.AT_MAX
-    if t - st.above_since < cfg.up_sensitivity:
-        return _HOLD, cur, Reason.UP_SENSITIVITY
-    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
-        return _HOLD, cur, Reason.UP_COOLDOWN
-    if st.short_since is not None and t - st.short_since >= cfg.provision_timeout:
-        return _HOLD, cur, Reason.NOT_READY
+    assert obs.signal_ms is not None
+    held = up_held(cfg, st, cur, t, high)
+    if held is not None:
+        return _HOLD, cur, held
     if cfg.up_step:
         desired = cur + cfg.up_step
     else:

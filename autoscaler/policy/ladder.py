@@ -13,7 +13,7 @@ from autoscaler.model import Action, Decision, Instant, Observation, Reason, Sta
 from autoscaler.policy import capacity as cap
 from autoscaler.policy import jobs, load, sizing
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState, evolve
+from autoscaler.policy.state import PolicyState, evolve, up_held
 
 #: below the band this long while only the forecast holds the instances, one fewer is tried
 #: anyway (s); the forecast then adds nothing for ``PROBE_HOLD`` (s) while they are read
@@ -205,15 +205,10 @@ def not_ready(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
     """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN``, then size the upscale."""
     cur = obs.current
-    assert st.above_since is not None and obs.signal_ms is not None
-    if cur >= high:
-        return _HOLD, cur, Reason.AT_MAX
-    if t - st.above_since < cfg.up_sensitivity:
-        return _HOLD, cur, Reason.UP_SENSITIVITY
-    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
-        return _HOLD, cur, Reason.UP_COOLDOWN
-    if not_ready(cfg, st, t):
-        return _HOLD, cur, Reason.NOT_READY  # more would not help: find out why they never came
+    assert obs.signal_ms is not None
+    held = up_held(cfg, st, cur, t, high)
+    if held is not None:
+        return _HOLD, cur, held
     rate = obs.rate_per_s
     if obs.status is _SPARSE:
         desired, reason = cur + 1, Reason.ABOVE_BAND

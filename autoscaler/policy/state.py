@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from autoscaler.model import Instant
+from typing import TYPE_CHECKING
+
+from autoscaler.model import Instant, Reason
+
+if TYPE_CHECKING:
+    from autoscaler.policy.config import PolicyConfig
 
 #: a stabilisation window: (time, recommended quantity, sized by the load) entries whose
 #: quantities fall from the oldest to the newest, so that the first is the window's highest
@@ -142,3 +147,20 @@ def initial_state(updated_at: float | None, now: Instant) -> PolicyState:
     if updated_at is None or updated_at > now.wall:
         return PolicyState()
     return PolicyState(last_change=now.mono - (now.wall - updated_at))
+
+
+def up_held(cfg: PolicyConfig, st: PolicyState, current: int, t: float, high: int) -> Reason | None:
+    """Why an upscale from ``current`` waits this tick, or ``None`` when it may go: at ``high``,
+    within ``UP_SENSITIVITY`` of the signal going above the band, within ``UP_COOLDOWN`` of the
+    last upscale (its instances boot), or fewer instances serving than run for
+    ``PROVISION_TIMEOUT`` (more would not help: find out why they never came)."""
+    assert st.above_since is not None
+    if current >= high:
+        return Reason.AT_MAX
+    if t - st.above_since < cfg.up_sensitivity:
+        return Reason.UP_SENSITIVITY
+    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
+        return Reason.UP_COOLDOWN
+    if st.short_since is not None and t - st.short_since >= cfg.provision_timeout:
+        return Reason.NOT_READY
+    return None

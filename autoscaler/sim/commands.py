@@ -90,12 +90,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
     )
     m = parser.add_argument_group("the simulated app")
     m.add_argument("--service-ms", type=_positive(float), default=100.0, help="mean (100)")
-    m.add_argument(
-        "--service-cv",
-        type=float,
-        default=1.0,
-        help="spread of service times: gamma coefficient of variation (1 exponential, 0 fixed)",
-    )
+    _add_spread(m, "--service-cv", "service times")
     m.add_argument("--concurrency", type=_positive(int), default=4, help="slots per instance (4)")
     m.add_argument("--boot", type=_seconds, default=45.0, help="seconds before a new one serves")
     m.add_argument(
@@ -129,12 +124,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
         default=10.0,
         help="mean job duration in s for a binned (time,jobs) trace (10)",
     )
-    j.add_argument(
-        "--job-duration-cv",
-        type=float,
-        default=1.0,
-        help="spread of drawn job durations: gamma coefficient of variation (1)",
-    )
+    _add_spread(j, "--job-duration-cv", "drawn job durations")
     j.add_argument(
         "--jobs-per-instance",
         type=_positive(float),
@@ -146,6 +136,15 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
         type=_seconds,
         default=30.0,
         help="a stopped worker's grace before its jobs are interrupted (30s, Heroku's)",
+    )
+
+
+def _add_spread(group: argparse._ArgumentGroup, flag: str, what: str) -> None:
+    group.add_argument(
+        flag,
+        type=float,
+        default=1.0,
+        help=f"spread of {what}: gamma coefficient of variation (1 exponential, 0 fixed)",
     )
 
 

@@ -71,7 +71,21 @@ class _Instance:
         self.slots = [ready_at] * concurrency  # a heap of the times each slot is next free
 
 
-class WebPool:
+class _Pool:
+    """What both pools are given: instances of ``concurrency`` slots, the service times of
+    their work and the seconds a new instance takes to boot."""
+
+    def __init__(
+        self, quantity: int, *, concurrency: int, service: ServiceTimes, boot_s: float
+    ) -> None:
+        if concurrency < 1 or boot_s < 0 or quantity < 0:
+            raise ValueError("concurrency must be >= 1, boot and quantity >= 0")
+        self.concurrency = concurrency
+        self.service = service
+        self.boot_s = boot_s
+
+
+class WebPool(_Pool):
     """A web process: random routing to serving instances, one FIFO queue per instance."""
 
     def __init__(
@@ -84,11 +98,7 @@ class WebPool:
         rng: random.Random,
         now: float = 0.0,
     ) -> None:
-        if concurrency < 1 or boot_s < 0 or quantity < 0:
-            raise ValueError("concurrency must be >= 1, boot and quantity >= 0")
-        self.concurrency = concurrency
-        self.service = service
-        self.boot_s = boot_s
+        super().__init__(quantity, concurrency=concurrency, service=service, boot_s=boot_s)
         self._rng = rng
         self._serving = [_Instance(now, concurrency) for _ in range(quantity)]
         self._booting: deque[_Instance] = deque()  # in order of ready_at
@@ -222,7 +232,7 @@ class RequestLog:
         return len(self._running)
 
 
-class WorkerPool:
+class WorkerPool(_Pool):
     """A worker process: instances with ``concurrency`` slots each pulling jobs from one FIFO
     queue. Feed jobs in time order with ``enqueue``; read the queue with ``latency``."""
 
@@ -235,11 +245,7 @@ class WorkerPool:
         boot_s: float,
         now: float = 0.0,
     ) -> None:
-        if concurrency < 1 or boot_s < 0 or quantity < 0:
-            raise ValueError("concurrency must be >= 1, boot and quantity >= 0")
-        self.concurrency = concurrency
-        self.service = service
-        self.boot_s = boot_s
+        super().__init__(quantity, concurrency=concurrency, service=service, boot_s=boot_s)
         self._next_id = 0
         self._alive: list[int] = []  # instance ids, oldest first
         self._slots: list[tuple[float, int]] = []  # heap of (free at, instance id)

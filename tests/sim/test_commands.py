@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,8 @@ SPEC_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("AUTOSCALER_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)  # no .env file
+# every test runs with no AUTOSCALER_* variable and no .env file
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_simulate_json_has_the_spec_figures_per_policy(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -118,14 +117,6 @@ def test_a_written_scenario_reads_back(tmp_path: Path) -> None:
     back = read_trace(path)
     assert back.start == trace.start and back.width == trace.width
     assert list(back.counts) == pytest.approx(list(trace.counts), rel=1e-5)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("AUTOSCALER_"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.mark.usefixtures("clean_env")

@@ -213,6 +213,13 @@ def outcome(path: Path, *, columnar: bool) -> tuple[object, ...]:
     return (got.start, got.width, got.counts.tobytes(), service)
 
 
+def columnar_alone(path: Path) -> columnar.Columns | None:
+    """What the columnar reader makes of ``path`` by itself (``None``: it declines)."""
+    raw = traces._open_bytes(path)
+    header = [h.strip().lower() for h in raw.decode("utf-8-sig").split("\n")[0].split(",")]
+    return columnar.read(header, raw)
+
+
 @pytest.fixture
 def columnar_always(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every file, however small, goes to the columnar reader first."""
@@ -222,9 +229,7 @@ def columnar_always(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_columnar_reader_reads_both_shipped_slices_as_the_pure_one() -> None:
     for name in ("wc98-slice-6h.csv", "nasa-slice-2h.csv.gz"):
         path = DATA / name
-        raw = traces._open_bytes(path)
-        header = raw.split(b"\n", 1)[0].decode().strip().split(",")
-        fast = columnar.read(header, raw)
+        fast = columnar_alone(path)
         assert fast is not None, name
         pure = read_trace(path, columnar=False)
         assert (fast[0], fast[1]) == (pure.start, pure.width)
@@ -249,9 +254,7 @@ def test_the_columnar_reader_gives_the_pure_readers_trace(
     tmp_path: Path, text: str, columnar_always: None
 ) -> None:
     path = write(tmp_path, text)
-    raw = traces._open_bytes(path)
-    header = [h.strip().lower() for h in raw.decode("utf-8-sig").split("\n")[0].split(",")]
-    assert columnar.read(header, raw) is not None  # it read this one itself
+    assert columnar_alone(path) is not None  # it read this one itself
     assert outcome(path, columnar=True) == outcome(path, columnar=False)
     assert outcome(path, columnar=True)[0] != "error"
 
@@ -278,9 +281,7 @@ def test_what_the_columnar_reader_is_not_sure_of_the_pure_one_decides(
     tmp_path: Path, text: str, columnar_always: None
 ) -> None:
     path = write(tmp_path, text)
-    raw = traces._open_bytes(path)
-    header = [h.strip().lower() for h in raw.decode("utf-8-sig").split("\n")[0].split(",")]
-    assert columnar.read(header, raw) is None
+    assert columnar_alone(path) is None
     assert outcome(path, columnar=True) == outcome(path, columnar=False)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,10 @@ def test_every_shape_writes_a_job_trace_simulate_reads(
     assert t.durations == pytest.approx(g.durations, abs=1e-3)
 
 
+@pytest.mark.usefixtures("clean_env")
 def test_simulate_on_the_job_slice_prints_every_policy_as_json(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for key in list(os.environ):
-        if key.startswith("AUTOSCALER_"):
-            monkeypatch.delenv(key)
     code = main(
         [
             "simulate",
@@ -132,12 +129,10 @@ def test_simulate_on_a_job_trace_writes_the_workers_report(tmp_path: Path) -> No
     assert "<script" not in text
 
 
+@pytest.mark.usefixtures("clean_env")
 def test_tune_on_a_job_trace_prints_worker_settings_as_json(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for key in list(os.environ):
-        if key.startswith("AUTOSCALER_"):
-            monkeypatch.delenv(key)
     code = main(
         [
             "tune",

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from autoscaler import config
 from autoscaler.ports import Source
 from autoscaler.registry import build_source
+from tests.helpers import Stopwatch
 
 BASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LAYOUTS = Path(__file__).parent / "layouts"
@@ -75,3 +77,31 @@ def ready_source(source: str, dsn: str | None, queues: str | None = None, **extr
     built = make_source(source, dsn, queues, **extra)
     built.sample(0.0)
     return built
+
+
+Job = TypeVar("Job")
+
+
+def a_started_job_is_busy_not_waiting(
+    source: str, schema: str, enqueue: Callable[[], Job], start: Callable[[Job], None]
+) -> Job:
+    """Enqueue a job, another 0.5 s later, then ``start`` the first: one job is busy, one
+    waits, and the latency is the waiting job's age, not the started one's. Returns the
+    started job."""
+    polled = ready_source(source, schema_url(schema), "default")
+    started = enqueue()
+    since_started = Stopwatch()
+    time.sleep(0.5)
+    since_waiting = Stopwatch()
+    enqueue()
+    start(started)
+    started_age = since_started.lower()  # at least 0.5 s older than the waiting job
+    reading = polled.sample(time.time())
+    waiting_age = since_waiting.upper()
+    polled.close()
+    assert reading.busy == 1
+    assert reading.depth == 1
+    assert reading.value_ms is not None
+    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
+    assert reading.value_ms < started_age  # ...not the started one's
+    return started

@@ -147,8 +147,10 @@ def test_a_future_countdown_task_does_not_count(db: redis.Redis) -> None:
 
 
 def test_a_past_due_eta_task_counts_from_its_eta(db: redis.Redis) -> None:
-    eta = datetime.now(UTC) + timedelta(seconds=2)
-    publish({"eta": eta.isoformat()})
+    # far enough ahead that the publish (a process of its own) returns before it, however slow
+    eta = datetime.now(UTC) + timedelta(seconds=30)
+    (published,) = publish({"eta": eta.isoformat()})
+    assert published < eta.timestamp()
     reading = make_source("celery", queues="celery").sample(eta.timestamp() + 1.5)
     assert reading.value_ms == pytest.approx(1500, abs=250)
     assert reading.depth == 1

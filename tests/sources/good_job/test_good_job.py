@@ -16,7 +16,14 @@ import pytest
 
 from autoscaler.ports import SourceError
 from tests.helpers import Stopwatch
-from tests.sources.pgjobs import connect, make_source, ready_source, sample_once, schema_url
+from tests.sources.pgjobs import (
+    a_started_job_is_busy_not_waiting,
+    connect,
+    make_source,
+    ready_source,
+    sample_once,
+    schema_url,
+)
 from tests.sources.rails import (
     create_layout,
     good_job_enqueue,
@@ -39,21 +46,12 @@ def sample(schema: str, queues: str | None = "default", **extra: str) -> Any:
 
 
 def test_a_running_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
-    source = ready_source("good_job", schema_url(schema), "default")
-    running = good_job_enqueue(db, "default")
-    since_running = Stopwatch()
-    time.sleep(0.5)
-    since_waiting = Stopwatch()
-    good_job_enqueue(db, "default")
-    good_job_perform(db, running, str(uuid.uuid4()))
-    running_age = since_running.lower()  # at least 0.5 s older than the waiting job
-    reading = source.sample(time.time())
-    waiting_age = since_waiting.upper()
-    source.close()
-    assert reading.busy == 1
-    assert reading.depth == 1
-    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
-    assert reading.value_ms < running_age  # ...not the running one's
+    running = a_started_job_is_busy_not_waiting(
+        "good_job",
+        schema,
+        lambda: good_job_enqueue(db, "default"),
+        lambda job: good_job_perform(db, job, str(uuid.uuid4())),
+    )
     good_job_finish(db, running)
     assert sample(schema).busy == 0
 

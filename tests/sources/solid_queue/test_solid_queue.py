@@ -13,6 +13,7 @@ import pytest
 from autoscaler.ports import SourceError
 from tests.helpers import Stopwatch
 from tests.sources.pgjobs import (
+    a_started_job_is_busy_not_waiting,
     closed_dsn,
     make_source,
     ready_source,
@@ -56,21 +57,12 @@ def test_a_dispatched_job_counts_from_its_dispatch(schema: str, db: Any) -> None
 
 
 def test_a_claimed_job_leaves_the_latency_and_counts_as_busy(schema: str, db: Any) -> None:
-    source = ready_source("solid_queue", schema_url(schema), "default")
-    claimed = solid_queue_enqueue(db, "default")
-    since_claimed = Stopwatch()
-    time.sleep(0.5)
-    since_waiting = Stopwatch()
-    solid_queue_enqueue(db, "default")
-    solid_queue_claim(db, claimed, solid_queue_register_process(db))
-    claimed_age = since_claimed.lower()  # at least 0.5 s older than the waiting job
-    reading = source.sample(time.time())
-    waiting_age = since_waiting.upper()
-    source.close()
-    assert reading.busy == 1
-    assert reading.depth == 1
-    assert 0 <= reading.value_ms <= waiting_age  # the waiting job's age...
-    assert reading.value_ms < claimed_age  # ...not the claimed one's
+    a_started_job_is_busy_not_waiting(
+        "solid_queue",
+        schema,
+        lambda: solid_queue_enqueue(db, "default"),
+        lambda job: solid_queue_claim(db, job, solid_queue_register_process(db)),
+    )
 
 
 def test_a_paused_queue_is_shown_but_not_counted(schema: str, db: Any) -> None:
