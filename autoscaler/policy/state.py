@@ -20,6 +20,9 @@ class PolicyState:
         "above_since",
         "below_since",
         "bins",
+        "boot",
+        "boot_at",
+        "boots",
         "capacity",
         "expected",
         "known",
@@ -60,6 +63,9 @@ class PolicyState:
         probe_at: float | None = None,
         window: Window = (),
         expected: float | None = None,
+        boot: float | None = None,
+        boots: tuple[float, ...] = (),
+        boot_at: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -92,6 +98,11 @@ class PolicyState:
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
         self.expected = expected
+        # the boot time learned from the readings ``boots`` (the most recent last), and when
+        # the upscale being timed was asked (``autoscaler.policy.boot``)
+        self.boot = boot
+        self.boots = boots
+        self.boot_at = boot_at
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -130,6 +141,9 @@ def evolve(state: PolicyState) -> PolicyState:
     new.probe_at = state.probe_at
     new.window = state.window
     new.expected = None
+    new.boot = state.boot
+    new.boots = state.boots
+    new.boot_at = state.boot_at
     return new
 
 
