@@ -5,17 +5,24 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
-from autoscaler.policy import PROBE_AFTER, UP_LIMIT
-from autoscaler.policy.boot import BOOT_DEFAULT
+from autoscaler.policy import PROBE_AFTER, UP_LIMIT, PolicyConfig, PolicyState, boot
 
 
-def cooldown(d: Decision, p: ProcessSettings) -> str:
-    """``UP_COOLDOWN`` in force for the decision, and where it comes from."""
+def cooldown(d: Decision, p: ProcessSettings, role: str = "cooldown") -> str:
+    """The value of one of ``UP_COOLDOWN``'s roles (``autoscaler.policy.boot``) for the decision,
+    and where it comes from."""
     if p.up_cooldown is not None:
         return f"{format_duration(p.up_cooldown)} (UP_COOLDOWN)"
     if d.boot_s is None:
-        return f"{format_duration(BOOT_DEFAULT)} (UP_COOLDOWN auto: no boot read yet)"
-    return f"{format_duration(round(d.boot_s))} (UP_COOLDOWN auto: the boot time learned)"
+        return f"{format_duration(boot.BOOT_DEFAULT)} (UP_COOLDOWN auto: no boot read yet)"
+    rule = boot.idle if role == "idle" else boot.cooldown
+    value = rule(PolicyConfig.from_settings(p), PolicyState(boot=d.boot_s))
+    learned = format_duration(round(d.boot_s))
+    if value != d.boot_s:
+        return (
+            f"{format_duration(value)} (UP_COOLDOWN auto: at most that; the boot learned {learned})"
+        )
+    return f"{learned} (UP_COOLDOWN auto: the boot time learned)"
 
 
 def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
@@ -53,8 +60,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"running, and the jobs of that delay needed at most {d.desired} instances"
         ),
         Reason.IDLE: (
-            f"no job has been due or running for {cooldown(d, p)}: an idle instance kept about "
-            "a boot time costs what a cold start does"
+            f"no job has been due or running for {cooldown(d, p, 'idle')}: an idle instance kept "
+            "about a boot time costs what a cold start does"
         ),
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "

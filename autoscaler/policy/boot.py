@@ -20,8 +20,8 @@ The estimate is the second highest of the last ``BOOT_READINGS`` readings once t
 that has become slower counts after two readings), within ``BOOT_MIN``..``BOOT_MAX``. Until a
 boot has been read (or where the platform never reports ``ready``), ``BOOT_DEFAULT``.
 
-Which of ``UP_COOLDOWN``'s roles use it when ``UP_COOLDOWN`` is ``auto``: ``role`` below and
-``docs/policy.md``. Pure functions.
+Which of ``UP_COOLDOWN``'s roles use it when ``UP_COOLDOWN`` is ``auto``: ``cooldown``,
+``settle``, ``drain`` and ``idle`` below, and ``docs/policy.md``. Pure functions.
 """
 
 from __future__ import annotations
@@ -88,24 +88,34 @@ def unlearned(cfg: PolicyConfig) -> float:
     return BOOT_DEFAULT if cfg.up_cooldown is None else cfg.up_cooldown
 
 
-# ``UP_COOLDOWN``'s roles (``docs/policy.md`` says why each takes the value it takes)
+# ``UP_COOLDOWN``'s roles: which value each takes with ``auto`` (``docs/policy.md`` says why,
+# with the grids' figures); an ``UP_COOLDOWN`` set is every role's value
 
 
 def cooldown(cfg: PolicyConfig, st: PolicyState) -> float:
-    """No further upscale this long after one (its instances boot)."""
-    return learned(cfg, st)
+    """No further upscale this long after one (its instances boot): the learned boot time; for
+    a web process at most ``BOOT_DEFAULT`` (a rise of the load during a long boot is answered
+    before the boot ends: the forecast and the load-sized upscale count booting instances)."""
+    value = learned(cfg, st)
+    if value > BOOT_DEFAULT and cfg.up_cooldown is None and not cfg.scale_from_zero:
+        return BOOT_DEFAULT
+    return value
 
 
 def settle(cfg: PolicyConfig, st: PolicyState) -> float:
-    """A changed formation teaches capacity only this long (plus ``WINDOW``) after the change."""
-    return learned(cfg, st)
+    """A changed formation teaches capacity (a worker: its slots) only this long (plus
+    ``WINDOW``) after the change: not the boot time (where a boot is learned, the platform says
+    which instances serve and readings are per serving instance), ``BOOT_DEFAULT``."""
+    return unlearned(cfg)
 
 
 def drain(cfg: PolicyConfig, st: PolicyState) -> float:
-    """An upscale sized to the load drains the backlog within this long (``WINDOW`` at least)."""
-    return learned(cfg, st)
+    """An upscale sized to the load drains the backlog within this long (``WINDOW`` at least):
+    the cooldown, until which no further upscale comes."""
+    return cooldown(cfg, st)
 
 
 def idle(cfg: PolicyConfig, st: PolicyState) -> float:
-    """A worker with nothing due or running this long goes to ``MIN``."""
+    """A worker with nothing due or running this long goes to ``MIN``: the learned boot time
+    (an idle instance kept a boot costs what a cold start costs: the rent-or-buy bound)."""
     return learned(cfg, st)

@@ -13,9 +13,13 @@ from autoscaler.policy.boot import (
     BOOT_MAX,
     BOOT_MIN,
     BOOT_READINGS,
+    cooldown,
+    drain,
     estimate,
+    idle,
     learned,
     push,
+    settle,
     timing,
 )
 from autoscaler.policy.snapshot import restore, snapshot
@@ -84,6 +88,24 @@ def test_up_cooldown_set_wins_over_what_is_learned():
     assert learned(PolicyConfig(up_cooldown=0.0), st) == 0.0
     assert learned(PolicyConfig(), st) == 42.0
     assert learned(PolicyConfig(), PolicyState()) == BOOT_DEFAULT
+
+
+def test_each_role_takes_its_value():
+    web, worker = PolicyConfig(), PolicyConfig("worker", low=0, up_ms=10_000.0, down_ms=2_000.0)
+    worker.scale_from_zero = True
+    fast, slow = PolicyState(boot=20.0, boots=(20.0,)), PolicyState(boot=120.0, boots=(120.0,))
+    # the cooldown (and the drain): the learned boot, for a web process at most the default
+    assert [cooldown(web, fast), cooldown(web, slow)] == [20.0, BOOT_DEFAULT]
+    assert [drain(web, fast), drain(web, slow)] == [20.0, BOOT_DEFAULT]
+    assert [cooldown(worker, fast), cooldown(worker, slow)] == [20.0, 120.0]
+    # the settle time: never the boot
+    assert [settle(web, fast), settle(worker, slow)] == [BOOT_DEFAULT, BOOT_DEFAULT]
+    # a worker's idle time: the boot (rent or buy)
+    assert [idle(worker, fast), idle(worker, slow)] == [20.0, 120.0]
+    # UP_COOLDOWN set: every role's value
+    for role in (cooldown, settle, drain, idle):
+        assert role(web.replace(up_cooldown=90.0), slow) == 90.0
+        assert role(web.replace(up_cooldown=90.0), fast) == 90.0
 
 
 # ---- through decide ----------------------------------------------------------------------------
