@@ -233,12 +233,15 @@ class ProcessSettings(EnvSettings):
     up_sensitivity: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         0.0, description="how long the signal must stay above the band before an upscale"
     )
-    up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
-        60.0,
+    up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] | None = Field(
+        None,
         description="no further upscale of any kind (signal, forecast, early signal) for this "
-        "long after one, while the new instances boot; set it to about your boot time: an "
-        "upscale also sizes the backlog to drain within it, and a worker idle this long (no "
-        "job due or running; or `DOWN_DELAY` if shorter) goes to `MIN`",
+        "long after one, while the new instances boot; `auto`: the boot time learned where the "
+        "platform reports which instances serve (`60s` until a boot is read). It is also how "
+        "long a formation settles before it teaches capacity, the time an upscale drains the "
+        "backlog within, and how long a worker stays idle (no job due or running; or "
+        "`DOWN_DELAY` if shorter) before it goes to `MIN`",
+        json_schema_extra={"default": "`auto`"},
     )
     down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         120.0,  # the same as autoscaler.policy.DEFAULT_DOWN_DELAY
@@ -278,7 +281,7 @@ class ProcessSettings(EnvSettings):
     @classmethod
     def _autos(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("up_step",):
+            for key in ("up_step", "up_cooldown"):
                 if key in data:
                     data[key] = _auto(data[key])
         return data

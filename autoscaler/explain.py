@@ -5,7 +5,24 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
-from autoscaler.policy import PROBE_AFTER, UP_LIMIT
+from autoscaler.policy import PROBE_AFTER, UP_LIMIT, PolicyConfig, PolicyState, boot
+
+
+def cooldown(d: Decision, p: ProcessSettings, role: str = "cooldown") -> str:
+    """The value of one of ``UP_COOLDOWN``'s roles (``autoscaler.policy.boot``) for the decision,
+    and where it comes from."""
+    if p.up_cooldown is not None:
+        return f"{format_duration(p.up_cooldown)} (UP_COOLDOWN)"
+    if d.boot_s is None:
+        return f"{format_duration(boot.BOOT_DEFAULT)} (UP_COOLDOWN auto: no boot read yet)"
+    rule = boot.idle if role == "idle" else boot.cooldown
+    value = rule(PolicyConfig.from_settings(p), PolicyState(boot=d.boot_s))
+    learned = format_duration(round(d.boot_s))
+    if value != d.boot_s:
+        return (
+            f"{format_duration(value)} (UP_COOLDOWN auto: at most that; the boot learned {learned})"
+        )
+    return f"{learned} (UP_COOLDOWN auto: the boot time learned)"
 
 
 def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
@@ -43,8 +60,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"running, and the jobs of that delay needed at most {d.desired} instances"
         ),
         Reason.IDLE: (
-            f"no job has been due or running for {format_duration(p.up_cooldown)} (UP_COOLDOWN, "
-            "about the boot time: an idle instance kept that long costs what a cold start does)"
+            f"no job has been due or running for {cooldown(d, p, 'idle')}: an idle instance kept "
+            "about a boot time costs what a cold start does"
         ),
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
@@ -66,7 +83,7 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         ),
         Reason.UP_COOLDOWN: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but the last upscale was less "
-            f"than {format_duration(p.up_cooldown)} ago and its instances may still be booting"
+            f"than {cooldown(d, p)} ago and its instances may still be booting"
         ),
         Reason.AT_MAX: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but {d.high} is the most"

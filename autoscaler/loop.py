@@ -556,6 +556,8 @@ class Autoscaler:
             state = self.states.get(d.process)
             if state is not None and state.capacity is not None:
                 m.capacity.labels(d.process).set(state.capacity)
+            if state is not None and state.boot is not None:
+                m.boot.labels(d.process).set(state.boot)
             self._log_decision(report, d, reading, state)
         book = self._logbook
         for kind, text, level in (
@@ -607,6 +609,9 @@ class Autoscaler:
             fields["capacity_sure"] = state.sure
             # requests one instance serves at once as the queue time starts to rise
             fields["slots"] = None if state.slots is None else round(state.slots, 1)
+        if state is not None and state.boot is not None:
+            # how long the policy's upscales took to serve, as learned (s)
+            fields["boot_s"] = round(state.boot, 1)
         if self.lock is not None:
             fields["leader"] = report.is_leader
             fields["epoch"] = report.epoch

@@ -59,6 +59,12 @@ class Metrics:
             ["process"],
             registry=r,
         )
+        self.boot = Gauge(
+            "autoscaler_boot_seconds",
+            "How long the policy's upscales took to serve, as learned (where the platform says)",
+            ["process"],
+            registry=r,
+        )
         self.sample_age = Gauge(
             "autoscaler_sample_age_seconds", "Age of the newest data", ["process"], registry=r
         )

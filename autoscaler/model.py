@@ -146,3 +146,4 @@ class Decision:
     low: int  # bounds in force
     high: int
     adopted: bool = False  # the quantity was changed by someone else and is adopted
+    boot_s: float | None = None  # the boot time learned so far (``None``: none read yet)

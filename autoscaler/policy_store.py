@@ -45,6 +45,7 @@ class Learned:
                 restored=restored is not state,
                 capacity=restored.capacity,
                 sure=restored.sure,
+                boot_s=restored.boot,
             )
         return restored
 

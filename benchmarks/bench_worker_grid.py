@@ -2,17 +2,18 @@
 
     .venv/bin/python benchmarks/bench_worker_grid.py [--jobs-log PATH] [--days 2] [--seed 1]
         [--jobs 2] [--json FILE] [--only NAME] [--scales 0.01,0.1,1] [--concurrency 1,5,25]
-        [--boot 10,45,120] [--keep-cooldown] [--up-threshold S] [--down-threshold S]
+        [--boot 10,45,120] [--cooldown auto|boot|S] [--up-threshold S] [--down-threshold S]
 
 Traces: the NASA Ames iPSC job log (61 days, one row per job) at ``--duration-scale`` 0.01, 0.1
 and 1, and every generated job shape (``autoscaler.sim.jobshapes``, ``--days`` each, seeded),
 crossed with ``--concurrency`` 1, 5, 25 and ``--boot`` 10, 45, 120 s. Per cell: SLO = the
 oldest due job within 60 s, or 10x the (scaled) median duration where that is larger; bounds
 0 (scale to zero) to max(10, twice the oracle's peak); the default policy runs with a worker
-process's default settings (``UP_THRESHOLD`` 10 s, ``DOWN_THRESHOLD`` 2 s, ...) but
-``UP_COOLDOWN`` set to the cell's boot time, as its description asks (``--keep-cooldown``: its
-default 60 s; ``--up-threshold``/``--down-threshold`` set the band), ``step`` on the same
-band, ``hirefire`` with ``jobs_per_instance`` = concurrency.
+process's default settings (``UP_THRESHOLD`` 10 s, ``DOWN_THRESHOLD`` 2 s, ``UP_COOLDOWN``
+``auto``: the boot time learned from the model's ready instances, ...; ``--cooldown boot`` sets
+``UP_COOLDOWN`` to each cell's boot time, ``--cooldown 60`` to 60 s;
+``--up-threshold``/``--down-threshold`` set the band), ``step`` on the same band,
+``hirefire`` with ``jobs_per_instance`` = concurrency.
 
 Goals per cell (the issue's): default keeps >= 99% of minutes within the SLO, at <= 1.3x the
 oracle's instance-hours, is beaten on both axes (cheaper and at least as many minutes, or as
@@ -68,15 +69,17 @@ JOBS_LOG = next(
 SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
 
 _TRACES: dict[str, JobTrace] = {}  # filled before forking
-_KEEP_COOLDOWN = False  # --keep-cooldown: UP_COOLDOWN at its default, not the boot time
+_COOLDOWN = ["auto"]  # --cooldown: auto (the default, learned), boot (the cell's), or seconds
 _BAND: dict[str, float] = {}  # --up-threshold / --down-threshold (ms), for default and step
 
 
 def engine_config(low: int, high: int, boot_s: float) -> PolicyConfig:
-    """A worker's default settings with the bounds, and ``UP_COOLDOWN`` set to the boot time as
-    the settings ask (unless ``--keep-cooldown``)."""
+    """A worker's default settings with the bounds, ``UP_COOLDOWN`` as ``--cooldown`` says."""
     cfg = PolicyConfig.from_settings(worker_defaults()).replace(low=low, high=high, **_BAND)
-    return cfg if _KEEP_COOLDOWN else cfg.replace(up_cooldown=boot_s)
+    how = _COOLDOWN[0]
+    if how == "auto":
+        return cfg
+    return cfg.replace(up_cooldown=boot_s if how == "boot" else float(how))
 
 
 def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
@@ -164,15 +167,16 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,5,25", help="slots per instance (1,5,25)")
     parser.add_argument("--boot", default="10,45,120", help="boot times in s (10,45,120)")
     parser.add_argument(
-        "--keep-cooldown",
-        action="store_true",
-        help="UP_COOLDOWN at its default (60 s) instead of each cell's boot time",
+        "--cooldown",
+        default="auto",
+        help="UP_COOLDOWN: auto (the default: learned), boot (each cell's boot time) or seconds",
     )
     parser.add_argument("--up-threshold", type=float, help="UP_THRESHOLD in s (default 10)")
     parser.add_argument("--down-threshold", type=float, help="DOWN_THRESHOLD in s (default 2)")
     args = parser.parse_args()
-    global _KEEP_COOLDOWN  # noqa: PLW0603 (read by the forked processes)
-    _KEEP_COOLDOWN = args.keep_cooldown
+    if args.cooldown not in ("auto", "boot"):
+        float(args.cooldown)  # a number of seconds, else the error says which argument
+    _COOLDOWN[0] = args.cooldown  # read by the forked processes
     if args.up_threshold is not None:
         _BAND["up_ms"] = 1000.0 * args.up_threshold
     if args.down_threshold is not None:

@@ -44,7 +44,7 @@ class PolicyConfig:
         up_step: int = 0,
         down_step: int = 1,
         up_sensitivity: float = 0.0,
-        up_cooldown: float = 60.0,
+        up_cooldown: float | None = None,
         down_delay: float = DEFAULT_DOWN_DELAY,
         scale_from_zero: bool = False,
         schedule: Schedule | None = None,
@@ -68,7 +68,9 @@ class PolicyConfig:
         self.up_step = up_step  # 0 means auto: sized to the load (or the overload)
         self.down_step = down_step  # the downscale when nothing says what the load needs
         self.up_sensitivity = up_sensitivity
-        self.up_cooldown = up_cooldown  # every upscale but to MIN and from zero waits this long
+        # every upscale but to MIN and from zero waits this long; ``None`` (``auto``): the
+        # learned boot time (``autoscaler.policy.boot``)
+        self.up_cooldown = up_cooldown
         self.down_delay = down_delay  # the stabilisation window of downscales
         self.scale_from_zero = scale_from_zero
         self.schedule = schedule

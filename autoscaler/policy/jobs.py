@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 from autoscaler.model import Action, Observation, Reason
-from autoscaler.policy import sizing
+from autoscaler.policy import boot, sizing
 from autoscaler.policy.config import PolicyConfig
 from autoscaler.policy.state import PolicyState, up_held
 
@@ -44,7 +44,7 @@ def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) 
     depth, busy, cur = obs.depth, obs.busy, obs.current
     if not depth or not busy or cur <= 0:
         return st.slots
-    if st.last_change is not None and t - st.last_change < cfg.up_cooldown:
+    if st.last_change is not None and t - st.last_change < boot.settle(cfg, st):
         return st.slots
     ready = obs.ready
     serving = ready if ready is not None and 0 < ready < cur else cur
@@ -80,7 +80,7 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     never more than every due and running job needs (at least one more)."""
     cur = obs.current
     assert obs.signal_ms is not None
-    held = up_held(cfg, st, cur, t, high)
+    held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
     if held is not None:
         return _HOLD, cur, held
     if cfg.up_step:
@@ -119,7 +119,7 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     busy = obs.busy
-    if not busy and idle_for(st, t) >= cfg.up_cooldown:
+    if not busy and idle_for(st, t) >= boot.idle(cfg, st):
         return _DOWN, low, Reason.IDLE
     delay = cfg.down_delay
     if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from math import ceil as _ceil
 
 from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
+from autoscaler.policy import boot, jobs, load, sizing
 from autoscaler.policy import capacity as cap
-from autoscaler.policy import jobs, load, sizing
 from autoscaler.policy.config import PolicyConfig
 from autoscaler.policy.state import PolicyState, evolve, up_held
 
@@ -46,13 +46,17 @@ def decide(
         new.last_change = t
         if reason is not Reason.RAISED_TO_MIN:
             new.last_up = t
+        if obs.ready is not None:
+            new.boot_at = t  # timed until as many serve as run (``boot``)
     elif action is _DOWN:
         new.last_change = t
+        new.boot_at = None
         if reason is Reason.PROBE:
             new.probe_at = new.below_since = t
     new.known = desired
     decision = Decision(cfg.process, action, cur, desired, reason, sig, obs.status, low, high)
     decision.adopted = adopted
+    decision.boot_s = new.boot
     return decision, new
 
 
@@ -122,6 +126,11 @@ def observe(
     new.above_since, new.below_since, new.short_since = above, below, short
     if adopted:
         new.last_change = t
+    if state.boot_at is not None:
+        new.boot_at, took = boot.timing(state.boot_at, state.known, obs.current, obs.ready, t)
+        if took is not None:
+            new.boots = boot.push(state.boots, took)
+            new.boot = boot.estimate(new.boots)
     if trusted:
         rate = obs.rate_per_s
         if rate is not None:
@@ -146,7 +155,7 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     if obs.status is _OK and serving > 0 and rate * cfg.window >= cap.LEARN_SAMPLES:
         # ``capacity.readable``, inline: the formation settled, any overload its own
         last, above = new.last_change, new.above_since
-        settle = cfg.up_cooldown + cfg.window
+        settle = boot.settle(cfg, new) + cfg.window
         settled = last is None or (t - last >= settle and (above is None or above - last >= settle))
         at = new.rate_at
         rising = at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window)
@@ -206,7 +215,7 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN``, then size the upscale."""
     cur = obs.current
     assert obs.signal_ms is not None
-    held = up_held(cfg, st, cur, t, high)
+    held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
     if held is not None:
         return _HOLD, cur, held
     rate = obs.rate_per_s
@@ -215,7 +224,7 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     elif cfg.up_step:
         desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
     elif rate is not None and st.capacity is not None:
-        drain = cfg.up_cooldown if cfg.up_cooldown > cfg.window else cfg.window
+        drain = max(boot.drain(cfg, st), cfg.window)
         desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
         reason = Reason.UP_TO_LOAD
@@ -260,7 +269,7 @@ def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: 
     requests in service) needs more instances than run, booting ones counted; the same
     ``UP_COOLDOWN`` as any upscale."""
     cur = obs.current
-    if cur >= high or (st.last_up is not None and t - st.last_up < cfg.up_cooldown):
+    if cur >= high or (st.last_up is not None and t - st.last_up < boot.cooldown(cfg, st)):
         return None
     by_rate = forecast(cfg, st, obs, t)
     by_use = early(cfg, st, obs, t)

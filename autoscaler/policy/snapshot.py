@@ -1,11 +1,13 @@
 """What the policy has learned, as a small versioned JSON value that survives restarts.
 
 ``snapshot`` takes the learned part of a ``PolicyState`` (what one instance carries and its
-readings, the early signal's limit and its readings, the arrival rate's mean and spread);
-``restore`` puts it into a fresh state, or ignores it (returns the state unchanged) when it is
-not a valid snapshot of this ``VERSION``. The clocks (cooldowns, delays) are never restored: a
-new daemon counts the platform's last change instead (``initial_state``). Pure: the daemon's
-store (``autoscaler.ports.StateStore``) keeps the value.
+readings, the early signal's limit and its readings, the arrival rate's mean and spread, the
+boot time's readings); ``restore`` puts it into a fresh state, or ignores it (returns the state
+unchanged) when it is not a valid snapshot of this ``VERSION`` (or of version 1, written
+before boot times were learned: restored without them). The clocks (cooldowns, delays, an
+upscale being timed) are never restored: a new daemon counts the platform's last change
+instead (``initial_state``). Pure: the daemon's store (``autoscaler.ports.StateStore``) keeps
+the value.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from autoscaler.policy import boot
 from autoscaler.policy.capacity import MAX_BINS
 from autoscaler.policy.load import RATE_TAU
 from autoscaler.policy.state import Bins, PolicyState
 
-VERSION = 1
+VERSION = 2
+#: earlier versions still read (what they lack is left unlearned)
+READ_VERSIONS = (1, VERSION)
 #: a bin's reading count is kept up to this (its mean weighs only the last few anyway)
 MAX_COUNT = 1_000_000
 
@@ -36,13 +41,17 @@ def snapshot(state: PolicyState, mono: float) -> dict[str, Any]:
         "rate_mean": state.rate_mean,
         "rate_var": state.rate_var,
         "rate_age": age,
+        "boots": list(state.boots),
     }
 
 
 def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
     """``state`` with the learned values of ``data`` (a ``snapshot``) put in; ``state`` itself
     when ``data`` is not a valid snapshot of this version."""
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    if not isinstance(data, dict):
+        return state
+    version = data.get("version")
+    if type(version) is not int or version not in READ_VERSIONS:
         return state
     try:
         capacity = _positive_or_none(data["capacity"])
@@ -52,6 +61,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         mean = _positive_or_none(data["rate_mean"], zero=True)
         var = _positive_or_none(data["rate_var"], zero=True)
         age = _positive_or_none(data["rate_age"], zero=True)
+        boots = _boots_in(data["boots"]) if version == VERSION else ()
         sure = data["sure"]
         if not isinstance(sure, bool) or (sure and capacity is None):
             return state
@@ -71,6 +81,8 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         slot_bins=slot_bins,
         probe_at=state.probe_at,
         window=state.window,
+        boot=boot.estimate(boots),
+        boots=boots,
     )
     if mean is not None and age is not None:
         new.rate_mean, new.rate_var = mean, var or 0.0
@@ -97,6 +109,18 @@ def _bins_in(raw: object) -> Bins:
             raise ValueError("not a bin")
         out[k] = (mean_ms, n)
     return out
+
+
+def _boots_in(raw: object) -> tuple[float, ...]:
+    if not isinstance(raw, list) or len(raw) > boot.BOOT_READINGS:
+        raise ValueError("not a list of boot times")
+    out = []
+    for value in raw:
+        x = _positive_or_none(value)
+        if x is None or x > boot.BOOT_MAX:
+            raise ValueError("not a boot time")
+        out.append(x)
+    return tuple(out)
 
 
 def _positive_or_none(value: object, *, zero: bool = False) -> float | None:

@@ -25,6 +25,9 @@ class PolicyState:
         "above_since",
         "below_since",
         "bins",
+        "boot",
+        "boot_at",
+        "boots",
         "capacity",
         "expected",
         "known",
@@ -65,6 +68,9 @@ class PolicyState:
         probe_at: float | None = None,
         window: Window = (),
         expected: float | None = None,
+        boot: float | None = None,
+        boots: tuple[float, ...] = (),
+        boot_at: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -97,6 +103,11 @@ class PolicyState:
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
         self.expected = expected
+        # the boot time learned from the readings ``boots`` (the most recent last), and when
+        # the upscale being timed was asked (``autoscaler.policy.boot``)
+        self.boot = boot
+        self.boots = boots
+        self.boot_at = boot_at
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -135,6 +146,9 @@ def evolve(state: PolicyState) -> PolicyState:
     new.probe_at = state.probe_at
     new.window = state.window
     new.expected = None
+    new.boot = state.boot
+    new.boots = state.boots
+    new.boot_at = state.boot_at
     return new
 
 
@@ -149,17 +163,20 @@ def initial_state(updated_at: float | None, now: Instant) -> PolicyState:
     return PolicyState(last_change=now.mono - (now.wall - updated_at))
 
 
-def up_held(cfg: PolicyConfig, st: PolicyState, current: int, t: float, high: int) -> Reason | None:
+def up_held(
+    cfg: PolicyConfig, st: PolicyState, current: int, t: float, high: int, *, cooldown: float
+) -> Reason | None:
     """Why an upscale from ``current`` waits this tick, or ``None`` when it may go: at ``high``,
-    within ``UP_SENSITIVITY`` of the signal going above the band, within ``UP_COOLDOWN`` of the
-    last upscale (its instances boot), or fewer instances serving than run for
-    ``PROVISION_TIMEOUT`` (more would not help: find out why they never came)."""
+    within ``UP_SENSITIVITY`` of the signal going above the band, within ``cooldown`` (the
+    ``UP_COOLDOWN`` in force: ``boot.cooldown``) of the last upscale (its instances boot), or
+    fewer instances serving than run for ``PROVISION_TIMEOUT`` (more would not help: find out
+    why they never came)."""
     assert st.above_since is not None
     if current >= high:
         return Reason.AT_MAX
     if t - st.above_since < cfg.up_sensitivity:
         return Reason.UP_SENSITIVITY
-    if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
+    if st.last_up is not None and t - st.last_up < cooldown:
         return Reason.UP_COOLDOWN
     if st.short_since is not None and t - st.short_since >= cfg.provision_timeout:
         return Reason.NOT_READY

@@ -78,6 +78,7 @@ class WorkerModel:
         self.waiting = 0
         self.running = 0
         self.alive: list[Instance] = []  # not stopping, in order of number
+        self.serving = 0  # of them, those booted (what the platform reports as ready)
         self.idle: deque[Instance] = deque()  # one entry per free slot, idle longest first
         self.events: list[tuple[float, int, int, object, int]] = []
         self._seq = 0
@@ -139,6 +140,8 @@ class WorkerModel:
 
     def _stop(self, inst: Instance, t: float) -> None:
         self.alive.remove(inst)
+        if inst.ready:
+            self.serving -= 1
         inst.stopping = t
         if not inst.jobs:
             self._end(inst, t)
@@ -154,6 +157,7 @@ class WorkerModel:
         if inst.stopping is not None:
             return
         inst.ready = True
+        self.serving += 1
         self.idle.extend([inst] * self.concurrency)
         self._dispatch(t)
 

@@ -76,6 +76,8 @@ class WorkerEngine:
         self._obs = Observation(0, None)
         self._now = Instant(0.0, wall0)
         self.decisions: dict[str, int] = {}  # reason -> count, for the decision summary
+        # set by the replay: the instances serving (what the platform reports as ready)
+        self.ready: Callable[[], int] | None = None
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
         obs, now = self._obs, self._now
@@ -84,6 +86,7 @@ class WorkerEngine:
         obs.status = Status.OK
         obs.depth = depth
         obs.busy = busy
+        obs.ready = None if self.ready is None else self.ready()
         now.mono = t
         now.wall = self.wall0 + t
         decision, self.state = decide(self.cfg, self.state, obs, now)
@@ -382,6 +385,8 @@ def replay_jobs(
         grace_s=setup.grace_s,
         stop_idle_only=spec.name == "oracle",
     )
+    if isinstance(policy, WorkerEngine):
+        policy.ready = lambda: model.serving
     per_minute = max(1, round(60.0 / dt))
     minutes = math.ceil(n / per_minute)
     depth_series = [0.0] * minutes if series else []

@@ -49,7 +49,7 @@ PROCESS_BAD = {
     "UP_STEP": ["", "0", "-1", "big", "auto2"],
     "DOWN_STEP": ["", "0", "-2", "auto"],
     "UP_SENSITIVITY": ["", "-1", "soon"],
-    "UP_COOLDOWN": ["", "-60", "later", "1e400"],
+    "UP_COOLDOWN": ["", "-60", "later", "1e400", "auto2"],
     "DOWN_DELAY": ["", "-5m", "forever"],
     "HEADROOM": ["", "-1", "11", "wide", "nan", "inf"],
     "SCHEDULE": [
@@ -171,7 +171,7 @@ def test_defaults_follow_the_spec():
         30.0,
         None,
         1,
-        60.0,
+        None,  # auto: the learned boot time
         DEFAULT_DOWN_DELAY,  # one default, whatever the policy has learned
     )
     assert (worker.down_delay, web.headroom, worker.headroom) == (DEFAULT_DOWN_DELAY, 1.8, 1.8)
@@ -184,3 +184,9 @@ def test_dotenv_file_is_read(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("AUTOSCALER_WEB_MAX=7\n")
     monkeypatch.delenv("AUTOSCALER_WEB_MAX", raising=False)
     assert load(read_env(tmp_path / ".env")).processes["web"].max == 7
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", None), (" AUTO ", None), ("45s", 45.0)])
+def test_up_cooldown_is_learned_unless_set(value, expected):
+    s = load({"AUTOSCALER_WEB_UP_COOLDOWN": value})
+    assert s.processes["web"].up_cooldown == expected

@@ -35,3 +35,31 @@ def test_forecast_and_probe_sentences_say_why():
     )
     probe = Decision("web", Action.DOWN, 5, 4, Reason.PROBE, 10.0, Status.OK, 1, 10)
     assert "30m" in sentence(probe, process) and "trying fewer" in sentence(probe, process)
+
+
+def test_the_cooldown_sentences_say_which_cooldown_is_in_force():
+    auto = load({}).processes["web"]
+    held = Decision("web", Action.HOLD, 3, 3, Reason.UP_COOLDOWN, 400.0, Status.OK, 1, 10)
+    assert "less than 1m (UP_COOLDOWN auto: no boot read yet) ago" in sentence(held, auto)
+    held.boot_s = 42.4
+    assert "less than 42s (UP_COOLDOWN auto: the boot time learned) ago" in sentence(held, auto)
+    fixed = load({"AUTOSCALER_WEB_UP_COOLDOWN": "90s"}).processes["web"]
+    assert "less than 1m30s (UP_COOLDOWN) ago" in sentence(held, fixed)
+    held.boot_s = 120.0  # a web process waits at most 1m, whatever the boot
+    assert "less than 1m (UP_COOLDOWN auto: at most that; the boot learned 2m) ago" in sentence(
+        held, auto
+    )
+    idle = Decision("web", Action.DOWN, 2, 0, Reason.IDLE, 0.0, Status.OK, 0, 10)
+    idle.boot_s = 20.0
+    assert "for 20s (UP_COOLDOWN auto: the boot time learned)" in sentence(idle, auto)
+
+
+def test_a_worker_waits_its_whole_learned_boot():
+    env = {"AUTOSCALER_PROCESSES": "worker", "AUTOSCALER_WORKER_SOURCE": "rq"}
+    worker = load(env).processes["worker"]
+    held = Decision("worker", Action.HOLD, 3, 3, Reason.UP_COOLDOWN, 20_000.0, Status.OK, 0, 10)
+    held.boot_s = 120.0
+    assert "less than 2m (UP_COOLDOWN auto: the boot time learned) ago" in sentence(held, worker)
+    idle = Decision("worker", Action.DOWN, 2, 0, Reason.IDLE, 0.0, Status.OK, 0, 10)
+    idle.boot_s = 120.0
+    assert "for 2m (UP_COOLDOWN auto: the boot time learned)" in sentence(idle, worker)

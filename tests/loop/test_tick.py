@@ -286,6 +286,27 @@ def test_the_learned_capacity_is_logged_and_exported_and_the_forecast_scales_ahe
     assert platform.journal == [{"web": 6}]
 
 
+def test_the_learned_boot_is_logged_and_exported():
+    out = io.StringIO()
+    logs.configure("logfmt", "debug", stream=out)
+    scaler, platform, sources, clock = make(log=logs.get())
+    platform.ready = 2
+    sources["web"].value_ms = 450.0
+    scaler.tick()
+    assert platform.journal == [{"web": 4}]
+    sources["web"].value_ms = 100.0
+    for _ in range(4):  # 5..20 s: two of four serve
+        clock.advance(5)
+        scaler.tick()
+    assert "boot_s=" not in out.getvalue()
+    platform.ready = 4
+    clock.advance(5)
+    scaler.tick()
+    last = [line for line in out.getvalue().splitlines() if "process=web" in line][-1]
+    assert "boot_s=25" in last
+    assert b'autoscaler_boot_seconds{process="web"} 25' in scaler.metrics.render()
+
+
 class FakeLease:
     def __init__(self, epoch):
         self.epoch = epoch

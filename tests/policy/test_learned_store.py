@@ -131,7 +131,7 @@ def test_loaded_once_saved_every_few_minutes_by_the_leader_only():
     assert len(store.saves) == 2
     assert (
         "learned_state",
-        {"process": "web", "restored": True, "capacity": 20.0, "sure": True},
+        {"process": "web", "restored": True, "capacity": 20.0, "sure": True, "boot_s": None},
     ) in log.events
 
 
