@@ -211,7 +211,7 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     if t - st.above_since < cfg.up_sensitivity:
         return _HOLD, cur, Reason.UP_SENSITIVITY
     if st.last_up is not None and t - st.last_up < cfg.up_cooldown:
-        return _HOLD, cur, Reason.UP_COOLDOWN
+        return catch_up(cfg, st, obs, t, high)
     if not_ready(cfg, st, t):
         return _HOLD, cur, Reason.NOT_READY  # more would not help: find out why they never came
     rate = obs.rate_per_s
@@ -230,6 +230,21 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     if wanted > desired:  # the forecast asks for more than the overload (booting ones counted)
         desired, reason = wanted, Reason.FORECAST
     return _UP, min(desired, high), reason
+
+
+def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
+    """Within ``UP_COOLDOWN`` of an upscale, above the band: the queue still shows the wait from
+    before the added instances serve, so the signal waits; but the arrival rate does not depend
+    on them: when the rate alone needs more instances than run (booting ones counted), up to
+    that many (a load still rising after the last upscale was sized)."""
+    cur = obs.current
+    rate, capacity = obs.rate_per_s, st.capacity
+    if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    needed = _ceil(rate / capacity - 1e-9)  # sizing.instances_for, inline
+    if needed <= cur:
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD
 
 
 def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
