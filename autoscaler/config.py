@@ -235,8 +235,9 @@ class ProcessSettings(EnvSettings):
     )
     up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         60.0,
-        description="no further upscale of any kind (signal, forecast, early signal) for this "
-        "long after one, while the new instances boot; set it to about your boot time: an "
+        description="no further upscale on the signal, the forecast or the early signal for "
+        "this long after one, while the new instances boot (only an arrival rate that alone "
+        "needs more instances than run scales up within it); set it to about your boot time: an "
         "upscale also sizes the backlog to drain within it, and a worker idle this long (no "
         "job due or running; or `DOWN_DELAY` if shorter) goes to `MIN`",
     )
