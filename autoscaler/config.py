@@ -235,12 +235,14 @@ class ProcessSettings(EnvSettings):
     )
     up_cooldown: Annotated[float, Duration(0.0, MAX_SECONDS)] | None = Field(
         None,
-        description="no further upscale of any kind (signal, forecast, early signal) for this "
-        "long after one, while the new instances boot; `auto`: the boot time learned where the "
-        "platform reports which instances serve (`60s` until a boot is read). It is also how "
-        "long a formation settles before it teaches capacity, the time an upscale drains the "
-        "backlog within, and how long a worker stays idle (no job due or running; or "
-        "`DOWN_DELAY` if shorter) before it goes to `MIN`",
+        description="no further upscale on the signal, the forecast or the early signal for "
+        "this long after one, while the new instances boot (only an arrival rate that alone "
+        "needs more instances than run scales up within it); `auto`: the boot time learned "
+        "where the platform reports which instances serve (a web process's at most 60 s; "
+        "`60s` until a boot is read). It is also the time an upscale drains the backlog "
+        "within, and how long a worker stays idle (no job due or running; or `DOWN_DELAY` if "
+        "shorter) before it goes to `MIN`; when set, also how long a changed formation settles "
+        "before it teaches capacity (`auto`: 60 s)",
         json_schema_extra={"default": "`auto`"},
     )
     down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(

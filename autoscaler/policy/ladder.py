@@ -216,6 +216,8 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     cur = obs.current
     assert obs.signal_ms is not None
     held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
+    if held is Reason.UP_COOLDOWN:
+        return catch_up(cfg, st, obs, t, high)
     if held is not None:
         return _HOLD, cur, held
     rate = obs.rate_per_s
@@ -234,6 +236,21 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     if wanted > desired:  # the forecast asks for more than the overload (booting ones counted)
         desired, reason = wanted, Reason.FORECAST
     return _UP, min(desired, high), reason
+
+
+def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
+    """Within ``UP_COOLDOWN`` of an upscale, above the band: the queue still shows the wait from
+    before the added instances serve, so the signal waits; but the arrival rate does not depend
+    on them: when the rate alone needs more instances than run (booting ones counted), up to
+    that many (a load still rising after the last upscale was sized)."""
+    cur = obs.current
+    rate, capacity = obs.rate_per_s, st.capacity
+    if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    needed = _ceil(rate / capacity - 1e-9)  # sizing.instances_for, inline
+    if needed <= cur:
+        return _HOLD, cur, Reason.UP_COOLDOWN
+    return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD
 
 
 def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:

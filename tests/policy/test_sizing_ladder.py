@@ -118,6 +118,27 @@ def test_the_backlog_adds_instances():
     assert small.reason is big.reason is Reason.UP_TO_LOAD
 
 
+def test_a_rate_still_rising_within_up_cooldown_gets_the_instances_it_needs():
+    """The queue time waits out UP_COOLDOWN (it still shows the wait from before the added
+    instances serve); the arrival rate does not: a rate that keeps rising after an upscale gets
+    what it alone needs at once, no backlog added, and only when that is more than run."""
+    cfg = PolicyConfig(high=100, up_cooldown=60.0, headroom=0.0)
+    state = carrying(20.0)
+    state.last_up = state.last_change = T - 20  # an upscale 20 s ago, its instances booting
+    state.above_since = T - 25
+    rising, after = decide(cfg, state, Observation(10, 9000.0, rate_per_s=410.0), at(T))
+    assert (rising.action, rising.desired, rising.reason) == (Action.UP, 21, Reason.UP_TO_LOAD)
+    assert after.last_up == T  # the cooldown restarts: these boot too
+    # the rate needs no more than run (booting ones counted): the queue's backlog waits
+    held, _ = decide(cfg, state, Observation(10, 9000.0, rate_per_s=190.0), at(T))
+    assert (held.action, held.reason) == (Action.HOLD, Reason.UP_COOLDOWN)
+    # with only a floor, the same (it errs on the side of more, as any upscale)
+    floor = carrying(20.0, sure=False)
+    floor.last_up, floor.above_since = T - 20, T - 25
+    d, _ = decide(cfg, floor, Observation(10, 9000.0, rate_per_s=410.0), at(T))
+    assert (d.action, d.desired) == (Action.UP, 21)
+
+
 def test_the_forecast_waits_out_up_cooldown_like_any_upscale():
     cfg = PolicyConfig(high=100, up_cooldown=60.0)
     state = carrying(20.0)

@@ -3,13 +3,13 @@ included), the loop closed: each model feeds the default policy its own signal. 
 the fast model's instance-hours are within 10% of the exact model's and its SLO minutes within
 1 point (``benchmarks/bench_agreement.py`` prints the figures).
 
-One shape does not agree yet and is expected to fail (not strictly: a policy or model change
-may fix it): with the policy of issue 11 and the rate's spread winsorised, on ``bursty`` the
-fast model's SLO minutes are 1.85 points below the exact model's (86.63% against 88.47%; the
-exact model's own spread over the two seeds is 6.11 points), its instance-hours 0.95x.
-``inference`` now agrees (1.07x, -0.21 points); before the spread was winsorised it was 15%
-above. With the policy before issue 11, ``flash10`` (0.89x) and ``bursty`` (-1.86 points)
-disagreed and ``inference`` agreed."""
+Every shape agrees. A shape listed in ``KNOWN`` is expected to fail (not strictly: a policy or
+model change may fix it). Until a rate still rising within ``UP_COOLDOWN`` sized upscales,
+``bursty`` did not: the fast model's SLO minutes were 1.85 points below the exact model's
+(86.63% against 88.47%), its instance-hours 0.95x; now 0.964x and -0.05 points (86.69% against
+86.74%), ``inference`` 0.920x and -0.27 points (1.07x and -0.21 before), ``flash10`` 1.025x
+and +0.14 points. With the policy before issue 11, ``flash10`` (0.89x) and ``bursty`` (-1.86
+points) disagreed and ``inference`` agreed."""
 
 from __future__ import annotations
 
@@ -45,9 +45,7 @@ def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
         return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
 
 
-KNOWN = {
-    "bursty": "fast SLO minutes 1.85 points below exact with the winsorised spread",
-}
+KNOWN: dict[str, str] = {}  # shape: why it does not agree yet
 
 
 @pytest.mark.slow
