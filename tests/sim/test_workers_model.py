@@ -130,8 +130,8 @@ def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
     # due at 4000, is seen at the tick of that moment and waits the 45 s boot
     assert (r.p95_wait_s, r.max_wait_s, r.jobs) == (48.0, 48.0, 2)
     assert r.decisions["scale_from_zero"] == 2
-    # back to 0 once nothing was due or running for UP_COOLDOWN (60 s): the job ran 60-90 s,
-    # last seen busy at the 85 s tick, the instance stopped at the 145 s tick (minute 2)
+    # back to 0 once nothing was due or running for UP_COOLDOWN (auto: the 45 s boot read on
+    # the way up): the job ran 60-90 s, last seen busy at the 85 s tick, stopped in minute 2
     assert r.decisions["idle"] == 1
     assert r.instances[:5] == [1, 1, 1, 0, 0]
     assert r.interrupted_jobs == 0
@@ -139,6 +139,37 @@ def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
     # never more than one instance, and not a whole day of it
     assert r.max_instances == 1
     assert 0 < r.instance_hours < 0.5
+
+
+def test_the_model_reports_booted_instances_as_ready() -> None:
+    m = model([], quantity=1, boot_s=45.0)
+    assert (m.quantity, m.serving) == (1, 1)
+    m.scale(3, 10.0)
+    m.advance(54.0)
+    assert (m.quantity, m.serving) == (3, 1)
+    m.advance(55.0)
+    assert (m.quantity, m.serving) == (3, 3)
+    m.scale(1, 60.0)  # stopping ones no longer serve
+    assert (m.quantity, m.serving) == (1, 1)
+    m.scale(2, 70.0)
+    m.scale(1, 80.0)  # stopped while booting: never serves
+    m.advance(200.0)
+    assert (m.quantity, m.serving) == (1, 1)
+
+
+@pytest.mark.parametrize("boot", [10.0, 45.0, 120.0])
+def test_default_learns_the_boot_from_the_model(boot: float) -> None:
+    jobs = trace([(12.0, 30.0), (4000.0, 1.0), (4500.0, 1.0)])
+    setup = WorkerSetup(concurrency=1, boot_s=boot, slo_ms=60_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    spec = WorkerSpec("default", 0, 10, engine())
+    policy = spec.build(jobs, setup, plan)
+    replay_jobs(jobs, setup, spec, plan, policy=policy)
+    # each upscale timed to the tick its instance serves (ticks every 5 s; with a 120 s boot
+    # the first job waits past the 60 s default cooldown and a second instance restarts the
+    # timing at 75 s, and the run ends before the third scale from zero serves)
+    boots = policy.state.boots  # type: ignore[attr-defined]
+    assert boots == ((boot,) * 2 if boot > 60 else (boot,) * 3)
 
 
 def test_default_grows_to_the_jobs_there_are_and_never_past_them() -> None:
