@@ -158,10 +158,14 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
         settle = boot.settle(cfg, new) + cfg.window
         settled = last is None or (t - last >= settle and (above is None or above - last >= settle))
         at = new.rate_at
-        rising = at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window)
         # an overload counts only if read on a steady rate and queued within the window (a
-        # wait longer than the window was queued by load from before it)
-        if settled and not (sig > cfg.up_ms and (rising or sig > cfg.window * 1000.0)):
+        # wait longer than the window was queued by load from before it); whether the rate
+        # rises is asked only of an overload
+        overload = sig > cfg.up_ms and (
+            (at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window))
+            or sig > cfg.window * 1000.0
+        )
+        if settled and not overload:
             up = cfg.up_ms
             top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
             new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
@@ -175,12 +179,6 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
                     new.slots = slots if sure else None
     new.rate_mean, new.rate_var, new.rate_since = load.track(new, rate, t)
     new.rate_at, new.rate_last = t, rate
-
-
-def expected_rate(cfg: PolicyConfig, st: PolicyState, rate: float, t: float) -> float:
-    """The arrival rate to keep capacity for (``HEADROOM`` spreads over the recent mean), as
-    computed for this tick."""
-    return rate if st.expected is None else st.expected
 
 
 def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:
@@ -273,12 +271,13 @@ def early(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int
     """The instances the requests in service need at what one instance serves at once with the
     signal at the top of the band (scaled like the rate to the expected rate); 0 when either
     is unknown."""
-    in_use, rate = obs.in_use, obs.rate_per_s
-    if in_use is None or st.slots is None or obs.status is not _OK:
+    in_use, rate, slots = obs.in_use, obs.rate_per_s, st.slots
+    if in_use is None or slots is None or obs.status is not _OK:
         return 0
     if rate is not None and rate > 0.0:
-        in_use *= expected_rate(cfg, st, rate, t) / rate
-    return sizing.instances_for(in_use, st.slots)
+        expected = st.expected  # the rate to keep capacity for, as computed for this tick
+        in_use *= (rate if expected is None else expected) / rate
+    return _ceil(in_use / slots - 1e-9)  # sizing.instances_for, inline
 
 
 def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:

@@ -44,7 +44,8 @@ def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
     mean, at, since = rec.rate_mean, rec.rate_at, rec.rate_since
     if mean is None or at is None or since is None or t <= at:
         return rate, 0.0, t
-    a = weight(t - at)
+    dt = t - at
+    a = _WEIGHTS.get(dt) or weight(dt)  # the cached weight of an even tick, else computed
     d = rate - mean
     var = rec.rate_var
     age = at - since

@@ -34,6 +34,8 @@ from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.sim.stepband import StepRule, step_band
 
+_ceil = math.ceil
+
 BASELINES = ("static", "hpa", "step", "oracle", "bound")
 POLICIES = ("default", *BASELINES)
 
@@ -106,20 +108,22 @@ class EnginePolicy:
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        serving = None if self.ready is None else self.ready()
-        window = self._window
+        ready, in_use, window = self.ready, self.in_use, self._window
+        serving = None if ready is None else ready()
         if signal_ms is None and serving != 0:
             signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
         window.value_ms = signal_ms
-        # the model's mean requests in service over the window, as the middleware's busy time
-        window.in_use = None if self.in_use is None or signal_ms is None else self.in_use()
         if signal_ms is None:  # nobody publishes: no value, no age
             window.age_s, window.samples, window.rate_per_s = None, 0, None
+            window.in_use = None
         else:
             # a fluid model's expected count: any positive count is at least one request
             window.age_s = 0.0
-            window.samples = math.ceil(samples) if samples > 0.0 else 0
+            window.samples = _ceil(samples) if samples > 0.0 else 0
             window.rate_per_s = samples / self.window_s  # what the source reports as its rate
+            # the model's mean requests in service over the window, as the middleware's busy
+            # time
+            window.in_use = None if in_use is None else in_use()
         obs = fill(
             self._obs,
             current,

@@ -26,6 +26,7 @@ RHO_BINS = 4000
 RHO_CAP = 0.97  # the stationary part never uses a load above this; the backlog takes over
 _LN20 = math.log(20.0)
 NOISE_K = 7.0  # requests per independent sample in the signal's sampling noise (calibrated)
+_sqrt, _log = math.sqrt, math.log  # the hot loop's
 
 
 def erlang_c(c: int, rho: float) -> float:
@@ -360,7 +361,7 @@ class FastModel:
             # near capacity, waits come in busy periods whose length grows as
             # 1 / (1 - load)^2: fewer independent samples in the same window
             spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
-        tail = 0.05 - e * math.sqrt(spread)
+        tail = 0.05 - e * _sqrt(spread)
         if tail < 0.0005:
             tail = 0.0005
         elif tail > 0.5:
@@ -369,7 +370,7 @@ class FastModel:
             at = _mix_quantile(comps, tail, theta)
         else:
             wait_prob = self._wait_prob[i]
-            at = math.log(wait_prob / tail) / theta if wait_prob > tail else 0.0
+            at = _log(wait_prob / tail) / theta if wait_prob > tail else 0.0
         signal += 1000.0 * at - p95
         if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
             signal = 0.0

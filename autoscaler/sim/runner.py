@@ -12,6 +12,7 @@ import random
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from autoscaler.policy import PolicyConfig
 from autoscaler.sim import fast
@@ -303,12 +304,13 @@ def replay(
             seed=setup.seed,
             noise_k=fast.NOISE_K,
         )
+    # (read with a C-level partial rather than a lambda: once a tick, half a million times)
     if isinstance(policy, HpaPolicy | EnginePolicy):
         # the instances serving: what the platform reports as ready, and (for the engine) whether
         # any middleware is alive to publish heartbeats in a window without requests
-        policy.ready = lambda: model.serving
+        policy.ready = partial(getattr, model, "serving")
     if isinstance(policy, EnginePolicy):  # the middleware's busy time, as the daemon reads it
-        policy.in_use = lambda: model.in_use
+        policy.in_use = partial(getattr, model, "in_use")
     n = len(rates)
     per_minute = model.minute_steps
     changes = [(0, quantity)]  # (step, quantity from that step on)

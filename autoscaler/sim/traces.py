@@ -105,14 +105,20 @@ def read_trace(path: str | Path, *, columnar: bool = True) -> Trace:
     name = str(path)
     try:
         raw = _open_bytes(Path(path))
-        text = raw.decode("utf-8-sig")
+        # plain ASCII (the common case) is UTF-8 as it is: only the header line is decoded
+        # unless the pure-Python readers need the text
+        text = None if raw.isascii() else raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise TraceError(name, 0, "no such file") from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise TraceError(name, 0, f"cannot be read ({exc})") from None
     except UnicodeDecodeError:
         raise TraceError(name, 0, "is not UTF-8 text") from None
-    first = text.split("\n", 1)[0].strip()
+    if text is None:
+        end = raw.find(b"\n")
+        first = (raw if end < 0 else raw[:end]).decode("ascii").strip()
+    else:
+        first = text.split("\n", 1)[0].strip()
     if not first:
         raise TraceError(name, 1, "the header is missing (expected time,requests[,service_ms])")
     header = [h.strip().lower() for h in first.split(",")]
@@ -121,6 +127,8 @@ def read_trace(path: str | Path, *, columnar: bool = True) -> Trace:
             raise TraceError(name, 1, f"no {column!r} column (the header is {first!r})")
     if columnar and (trace := _read_columnar(name, header, raw)) is not None:
         return trace
+    if text is None:
+        text = raw.decode("ascii")
     try:
         return _read_fast(name, header, text)
     except _Irregular:

@@ -102,6 +102,17 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
         read_trace(bad)
 
 
+@pytest.mark.parametrize("columnar_on", [True, False])
+def test_a_byte_that_is_not_utf8_past_the_header_is_named(
+    tmp_path: Path, columnar_on: bool, columnar_always: None
+) -> None:
+    # only the header of a plain ASCII file is decoded; any other file is checked whole
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"time,requests\n0,1\n1,2\n2,\xff\n")
+    with pytest.raises(TraceError, match="is not UTF-8 text"):
+        read_trace(path, columnar=columnar_on)
+
+
 def trace(counts: list[float], width: float) -> Trace:
     from array import array
 
