@@ -135,6 +135,7 @@ class FastModel:
         self.slo_s = slo_s
         self.serving = quantity
         self.booting: deque[float] = deque()  # ready times, oldest first
+        self.end = 0.0  # the end of the last step (s)
         self.backlog = 0.0  # requests
         self.holders = 0  # instances whose queues hold the backlog
         m = max(1, math.ceil(window_s / dt - 1e-9))
@@ -194,8 +195,21 @@ class FastModel:
             cached = self._by_service[s] = (theta, p95, over)
         return cached
 
+    @property
+    def ready(self) -> int:
+        """The instances serving at the end of the last step, as the platform reports them when
+        the policy reads it: those booted at the step's midpoint (the model's rule for whom a
+        step serves) and those whose ready time falls in the step's second half."""
+        n, end = self.serving, self.end
+        for at in self.booting:
+            if at > end:
+                break
+            n += 1
+        return n
+
     def step(self, k: int, quantity: int) -> tuple[float | None, float, float]:
         dt = self.dt
+        self.end = (k + 1) * dt
         booting = self.booting
         if booting and booting[0] <= (k + 0.5) * dt:
             self._boot((k + 0.5) * dt)

@@ -308,7 +308,7 @@ def replay(
     if isinstance(policy, HpaPolicy | EnginePolicy):
         # the instances serving: what the platform reports as ready, and (for the engine) whether
         # any middleware is alive to publish heartbeats in a window without requests
-        policy.ready = partial(getattr, model, "serving")
+        policy.ready = partial(getattr, model, "ready")
     if isinstance(policy, EnginePolicy):  # the middleware's busy time, as the daemon reads it
         policy.in_use = partial(getattr, model, "in_use")
     n = len(rates)
@@ -406,6 +406,11 @@ class ExactModel:
 
     @property
     def serving(self) -> int:
+        return self.pool.serving(self.now)
+
+    @property
+    def ready(self) -> int:
+        """The instances serving when the policy reads the platform (the last step's end)."""
         return self.pool.serving(self.now)
 
     def scale(self, quantity: int, t: float) -> None:

@@ -3,16 +3,13 @@ included), the loop closed: each model feeds the default policy its own signal. 
 the fast model's instance-hours are within 10% of the exact model's and its SLO minutes within
 1 point (``benchmarks/bench_agreement.py`` prints the figures).
 
-One shape does not agree yet and is expected to fail (not strictly: a policy or model change
-may fix it): with the policy of issue 11 and the rate's spread winsorised, on ``bursty`` the
-fast model's SLO minutes are 1.85 points below the exact model's (86.63% against 88.47%; the
-exact model's own spread over the two seeds is 6.11 points), its instance-hours 0.95x.
-``inference`` agreed (1.07x, -0.21 points) with ``UP_COOLDOWN`` at 60 s; with the learned boot
-time its instance-hours are 0.88x (30.0 h against 34.0 h): the fast model starts an instance in
-the step its ready time falls in and reports it serving at that step's end, so the policy reads
-a 45 s boot as 50 s there and as 45 s in the exact model, and the two runs' policies differ.
-Before the spread was winsorised it was 15% above. With the policy before issue 11,
-``flash10`` (0.89x) and ``bursty`` (-1.86 points) disagreed and ``inference`` agreed."""
+Every shape agrees. A shape listed in ``KNOWN`` would be expected to fail (not strictly: a
+policy or model change may fix it). Two did not before: ``bursty`` (the fast model's SLO
+minutes 1.85 points below the exact model's) until a rate still rising within ``UP_COOLDOWN``
+sized upscales, and ``inference`` (instance-hours 0.88x) while the fast model reported an
+instance serving only from the end of the step after its ready time, so the learned boot read
+45 s as 50 s there; it now reports what serves at the step's end, as the exact model does.
+With an earlier policy ``flash10`` (0.89x) disagreed."""
 
 from __future__ import annotations
 
@@ -48,10 +45,7 @@ def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
         return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
 
 
-KNOWN = {
-    "bursty": "fast SLO minutes 1.85 points below exact with the winsorised spread",
-    "inference": "fast instance-hours 0.88x exact: the fast model reports a boot one tick late",
-}
+KNOWN: dict[str, str] = {}  # shape: why it does not agree yet
 
 
 @pytest.mark.slow
