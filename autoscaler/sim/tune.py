@@ -33,7 +33,7 @@ class Candidate:
     up_step: int  # 0 = auto
     down_step: int
     up_sensitivity: float
-    up_cooldown: float
+    up_cooldown: float | None  # None = auto (the learned boot time)
     down_delay: float
     headroom: float
 
@@ -51,7 +51,9 @@ class Candidate:
             f"{prefix}UP_STEP": "auto" if self.up_step == 0 else str(self.up_step),
             f"{prefix}DOWN_STEP": str(self.down_step),
             f"{prefix}UP_SENSITIVITY": f"{self.up_sensitivity:g}s",
-            f"{prefix}UP_COOLDOWN": f"{self.up_cooldown:g}s",
+            f"{prefix}UP_COOLDOWN": "auto"
+            if self.up_cooldown is None
+            else f"{self.up_cooldown:g}s",
             f"{prefix}DOWN_DELAY": f"{self.down_delay:g}s",
             f"{prefix}HEADROOM": f"{self.headroom:g}",
         }
