@@ -13,7 +13,7 @@ from autoscaler.model import Action, Decision, Instant, Observation, Reason, Sta
 from autoscaler.policy import boot, jobs, load, sizing
 from autoscaler.policy import capacity as cap
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState, evolve, up_held
+from autoscaler.policy.state import PolicyState, evolve, not_ready, up_held
 
 #: below the band this long while only the forecast holds the instances, one fewer is tried
 #: anyway (s); the forecast then adds nothing for ``PROBE_HOLD`` (s) while they are read
@@ -204,11 +204,6 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     return step_down, False
 
 
-def not_ready(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
-    """Fewer instances have served than run for ``PROVISION_TIMEOUT`` on end."""
-    return st.short_since is not None and t - st.short_since >= cfg.provision_timeout
-
-
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
     """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN``, then size the upscale."""
     cur = obs.current
@@ -245,7 +240,7 @@ def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, hig
     rate, capacity = obs.rate_per_s, st.capacity
     if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
         return _HOLD, cur, Reason.UP_COOLDOWN
-    needed = _ceil(rate / capacity - 1e-9)  # sizing.instances_for, inline
+    needed = sizing.instances_for(rate, capacity)
     if needed <= cur:
         return _HOLD, cur, Reason.UP_COOLDOWN
     return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD

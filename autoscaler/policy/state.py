@@ -178,6 +178,11 @@ def up_held(
         return Reason.UP_SENSITIVITY
     if st.last_up is not None and t - st.last_up < cooldown:
         return Reason.UP_COOLDOWN
-    if st.short_since is not None and t - st.short_since >= cfg.provision_timeout:
+    if not_ready(cfg, st, t):
         return Reason.NOT_READY
     return None
+
+
+def not_ready(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
+    """Fewer instances have served than run for ``PROVISION_TIMEOUT`` on end."""
+    return st.short_since is not None and t - st.short_since >= cfg.provision_timeout

@@ -405,10 +405,6 @@ class ExactModel:
         self.now = 0.0
 
     @property
-    def serving(self) -> int:
-        return self.pool.serving(self.now)
-
-    @property
     def ready(self) -> int:
         """The instances serving when the policy reads the platform (the last step's end)."""
         return self.pool.serving(self.now)
