@@ -414,5 +414,6 @@ def seed(
             )
         store.write({process: minutes}, events)
         store.put_meta(f"status:{process}", f"{process}: hold at {quantity} (seeded history)")
+        store.put_meta(f"learned:{process}", json.dumps({"capacity": 10.0, "capacity_sure": True}))
     store.write({}, [Event(end - 3 * 3600, "*", "alert", "platform unreachable for 2 minutes")])
     store.put_meta("clock", str(end))

@@ -25,7 +25,7 @@ from autoscaler.config import Settings
 from autoscaler.metrics import HealthState, Metrics
 from autoscaler.model import Action, Decision, Formation, Instant, Reading
 from autoscaler.observe import observe
-from autoscaler.policy import PolicyConfig, PolicyState, decide, initial_state
+from autoscaler.policy import PolicyConfig, PolicyState, decide, initial_state, learned
 from autoscaler.policy_store import Learned
 from autoscaler.ports import (
     Conflict,
@@ -85,6 +85,8 @@ class TickReport:
     lock_error: str | None = None
     epoch: int | None = None
     dry_run: bool = False
+    #: per process, what the policy has learned so far (``policy.learned``), for the history
+    learned: dict[str, dict[str, float | bool]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -558,6 +560,8 @@ class Autoscaler:
                 m.capacity.labels(d.process).set(state.capacity)
             if state is not None and state.boot is not None:
                 m.boot.labels(d.process).set(state.boot)
+            if state is not None:
+                report.learned[d.process] = learned(state)
             self._log_decision(report, d, reading, state)
         book = self._logbook
         for kind, text, level in (
@@ -603,15 +607,10 @@ class Autoscaler:
             fields["error"] = report.source_errors[d.process]
         if d.adopted:
             fields["adopted"] = True
-        if state is not None and state.capacity is not None:
-            # what one instance carries, as learned (requests/s): sure, or only a floor
-            fields["capacity"] = round(state.capacity, 1)
-            fields["capacity_sure"] = state.sure
-            # requests one instance serves at once as the queue time starts to rise
-            fields["slots"] = None if state.slots is None else round(state.slots, 1)
-        if state is not None and state.boot is not None:
-            # how long the policy's upscales took to serve, as learned (s)
-            fields["boot_s"] = round(state.boot, 1)
+        if state is not None:
+            # what one instance carries (requests/s; sure, or only a floor), what it serves at
+            # once, how long an upscale takes to serve: as learned so far (``policy.learned``)
+            fields.update(learned(state))
         if self.lock is not None:
             fields["leader"] = report.is_leader
             fields["epoch"] = report.epoch

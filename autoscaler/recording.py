@@ -74,11 +74,13 @@ class ReportLike(Protocol):
     def is_leader(self) -> bool: ...
     @property
     def formations(self) -> Mapping[str, Formation]: ...
+    @property
+    def learned(self) -> Mapping[str, Mapping[str, float | bool]]: ...
 
 
 class HistoryHook:
     """Records each tick report (after the loop's own hooks); writes the daemon's clock and each
-    process's state sentence once a minute."""
+    process's state sentence and learned values (``policy.learned``) once a minute."""
 
     def __init__(
         self,
@@ -157,6 +159,9 @@ class HistoryHook:
             for d in report.decisions:
                 self._write_meta(
                     f"status:{d.process}", sentence(d, self.settings.processes[d.process])
+                )
+                self._write_meta(
+                    f"learned:{d.process}", json.dumps(report.learned.get(d.process) or {})
                 )
             if self.digest_to is not None:
                 self._maybe_digest(wall)

@@ -113,6 +113,16 @@ def bucket_minutes(rows: list[Minute], since: float, width: int) -> dict[str, li
     return cols
 
 
+def _learned(raw: str | None) -> dict[str, Any]:
+    """What the policy has learned of a process, as the daemon last wrote it (``{}``: nothing
+    yet, or a value this version cannot read)."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 class DashboardApp:
     """The dashboard as a WSGI app. ``clock`` gives "now" when the store has no daemon clock
     (the daemon writes its own clock to the store, so the ``sim`` platform's accelerated
@@ -212,6 +222,7 @@ class DashboardApp:
                 "columns": bucket_minutes(rows, since, width),
                 "events": [{k: v for k, v in asdict(e).items() if v is not None} for e in events],
                 "status": self.store.get_meta(f"status:{process}"),
+                "learned": _learned(self.store.get_meta(f"learned:{process}")),
             },
         )
 

@@ -20,7 +20,7 @@ from autoscaler.policy.config import DEFAULT_DOWN_DELAY, PolicyConfig
 from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, decide
 from autoscaler.policy.load import RATE_TAU
 from autoscaler.policy.sizing import UP_LIMIT, auto_step
-from autoscaler.policy.state import PolicyState, initial_state
+from autoscaler.policy.state import PolicyState, initial_state, learned
 
 __all__ = [
     "BIN_MEMORY",
@@ -39,4 +39,5 @@ __all__ = [
     "estimate",
     "initial_state",
     "learn",
+    "learned",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ def test_the_page_draws_every_process_with_axes_that_carry_values_and_units(
     labels = page.locator("#process-web .u-title").all_inner_texts()
     assert any("band dashed" in t for t in labels)
     assert "seeded history" in page.locator("#process-web .status").inner_text()
+    learned = page.locator("#process-web .learned").inner_text()
+    assert learned == "learned: one instance carries 10 requests/s"
     assert "platform unreachable" in page.locator("#alerts").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#process-web").screenshot(path=str(SHOTS / "dashboard-web-24h.png"))
@@ -103,3 +106,22 @@ def test_fourteen_days_of_five_processes_load_in_a_page(browser: Any, server: st
     assert 0 < points <= 1500 + 1  # summarised into buckets, not 20,160 minutes
     page.screenshot(path=str(SHOTS / "dashboard-14d.png"), full_page=False)
     page.close()
+
+
+def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
+    browser: Any, server: str, seeded: Any
+) -> None:
+    before = {p: seeded.get_meta(f"learned:{p}") for p in ("worker", "mailer")}
+    seeded.put_meta("learned:worker", json.dumps({"slots": 4.0, "boot_s": 52.4}))
+    seeded.put_meta("learned:mailer", "{not json")
+    try:
+        status, body = _get(server + "/api/history?process=mailer&range=1h", f"Bearer {TOKEN}")
+        assert status == 200 and json.loads(body)["learned"] == {}
+        page = _page(browser, server, "1h")
+        worker = page.locator("#process-worker .learned").inner_text()
+        assert worker == "learned: serves 4 requests at once · boots in 52 s"
+        assert page.locator("#process-mailer .learned").inner_text() == "learned: nothing yet"
+        page.close()
+    finally:
+        for p, raw in before.items():
+            seeded.put_meta(f"learned:{p}", raw or "{}")

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from autoscaler.history import Minute, Recorder, TickFacts
+from autoscaler.sim.live import AppShape
 from autoscaler.stores.redis import RedisStore
 from tests.helpers import empty_redis
 
@@ -94,6 +95,11 @@ def test_the_sim_daemon_serves_hours_of_simulated_history_within_seconds() -> No
         events = h["events"]
         assert any(e["kind"] == "decision" and e["reason"] for e in events)  # type: ignore[index]
         assert any(e["kind"] == "config" for e in events)  # type: ignore[index]
+        # what the policy learned is shown beside the charts: the sim platform reports the
+        # serving instances, so an upscale's boot is timed (read at the daemon's ticks)
+        learned = h["learned"]
+        boot = AppShape().boot_s
+        assert isinstance(learned, dict) and boot <= learned["boot_s"] <= boot + 10, learned
     finally:
         _stop(proc)
 
