@@ -270,7 +270,7 @@ class ProcessSettings(EnvSettings):
     )
     provision_timeout: Annotated[float, Duration(0.0, MAX_SECONDS, above=True)] = Field(
         600.0,
-        description="where the platform reports which instances serve (Fly.io), no further "
+        description="where the platform reports which instances serve (Fly.io, Heroku), no further "
         "upscale once fewer serve than run for this long on end; an alert says so",
     )
     stale_after: Annotated[float, Duration(0.0, MAX_SECONDS, above=True)] | None = Field(

@@ -4,6 +4,14 @@ Calls: ``GET /apps/{app}/formation`` (the whole formation in one call) and
 ``PATCH /apps/{app}/formation`` with ``{"updates": [{"type", "quantity"}]}``. Every call sends
 the v3 ``Accept`` header and a Bearer token.
 
+Which dynos serve: ``GET /apps/{app}/dynos`` (paged with ``Range``/``Next-Range``), the dynos
+whose ``state`` is ``up`` counted per process type, is each formation's ``ready``: the policy
+times its upscales with it (the learned boot behind ``UP_COOLDOWN=auto``). The list is read
+on every ``read`` while a process type has fewer dynos up than its quantity (or its quantity
+changed since the list was read), else at most once every ``DYNO_MAX_AGE`` seconds; when the
+budget has no room for it, or the list cannot be read, ``ready`` is unknown (``None``), never
+guessed.
+
 Rate limit: the account has a pool of 4,500 calls refilled at 75 a minute, shared with every
 other client of the account (the CLI, the dashboard, other tools). This adapter keeps its own
 pace well below it (``CALLS_PER_HOUR``) whatever the interval: when its budget is short, or the
@@ -16,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -43,6 +51,8 @@ BURST = 40  # at most BURST + CALLS_PER_HOUR calls in any hour
 WRITE_RESERVE = 8  # tokens that reads leave for writes
 LOW_REMAINING = 450  # account pool below 10%: read from the cache when it is fresh enough
 MAX_CACHED_AGE = 60.0  # seconds a formation read may be reused when pacing
+DYNO_MAX_AGE = 60.0  # seconds a dyno list with every dyno up stands for an unchanged formation
+DYNO_PAGES = 5  # pages of the dyno list read at most (200 dynos a page)
 _APP = re.compile(r"^([a-z][a-z0-9-]{1,28}[a-z0-9]|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$")
 #: 422 messages that mean "not now" rather than "never" (release phase, preboot)
 _RETRYABLE_422 = re.compile(
@@ -94,6 +104,21 @@ def parse_formation(body: Any) -> dict[str, Formation]:
     return out
 
 
+def parse_dynos(body: Any) -> dict[str, int]:
+    """A dyno list: per process type, how many dynos are ``up`` (``starting``, ``crashed``,
+    ``down`` and ``idle`` ones do not serve)."""
+    if not isinstance(body, list):
+        raise PlatformError(f"heroku: expected a dyno list, got {type(body).__name__}")
+    up: dict[str, int] = {}
+    for item in body:
+        kind = item.get("type") if isinstance(item, dict) else None
+        state = item.get("state") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or not isinstance(state, str):
+            raise PlatformError(redact(f"heroku: unreadable dyno entry {item!r:.200}"))
+        up[kind] = up.get(kind, 0) + (state == "up")
+    return up
+
+
 def rejection(response: httpx.Response, what: str) -> Rejected:
     """A 422 as ``Rejected``: retryable while a release phase or preboot runs, else not."""
     message = error_message(response)
@@ -134,8 +159,13 @@ class Heroku:
             transport=transport,
         )
         self._path = f"/apps/{config.app}/formation"
+        self._dynos_path = f"/apps/{config.app}/dynos"
         self._cache: dict[str, Formation] = {}
         self._cached_at: float | None = None
+        #: the last dyno list read: dynos up per type, the quantities it was read against, when
+        self._up: dict[str, int] = {}
+        self._up_for: dict[str, int] = {}
+        self._up_at: float | None = None
 
     def _observe(self, response: httpx.Response) -> None:
         value = response.headers.get("ratelimit-remaining", "")
@@ -176,7 +206,50 @@ class Heroku:
 
     def read(self, processes: Sequence[str]) -> dict[str, Formation]:
         formation = self._cache if self._cache_usable() else self._fetch()
-        return self._select(formation, processes)
+        selected = self._select(formation, processes)
+        up = self._dynos_up(selected)
+        if up is None:
+            return selected
+        return {p: replace(f, ready=min(up.get(p, 0), f.quantity)) for p, f in selected.items()}
+
+    def _dynos_up(self, formation: Mapping[str, Formation]) -> dict[str, int] | None:
+        """Dynos up per type: the last list while every dyno was up in it, the quantities have
+        not changed and it is younger than ``DYNO_MAX_AGE``; else a new list, or ``None`` when
+        it cannot be read now."""
+        now = self.clock.now().mono
+        settled = all(
+            self._up_for.get(p) == f.quantity and self._up.get(p, 0) >= f.quantity
+            for p, f in formation.items()
+        )
+        if settled and self._up_at is not None and now - self._up_at < DYNO_MAX_AGE:
+            return self._up
+        low = self.remaining is not None and self.remaining < LOW_REMAINING
+        if low or self.budget.wait() > 0:  # no room: the formation's own reads come first
+            return None
+        try:
+            up = self._fetch_dynos()
+        except PlatformError:
+            return None
+        self._up, self._up_at = up, now
+        self._up_for = {p: f.quantity for p, f in formation.items()}
+        return up
+
+    def _fetch_dynos(self) -> dict[str, int]:
+        dynos: list[Any] = []
+        headers: dict[str, str] = {}
+        for _ in range(DYNO_PAGES):
+            response = self.http.request("GET", self._dynos_path, headers=headers)
+            if response.status_code not in (200, 206):
+                raise self._error(response, "reading the dynos")
+            page = response.json()
+            if not isinstance(page, list):
+                raise PlatformError(f"heroku: expected a dyno list, got {type(page).__name__}")
+            dynos.extend(page)
+            more = response.headers.get("next-range")
+            if response.status_code == 200 or not more:
+                return parse_dynos(dynos)
+            headers = {"Range": more}
+        raise PlatformError(f"heroku: more than {DYNO_PAGES} pages of dynos")
 
     def _select(
         self, formation: Mapping[str, Formation], processes: Sequence[str]

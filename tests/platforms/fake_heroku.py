@@ -10,6 +10,10 @@ API reference as summarised in the project's research notes:
 - ``GET /apps/{app}/formation[/{type}]``; ``PATCH /apps/{app}/formation`` with ``updates``
   (answers the whole formation) and ``PATCH /apps/{app}/formation/{type}``; quantities as int
   or numeric string (absolute, or ``+N``/``-N`` as the CLI sends);
+- ``GET /apps/{app}/dynos``: one dyno per instance of the formation (``web.1``, ``web.2``...),
+  ``starting`` for ``dyno_boot_s`` seconds after it is added, then ``up``; a downscale stops
+  the highest-numbered; paged by ``Range: id ..; max=N`` (200 a page, at most 1,000), a
+  truncated page answered 206 with ``Next-Range``;
 - 404 ``not_found`` for an unknown app or process type; 422 ``cannot_run_above_limit`` past the
   size's limit (Eco/Basic: 1 per type; Performance/Private/Shield: 10; others: 100); 422 while
   a release phase or preboot runs (``releasing = True``).
@@ -24,6 +28,8 @@ Use (from another test package, with ``tests/`` on ``sys.path`` as pytest puts i
     with FakeHeroku(token="t0ken-123456", formation={"web": 2, "worker": 0}) as fake:
         env = {"HEROKU_API_URL": fake.url, "HEROKU_API_TOKEN": fake.token,
                "HEROKU_APP_NAME": fake.app, ...}
+        fake.dyno_boot_s = 30.0          # new dynos are `starting` this long, then `up`
+        fake.dyno_state("web", 2, "crashed")
         fake.fail(503, times=2)          # or 429, 422...; method=/path= narrow it
         fake.slow(1.0, method="PATCH")   # applied, answered late
         fake.drop(apply=True)            # applied, connection closed without an answer
@@ -63,6 +69,8 @@ _IDS = {
     503: "service_unavailable",
 }
 _QUANTITY = re.compile(r"^[+-]?\d+$")
+_RANGE = re.compile(r"^id\s*(?:\](?P<after>[^.;\s]+))?\s*\.\.\s*(?:;\s*max=(?P<max>\d+))?;?$")
+PAGE, MAX_PAGE = 200, 1000
 PREBOOT_MESSAGE = (
     "Cannot change formation for a preboot app until release phase and preboot complete."
 )
@@ -108,6 +116,11 @@ class FakeHeroku(FakeServer):
                 "type": kind,
                 "updated_at": _iso(now),
             }
+        self.dyno_boot_s = 0.0  # seconds a new dyno stays `starting`
+        self.dynos: dict[str, list[dict[str, Any]]] = {k: [] for k in self.formation}
+        self._serial = 0
+        for kind in self.formation:
+            self._sync_dynos(kind, booted=True)
 
     def quantity(self, kind: str) -> int:
         with self.lock:
@@ -118,6 +131,61 @@ class FakeHeroku(FakeServer):
         with self.lock:
             self.formation[kind]["quantity"] = quantity
             self.formation[kind]["updated_at"] = _iso(self.clock.now().wall)
+            self._sync_dynos(kind)
+
+    def _sync_dynos(self, kind: str, *, booted: bool = False) -> None:
+        """Start or stop dynos until ``kind`` runs its quantity (highest-numbered stop first)."""
+        dynos = self.dynos[kind]
+        quantity = int(self.formation[kind]["quantity"])
+        now = self.clock.now()
+        del dynos[quantity:]
+        while len(dynos) < quantity:
+            self._serial += 1
+            row = self.formation[kind]
+            dynos.append(
+                {
+                    "attach_url": None,
+                    "command": row["command"],
+                    "created_at": _iso(now.wall),
+                    "id": str(uuid.UUID(int=10_000 + self._serial)),
+                    "name": f"{kind}.{len(dynos) + 1}",
+                    "release": {"id": str(uuid.UUID(int=2)), "version": 1},
+                    "app": {"id": self.app_id, "name": self.app},
+                    "size": row["size"],
+                    "state": "up" if booted else "starting",
+                    "type": kind,
+                    "updated_at": _iso(now.wall),
+                    "_up_at": now.mono if booted else now.mono + self.dyno_boot_s,
+                }
+            )
+
+    def dyno_state(self, kind: str, number: int, state: str) -> None:
+        """Set dyno ``kind.number``'s state (``crashed``, ``down``, ``up``...) from now on."""
+        with self.lock:
+            dyno = self.dynos[kind][number - 1]
+            dyno["state"], dyno["_up_at"] = state, float("inf")
+
+    def _dyno_list(self, call: Call) -> Reply:
+        now = self.clock.now().mono
+        listed = []
+        for kind in self.dynos:
+            for dyno in self.dynos[kind]:
+                if dyno["state"] == "starting" and now >= dyno["_up_at"]:
+                    dyno["state"] = "up"
+                listed.append({k: v for k, v in dyno.items() if not k.startswith("_")})
+        listed.sort(key=lambda d: d["id"])
+        asked = _RANGE.match(call.headers.get("range", "id ..").strip())
+        if asked is None:
+            return self.error(400, "Invalid Range header.")
+        size = min(int(asked["max"] or PAGE), MAX_PAGE)
+        if asked["after"]:
+            listed = [d for d in listed if d["id"] > asked["after"]]
+        if len(listed) <= size:
+            return Reply(200, listed)
+        page = listed[:size]
+        reply = Reply(206, page)
+        reply.headers["Next-Range"] = f"id ]{page[-1]['id']}..; max={size}"
+        return reply
 
     def writes(self) -> list[Call]:
         return self.calls("PATCH")
@@ -162,10 +230,14 @@ class FakeHeroku(FakeServer):
         parts = call.path.split("?")[0].strip("/").split("/")
         if parts == ["account", "rate-limits"] and call.method == "GET":
             return Reply(200, {"remaining": int(self.pool)})
-        if len(parts) < 3 or parts[0] != "apps" or parts[2] != "formation":
+        if len(parts) < 3 or parts[0] != "apps" or parts[2] not in ("formation", "dynos"):
             return self.error(404, "Not found.")
         if parts[1] not in (self.app, self.app_id):
             return self.error(404, "Couldn't find that app.")
+        if parts[2] == "dynos":
+            if len(parts) != 3 or call.method != "GET":
+                return self.error(404, "Not found.")
+            return self._dyno_list(call)
         kind = parts[3] if len(parts) == 4 else None
         if kind is not None and kind not in self.formation:
             return self.error(404, f"Couldn't find that process type ({kind}).")
@@ -222,4 +294,5 @@ class FakeHeroku(FakeServer):
             if self.formation[kind]["quantity"] != quantity:
                 self.formation[kind]["quantity"] = quantity
                 self.formation[kind]["updated_at"] = now
+                self._sync_dynos(kind)
         return None

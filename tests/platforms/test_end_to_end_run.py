@@ -9,6 +9,7 @@ A burst of jobs waits longer than the worker's up threshold, so the daemon scale
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -131,6 +132,24 @@ def test_a_burst_of_jobs_leads_to_exactly_one_write_to_the_platform(
     assert writes == [EXPECTED_WRITE[platform]], output
     assert "event=decision process=worker action=up current=1 desired=2" in output
     assert token not in output
+
+
+def test_herokus_dyno_states_teach_the_daemon_how_long_its_upscale_took(
+    burst: Callable[[int], None], tmp_path: Path
+) -> None:
+    fake, env, _ = _heroku()
+    assert isinstance(fake, FakeHeroku)
+    fake.dyno_boot_s = 3.0  # a new dyno is `starting` for 3 s, then `up`
+    env["AUTOSCALER_LOG_LEVEL"] = "debug"  # holds too, so that every decision line shows
+    log = tmp_path / "daemon.log"
+    try:
+        burst(20)
+        output = _run_daemon(tmp_path, env, lambda: "boot_s=" in log.read_text())
+    finally:
+        fake.stop()
+    learned = re.search(r"process=worker .*boot_s=([0-9.]+)", output)
+    assert learned is not None, output
+    assert 3.0 <= float(learned[1]) <= 6.0  # read at 1 s ticks
 
 
 @pytest.mark.parametrize("platform", ["heroku", "render"])

@@ -114,10 +114,12 @@ def test_read_sends_the_v3_accept_header_and_bearer_token(
 ) -> None:
     formation = heroku_adapter.read(["web", "worker"])
     assert {p: f.quantity for p, f in formation.items()} == {"web": 2, "worker": 1}
-    (call,) = fake_heroku.journal
+    call, dynos = fake_heroku.journal
     assert (call.method, call.path, call.status) == ("GET", "/apps/my-app/formation", 200)
-    assert call.headers["accept"] == ACCEPT
-    assert call.headers["authorization"] == f"Bearer {HEROKU_TOKEN}"
+    assert (dynos.method, dynos.path, dynos.status) == ("GET", "/apps/my-app/dynos", 200)
+    for sent in (call, dynos):
+        assert sent.headers["accept"] == ACCEPT
+        assert sent.headers["authorization"] == f"Bearer {HEROKU_TOKEN}"
 
 
 def test_read_of_a_process_type_the_app_lacks_is_an_error(
@@ -224,7 +226,7 @@ def test_a_low_ratelimit_remaining_serves_reads_from_the_recent_formation(
 def test_5xx_on_a_read_is_retried(heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku) -> None:
     fake_heroku.fail(503, times=2)
     assert heroku_adapter.read(["web"])["web"].quantity == 2
-    assert [c.status for c in fake_heroku.journal] == [503, 503, 200]
+    assert [c.status for c in fake_heroku.journal] == [503, 503, 200, 200]  # then the dynos
 
 
 def test_persistent_5xx_on_a_read_is_a_platform_error(
@@ -261,7 +263,7 @@ def test_a_dropped_connection_on_a_read_is_retried(
 ) -> None:
     fake_heroku.drop(method="GET")
     assert heroku_adapter.read(["web"])["web"].quantity == 2
-    assert [c.fault for c in fake_heroku.journal] == ["drop", None]
+    assert [c.fault for c in fake_heroku.journal] == ["drop", None, None]  # then the dynos
 
 
 def test_check_reads_without_writing(
@@ -320,3 +322,95 @@ def test_build_reads_the_settings() -> None:
     assert adapter.name == "heroku"
     assert str(adapter.http._client.base_url) == "http://127.0.0.1:1"
     adapter.close()
+
+
+# -- which dynos serve (ready) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "up"),
+    [
+        ([], {}),
+        (
+            [
+                {"type": "web", "state": "up"},
+                {"type": "web", "state": "starting"},
+                {"type": "worker", "state": "crashed"},
+                {"type": "run", "state": "up"},
+            ],
+            {"web": 1, "worker": 0, "run": 1},
+        ),
+    ],
+)
+def test_parse_dynos_counts_the_dynos_up_per_type(body: object, up: dict[str, int]) -> None:
+    assert heroku.parse_dynos(body) == up
+
+
+@pytest.mark.parametrize("body", [{"type": "web"}, [{"type": "web"}], [{"state": "up"}], ["x"]])
+def test_parse_dynos_refuses_what_it_cannot_read(body: object) -> None:
+    with pytest.raises(PlatformError):
+        heroku.parse_dynos(body)
+
+
+def test_starting_dynos_are_not_ready_until_they_are_up(
+    heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku, clock: FakeClock
+) -> None:
+    fake_heroku.dyno_boot_s = 30.0
+    before = heroku_adapter.read(["web"])["web"]
+    assert (before.quantity, before.ready) == (2, 2)
+    heroku_adapter.scale({"web": 4}, expected={"web": 2})
+    clock.advance(5)
+    assert heroku_adapter.read(["web"])["web"].ready == 2  # two of four still starting
+    clock.advance(26)
+    assert heroku_adapter.read(["web"])["web"].ready == 4
+
+
+def test_a_settled_formation_reads_the_dynos_once_a_minute_and_every_tick_while_short(
+    heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku, clock: FakeClock
+) -> None:
+    def dyno_reads() -> int:
+        return sum(1 for c in fake_heroku.journal if c.path == "/apps/my-app/dynos")
+
+    heroku_adapter.read(["web", "worker"])
+    for _ in range(11):  # 55 s: every dyno was up and nothing changed
+        clock.advance(5)
+        assert heroku_adapter.read(["web", "worker"])["web"].ready == 2
+    assert dyno_reads() == 1
+    fake_heroku.dyno_state("web", 2, "crashed")
+    clock.advance(5)
+    assert heroku_adapter.read(["web", "worker"])["web"].ready == 1  # a minute on: read again
+    clock.advance(5)
+    heroku_adapter.read(["web", "worker"])
+    assert dyno_reads() == 3  # one short of its quantity: read on every tick
+
+
+def test_a_dyno_list_of_several_pages_is_followed_with_next_range(clock: FakeClock) -> None:
+    formation = {"web": 90, "worker": 90, "clock": 40}  # 220 dynos: two pages of 200
+    with FakeHeroku(token=HEROKU_TOKEN, formation=formation, clock=clock) as fake:
+        settings = config.load(heroku_env(fake.url))
+        adapter = heroku.Heroku(heroku.parse(settings), clock=clock, timeout=TIMEOUT)
+        try:
+            read = adapter.read(["web", "worker", "clock"])
+        finally:
+            adapter.close()
+        assert {p: f.ready for p, f in read.items()} == formation
+        first, second = (c for c in fake.journal if c.path == "/apps/my-app/dynos")
+        assert (first.status, len(first.reply)) == (206, 200)
+        assert second.headers["range"] == f"id ]{first.reply[-1]['id']}..; max=200"
+        assert (second.status, len(second.reply)) == (200, 20)
+
+
+def test_when_the_dynos_cannot_be_read_ready_is_unknown_not_zero(
+    heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku
+) -> None:
+    fake_heroku.fail(500, path="/apps/my-app/dynos", times=10)
+    read = heroku_adapter.read(["web"])
+    assert (read["web"].quantity, read["web"].ready) == (2, None)
+
+
+def test_a_short_budget_reads_the_formation_and_leaves_the_dynos_unknown(
+    heroku_adapter: heroku.Heroku, fake_heroku: FakeHeroku
+) -> None:
+    fake_heroku.pool = 300.0  # the account is nearly spent by other clients
+    assert heroku_adapter.read(["web"])["web"].ready is None
+    assert [c.path for c in fake_heroku.journal] == ["/apps/my-app/formation"]

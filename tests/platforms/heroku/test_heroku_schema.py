@@ -29,12 +29,13 @@ def schema() -> dict[str, Any]:
 
 
 def _link(schema: dict[str, Any], method: str, path: str) -> tuple[dict[str, Any], str]:
-    """The ``formation`` link that serves this request, and its index."""
-    for i, link in enumerate(schema["definitions"]["formation"]["links"]):
-        pattern = "^" + re.sub(r"\{\([^)]*\)\}", "[^/]+", link["href"]) + "$"
-        if link["method"] == method and re.match(pattern, path):
-            return link, f"#/definitions/formation/links/{i}"
-    raise AssertionError(f"no formation link for {method} {path}")
+    """The ``formation`` or ``dyno`` link that serves this request, and its pointer."""
+    for kind in ("formation", "dyno"):
+        for i, link in enumerate(schema["definitions"][kind]["links"]):
+            pattern = "^" + re.sub(r"\{\([^)]*\)\}", "[^/]+", link["href"]) + "$"
+            if link["method"] == method and re.match(pattern, path):
+                return link, f"#/definitions/{kind}/links/{i}"
+    raise AssertionError(f"no formation or dyno link for {method} {path}")
 
 
 def _validator(schema: dict[str, Any], pointer: str) -> Draft4Validator:
@@ -49,7 +50,7 @@ def _validate_journal(fake: FakeHeroku, schema: dict[str, Any]) -> int:
         if "schema" in link:
             _validator(schema, pointer + "/schema").validate(call.body)
             checked += 1
-        if call.status == 200:
+        if call.status in (200, 206):
             _validator(schema, pointer + "/targetSchema").validate(call.reply)
             checked += 1
     return checked
@@ -62,7 +63,7 @@ def test_the_adapters_requests_and_the_fakes_answers_follow_the_schema(
     heroku_adapter.scale({"web": 4, "worker": 0}, expected={"web": 2, "worker": 1})
     heroku_adapter.http.request("GET", "/apps/my-app/formation/web")
     heroku_adapter.http.request("PATCH", "/apps/my-app/formation/worker", json={"quantity": 2})
-    assert _validate_journal(fake_heroku, schema) == 7  # 5 answers and 2 request bodies
+    assert _validate_journal(fake_heroku, schema) == 8  # 6 answers and 2 request bodies
     assert {c.path for c in fake_heroku.journal} >= {"/apps/my-app/formation/worker"}
 
 
