@@ -35,6 +35,7 @@ from autoscaler.ports import ConfigError, Lock, Platform, Source, StateStore
 
 if TYPE_CHECKING:
     from autoscaler.history import HistoryStore
+    from autoscaler.sim.live import LiveApp
 
 SOURCES = {
     "sim": "autoscaler.sources.sim",
@@ -201,6 +202,18 @@ def build_state_store(settings: Settings, kind: str) -> StateStore:
     module = importlib.import_module(STATE_STORES[kind])
     store: StateStore = module.build(settings, settings.lock_settings, settings.scope)
     return store
+
+
+def build_simulated(settings: Settings, app: LiveApp) -> tuple[Platform, dict[str, Source]]:
+    """The ``sim`` platform and a ``sim`` source per process on ``app``, a simulated app on a
+    clock of the caller's (``autoscaler.sim.owntraffic.record_simulated`` runs the daemon on a
+    fake one), instead of the process-wide app that ``build_platform`` and ``build_source``
+    share."""
+    from autoscaler.platforms.sim import SimPlatform
+    from autoscaler.sources.sim import SimSource
+
+    sources: dict[str, Source] = {name: SimSource(app, p) for name, p in settings.processes.items()}
+    return SimPlatform(app, 1.0), sources
 
 
 def open_history_store(env: Mapping[str, str]) -> HistoryStore | None:

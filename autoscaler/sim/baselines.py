@@ -32,7 +32,7 @@ from typing import Protocol
 from autoscaler.model import Instant, Metric, Observation
 from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
-from autoscaler.sim.stepband import StepRule, step_band
+from autoscaler.sim.stepband import Every, StepRule, step_band
 
 _ceil = math.ceil
 
@@ -227,20 +227,18 @@ class HpaPolicy:
         self.high = high
         self.target = target
         self.tolerance = tolerance
-        self.period = period
+        self.checks = Every(period)
         self.stabilization = stabilization
         self.up_pods = up_pods
         self.up_percent = up_percent
-        self.next_sync = 0.0
         self.recommendations: deque[tuple[float, int]] = deque()
         self.ready: Callable[[], int] = lambda: high  # set by the runner: instances serving
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        if t + 1e-9 < self.next_sync:
+        if not self.checks.due(t):
             return current
-        self.next_sync = t + self.period
         ready = min(self.ready(), current)
         ratio = util / self.target
         if abs(ratio - 1.0) <= self.tolerance or ready == 0:
@@ -273,9 +271,8 @@ class StepPolicy(StepRule):
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        if t + 1e-9 < self.next_check:
+        if not self.checks.due(t):
             return current
-        self.next_check = t + self.period
         if signal_ms is None:
             return current
         want, self.clock = step_band(self.band, self.clock, t, current, signal_ms)

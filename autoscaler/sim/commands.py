@@ -25,7 +25,7 @@ from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
-from autoscaler.sim.output import table
+from autoscaler.sim.output import UsageError, policy_names, table
 from autoscaler.sim.parallel import _worker_signals, run_many
 from autoscaler.sim.runner import (
     PolicySpec,
@@ -38,10 +38,6 @@ from autoscaler.sim.scenarios import SCENARIOS, generate
 from autoscaler.sim.traces import Trace, TraceError, read_trace
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A bad flag value; the message names the flag."""
 
 
 def _seconds(text: str) -> float:
@@ -338,33 +334,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     return _guard(_simulate, args)
 
 
-def _policy_names(given: list[str] | None) -> list[str]:
-    names = ["default"]
-    for item in given or []:
-        for part in item.split(","):
-            name = part.strip().lower()
-            if name == "all":
-                names.extend(POLICIES)
-            elif name in POLICIES:
-                names.append(name)
-            else:
-                raise UsageError(f"--policy: unknown {name!r} (one of {', '.join(POLICIES)}, all)")
-    return list(dict.fromkeys(names))
-
-
 def _simulate(args: argparse.Namespace) -> int:
     if args.report and not str(args.report).lower().endswith((".html", ".htm")):
         raise UsageError("--report: give a file name ending in .html")
     from autoscaler.sim.jobs import is_job_header
 
     if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
-        from autoscaler.sim.workercmd import JobUsageError, simulate_jobs
+        from autoscaler.sim.workercmd import simulate_jobs
 
-        try:
-            return simulate_jobs(args, _worker_signals)
-        except JobUsageError as exc:
-            raise UsageError(str(exc)) from None
-    names = _policy_names(args.policy)
+        return simulate_jobs(args, _worker_signals)
+    names = policy_names(args.policy, POLICIES)
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
     jobs = [(ctx.spec(name), 0, None) for name in names]
@@ -405,13 +384,9 @@ def _tune(args: argparse.Namespace) -> int:
     from autoscaler.sim.jobs import is_job_header
 
     if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
-        from autoscaler.sim.workercmd import JobUsageError
         from autoscaler.sim.workertune import tune_jobs
 
-        try:
-            return tune_jobs(args, _worker_signals)
-        except JobUsageError as exc:
-            raise UsageError(str(exc)) from None
+        return tune_jobs(args, _worker_signals)
     return _tune_with(args)
 
 

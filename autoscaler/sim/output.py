@@ -1,49 +1,83 @@
-"""The table ``simulate`` and ``tune`` print (and the report repeats): one row per policy."""
+"""What ``simulate`` and ``tune`` share at their two ends, for request and job traces alike:
+the flags' errors, the ``--policy`` names they take and the table they print (one row per
+policy; the report repeats it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from autoscaler.sim.runner import Result
 
-COLUMNS = (
+
+class UsageError(Exception):
+    """A bad flag value; the message names the flag."""
+
+
+def policy_names(given: list[str] | None, known: Sequence[str], what: str = "") -> list[str]:
+    """``default`` then the ``--policy`` values given (comma-separated or repeated, ``all`` for
+    every one of ``known``), each once; an unknown name is a ``UsageError`` (``what`` says for
+    which trace)."""
+    names = ["default"]
+    for item in given or []:
+        for part in item.split(","):
+            name = part.strip().lower()
+            if name == "all":
+                names.extend(known)
+            elif name in known:
+                names.append(name)
+            else:
+                raise UsageError(
+                    f"--policy: unknown {name!r}{what} (one of {', '.join(known)}, all)"
+                )
+    return list(dict.fromkeys(names))
+
+
+#: the first and the last columns of both tables: (figure, heading, format)
+_LEAD = (
     ("policy", "policy", "{}"),
     ("instance_hours", "inst-hours", "{:.1f}"),
     ("slo_attainment", "SLO minutes", "{:.2%}"),
-    ("p95_queue_ms", "p95 ms", "{:.0f}"),
-    ("p99_queue_ms", "p99 ms", "{:.0f}"),
-    ("max_queue_ms", "max ms", "{:.0f}"),
+)
+_TAIL = (
     ("scale_events", "scalings", "{}"),
     ("mean_instances", "mean inst", "{:.2f}"),
     ("max_instances", "max inst", "{}"),
 )
 
+COLUMNS = (
+    *_LEAD,
+    ("p95_queue_ms", "p95 ms", "{:.0f}"),
+    ("p99_queue_ms", "p99 ms", "{:.0f}"),
+    ("max_queue_ms", "max ms", "{:.0f}"),
+    *_TAIL,
+)
 
 #: the columns of a job trace's table (``workercmd``) and report (``jobreport``)
 JOB_COLUMNS = (
-    ("policy", "policy", "{}"),
-    ("instance_hours", "inst-hours", "{:.1f}"),
-    ("slo_attainment", "SLO minutes", "{:.2%}"),
+    *_LEAD,
     ("p95_wait_s", "p95 wait s", "{:.1f}"),
     ("max_wait_s", "max wait s", "{:.0f}"),
     ("interrupted_jobs", "interrupted", "{}"),
     ("interrupted_job_s", "lost job-s", "{:.0f}"),
-    ("scale_events", "scalings", "{}"),
-    ("mean_instances", "mean inst", "{:.2f}"),
-    ("max_instances", "max inst", "{}"),
+    *_TAIL,
 )
 
 
 def table(results: Sequence[Result]) -> str:
-    rows = [[head for _, head, _ in COLUMNS]]
-    for r in results:
-        figures = r.figures()
-        rows.append([fmt.format(figures[key]) for key, _, fmt in COLUMNS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = []
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
+    return render(COLUMNS, [r.figures() for r in results])
+
+
+def render(columns: Sequence[tuple[str, str, str]], rows: Iterable[Mapping[str, Any]]) -> str:
+    """A text table: a heading line, then one line per row with its figures formatted, the
+    first column left-aligned and the others right-aligned."""
+    lines = [[head for _, head, _ in columns]]
+    lines += [[fmt.format(row[key]) for key, _, fmt in columns] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(
+            [line[0].ljust(widths[0])]
+            + [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
+        )
+        for line in lines
+    )

@@ -242,11 +242,13 @@ def export_from_env(
 ) -> tuple[str, Fit, list[Minute]]:
     """``export`` from the store the config vars name, at the daemon's own clock, with the band
     the daemon recorded. Raises ``ValueError`` for what the user must fix."""
+    from autoscaler.history import store_kind
     from autoscaler.registry import open_history_store
 
-    store = open_history_store(env)
-    if store is None or type(store).__name__ == "MemoryStore":
+    if store_kind(env) in ("off", "memory"):
         raise ValueError("no shared history store: set REDIS_URL or DATABASE_URL as the daemon has")
+    store = open_history_store(env)
+    assert store is not None  # the kind is neither off nor memory
     try:
         if process not in store.processes():
             have = ", ".join(store.processes()) or "none"
@@ -277,11 +279,9 @@ def record_simulated(
     from autoscaler.clock import FakeClock
     from autoscaler.config import load
     from autoscaler.loop import Autoscaler
-    from autoscaler.platforms.sim import SimPlatform
     from autoscaler.recording import HistoryHook
+    from autoscaler.registry import build_simulated, open_history_store
     from autoscaler.sim.live import LiveApp
-    from autoscaler.sources.sim import SimSource
-    from autoscaler.stores.memory import MemoryStore
 
     class Quiet:
         def __getattr__(self, name: str) -> Any:
@@ -290,10 +290,11 @@ def record_simulated(
     settings = load({"AUTOSCALER_PROCESSES": "web", **(env or {})})
     clock = FakeClock()
     app = LiveApp(settings, clock)
-    store = MemoryStore()
+    store = open_history_store({"AUTOSCALER_HISTORY": "memory"})
+    assert store is not None
     hook = HistoryHook(settings, store, Quiet())
-    sources = {name: SimSource(app, p) for name, p in settings.processes.items()}
-    scaler = Autoscaler(settings, SimPlatform(app, 1.0), sources, clock, alerts=hook, log=Quiet())
+    platform, sources = build_simulated(settings, app)
+    scaler = Autoscaler(settings, platform, sources, clock, alerts=hook, log=Quiet())
     interval = settings.glob.interval
     paid = 0.0
     for _ in range(round(days * 86400 / interval)):

@@ -1,5 +1,7 @@
 """The ``step`` baselines' band rule (the hosted latency autoscaler's documented behaviour),
-one pure function for the web model's ``StepPolicy`` and the worker model's step policy.
+one pure function for the web model's ``StepPolicy`` and the worker model's step policy; and
+``Every``, the check cadence of the baselines that look only now and then (``step``, ``hpa``,
+``hirefire``).
 
 On each check: above ``up_ms``, +1 at most once every ``up_cooldown`` seconds; below
 ``down_ms`` for ``down_delay`` seconds and ``down_delay`` seconds after any change, -1; the
@@ -56,6 +58,23 @@ def step_band(
     return current, clock._replace(below_since=below_since)
 
 
+class Every:
+    """Checks every ``period`` simulated seconds, the first at 0."""
+
+    __slots__ = ("next_check", "period")
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.next_check = 0.0
+
+    def due(self, t: float) -> bool:
+        """Whether a check falls at ``t`` (a tick's time); if so, the next one is a period on."""
+        if t + 1e-9 < self.next_check:
+            return False
+        self.next_check = t + self.period
+        return True
+
+
 class StepRule:
     """What the web and the worker step baselines hold: the band, how often it is checked, and
     the clock. Each calls ``step_band`` with its own signal."""
@@ -73,6 +92,5 @@ class StepRule:
     ) -> None:
         self.low, self.high = low, high
         self.band = Band(low, high, up_ms, down_ms, up_cooldown, down_delay)
-        self.period = period
-        self.next_check = 0.0
+        self.checks = Every(period)
         self.clock = BandClock()

@@ -21,7 +21,7 @@ from autoscaler.model import Metric
 from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace
-from autoscaler.sim.output import JOB_COLUMNS
+from autoscaler.sim.output import JOB_COLUMNS, UsageError, policy_names, render
 from autoscaler.sim.workersim import (
     WORKER_POLICIES,
     WorkerResult,
@@ -34,10 +34,6 @@ from autoscaler.sim.workersim import (
 
 DEFAULT_SLO_MS = 60_000.0
 COLUMNS = JOB_COLUMNS  # in sim/output, which the job report reads too (no import cycle)
-
-
-class JobUsageError(Exception):
-    """A bad flag for a job trace; the message names the flag."""
 
 
 #: a worker process's settings when none is configured: its defaults, read as ``load`` reads
@@ -60,10 +56,10 @@ def job_process(settings: Settings, name: str | None) -> ProcessSettings:
     if name is not None:
         if name not in settings.processes:
             known = ", ".join(settings.processes)
-            raise JobUsageError(f"--process: {name!r} is not configured (have {known})")
+            raise UsageError(f"--process: {name!r} is not configured (have {known})")
         p = settings.processes[name]
         if p.metric is not Metric.JOB_LATENCY:
-            raise JobUsageError(
+            raise UsageError(
                 f"--process: {name!r} scales on request queue time; a job trace needs a process "
                 "that scales on job latency"
             )
@@ -120,7 +116,7 @@ def job_context(args: argparse.Namespace) -> JobContext:
     try:
         settings = load()
     except ConfigError as exc:
-        raise JobUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     p = job_process(settings, args.process)
     raw = read_job_trace(
         args.trace,
@@ -146,7 +142,7 @@ def job_context(args: argparse.Namespace) -> JobContext:
             seed=args.seed,
         )
     except ValueError as exc:
-        raise JobUsageError(f"--peak-instances: {exc}") from None
+        raise UsageError(f"--peak-instances: {exc}") from None
     plan = oracle_plan(trace, setup, ticks_for(trace, setup))
     peak = max(plan, default=1)
     low = p.min if args.min is None else args.min
@@ -163,7 +159,7 @@ def job_context(args: argparse.Namespace) -> JobContext:
                 "(set it, or pass --max)"
             )
     if not 0 <= low <= high or high < 1:
-        raise JobUsageError(f"--min/--max: bounds {low}..{high} are not valid")
+        raise UsageError(f"--min/--max: bounds {low}..{high} are not valid")
     engine = PolicyConfig.from_settings(p).replace(low=low, high=high)
     return JobContext(
         trace, len(raw), setup, p, engine, low, high, factor, plan, notes, args.duration_scale
@@ -198,39 +194,12 @@ def run_specs(
         _JOB = None
 
 
-def policy_names(given: list[str] | None) -> list[str]:
-    names = ["default"]
-    for item in given or []:
-        for part in item.split(","):
-            name = part.strip().lower()
-            if name == "all":
-                names.extend(WORKER_POLICIES)
-            elif name in WORKER_POLICIES:
-                names.append(name)
-            else:
-                raise JobUsageError(
-                    f"--policy: unknown {name!r} for a job trace "
-                    f"(one of {', '.join(WORKER_POLICIES)}, all)"
-                )
-    return list(dict.fromkeys(names))
-
-
 def table(results: Sequence[WorkerResult]) -> str:
-    rows = [[head for _, head, _ in COLUMNS]]
-    for r in results:
-        rows.append([fmt.format(getattr(r, key)) for key, _, fmt in COLUMNS])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(
-            [row[0].ljust(widths[0])]
-            + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        )
-        for row in rows
-    )
+    return render(COLUMNS, [{key: getattr(r, key) for key, _, _ in COLUMNS} for r in results])
 
 
 def simulate_jobs(args: argparse.Namespace, init: Callable[[], None] | None = None) -> int:
-    names = policy_names(args.policy)
+    names = policy_names(args.policy, WORKER_POLICIES, " for a job trace")
     ctx = job_context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()

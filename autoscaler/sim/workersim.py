@@ -33,7 +33,7 @@ from autoscaler.model import Instant, Observation, Status
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.sim.jobmodel import Job, WorkerModel
 from autoscaler.sim.jobs import JobTrace
-from autoscaler.sim.stepband import StepRule, step_band
+from autoscaler.sim.stepband import Every, StepRule, step_band
 
 WORKER_BASELINES = ("static", "step", "hirefire", "oracle")
 WORKER_POLICIES = ("default", *WORKER_BASELINES)
@@ -121,9 +121,8 @@ class StepWorkers(StepRule):
     name = "step"
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
-        if t + 1e-9 < self.next_check:
+        if not self.checks.due(t):
             return current
-        self.next_check = t + self.period
         if current < self.low:
             self.clock = self.clock._replace(last_change=t)
             return self.low
@@ -145,13 +144,11 @@ class HireFireWorkers:
     def __init__(self, low: int, high: int, *, ratio: float, period: float = 60.0) -> None:
         self.low, self.high = low, high
         self.ratio = ratio
-        self.period = period
-        self.next_check = 0.0
+        self.checks = Every(period)
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
-        if t + 1e-9 < self.next_check:
+        if not self.checks.due(t):
             return current
-        self.next_check = t + self.period
         jobs = depth + busy
         want = min(self.high, max(self.low, math.ceil(jobs / self.ratio - 1e-9)))
         if want > current:

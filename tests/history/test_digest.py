@@ -7,6 +7,9 @@ import re
 import threading
 from typing import Any
 
+import pytest
+
+from autoscaler import digest
 from autoscaler.clock import FakeClock
 from autoscaler.config import load
 from autoscaler.digest import WEEK_S, summarise, tune_verdicts
@@ -118,31 +121,50 @@ def test_when_only_todays_settings_are_tried_the_verdict_is_no_change() -> None:
     assert "AUTOSCALER_WEB_" not in verdict
 
 
-def test_the_digest_is_sent_from_a_thread_of_its_own_while_the_daemon_ticks() -> None:
+def test_the_digest_is_sent_from_a_thread_of_its_own_while_the_daemon_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tune search (a stand-in here that holds until released; what the real one says is
+    tested above) runs in the digest's thread: the daemon ticks on while it runs."""
     env = {"AUTOSCALER_PROCESSES": "web", "AUTOSCALER_WEB_MAX": "20"}
     settings = load(env)
     store = MemoryStore()
     store.write({"web": _week(2)}, [])
     store.put_meta("digest_last", repr(float(T0)))
+    release = threading.Event()
+    searched: list[tuple[str, int]] = []
+
+    def search(minutes: Any, events: Any, settings: Any) -> dict[str, str]:
+        searched.append((threading.current_thread().name, len(minutes["web"])))
+        assert release.wait(30), "the tune search was never released"
+        return {"web": "tune on this week: no change"}
+
+    monkeypatch.setattr(digest, "tune_verdicts", search)
     hook = HistoryHook(settings, store, _Quiet())
-    senders: list[str] = []
-    hook.digest_to = lambda text: senders.append(threading.current_thread().name)
+    sent: list[tuple[str, str]] = []
+    hook.digest_to = lambda text: sent.append((threading.current_thread().name, text))
     clock = FakeClock(wall=T0 + WEEK_S + 30)
+    week = len(digest.read_week(store, ["web"], T0 + WEEK_S + 30)[0]["web"])
+    assert week > 6 * 1440
+    platform = FakePlatform({"web": 2})
     scaler = Autoscaler(
         settings,
-        FakePlatform({"web": 2}),
-        {"web": FakeSource(10.0, rate_per_s=30.0)},
+        platform,
+        {"web": FakeSource(1000.0, rate_per_s=30.0)},
         clock,
         alerts=hook,
         log=_Quiet(),
     )
     scaler.tick()
-    assert hook.digest_thread is not None
-    ticked = 1
-    while hook.digest_thread.is_alive() and ticked < 10_000:
-        scaler.tick()  # the tick does not wait for the tune search
-        clock.advance(5)
-        ticked += 1
-    hook.digest_thread.join(120)
-    assert senders == ["autoscaler-digest"]
-    assert ticked > 1
+    thread = hook.digest_thread
+    assert thread is not None
+    for _ in range(3):  # the search holds; the ticks go on and scale
+        clock.advance(30)
+        scaler.tick()
+    assert thread.is_alive() and not sent
+    assert platform.journal  # the daemon scaled while the search ran
+    release.set()
+    thread.join(30)
+    assert searched == [("autoscaler-digest", week)]
+    assert [name for name, _ in sent] == ["autoscaler-digest"]
+    assert "- web: tune on this week: no change" in sent[0][1]

@@ -18,6 +18,7 @@ from autoscaler.history import Minute, Recorder
 from autoscaler.sim.owntraffic import (
     MIN_STEADY,
     Fit,
+    export_from_env,
     fit,
     fit_slots,
     record_simulated,
@@ -173,3 +174,16 @@ def test_a_week_of_the_simulated_app_replayed_with_the_fit_costs_what_the_daemon
     ran, replayed = trip.ran, trip.replayed
     print(f"round trip: the daemon ran {ran:.1f} instance-hours, the replay {replayed}")
     assert replayed == pytest.approx(ran, rel=0.10)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # the simulated app's default: a memory store, gone with the daemon
+        {"AUTOSCALER_HISTORY": "memory"},
+        {"AUTOSCALER_HISTORY": "off", "REDIS_URL": "redis://127.0.0.1:1/0"},
+    ],
+)
+def test_tuning_on_own_traffic_needs_a_shared_history_store(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="no shared history store"):
+        export_from_env(env, "web", 3600.0)

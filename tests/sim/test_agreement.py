@@ -2,7 +2,8 @@
 within 10%, for a fixed formation (one seed) and for the formations the configured policy chose
 (its decisions recorded on one model and replayed on the other, six seeds); and, with the loop
 closed, instance-hours within 10% (twelve seeds). The seeds' runs are independent: they run in
-two forked processes, once per module."""
+two forked processes, once per module. The two many-seed comparisons are ``slow`` (the test
+command runs them; ``-m 'not slow'`` keeps the fixed formation's quick check)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,7 @@ def replays() -> dict[tuple[str, int], Replayed]:
     return in_two_processes(record_and_replay, [(t.__name__, s) for t in TRACES for s in SEEDS])
 
 
+@pytest.mark.slow  # 12 exact runs of a slice and their fast twins (about 30 s on two cores)
 @pytest.mark.parametrize("trace", TRACES)
 def test_agree_on_the_formations_the_configured_policy_chose(
     trace: object, replays: dict[tuple[str, int], Replayed]
@@ -160,6 +162,7 @@ def closed_loops() -> dict[tuple[str, int, bool], Result]:
     return in_two_processes(closed_loop, jobs)
 
 
+@pytest.mark.slow  # 24 exact runs of a slice and their fast twins (about a minute on two cores)
 @pytest.mark.parametrize("trace", TRACES)
 def test_agree_on_cost_under_the_configured_policy(
     trace: object, closed_loops: dict[tuple[str, int, bool], Result]

@@ -12,6 +12,8 @@ from tests.platforms.conftest import FLY_CANARY, fly_settings
 from tests.platforms.fake_fly import FakeFly
 from tests.platforms.soak import FAULTS, simulate_hour
 
+pytestmark = pytest.mark.slow  # an hour of faults against the fake API
+
 
 @pytest.mark.parametrize("seed", [1])
 def test_fly_survives_an_hour_of_faults_within_bounds_and_limits(seed: int) -> None:

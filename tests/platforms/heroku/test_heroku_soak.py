@@ -14,6 +14,8 @@ from tests.platforms.conftest import HEROKU_TOKEN, heroku_env
 from tests.platforms.fake_heroku import FakeHeroku
 from tests.platforms.soak import CHAOS, TIMEOUT, eager_hour
 
+pytestmark = pytest.mark.slow  # an hour of faults against the fake API
+
 
 @pytest.fixture
 def soak_heroku(clock: FakeClock) -> Iterator[tuple[FakeHeroku, heroku.Heroku]]:

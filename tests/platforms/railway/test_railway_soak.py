@@ -11,6 +11,8 @@ from tests.platforms.conftest import RAILWAY_CANARY, railway_settings
 from tests.platforms.fake_railway import FakeRailway
 from tests.platforms.soak import FAULTS, simulate_hour
 
+pytestmark = pytest.mark.slow  # an hour of faults against the fake API
+
 
 @pytest.mark.parametrize("interval", [5.0, 1.0])
 def test_railway_survives_an_hour_of_faults_within_bounds_and_its_hourly_allowance(

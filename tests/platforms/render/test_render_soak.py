@@ -3,12 +3,16 @@ bounds and the reads and writes under Render's per-minute limits."""
 
 from __future__ import annotations
 
+import pytest
+
 from autoscaler import config
 from autoscaler.clock import FakeClock
 from autoscaler.platforms import render
 from tests.platforms.conftest import RENDER_KEY, render_env
 from tests.platforms.fake_render import FakeRender
 from tests.platforms.soak import CHAOS, TIMEOUT, eager_hour, most_in_any_window
+
+pytestmark = pytest.mark.slow  # an hour of faults against the fake API
 
 
 def test_an_hour_of_render_trouble_stays_in_bounds_and_under_the_rate_limits(
