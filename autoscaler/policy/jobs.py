@@ -5,11 +5,13 @@ A job source reports the age of the oldest due job (the signal), the due jobs wa
 nothing of the web path's capacity model or forecast applies. What applies instead:
 
 - what one instance runs at once (its *slots*) is read off the busy jobs while jobs wait (every
-  slot of a serving instance is then taken): the most busy jobs per instance seen on a settled
-  formation (kept in ``PolicyState.slots``);
-- an upscale never asks for more instances than run every due and running job at once
-  (``ceil((depth + busy) / slots)``, at least one more), and none while the last one boots
-  (``UP_COOLDOWN``);
+  slot of a serving instance is then taken): the most busy jobs per instance seen, but not
+  within ``UP_COOLDOWN`` of a downscale (instances being stopped may still run jobs) (kept in
+  ``PolicyState.slots``);
+- an upscale goes to the instances that run every due and running job at once
+  (``ceil((depth + busy) / slots)``, at least one more; without the slots, in proportion to the
+  overload); while the last upscale's instances boot (``UP_COOLDOWN``) only when the jobs need
+  more than run, booting ones counted (a burst that came during the boot);
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
   the due and running jobs needed over ``DOWN_DELAY``;
@@ -17,7 +19,11 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
   about twice what it would knowing when the next job comes (the classic rent-or-buy bound);
-  shorter gaps keep it warm.
+  shorter gaps keep it warm;
+- bursts (the jobs' need more than doubling in one tick) are remembered; once the last
+  ``BURSTS`` came at equal intervals of at least ``RECUR_MIN`` (a cron schedule), the next is
+  expected one interval after the last: from a boot time (plus the slack) before it until the
+  slack after it, the instances the last one needed are started ahead and kept (``recurring``).
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """
@@ -25,14 +31,25 @@ Pure functions; ``docs/policy.md`` says the same in words, each path ends in one
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from autoscaler.model import Action, Observation, Reason
 from autoscaler.policy import boot, sizing
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState, up_held
+from autoscaler.policy.state import PolicyState, not_ready, up_held
 
 Step = tuple[Action, int, Reason]
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
+
+#: the bursts remembered (the most recent): a schedule is three equal intervals in a row
+BURSTS = 4
+#: bursts closer than this (s) are no schedule to start instances ahead of (a worker idle
+#: for less than a boot is kept anyway, and random bursts come close together)
+RECUR_MIN = 300.0
+#: intervals are equal within this share of the interval, at least ``RECUR_SLACK`` (s): the
+#: ticks that see a burst and the enqueuing of its jobs jitter it
+RECUR_SHARE = 0.02
+RECUR_SLACK = 30.0
 
 
 def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> float | None:
@@ -44,8 +61,9 @@ def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) 
     depth, busy, cur = obs.depth, obs.busy, obs.current
     if not depth or not busy or cur <= 0:
         return st.slots
-    if st.last_change is not None and t - st.last_change < boot.settle(cfg, st):
-        return st.slots
+    last = st.last_change
+    if last is not None and last != st.last_up and t - last < boot.settle(cfg, st):
+        return st.slots  # a downscale (or a change not made here): stopping ones run jobs
     ready = obs.ready
     serving = ready if ready is not None and 0 < ready < cur else cur
     seen = busy / serving
@@ -69,28 +87,86 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     st.slots = learn_slots(cfg, st, obs, t)
     jobs = need(obs, st.slots)
     if jobs is not None:
+        window, bursts = st.window, st.bursts
+        if bursts and bursts[-1][2] and window:  # the last burst drains: its work counted
+            at, work, _ = bursts[-1]
+            work += (obs.busy or 0) * (t - window[-1][0])
+            bursts = st.bursts = (*bursts[:-1], (at, work, bool(obs.depth)))
+        before = window[-1][1] if window else 0  # the last tick's entry
+        if jobs > 2 * (before if before > 1 else 1):  # a burst: remembered
+            st.bursts = (*bursts, (t, 0.0, True))[-BURSTS:]
         return jobs, True
     work = (obs.depth or 0) > 0 or (obs.busy or 0) > 0 or bool(obs.signal_ms)
     return (1 if work else 0), False
 
 
+def recurring(st: PolicyState) -> tuple[float, float, float, float, float] | None:
+    """The bursts' schedule, when the last ``BURSTS`` came at equal intervals of at least
+    ``RECUR_MIN`` (within the slack): ``(the last one's time, the interval, how far the
+    intervals strayed from it, the slack, the most slot-seconds one of them ran)``; else
+    ``None``."""
+    bursts = st.bursts
+    if len(bursts) < BURSTS:
+        return None
+    first, last = bursts[0][0], bursts[-1][0]
+    interval = (last - first) / (BURSTS - 1)
+    if interval < RECUR_MIN:
+        return None
+    slack = max(RECUR_SHARE * interval, RECUR_SLACK)
+    spread = 0.0
+    for (a, _, _), (b, _, _) in pairwise(bursts):
+        off = abs(b - a - interval)
+        if off > slack:
+            return None
+        spread = max(spread, off)
+    return last, interval, spread, slack, max(work for _, work, _ in bursts)
+
+
+def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:
+    """Bursts on a schedule: from a boot time (plus how far the intervals strayed) before the
+    next is expected until the slack after, and for a boot time (``WINDOW`` at least) after the
+    last came, the instances that run the most work one of them brought within that boot time
+    (as the web path drains a backlog): up to them, or hold them; ``None`` otherwise or
+    without the slots."""
+    schedule = recurring(st)
+    slots = st.slots
+    if schedule is None or slots is None:
+        return None
+    last, interval, spread, slack, work = schedule
+    drain = max(boot.drain(cfg, st), cfg.window)
+    due = last + interval
+    if t > last + drain and not due - boot.learned(cfg, st) - spread <= t <= due + slack:
+        return None
+    cur = obs.current
+    size = min(max(sizing.instances_for(work / drain, slots), 1), high)
+    if cur >= size:
+        return _HOLD, cur, Reason.RECURRING
+    return _UP, min(size, sizing.up_limit(cur, high)), Reason.RECURRING
+
+
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
-    """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's
-    instances boot), then ``UP_STEP`` or in proportion to the overload (at most doubling), but
-    never more than every due and running job needs (at least one more)."""
+    """Above the band: ahead of a recurring burst, its instances; else wait out
+    ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's instances boot; within it, up
+    only to what every due and running job needs when that is more than run), then
+    ``UP_STEP``, or what every due and running job needs (at least one more), or without the
+    slots in proportion to the overload (at most doubling)."""
     cur = obs.current
     assert obs.signal_ms is not None
+    early = ahead(cfg, st, obs, t, high)
+    if early is not None:
+        return early
     held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
+    jobs = need(obs, st.slots)
+    if held is Reason.UP_COOLDOWN and jobs is not None and jobs > cur and not not_ready(cfg, st, t):
+        return _UP, min(jobs, sizing.up_limit(cur, high)), Reason.UP_TO_JOBS
     if held is not None:
         return _HOLD, cur, held
     if cfg.up_step:
-        desired = cur + cfg.up_step
-    else:
-        desired = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms)
-    reason = Reason.ABOVE_BAND
-    jobs = need(obs, st.slots)
-    if jobs is not None and jobs < desired:
+        desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
+    elif jobs is not None:
         desired, reason = (jobs if jobs > cur else cur + 1), Reason.UP_TO_JOBS
+    else:
+        desired, reason = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms), Reason.ABOVE_BAND
     return _UP, min(desired, sizing.up_limit(cur, high)), reason
 
 
@@ -109,13 +185,19 @@ def idle_for(st: PolicyState, t: float) -> float:
     return math.inf if since is None else t - since
 
 
-def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
-    """Below the band: to ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``;
-    else, below it for ``DOWN_DELAY`` (and that long since the last change) with no job
-    running, down to the most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where
-    the backend does not report running jobs, at most ``DOWN_STEP`` at a time."""
+def down(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, high: int
+) -> Step:
+    """Below the band: ahead of a recurring burst, up to its instances or hold them; else to
+    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``; else, below it for
+    ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the most
+    the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where the backend does not report
+    running jobs, at most ``DOWN_STEP`` at a time."""
     cur = obs.current
     assert st.below_since is not None
+    early = ahead(cfg, st, obs, t, high)
+    if early is not None:
+        return early
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     busy = obs.busy
