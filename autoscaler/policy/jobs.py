@@ -8,10 +8,9 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   slot of a serving instance is then taken): the most busy jobs per instance seen, but not
   within ``UP_COOLDOWN`` of a downscale (instances being stopped may still run jobs) (kept in
   ``PolicyState.slots``);
-- an upscale goes to the instances that run every due and running job at once
-  (``ceil((depth + busy) / slots)``, at least one more; without the slots, in proportion to the
-  overload); while the last upscale's instances boot (``UP_COOLDOWN``) only when the jobs need
-  more than run, booting ones counted (a burst that came during the boot);
+- an upscale never asks for more instances than run every due and running job at once
+  (``ceil((depth + busy) / slots)``, at least one more), and none while the last one boots
+  (``UP_COOLDOWN``);
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
   the due and running jobs needed over ``DOWN_DELAY``;
@@ -20,10 +19,13 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   instance kept that long has cost what a cold start costs, so a worker never pays more than
   about twice what it would knowing when the next job comes (the classic rent-or-buy bound);
   shorter gaps keep it warm;
-- bursts (the jobs' need more than doubling in one tick) are remembered; once the last
-  ``BURSTS`` came at equal intervals of at least ``RECUR_MIN`` (a cron schedule), the next is
-  expected one interval after the last: from a boot time (plus the slack) before it until the
-  slack after it, the instances the last one needed are started ahead and kept (``recurring``).
+- bursts (the jobs' need more than doubling the most it was over ``DOWN_DELAY``, in one
+  tick) are remembered with the slot-seconds their jobs ran until none was due; once the last
+  ``BURSTS`` big ones (smaller ones between them are other work) came at equal intervals of
+  at least ``RECUR_MIN`` (a cron schedule), the next is expected one interval after the last:
+  from a boot time before it until the slack after it, and for a boot time after one came, the
+  instances that run the most work one of them brought within a boot time are started ahead
+  and kept (``recurring``), as the web path drains a backlog within the boot.
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """
@@ -36,13 +38,15 @@ from itertools import pairwise
 from autoscaler.model import Action, Observation, Reason
 from autoscaler.policy import boot, sizing
 from autoscaler.policy.config import PolicyConfig
-from autoscaler.policy.state import PolicyState, not_ready, up_held
+from autoscaler.policy.state import PolicyState, up_held
 
 Step = tuple[Action, int, Reason]
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
 
-#: the bursts remembered (the most recent): a schedule is three equal intervals in a row
+#: a schedule is this many bursts at equal intervals (three intervals in a row)
 BURSTS = 4
+#: the bursts remembered (the most recent), smaller ones in between included
+KEPT = 16
 #: bursts closer than this (s) are no schedule to start instances ahead of (a worker idle
 #: for less than a boot is kept anyway, and random bursts come close together)
 RECUR_MIN = 300.0
@@ -88,38 +92,43 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     jobs = need(obs, st.slots)
     if jobs is not None:
         window, bursts = st.window, st.bursts
-        if bursts and bursts[-1][2] and window:  # the last burst drains: its work counted
-            at, work, _ = bursts[-1]
+        if bursts and bursts[-1][3] and window:  # the last burst drains: its work counted
+            at, size, work, _ = bursts[-1]
             work += (obs.busy or 0) * (t - window[-1][0])
-            bursts = st.bursts = (*bursts[:-1], (at, work, bool(obs.depth)))
-        before = window[-1][1] if window else 0  # the last tick's entry
+            bursts = st.bursts = (*bursts[:-1], (at, size, work, bool(obs.depth)))
+        before = window[0][1] if window else 0  # the most needed over DOWN_DELAY
         if jobs > 2 * (before if before > 1 else 1):  # a burst: remembered
-            st.bursts = (*bursts, (t, 0.0, True))[-BURSTS:]
+            st.bursts = (*bursts, (t, jobs, 0.0, True))[-KEPT:]
         return jobs, True
     work = (obs.depth or 0) > 0 or (obs.busy or 0) > 0 or bool(obs.signal_ms)
     return (1 if work else 0), False
 
 
 def recurring(st: PolicyState) -> tuple[float, float, float, float, float] | None:
-    """The bursts' schedule, when the last ``BURSTS`` came at equal intervals of at least
-    ``RECUR_MIN`` (within the slack): ``(the last one's time, the interval, how far the
-    intervals strayed from it, the slack, the most slot-seconds one of them ran)``; else
-    ``None``."""
+    """The bursts' schedule, when the last ``BURSTS`` big ones (needing at least half what the
+    biggest remembered needed: smaller ones between them are other work) came at equal
+    intervals of at least ``RECUR_MIN`` (within the slack): ``(the last one's time, the
+    interval, how far the intervals strayed from it, the slack, the most slot-seconds one of
+    them ran)``; else ``None``."""
     bursts = st.bursts
     if len(bursts) < BURSTS:
         return None
-    first, last = bursts[0][0], bursts[-1][0]
+    biggest = max(b[1] for b in bursts)
+    big = [b for b in bursts if 2 * b[1] >= biggest][-BURSTS:]
+    if len(big) < BURSTS:
+        return None
+    first, last = big[0][0], big[-1][0]
     interval = (last - first) / (BURSTS - 1)
     if interval < RECUR_MIN:
         return None
     slack = max(RECUR_SHARE * interval, RECUR_SLACK)
     spread = 0.0
-    for (a, _, _), (b, _, _) in pairwise(bursts):
-        off = abs(b - a - interval)
+    for a, b in pairwise(big):
+        off = abs(b[0] - a[0] - interval)
         if off > slack:
             return None
         spread = max(spread, off)
-    return last, interval, spread, slack, max(work for _, work, _ in bursts)
+    return last, interval, spread, slack, max(b[2] for b in big)
 
 
 def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:
@@ -145,28 +154,26 @@ def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: 
 
 
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
-    """Above the band: ahead of a recurring burst, its instances; else wait out
-    ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's instances boot; within it, up
-    only to what every due and running job needs when that is more than run), then
-    ``UP_STEP``, or what every due and running job needs (at least one more), or without the
-    slots in proportion to the overload (at most doubling)."""
+    """Above the band: around a recurring burst, its instances (``ahead``); else wait out
+    ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's instances boot), then
+    ``UP_STEP`` or in proportion to the overload (at most doubling), but never more than every
+    due and running job needs (at least one more)."""
     cur = obs.current
     assert obs.signal_ms is not None
     early = ahead(cfg, st, obs, t, high)
     if early is not None:
         return early
     held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
-    jobs = need(obs, st.slots)
-    if held is Reason.UP_COOLDOWN and jobs is not None and jobs > cur and not not_ready(cfg, st, t):
-        return _UP, min(jobs, sizing.up_limit(cur, high)), Reason.UP_TO_JOBS
     if held is not None:
         return _HOLD, cur, held
     if cfg.up_step:
-        desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
-    elif jobs is not None:
-        desired, reason = (jobs if jobs > cur else cur + 1), Reason.UP_TO_JOBS
+        desired = cur + cfg.up_step
     else:
-        desired, reason = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms), Reason.ABOVE_BAND
+        desired = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms)
+    reason = Reason.ABOVE_BAND
+    jobs = need(obs, st.slots)
+    if jobs is not None and jobs < desired:
+        desired, reason = (jobs if jobs > cur else cur + 1), Reason.UP_TO_JOBS
     return _UP, min(desired, sizing.up_limit(cur, high)), reason
 
 

@@ -15,9 +15,9 @@ Window = tuple[tuple[float, int, bool], ...]
 #: per bin of load per instance (bin k holds loads from 1.05**k to 1.05**(k+1)): the mean
 #: signal of its recent readings and how many it has had
 Bins = dict[int, tuple[float, int]]
-#: a job process's bursts: (time, the slot-seconds its jobs ran until none was due, whether
-#: jobs of it are still due)
-Bursts = tuple[tuple[float, float, bool], ...]
+#: a job process's bursts: (time, the instances its jobs needed, the slot-seconds they ran
+#: until none was due, whether jobs of it are still due)
+Bursts = tuple[tuple[float, int, float, bool], ...]
 
 
 class PolicyState:

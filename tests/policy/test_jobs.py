@@ -45,10 +45,10 @@ LONG_AGO = T - 10_000.0
 ROWS = [
     # what the jobs need caps the overload's doubling
     (
-        "drains the backlog: every due and running job at once, more than the overload's doubling",
+        "drains the backlog: the overload's doubling when the jobs need more",
         state(2, slots=5.0),
         jobs(2, 30.0, depth=40, busy=10),
-        (UP, 10, Reason.UP_TO_JOBS),
+        (UP, 4, Reason.ABOVE_BAND),
     ),
     (
         "no more than every due and running job needs",
@@ -69,21 +69,9 @@ ROWS = [
         (UP, 8, Reason.ABOVE_BAND),
     ),
     (
-        "no upscale while the last one boots (UP_COOLDOWN) if its instances run every job",
-        state(4, slots=5.0, last_up=T - 30, last_change=T - 30),
-        jobs(4, 60.0, depth=8, busy=10),
-        (HOLD, 4, Reason.UP_COOLDOWN),
-    ),
-    (
-        "within UP_COOLDOWN, up to what the jobs need when more came (booting ones counted)",
+        "no upscale while the last one boots (UP_COOLDOWN)",
         state(4, slots=5.0, last_up=T - 30, last_change=T - 30),
         jobs(4, 60.0, depth=100, busy=10),
-        (UP, 22, Reason.UP_TO_JOBS),
-    ),
-    (
-        "within UP_COOLDOWN, with the running jobs not reported: hold",
-        state(4, last_up=T - 30, last_change=T - 30),
-        jobs(4, 60.0, depth=100, busy=None),
         (HOLD, 4, Reason.UP_COOLDOWN),
     ),
     (
@@ -218,7 +206,7 @@ WORK = 3000.0
 def hourly(last: float, *, jitter: float = 0.0, work: float = WORK) -> PolicyState:
     """A worker whose last four bursts came an hour apart, the last at ``last``."""
     bursts = tuple(
-        (last - k * HOUR + (jitter if k == 2 else 0.0), work, False) for k in (3, 2, 1, 0)
+        (last - k * HOUR + (jitter if k == 2 else 0.0), 600, work, False) for k in (3, 2, 1, 0)
     )
     st = PolicyState(None, None, LONG_AGO, None, None, slots=5.0)
     st.bursts = bursts
@@ -261,19 +249,19 @@ def test_recurring_bursts(
 def test_a_burst_is_remembered_with_the_work_it_ran() -> None:
     cfg = WORKER
     st = PolicyState(1, None, None, None, None, slots=5.0, window=((T - 5, 1, True),))
-    # the jobs' need more than doubles in one tick: a burst
+    # the jobs' need more than doubles the most of DOWN_DELAY in one tick: a burst
     _, st = decide(cfg, st, jobs(1, 3.0, depth=600, busy=5), Instant(T, WALL))
-    assert st.bursts == ((T, 0.0, True),)
+    assert st.bursts == ((T, 121, 0.0, True),)
     # while its jobs are due, the busy slots' seconds are its work
     _, st = decide(cfg, st, jobs(10, 8.0, depth=400, busy=50), Instant(T + 5, WALL + 5))
-    assert st.bursts == ((T, 250.0, True),)
+    assert st.bursts == ((T, 121, 250.0, True),)
     # none due any more: closed, later busy jobs not counted
     _, st = decide(cfg, st, jobs(10, 0.0, depth=0, busy=20), Instant(T + 10, WALL + 10))
-    assert st.bursts == ((T, 350.0, False),)
+    assert st.bursts == ((T, 121, 350.0, False),)
     _, st = decide(cfg, st, jobs(10, 0.0, depth=0, busy=20), Instant(T + 15, WALL + 15))
-    assert st.bursts == ((T, 350.0, False),)
-    # a need that does not double is no burst
-    _, st = decide(cfg, st, jobs(10, 0.0, depth=20, busy=20), Instant(T + 20, WALL + 20))
+    assert st.bursts == ((T, 121, 350.0, False),)
+    # a need that does not double the most of DOWN_DELAY (121) is no burst
+    _, st = decide(cfg, st, jobs(10, 0.0, depth=200, busy=20), Instant(T + 20, WALL + 20))
     assert len(st.bursts) == 1
 
 
@@ -281,7 +269,19 @@ def test_bursts_closer_than_recur_min_are_no_schedule() -> None:
     from autoscaler.policy.jobs import RECUR_MIN, recurring
 
     st = hourly(T)
-    st.bursts = tuple((T - k * (RECUR_MIN - 10), WORK, False) for k in (3, 2, 1, 0))
+    st.bursts = tuple((T - k * (RECUR_MIN - 10), 600, WORK, False) for k in (3, 2, 1, 0))
     assert recurring(st) is None
-    st.bursts = tuple((T - k * (RECUR_MIN + 10), WORK, False) for k in (3, 2, 1, 0))
+    st.bursts = tuple((T - k * (RECUR_MIN + 10), 600, WORK, False) for k in (3, 2, 1, 0))
     assert recurring(st) is not None
+
+
+def test_smaller_bursts_between_do_not_hide_the_schedule() -> None:
+    from autoscaler.policy.jobs import recurring
+
+    st = hourly(T)
+    noise = tuple((T - k * HOUR + 700.0, 3, 10.0, False) for k in (3, 2, 1))
+    st.bursts = tuple(sorted(st.bursts + noise))
+    assert recurring(st) == (T, HOUR, 0.0, 72.0, WORK)
+    # but bursts of a like size at other times do
+    st.bursts = tuple(sorted((*st.bursts, (T - 1000.0, 500, WORK, False))))
+    assert recurring(st) is None
