@@ -52,8 +52,12 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
         Reason.UP_TO_JOBS: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}; {d.desired} instances run every "
-            "due and running job at once (at what one instance was seen to run), fewer than the "
-            "overload asks for"
+            "due and running job at once (at what one instance was seen to run)"
+        ),
+        Reason.RECURRING: (
+            "bursts of jobs have come at equal intervals (learned): the next is due within a "
+            f"boot time or the last one drains, and {d.desired} instances run the most work one "
+            f"of them brought within {cooldown(d, p)}"
         ),
         Reason.DOWN_TO_JOBS: (
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, no job is "

@@ -50,8 +50,10 @@ class Reason(StrEnum):
     FORECAST = "forecast"  # scaled up: the recent arrival rate's mean and spread need more
     EARLY = "early"  # scaled up: the requests in service near what the instances serve at once
     SCALE_FROM_ZERO = "scale_from_zero"  # worker at 0 with due or running jobs: to 1 at once
+    RECURRING = "recurring"  # up or hold: a worker ahead of a burst of jobs that recurs at a
+    # learned interval, to what the last one needed
     UP_TO_JOBS = "up_to_jobs"  # scaled up: a worker to what runs every due and running job at
-    # once (fewer than the overload asks for; at least one more)
+    # once (at least one more)
     BELOW_BAND = "below_band"  # scaled down by DOWN_STEP: below the band for DOWN_DELAY
     DOWN_TO_LOAD = "down_to_load"  # scaled down to what the load needs (highest of DOWN_DELAY)
     DOWN_TO_JOBS = "down_to_jobs"  # scaled down: a worker with no job running, to the most its

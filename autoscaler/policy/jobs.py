@@ -5,8 +5,9 @@ A job source reports the age of the oldest due job (the signal), the due jobs wa
 nothing of the web path's capacity model or forecast applies. What applies instead:
 
 - what one instance runs at once (its *slots*) is read off the busy jobs while jobs wait (every
-  slot of a serving instance is then taken): the most busy jobs per instance seen on a settled
-  formation (kept in ``PolicyState.slots``);
+  slot of a serving instance is then taken): the most busy jobs per instance seen, but not
+  within ``UP_COOLDOWN`` of a downscale (instances being stopped may still run jobs) (kept in
+  ``PolicyState.slots``);
 - an upscale never asks for more instances than run every due and running job at once
   (``ceil((depth + busy) / slots)``, at least one more), and none while the last one boots
   (``UP_COOLDOWN``);
@@ -17,7 +18,14 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
   about twice what it would knowing when the next job comes (the classic rent-or-buy bound);
-  shorter gaps keep it warm.
+  shorter gaps keep it warm;
+- bursts (the jobs' need more than doubling the most it was over ``DOWN_DELAY``, in one
+  tick) are remembered with the slot-seconds their jobs ran until none was due; once the last
+  ``BURSTS`` big ones (smaller ones between them are other work) came at equal intervals of
+  at least ``RECUR_MIN`` (a cron schedule), the next is expected one interval after the last:
+  from a boot time before it until the slack after it, and for a boot time after one came, the
+  instances that run the most work one of them brought within a boot time are started ahead
+  and kept (``recurring``), as the web path drains a backlog within the boot.
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """
@@ -25,6 +33,7 @@ Pure functions; ``docs/policy.md`` says the same in words, each path ends in one
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from autoscaler.model import Action, Observation, Reason
 from autoscaler.policy import boot, sizing
@@ -33,6 +42,18 @@ from autoscaler.policy.state import PolicyState, up_held
 
 Step = tuple[Action, int, Reason]
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
+
+#: a schedule is this many bursts at equal intervals (three intervals in a row)
+BURSTS = 4
+#: the bursts remembered (the most recent), smaller ones in between included
+KEPT = 16
+#: bursts closer than this (s) are no schedule to start instances ahead of (a worker idle
+#: for less than a boot is kept anyway, and random bursts come close together)
+RECUR_MIN = 300.0
+#: intervals are equal within this share of the interval, at least ``RECUR_SLACK`` (s): the
+#: ticks that see a burst and the enqueuing of its jobs jitter it
+RECUR_SHARE = 0.02
+RECUR_SLACK = 30.0
 
 
 def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> float | None:
@@ -44,8 +65,9 @@ def learn_slots(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) 
     depth, busy, cur = obs.depth, obs.busy, obs.current
     if not depth or not busy or cur <= 0:
         return st.slots
-    if st.last_change is not None and t - st.last_change < boot.settle(cfg, st):
-        return st.slots
+    last = st.last_change
+    if last is not None and last != st.last_up and t - last < boot.settle(cfg, st):
+        return st.slots  # a downscale (or a change not made here): stopping ones run jobs
     ready = obs.ready
     serving = ready if ready is not None and 0 < ready < cur else cur
     seen = busy / serving
@@ -69,17 +91,78 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     st.slots = learn_slots(cfg, st, obs, t)
     jobs = need(obs, st.slots)
     if jobs is not None:
+        window, bursts = st.window, st.bursts
+        if bursts and bursts[-1][3] and window:  # the last burst drains: its work counted
+            at, size, work, _ = bursts[-1]
+            work += (obs.busy or 0) * (t - window[-1][0])
+            bursts = st.bursts = (*bursts[:-1], (at, size, work, bool(obs.depth)))
+        before = window[0][1] if window else 0  # the most needed over DOWN_DELAY
+        if jobs > 2 * (before if before > 1 else 1):  # a burst: remembered
+            st.bursts = (*bursts, (t, jobs, 0.0, True))[-KEPT:]
         return jobs, True
     work = (obs.depth or 0) > 0 or (obs.busy or 0) > 0 or bool(obs.signal_ms)
     return (1 if work else 0), False
 
 
+def recurring(st: PolicyState) -> tuple[float, float, float, float, float] | None:
+    """The bursts' schedule, when the last ``BURSTS`` big ones (needing at least half what the
+    biggest remembered needed: smaller ones between them are other work) came at equal
+    intervals of at least ``RECUR_MIN`` (within the slack): ``(the last one's time, the
+    interval, how far the intervals strayed from it, the slack, the most slot-seconds one of
+    them ran)``; else ``None``."""
+    bursts = st.bursts
+    if len(bursts) < BURSTS:
+        return None
+    biggest = max(b[1] for b in bursts)
+    big = [b for b in bursts if 2 * b[1] >= biggest][-BURSTS:]
+    if len(big) < BURSTS:
+        return None
+    first, last = big[0][0], big[-1][0]
+    interval = (last - first) / (BURSTS - 1)
+    if interval < RECUR_MIN:
+        return None
+    slack = max(RECUR_SHARE * interval, RECUR_SLACK)
+    spread = 0.0
+    for a, b in pairwise(big):
+        off = abs(b[0] - a[0] - interval)
+        if off > slack:
+            return None
+        spread = max(spread, off)
+    return last, interval, spread, slack, max(b[2] for b in big)
+
+
+def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:
+    """Bursts on a schedule: from a boot time (plus how far the intervals strayed) before the
+    next is expected until the slack after, and for a boot time (``WINDOW`` at least) after the
+    last came, the instances that run the most work one of them brought within that boot time
+    (as the web path drains a backlog): up to them, or hold them; ``None`` otherwise or
+    without the slots."""
+    schedule = recurring(st)
+    slots = st.slots
+    if schedule is None or slots is None:
+        return None
+    last, interval, spread, slack, work = schedule
+    drain = max(boot.drain(cfg, st), cfg.window)
+    due = last + interval
+    if t > last + drain and not due - boot.learned(cfg, st) - spread <= t <= due + slack:
+        return None
+    cur = obs.current
+    size = min(max(sizing.instances_for(work / drain, slots), 1), high)
+    if cur >= size:
+        return _HOLD, cur, Reason.RECURRING
+    return _UP, min(size, sizing.up_limit(cur, high)), Reason.RECURRING
+
+
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
-    """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's
-    instances boot), then ``UP_STEP`` or in proportion to the overload (at most doubling), but
-    never more than every due and running job needs (at least one more)."""
+    """Above the band: around a recurring burst, its instances (``ahead``); else wait out
+    ``UP_SENSITIVITY`` and ``UP_COOLDOWN`` (the last upscale's instances boot), then
+    ``UP_STEP`` or in proportion to the overload (at most doubling), but never more than every
+    due and running job needs (at least one more)."""
     cur = obs.current
     assert obs.signal_ms is not None
+    early = ahead(cfg, st, obs, t, high)
+    if early is not None:
+        return early
     held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
     if held is not None:
         return _HOLD, cur, held
@@ -109,13 +192,19 @@ def idle_for(st: PolicyState, t: float) -> float:
     return math.inf if since is None else t - since
 
 
-def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
-    """Below the band: to ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``;
-    else, below it for ``DOWN_DELAY`` (and that long since the last change) with no job
-    running, down to the most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where
-    the backend does not report running jobs, at most ``DOWN_STEP`` at a time."""
+def down(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, high: int
+) -> Step:
+    """Below the band: ahead of a recurring burst, up to its instances or hold them; else to
+    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``; else, below it for
+    ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the most
+    the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where the backend does not report
+    running jobs, at most ``DOWN_STEP`` at a time."""
     cur = obs.current
     assert st.below_since is not None
+    early = ahead(cfg, st, obs, t, high)
+    if early is not None:
+        return early
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     busy = obs.busy

@@ -89,7 +89,7 @@ def ladder(
     if early is not None:
         return early
     if st.below_since is not None:
-        return jobs.down(cfg, st, obs, t, low) if worker else down(cfg, st, obs, t, low)
+        return jobs.down(cfg, st, obs, t, low, high=high) if worker else down(cfg, st, obs, t, low)
     return _HOLD, cur, Reason.IN_BAND
 
 

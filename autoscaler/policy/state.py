@@ -15,6 +15,9 @@ Window = tuple[tuple[float, int, bool], ...]
 #: per bin of load per instance (bin k holds loads from 1.05**k to 1.05**(k+1)): the mean
 #: signal of its recent readings and how many it has had
 Bins = dict[int, tuple[float, int]]
+#: a job process's bursts: (time, the instances its jobs needed, the slot-seconds they ran
+#: until none was due, whether jobs of it are still due)
+Bursts = tuple[tuple[float, int, float, bool], ...]
 
 
 class PolicyState:
@@ -28,6 +31,7 @@ class PolicyState:
         "boot",
         "boot_at",
         "boots",
+        "bursts",
         "capacity",
         "expected",
         "known",
@@ -71,6 +75,7 @@ class PolicyState:
         boot: float | None = None,
         boots: tuple[float, ...] = (),
         boot_at: float | None = None,
+        bursts: Bursts = (),
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -108,6 +113,9 @@ class PolicyState:
         self.boot = boot
         self.boots = boots
         self.boot_at = boot_at
+        # a job process's recent bursts of due jobs, the most recent last
+        # (``autoscaler.policy.jobs``)
+        self.bursts = bursts
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -149,6 +157,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.boot = state.boot
     new.boots = state.boots
     new.boot_at = state.boot_at
+    new.bursts = state.bursts
     return new
 
 

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from autoscaler.model import Instant, Observation, Status
 from autoscaler.policy import PolicyConfig, PolicyState, decide
+from autoscaler.policy.jobs import recurring
 from autoscaler.sim.jobmodel import Job, WorkerModel
 from autoscaler.sim.jobs import JobTrace
 from autoscaler.sim.stepband import Every, StepRule, step_band
@@ -98,8 +99,11 @@ class WorkerEngine:
     def hold_until(self, k: int, current: int, busy: int) -> float:
         # at the lower bound with nothing due, rules 4-9 hold until a job comes (busy jobs
         # only matter on the way down to 0); a schedule moves the bounds with the wall clock,
-        # so every tick is played then
-        return math.inf if self.cfg.schedule is None and current == self.cfg.low else k
+        # and a worker's learned bursts start instances ahead of them, so every tick is played
+        # then
+        if self.cfg.schedule is None and current == self.cfg.low:
+            return math.inf if recurring(self.state) is None else k
+        return k
 
 
 class StaticWorkers:

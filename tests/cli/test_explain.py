@@ -63,3 +63,13 @@ def test_a_worker_waits_its_whole_learned_boot():
     idle = Decision("worker", Action.DOWN, 2, 0, Reason.IDLE, 0.0, Status.OK, 0, 10)
     idle.boot_s = 120.0
     assert "for 2m (UP_COOLDOWN auto: the boot time learned)" in sentence(idle, worker)
+
+
+def test_a_recurring_burst_says_it_was_learned_and_drained_within_the_boot():
+    env = {"AUTOSCALER_PROCESSES": "worker", "AUTOSCALER_WORKER_SOURCE": "rq"}
+    worker = load(env).processes["worker"]
+    ahead = Decision("worker", Action.UP, 0, 8, Reason.RECURRING, 0.0, Status.OK, 0, 20)
+    ahead.boot_s = 45.0
+    text = sentence(ahead, worker)
+    assert "equal intervals (learned)" in text
+    assert "8 instances run the most work one of them brought within 45s" in text

@@ -196,3 +196,92 @@ def test_idle_to_min_after_the_shorter_of_up_cooldown_and_down_delay() -> None:
 
 def at() -> Instant:
     return Instant(T, WALL)
+
+
+HOUR = 3600.0
+#: 3,000 slot-seconds a burst: at 5 slots per instance drained within UP_COOLDOWN (60 s) by 10
+WORK = 3000.0
+
+
+def hourly(last: float, *, jitter: float = 0.0, work: float = WORK) -> PolicyState:
+    """A worker whose last four bursts came an hour apart, the last at ``last``."""
+    bursts = tuple(
+        (last - k * HOUR + (jitter if k == 2 else 0.0), 600, work, False) for k in (3, 2, 1, 0)
+    )
+    st = PolicyState(None, None, LONG_AGO, None, None, slots=5.0)
+    st.bursts = bursts
+    return st
+
+
+def idle_jobs(current: int) -> Observation:
+    return jobs(current, 0.0, depth=0, busy=0)
+
+
+@pytest.mark.parametrize(
+    ("st", "current", "expected"),
+    [
+        # due at T + 50: within a boot time (60 s) of it, up to what drains it within a boot
+        (hourly(T + 50 - HOUR), 2, (UP, 10, Reason.RECURRING)),
+        # the platform's per-tick limit still applies from 0
+        (hourly(T + 50 - HOUR), 0, (UP, 1, Reason.RECURRING)),
+        # held (not idle) until the slack after it is due, and while the last one drains
+        (hourly(T - 20 - HOUR), 12, (HOLD, 12, Reason.RECURRING)),
+        (hourly(T - 40), 10, (HOLD, 10, Reason.RECURRING)),
+        # earlier than a boot time ahead of it: the idle worker goes to 0
+        (hourly(T + 200 - HOUR), 10, (DOWN, 0, Reason.IDLE)),
+        # intervals that are not equal are no schedule
+        (hourly(T + 50 - HOUR, jitter=600.0), 2, (DOWN, 0, Reason.IDLE)),
+        # within the spread of the intervals: started that much earlier
+        (hourly(T + 80 - HOUR, jitter=20.0), 2, (UP, 10, Reason.RECURRING)),
+        # twice the work, twice the instances; more than MAX: MAX
+        (hourly(T + 50 - HOUR, work=2 * WORK), 2, (UP, 20, Reason.RECURRING)),
+        (hourly(T + 50 - HOUR, work=100 * WORK), 10, (UP, 50, Reason.RECURRING)),
+    ],
+)
+def test_recurring_bursts(
+    st: PolicyState, current: int, expected: tuple[Action, int, Reason]
+) -> None:
+    st.known = current
+    decision, _ = decide(WORKER, st, idle_jobs(current), Instant(T, WALL))
+    assert (decision.action, decision.desired, decision.reason) == expected
+
+
+def test_a_burst_is_remembered_with_the_work_it_ran() -> None:
+    cfg = WORKER
+    st = PolicyState(1, None, None, None, None, slots=5.0, window=((T - 5, 1, True),))
+    # the jobs' need more than doubles the most of DOWN_DELAY in one tick: a burst
+    _, st = decide(cfg, st, jobs(1, 3.0, depth=600, busy=5), Instant(T, WALL))
+    assert st.bursts == ((T, 121, 0.0, True),)
+    # while its jobs are due, the busy slots' seconds are its work
+    _, st = decide(cfg, st, jobs(10, 8.0, depth=400, busy=50), Instant(T + 5, WALL + 5))
+    assert st.bursts == ((T, 121, 250.0, True),)
+    # none due any more: closed, later busy jobs not counted
+    _, st = decide(cfg, st, jobs(10, 0.0, depth=0, busy=20), Instant(T + 10, WALL + 10))
+    assert st.bursts == ((T, 121, 350.0, False),)
+    _, st = decide(cfg, st, jobs(10, 0.0, depth=0, busy=20), Instant(T + 15, WALL + 15))
+    assert st.bursts == ((T, 121, 350.0, False),)
+    # a need that does not double the most of DOWN_DELAY (121) is no burst
+    _, st = decide(cfg, st, jobs(10, 0.0, depth=200, busy=20), Instant(T + 20, WALL + 20))
+    assert len(st.bursts) == 1
+
+
+def test_bursts_closer_than_recur_min_are_no_schedule() -> None:
+    from autoscaler.policy.jobs import RECUR_MIN, recurring
+
+    st = hourly(T)
+    st.bursts = tuple((T - k * (RECUR_MIN - 10), 600, WORK, False) for k in (3, 2, 1, 0))
+    assert recurring(st) is None
+    st.bursts = tuple((T - k * (RECUR_MIN + 10), 600, WORK, False) for k in (3, 2, 1, 0))
+    assert recurring(st) is not None
+
+
+def test_smaller_bursts_between_do_not_hide_the_schedule() -> None:
+    from autoscaler.policy.jobs import recurring
+
+    st = hourly(T)
+    noise = tuple((T - k * HOUR + 700.0, 3, 10.0, False) for k in (3, 2, 1))
+    st.bursts = tuple(sorted(st.bursts + noise))
+    assert recurring(st) == (T, HOUR, 0.0, 72.0, WORK)
+    # but bursts of a like size at other times do
+    st.bursts = tuple(sorted((*st.bursts, (T - 1000.0, 500, WORK, False))))
+    assert recurring(st) is None

@@ -284,3 +284,22 @@ def test_a_malformed_job_trace_names_the_line(tmp_path: Path, text: str, message
     path.write_bytes(gzip.compress(text.encode()))
     with pytest.raises(TraceError, match=message.replace("(", r"\(").replace(".", r"\.")):
         read_job_trace(path)
+
+
+def test_default_meets_hourly_bursts_ahead_once_it_has_seen_four() -> None:
+    # 600 one-second jobs at the top of every hour, 5 slots per instance, a 45 s boot: the
+    # first four bursts are met as they come (a cold start, then doublings: the oldest waits
+    # over two minutes); from the fifth on, the schedule learned, the instances that drain
+    # 600 slot-seconds within the 45 s boot (3) are started a boot ahead and serve at :00
+    jobs = trace([(h * 3600.0 + i * 0.001, 1.0) for h in range(8) for i in range(600)])
+    setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=60_000.0, interval_s=5.0)
+    plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+    r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 20, engine(high=20)), plan)
+    assert r.decisions["recurring"] >= 4
+    for h in range(3):
+        assert max(r.age[h * 60 : h * 60 + 3]) > 120.0
+        assert r.instances[h * 60 + 59] == 0  # none kept between bursts
+    for h in range(4, 8):
+        assert r.instances[h * 60 - 1] == 3  # started in the minute before
+        assert max(r.age[h * 60 : h * 60 + 3]) <= 50.0  # drained within the boot (and a tick)
+    assert r.max_instances <= 6
