@@ -2,9 +2,10 @@
 
 ``snapshot`` takes the learned part of a ``PolicyState`` (what one instance carries and its
 readings, the early signal's limit and its readings, the arrival rate's mean and spread, the
-boot time's readings); ``restore`` puts it into a fresh state, or ignores it (returns the state
-unchanged) when it is not a valid snapshot of this ``VERSION`` (or of version 1, written
-before boot times were learned: restored without them). The clocks (cooldowns, delays, an
+boot time's readings, a job process's recent bursts); ``restore`` puts it into a fresh state, or
+ignores it (returns the state unchanged) when it is not a valid snapshot of this ``VERSION`` (or
+of an earlier one: version 1, written before boot times were learned, and version 2, before
+bursts were: restored without them). The clocks (cooldowns, delays, an
 upscale being timed) are never restored: a new daemon counts the platform's last change
 instead (``initial_state``). Pure: the daemon's store (``autoscaler.ports.StateStore``) keeps
 the value.
@@ -15,14 +16,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from autoscaler.policy import boot
+from autoscaler.policy import boot, jobs
 from autoscaler.policy.capacity import MAX_BINS
 from autoscaler.policy.load import RATE_TAU
-from autoscaler.policy.state import Bins, PolicyState
+from autoscaler.policy.state import Bins, Bursts, PolicyState
 
-VERSION = 2
+VERSION = 3
 #: earlier versions still read (what they lack is left unlearned)
-READ_VERSIONS = (1, VERSION)
+READ_VERSIONS = (1, 2, VERSION)
 #: a bin's reading count is kept up to this (its mean weighs only the last few anyway)
 MAX_COUNT = 1_000_000
 
@@ -42,6 +43,10 @@ def snapshot(state: PolicyState, mono: float) -> dict[str, Any]:
         "rate_var": state.rate_var,
         "rate_age": age,
         "boots": list(state.boots),
+        # a burst's time as its age (monotonic clocks differ between processes)
+        "bursts": [
+            [max(0.0, mono - at), size, work] for at, size, work, _ in state.bursts[-jobs.KEPT :]
+        ],
     }
 
 
@@ -61,7 +66,8 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         mean = _positive_or_none(data["rate_mean"], zero=True)
         var = _positive_or_none(data["rate_var"], zero=True)
         age = _positive_or_none(data["rate_age"], zero=True)
-        boots = _boots_in(data["boots"]) if version == VERSION else ()
+        boots = _boots_in(data["boots"]) if version >= 2 else ()
+        bursts = _bursts_in(data["bursts"], mono) if version >= 3 else ()
         sure = data["sure"]
         if not isinstance(sure, bool) or (sure and capacity is None):
             return state
@@ -83,6 +89,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         window=state.window,
         boot=boot.estimate(boots),
         boots=boots,
+        bursts=bursts,
     )
     if mean is not None and age is not None:
         new.rate_mean, new.rate_var = mean, var or 0.0
@@ -120,6 +127,24 @@ def _boots_in(raw: object) -> tuple[float, ...]:
         if x is None or x > boot.BOOT_MAX:
             raise ValueError("not a boot time")
         out.append(x)
+    return tuple(out)
+
+
+def _bursts_in(raw: object, mono: float) -> Bursts:
+    """Bursts from their ages, oldest first; none is still draining (that is not followed
+    across a restart)."""
+    if not isinstance(raw, list) or len(raw) > jobs.KEPT:
+        raise ValueError("not a list of bursts")
+    out = []
+    for entry in raw:
+        if not isinstance(entry, list) or len(entry) != 3 or type(entry[1]) is not int:
+            raise ValueError("not a burst")
+        age, work = _positive_or_none(entry[0], zero=True), _positive_or_none(entry[2], zero=True)
+        if age is None or work is None or entry[1] < 1:
+            raise ValueError("not a burst")
+        out.append((mono - age, entry[1], work, False))
+    if any(b[0] > a[0] for a, b in zip(out[1:], out, strict=False)):
+        raise ValueError("bursts out of order")
     return tuple(out)
 
 

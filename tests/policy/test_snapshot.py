@@ -37,6 +37,7 @@ def learned() -> PolicyState:
         rate_var=100.0,
         rate_at=T - 5,
         rate_since=T - 3000,
+        bursts=((T - 7200, 6, 900.0, False), (T - 3600, 7, 1000.0, True)),
     )
 
 
@@ -50,6 +51,8 @@ def test_a_snapshot_survives_json_and_restores_what_was_learned_but_no_clock():
     assert state.bins == before.bins and state.slot_bins == before.slot_bins
     assert (state.rate_mean, state.rate_var, state.rate_at) == (80.0, 100.0, later)
     assert state.rate_since == later - 3000
+    # a job process's bursts at the same ages on the new clock; none is followed as draining
+    assert state.bursts == ((later - 7200, 6, 900.0, False), (later - 3600, 7, 1000.0, False))
     assert (state.known, state.below_since, state.last_up, state.last_change) == (
         None,
         None,
@@ -72,6 +75,14 @@ def test_a_restored_daemon_uses_the_forecast_at_once():
         Instant(1.0, 1.7e9),
     )
     assert fresh.action is Action.HOLD
+
+
+def test_a_snapshot_of_an_earlier_version_restores_what_it_has():
+    v2 = {k: v for k, v in GOOD.items() if k != "bursts"} | {"version": 2}
+    state = restore(PolicyState(), v2, T)
+    assert (state.capacity, state.bursts) == (20.0, ())
+    v1 = {k: v for k, v in v2.items() if k != "boots"} | {"version": 1}
+    assert restore(PolicyState(), v1, T).capacity == 20.0
 
 
 def test_the_snapshot_is_bounded():
@@ -102,6 +113,13 @@ GOOD = snapshot(learned(), T)
         {**GOOD, "bins": [[1, 2.0, 0]]},
         {**GOOD, "bins": [[k, 2.0, 3] for k in range(MAX_BINS + 1)]},
         {**GOOD, "rate_var": float("inf")},
+        {**GOOD, "bursts": [[10.0, 0, 5.0]]},
+        {**GOOD, "bursts": [[10.0, 2.0, 5.0]]},
+        {**GOOD, "bursts": [[-1.0, 2, 5.0]]},
+        {**GOOD, "bursts": [[10.0, 2]]},
+        {**GOOD, "bursts": [[10.0, 2, 5.0], [20.0, 2, 5.0]]},  # ages must fall
+        {**GOOD, "bursts": [[float(100 - i), 2, 5.0] for i in range(17)]},
+        {k: v for k, v in GOOD.items() if k != "bursts"},
     ],
 )
 def test_an_invalid_snapshot_is_ignored(bad):
