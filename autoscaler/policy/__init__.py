@@ -20,7 +20,8 @@ from autoscaler.policy.config import DEFAULT_DOWN_DELAY, PolicyConfig
 from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, decide
 from autoscaler.policy.load import RATE_TAU
 from autoscaler.policy.sizing import UP_LIMIT, auto_step
-from autoscaler.policy.state import PolicyState, initial_state, learned
+from autoscaler.policy.snapshot import learned
+from autoscaler.policy.state import PolicyState, initial_state
 
 __all__ = [
     "BIN_MEMORY",

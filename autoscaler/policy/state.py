@@ -195,20 +195,3 @@ def up_held(
 def not_ready(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
     """Fewer instances have served than run for ``PROVISION_TIMEOUT`` on end."""
     return st.short_since is not None and t - st.short_since >= cfg.provision_timeout
-
-
-def learned(state: PolicyState) -> dict[str, float | bool]:
-    """What the policy has learned of the app so far, rounded, for the decision log and the
-    dashboard: ``capacity``, the requests/s one instance carries, with ``capacity_sure`` false
-    while it is only a floor; ``slots``, the requests (web) or jobs (workers) one instance serves
-    at once; ``boot_s``, how long the policy's upscales took to serve. A key is absent until its
-    value is learned."""
-    out: dict[str, float | bool] = {}
-    if state.capacity is not None:
-        out["capacity"] = round(state.capacity, 1)
-        out["capacity_sure"] = state.sure
-    if state.slots is not None:
-        out["slots"] = round(state.slots, 1)
-    if state.boot is not None:
-        out["boot_s"] = round(state.boot, 1)
-    return out

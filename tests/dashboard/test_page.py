@@ -112,14 +112,18 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
     browser: Any, server: str, seeded: Any
 ) -> None:
     before = {p: seeded.get_meta(f"learned:{p}") for p in ("worker", "mailer")}
-    seeded.put_meta("learned:worker", json.dumps({"slots": 4.0, "boot_s": 52.4}))
+    worker = {"slots": 4.0, "boot_s": 52.4, "bursts_every_s": 3600}
+    seeded.put_meta("learned:worker", json.dumps(worker))
     seeded.put_meta("learned:mailer", "{not json")
     try:
         status, body = _get(server + "/api/history?process=mailer&range=1h", f"Bearer {TOKEN}")
         assert status == 200 and json.loads(body)["learned"] == {}
         page = _page(browser, server, "1h")
-        worker = page.locator("#process-worker .learned").inner_text()
-        assert worker == "learned: serves 4 requests at once · boots in 52 s"
+        shown = page.locator("#process-worker .learned").inner_text()
+        assert (
+            shown
+            == "learned: serves 4 requests at once · boots in 52 s · jobs come in bursts every 1 h"
+        )
         assert page.locator("#process-mailer .learned").inner_text() == "learned: nothing yet"
         page.close()
     finally:

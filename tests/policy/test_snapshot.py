@@ -138,3 +138,19 @@ def test_restore_never_raises(data):
     state = PolicyState()
     restored = restore(state, data, T)
     assert restored is state or restored.capacity is None or restored.capacity > 0
+
+
+def test_what_is_learned_is_summarised_for_the_log_and_the_dashboard():
+    from autoscaler.policy import learned as summary
+
+    assert summary(PolicyState()) == {}
+    hourly = tuple((T + 3600.0 * k, 6, 900.0, False) for k in range(4))
+    state = PolicyState(capacity=20.04, sure=False, slots=3.46, boot=44.96, bursts=hourly)
+    assert summary(state) == {
+        "capacity": 20.0,
+        "capacity_sure": False,
+        "slots": 3.5,
+        "boot_s": 45.0,
+        "bursts_every_s": 3600,
+    }
+    assert "bursts_every_s" not in summary(PolicyState(bursts=hourly[:3]))  # no schedule yet
