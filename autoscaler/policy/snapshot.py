@@ -80,6 +80,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         slots=slots,
         slot_bins=slot_bins,
         probe_at=state.probe_at,
+        quiet=state.quiet,
         window=state.window,
         boot=boot.estimate(boots),
         boots=boots,

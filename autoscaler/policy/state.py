@@ -34,6 +34,7 @@ class PolicyState:
         "last_change",
         "last_up",
         "probe_at",
+        "quiet",
         "rate_at",
         "rate_last",
         "rate_mean",
@@ -66,6 +67,7 @@ class PolicyState:
         slots: float | None = None,
         slot_bins: Bins | None = None,
         probe_at: float | None = None,
+        quiet: float | None = None,
         window: Window = (),
         expected: float | None = None,
         boot: float | None = None,
@@ -99,6 +101,9 @@ class PolicyState:
         self.slots = slots
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
+        # the most load per serving instance read with the signal below the band since it went
+        # there (readings as capacity takes them): the instances carried that much quietly
+        self.quiet = quiet
         self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
@@ -144,6 +149,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.slots = state.slots
     new.slot_bins = state.slot_bins
     new.probe_at = state.probe_at
+    new.quiet = state.quiet
     new.window = state.window
     new.expected = None
     new.boot = state.boot
