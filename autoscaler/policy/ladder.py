@@ -49,7 +49,7 @@ def decide(
         if obs.ready is not None:
             new.boot_at = t  # timed until as many serve as run (``boot``)
     elif action is _DOWN:
-        new.last_change = t
+        new.last_change = new.last_down = t
         new.boot_at = None
         if reason is Reason.PROBE:
             new.probe_at = new.below_since = t
@@ -309,9 +309,20 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     delay = cfg.down_delay
-    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
+    if t - st.below_since < delay:
         return _HOLD, cur, Reason.DOWN_DELAY
     quantity, by_load = sizing.highest(st.window)
+    last = st.last_change
+    if (
+        last is not None
+        and t - last < delay
+        and not (
+            # after a downscale, one sized by the load follows the window down (it already holds
+            # the highest recommendation of DOWN_DELAY) once the signal's window shows the formation
+            by_load and last == st.last_down and t - last >= cfg.window
+        )
+    ):
+        return _HOLD, cur, Reason.DOWN_DELAY
     desired = quantity if quantity > low else low
     if desired == 0 and ((obs.busy or 0) > 0 or (obs.depth or 0) > 0):
         desired = 1

@@ -73,6 +73,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         state.below_since,
         state.last_up,
         state.last_change,
+        last_down=state.last_down,
         short_since=state.short_since,
         capacity=capacity,
         sure=sure,

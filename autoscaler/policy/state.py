@@ -32,6 +32,7 @@ class PolicyState:
         "expected",
         "known",
         "last_change",
+        "last_down",
         "last_up",
         "probe_at",
         "quiet",
@@ -55,6 +56,7 @@ class PolicyState:
         last_up: float | None = None,
         last_change: float | None = None,
         *,
+        last_down: float | None = None,
         short_since: float | None = None,
         rate_mean: float | None = None,
         rate_var: float = 0.0,
@@ -79,6 +81,7 @@ class PolicyState:
         self.below_since = below_since
         self.last_up = last_up
         self.last_change = last_change
+        self.last_down = last_down  # when the policy last scaled down
         # since when fewer instances serve than run (where the platform reports it)
         self.short_since = short_since
         # the arrival rate's exponentially weighted mean and variance, when they were last
@@ -137,6 +140,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.below_since = state.below_since
     new.last_up = state.last_up
     new.last_change = state.last_change
+    new.last_down = state.last_down
     new.short_since = state.short_since
     new.rate_mean = state.rate_mean
     new.rate_var = state.rate_var
