@@ -124,6 +124,8 @@ def observe(
         short = t if state.short_since is None else state.short_since
     new = evolve(state)
     new.above_since, new.below_since, new.short_since = above, below, short
+    if below is None:
+        new.quiet = None
     if adopted:
         new.last_change = t
     if state.boot_at is not None:
@@ -147,8 +149,8 @@ def observe(
 def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
     """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
     settled formation with enough requests, the signal against the load per instance (an
-    overload read while the load is rising is left out: ``capacity.rising``) and the most
-    load per instance carried quietly (below the band), forgotten when no more load is not."""
+    overload read while the load is rising is left out: ``capacity.rising``) and, below the
+    band, the most load per instance carried quietly since the signal went there."""
     sig = obs.signal_ms
     assert sig is not None
     cur, ready = obs.current, obs.ready
@@ -166,13 +168,10 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
             (at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window))
             or sig > cfg.window * 1000.0
         )
-        if settled:
-            load_now, quiet = rate / serving, new.quiet
-            if sig < cfg.down_ms:  # carried quietly
-                if quiet is None or load_now > quiet:
-                    new.quiet = load_now
-            elif quiet is not None and load_now <= quiet:
-                new.quiet = None  # no more load, not quiet: the app got slower
+        if settled and new.below_since is not None:  # a quiet reading (sig < down_ms)
+            load_now = rate / serving
+            if new.quiet is None or load_now > new.quiet:
+                new.quiet = load_now
         if settled and not overload:
             up = cfg.up_ms
             top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
@@ -194,14 +193,14 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     expected rate needs at what one instance carries (when sure) and what the requests in
     service need (the early signal, when learned), so that no downscale undoes itself; with
     only a floor, no more than ``DOWN_STEP`` below the current unless the floor says fewer
-    still (the most load per instance carried quietly, below the band, is a floor too:
-    ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the current."""
+    still (the most load per instance carried quietly in this stretch below the band is a
+    floor too: ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the current."""
     step_down = obs.current - cfg.down_step
     by_use = early(cfg, st, obs, t)
     by_rate = 0
     rate, capacity, quiet = obs.rate_per_s, st.capacity, st.quiet
     if quiet is not None and not st.sure and (capacity is None or quiet > capacity):
-        capacity = quiet  # a floor too, carried below the band
+        capacity = quiet  # a floor too, read in this quiet stretch
     if capacity is not None and rate is not None:
         expected = st.expected
         # sizing.instances_for, inline

@@ -104,9 +104,8 @@ class PolicyState:
         self.slots = slots
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
-        # the most load per serving instance read with the signal below the band (readings as
-        # capacity takes them): the instances carried that much quietly; forgotten when a
-        # reading at no more load is not below the band (the app got slower)
+        # the most load per serving instance read with the signal below the band since it went
+        # there (readings as capacity takes them): the instances carried that much quietly
         self.quiet = quiet
         self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
