@@ -248,8 +248,9 @@ class ProcessSettings(EnvSettings):
     down_delay: Annotated[float, Duration(0.0, MAX_SECONDS)] = Field(
         120.0,  # the same as autoscaler.policy.DEFAULT_DOWN_DELAY
         description="how long the signal must stay below the band before a downscale, and "
-        "between any change and a downscale; a downscale goes to the highest recommendation of "
-        "this window (the stabilisation window)",
+        "between any change and a downscale (after a downscale, one sized by the load waits "
+        "only `WINDOW`); a downscale goes to the highest recommendation of this window (the "
+        "stabilisation window)",
     )
     headroom: Annotated[float, Float(0.0, 10.0, "standard deviations")] = Field(
         1.8,

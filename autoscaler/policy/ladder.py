@@ -49,7 +49,7 @@ def decide(
         if obs.ready is not None:
             new.boot_at = t  # timed until as many serve as run (``boot``)
     elif action is _DOWN:
-        new.last_change = t
+        new.last_change = new.last_down = t
         new.boot_at = None
         if reason is Reason.PROBE:
             new.probe_at = new.below_since = t
@@ -124,6 +124,8 @@ def observe(
         short = t if state.short_since is None else state.short_since
     new = evolve(state)
     new.above_since, new.below_since, new.short_since = above, below, short
+    if below is None:
+        new.quiet = None
     if adopted:
         new.last_change = t
     if state.boot_at is not None:
@@ -147,7 +149,8 @@ def observe(
 def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
     """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
     settled formation with enough requests, the signal against the load per instance (an
-    overload read while the load is rising is left out: ``capacity.rising``)."""
+    overload read while the load is rising is left out: ``capacity.rising``) and, below the
+    band, the most load per instance carried quietly since the signal went there."""
     sig = obs.signal_ms
     assert sig is not None
     cur, ready = obs.current, obs.ready
@@ -165,6 +168,10 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
             (at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window))
             or sig > cfg.window * 1000.0
         )
+        if settled and new.below_since is not None:  # a quiet reading (sig < down_ms)
+            load_now = rate / serving
+            if new.quiet is None or load_now > new.quiet:
+                new.quiet = load_now
         if settled and not overload:
             up = cfg.up_ms
             top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
@@ -186,11 +193,14 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     expected rate needs at what one instance carries (when sure) and what the requests in
     service need (the early signal, when learned), so that no downscale undoes itself; with
     only a floor, no more than ``DOWN_STEP`` below the current unless the floor says fewer
-    still; with nothing known, ``DOWN_STEP`` below the current."""
+    still (the most load per instance carried quietly in this stretch below the band is a
+    floor too: ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the current."""
     step_down = obs.current - cfg.down_step
     by_use = early(cfg, st, obs, t)
     by_rate = 0
-    rate, capacity = obs.rate_per_s, st.capacity
+    rate, capacity, quiet = obs.rate_per_s, st.capacity, st.quiet
+    if quiet is not None and not st.sure and (capacity is None or quiet > capacity):
+        capacity = quiet  # a floor too, read in this quiet stretch
     if capacity is not None and rate is not None:
         expected = st.expected
         # sizing.instances_for, inline
@@ -299,9 +309,20 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     delay = cfg.down_delay
-    if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
+    if t - st.below_since < delay:
         return _HOLD, cur, Reason.DOWN_DELAY
     quantity, by_load = sizing.highest(st.window)
+    last = st.last_change
+    if (
+        last is not None
+        and t - last < delay
+        and not (
+            # after a downscale, one sized by the load follows the window down (it already holds
+            # the highest recommendation of DOWN_DELAY) once the signal's window shows the formation
+            by_load and last == st.last_down and t - last >= cfg.window
+        )
+    ):
+        return _HOLD, cur, Reason.DOWN_DELAY
     desired = quantity if quantity > low else low
     if desired == 0 and ((obs.busy or 0) > 0 or (obs.depth or 0) > 0):
         desired = 1

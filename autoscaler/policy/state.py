@@ -36,8 +36,10 @@ class PolicyState:
         "expected",
         "known",
         "last_change",
+        "last_down",
         "last_up",
         "probe_at",
+        "quiet",
         "rate_at",
         "rate_last",
         "rate_mean",
@@ -58,6 +60,7 @@ class PolicyState:
         last_up: float | None = None,
         last_change: float | None = None,
         *,
+        last_down: float | None = None,
         short_since: float | None = None,
         rate_mean: float | None = None,
         rate_var: float = 0.0,
@@ -70,6 +73,7 @@ class PolicyState:
         slots: float | None = None,
         slot_bins: Bins | None = None,
         probe_at: float | None = None,
+        quiet: float | None = None,
         window: Window = (),
         expected: float | None = None,
         boot: float | None = None,
@@ -82,6 +86,7 @@ class PolicyState:
         self.below_since = below_since
         self.last_up = last_up
         self.last_change = last_change
+        self.last_down = last_down  # when the policy last scaled down
         # since when fewer instances serve than run (where the platform reports it)
         self.short_since = short_since
         # the arrival rate's exponentially weighted mean and variance, when they were last
@@ -104,6 +109,9 @@ class PolicyState:
         self.slots = slots
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
+        # the most load per serving instance read with the signal below the band since it went
+        # there (readings as capacity takes them): the instances carried that much quietly
+        self.quiet = quiet
         self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
@@ -140,6 +148,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.below_since = state.below_since
     new.last_up = state.last_up
     new.last_change = state.last_change
+    new.last_down = state.last_down
     new.short_since = state.short_since
     new.rate_mean = state.rate_mean
     new.rate_var = state.rate_var
@@ -152,6 +161,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.slots = state.slots
     new.slot_bins = state.slot_bins
     new.probe_at = state.probe_at
+    new.quiet = state.quiet
     new.window = state.window
     new.expected = None
     new.boot = state.boot

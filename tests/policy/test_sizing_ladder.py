@@ -84,6 +84,61 @@ def test_with_only_a_floor_the_downscale_is_a_step_or_what_the_floor_says_whiche
     ]
 
 
+def test_after_a_downscale_one_sized_by_the_load_follows_the_window_down():
+    """The window already holds the highest recommendation of DOWN_DELAY: after a downscale,
+    the next one sized by the load comes as soon as the window says fewer and the signal's
+    window shows the formation, not DOWN_DELAY after the last; a step (nothing known) waits."""
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    state, cur, downs = carrying(20.0), 40, []
+    for i in range(60):  # 400 requests/s for a minute, 300 for one, then 100
+        t = T + 5.0 * i
+        rate = 400.0 if i < 12 else 300.0 if i < 24 else 100.0
+        d, state = decide(cfg, state, Observation(cur, 10.0, rate_per_s=rate), at(t))
+        if d.action is Action.DOWN:
+            downs.append((t - T, d.desired, d.reason))
+        cur = d.desired
+    assert downs == [
+        (120.0, 20, Reason.DOWN_TO_LOAD),  # the 400 requests/s of T+55 still in the window
+        (175.0, 15, Reason.DOWN_TO_LOAD),  # they left it: the 300 of T+115
+        (235.0, 5, Reason.DOWN_TO_LOAD),
+    ]
+    decisions, _, _ = run(cfg, PolicyState(), 20, 60, 10.0, None)  # nothing known: steps
+    assert [t - T for t, d in decisions if d.action is Action.DOWN] == [120.0, 240.0]
+
+
+def test_a_load_carried_quietly_sizes_the_downscale_when_nothing_else_does():
+    """Nothing learned of what one instance carries (a flash crowd ended: its readings were
+    overloads while the rate rose), but 40 instances carried 400 requests/s with the signal
+    below the band: 10 each is a floor, so when the rate falls to 20 requests/s the downscale
+    goes to 2 at once, not one instance per DOWN_DELAY."""
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    _, state, cur = run(cfg, PolicyState(), 40, 6, 10.0, 400.0)
+    assert state.quiet == 10.0 and state.capacity is None
+    decisions, _, cur = run(cfg, state, cur, 30, 0.0, 20.0, start=T + 30)
+    downs = [(t, d.desired, d.reason) for t, d in decisions if d.action is Action.DOWN]
+    # the window still holds the one step recommended at 400 requests/s; then what 20 need
+    assert downs == [(T + 120.0, 39, Reason.BELOW_BAND), (T + 150.0, 2, Reason.DOWN_TO_LOAD)]
+    assert cur == 2
+
+
+def test_a_quiet_reading_counts_only_below_the_band_settled_and_within_the_stretch():
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    _, state, _ = run(cfg, PolicyState(), 40, 3, 100.0, 400.0)  # in the band: not quiet
+    assert state.quiet is None
+    unsettled = PolicyState(last_change=T - 10.0)  # the window still shows the old formation
+    _, state, _ = run(cfg, unsettled, 40, 3, 10.0, 400.0)
+    assert state.quiet is None
+    _, state, _ = run(cfg, PolicyState(), 40, 3, 10.0, 400.0)
+    assert state.quiet == 10.0
+    _, state, _ = run(cfg, state, 40, 1, 100.0, 400.0, start=T + 15)  # the stretch ends
+    assert state.quiet is None
+    # a new stretch at 20 requests/s: nothing says 20 need fewer than 39, one step
+    decisions, _, _ = run(cfg, state, 40, 26, 0.0, 20.0, start=T + 20)
+    assert [(d.desired, d.reason) for _, d in decisions if d.action is Action.DOWN] == [
+        (39, Reason.BELOW_BAND)
+    ]
+
+
 def test_in_the_band_nothing_is_scaled_down():
     """The load sizes a downscale only once the signal says there is room (below the band): in
     the band, the instances are about as many as the load needs at the SLO."""
