@@ -90,32 +90,35 @@ def parse(
     return HerokuConfig(own.api_token, own.app_name, own.api_url)
 
 
+def _entries(body: Any, what: str, field: str, kind: type) -> list[tuple[str, Any, dict[str, Any]]]:
+    """The ``(type, field, entry)`` of each entry of a Heroku list answer (formations, dynos);
+    ``PlatformError`` for anything else."""
+    if not isinstance(body, list):
+        raise PlatformError(f"heroku: expected a {what} list, got {type(body).__name__}")
+    out = []
+    for item in body:
+        name = item.get("type") if isinstance(item, dict) else None
+        value = item.get(field) if isinstance(item, dict) else None
+        if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, kind):
+            raise PlatformError(redact(f"heroku: unreadable {what} entry {item!r:.200}"))
+        out.append((name, value, item))
+    return out
+
+
 def parse_formation(body: Any) -> dict[str, Formation]:
     """A formation list (``GET`` or batch ``PATCH`` answer) by process type."""
-    if not isinstance(body, list):
-        raise PlatformError(f"heroku: expected a formation list, got {type(body).__name__}")
-    out: dict[str, Formation] = {}
-    for item in body:
-        kind = item.get("type") if isinstance(item, dict) else None
-        quantity = item.get("quantity") if isinstance(item, dict) else None
-        if not isinstance(kind, str) or isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise PlatformError(redact(f"heroku: unreadable formation entry {item!r:.200}"))
-        out[kind] = Formation(quantity=quantity, updated_at=iso_seconds(item.get("updated_at")))
-    return out
+    return {
+        name: Formation(quantity=quantity, updated_at=iso_seconds(item.get("updated_at")))
+        for name, quantity, item in _entries(body, "formation", "quantity", int)
+    }
 
 
 def parse_dynos(body: Any) -> dict[str, int]:
     """A dyno list: per process type, how many dynos are ``up`` (``starting``, ``crashed``,
     ``down`` and ``idle`` ones do not serve)."""
-    if not isinstance(body, list):
-        raise PlatformError(f"heroku: expected a dyno list, got {type(body).__name__}")
     up: dict[str, int] = {}
-    for item in body:
-        kind = item.get("type") if isinstance(item, dict) else None
-        state = item.get("state") if isinstance(item, dict) else None
-        if not isinstance(kind, str) or not isinstance(state, str):
-            raise PlatformError(redact(f"heroku: unreadable dyno entry {item!r:.200}"))
-        up[kind] = up.get(kind, 0) + (state == "up")
+    for name, state, _ in _entries(body, "dyno", "state", str):
+        up[name] = up.get(name, 0) + (state == "up")
     return up
 
 
