@@ -562,7 +562,7 @@ class Autoscaler:
                 m.boot.labels(d.process).set(state.boot)
             if state is not None:
                 report.learned[d.process] = learned(state)
-            self._log_decision(report, d, reading, state)
+            self._log_decision(report, d, reading)
         book = self._logbook
         for kind, text, level in (
             ("write_failed", report.write_error, "warning"),
@@ -584,9 +584,7 @@ class Autoscaler:
             except Exception as exc:
                 self.log.error("alerts_failed", error=redact(str(exc)))
 
-    def _log_decision(
-        self, report: TickReport, d: Decision, reading: Reading | None, state: PolicyState | None
-    ) -> None:
+    def _log_decision(self, report: TickReport, d: Decision, reading: Reading | None) -> None:
         """One ``decision`` event per process: at info when it changes the formation (or adopts
         someone else's change), at debug when it holds."""
         fields: dict[str, Any] = {
@@ -607,10 +605,9 @@ class Autoscaler:
             fields["error"] = report.source_errors[d.process]
         if d.adopted:
             fields["adopted"] = True
-        if state is not None:
-            # what one instance carries (requests/s; sure, or only a floor), what it serves at
-            # once, how long an upscale takes to serve: as learned so far (``policy.learned``)
-            fields.update(learned(state))
+        # what one instance carries (requests/s; sure, or only a floor), what it serves at
+        # once, how long an upscale takes to serve: as learned so far (``policy.learned``)
+        fields.update(report.learned.get(d.process, {}))
         if self.lock is not None:
             fields["leader"] = report.is_leader
             fields["epoch"] = report.epoch
