@@ -267,6 +267,13 @@ def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
     return plan
 
 
+def first_need(plan: list[int], setup: WorkerSetup) -> int:
+    """The instances the oracle starts with: the most its plan needs over the first boot time
+    (and tick). Every policy starts there, so none gains or loses by where the replay begins."""
+    boot_ticks = math.ceil(setup.boot_s / setup.interval_s - 1e-9)
+    return max(plan[: boot_ticks + 2], default=0)
+
+
 @dataclass
 class WorkerResult:
     policy: str
@@ -371,8 +378,10 @@ def replay_jobs(
     n = ticks_for(trace, setup)
     if policy is None:
         policy = spec.build(trace, setup, plan)
-    planned = spec.name in {"static", "oracle"}  # the others start at the lower bound
-    quantity = policy(0.0, 0, 0.0, 0, 0) if planned else spec.low
+    if spec.name in {"static", "oracle"}:
+        quantity = policy(0.0, 0, 0.0, 0, 0)
+    else:  # what the first jobs need, ready at once (as web replays start): the app exists
+        quantity = min(spec.high, max(spec.low, first_need(plan, setup)))
     jobs = [
         Job(a, d, q)
         for a, d, q in zip(trace.arrivals, trace.durations, trace.queue_ids, strict=True)

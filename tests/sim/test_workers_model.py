@@ -122,18 +122,19 @@ def engine(low: int = 0, high: int = 10) -> PolicyConfig:
 
 
 def test_default_scales_from_zero_at_the_next_tick_and_back_to_zero() -> None:
-    jobs = trace([(12.0, 30.0), (4000.0, 1.0)])
+    # the first job comes after the first boot time: the replay starts with no instance
+    jobs = trace([(102.0, 30.0), (4000.0, 1.0)])
     setup = WorkerSetup(concurrency=1, boot_s=45.0, slo_ms=60_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 10, engine()), plan)
-    # due at 12, seen at the 15 s tick: 0 -> 1, serving from 60 s: a 48 s wait; the second,
+    # due at 102, seen at the 105 s tick: 0 -> 1, serving from 150 s: a 48 s wait; the second,
     # due at 4000, is seen at the tick of that moment and waits the 45 s boot
     assert (r.p95_wait_s, r.max_wait_s, r.jobs) == (48.0, 48.0, 2)
     assert r.decisions["scale_from_zero"] == 2
     # back to 0 once nothing was due or running for UP_COOLDOWN (auto: the 45 s boot read on
-    # the way up): the job ran 60-90 s, last seen busy at the 85 s tick, stopped in minute 2
+    # the way up): the job ran 150-180 s, last seen busy at the 175 s tick, stopped in minute 3
     assert r.decisions["idle"] == 1
-    assert r.instances[:5] == [1, 1, 1, 0, 0]
+    assert r.instances[:6] == [0, 1, 1, 1, 0, 0]
     assert r.interrupted_jobs == 0
     assert r.slo_attainment == 1.0
     # never more than one instance, and not a whole day of it
@@ -159,7 +160,7 @@ def test_the_model_reports_booted_instances_as_ready() -> None:
 
 @pytest.mark.parametrize("boot", [10.0, 45.0, 120.0])
 def test_default_learns_the_boot_from_the_model(boot: float) -> None:
-    jobs = trace([(12.0, 30.0), (4000.0, 1.0), (4500.0, 1.0)])
+    jobs = trace([(202.0, 30.0), (4000.0, 1.0), (4500.0, 1.0)])  # none in the first boot
     setup = WorkerSetup(concurrency=1, boot_s=boot, slo_ms=60_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     spec = WorkerSpec("default", 0, 10, engine())
@@ -167,7 +168,7 @@ def test_default_learns_the_boot_from_the_model(boot: float) -> None:
     replay_jobs(jobs, setup, spec, plan, policy=policy)
     # each upscale timed to the tick its instance serves (ticks every 5 s; with a 120 s boot
     # the first job waits past the 60 s default cooldown and a second instance restarts the
-    # timing at 75 s, and the run ends before the third scale from zero serves)
+    # timing at 265 s, and the run ends before the third scale from zero serves)
     boots = policy.state.boots  # type: ignore[attr-defined]
     assert boots == ((boot,) * 2 if boot > 60 else (boot,) * 3)
 
@@ -177,7 +178,8 @@ def test_default_grows_to_the_jobs_there_are_and_never_past_them() -> None:
     # overload doubles 1 -> 2 -> 4 -> 8; at 185 s the first 5 jobs are done and the next
     # doubling (16) is capped at the 9 instances that run the 45 left at once (the slots read
     # off the busy jobs while jobs wait)
-    jobs = trace([(0.0, 100.0)] * 50 + [(3000.0, 1.0)])
+    # (five minutes in: the replay starts with what the first boot time's jobs need, none)
+    jobs = trace([(300.0, 100.0)] * 50 + [(3300.0, 1.0)])
     setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=600_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     cfg = engine().replace(up_cooldown=45.0)
@@ -185,15 +187,15 @@ def test_default_grows_to_the_jobs_there_are_and_never_past_them() -> None:
     assert r.max_instances == 9
     assert r.decisions["up_to_jobs"] == 1
     assert r.interrupted_jobs == 0
-    # idle for UP_COOLDOWN after the burst (done at 290 s): to 0 within 7 minutes
-    assert r.instances[5:7] == [9, 0]
+    # idle for UP_COOLDOWN after the burst (done at 590 s): to 0 within 12 minutes
+    assert r.instances[10:12] == [9, 0]
     assert r.decisions["scale_from_zero"] == 2
 
 
 def test_default_never_stops_an_instance_while_a_job_runs() -> None:
     # one slot each: a 2,000 s job beside two short ones; the platform stops the newest
     # instance, which may run the long job, so all three stay until it ends, then go to 0
-    jobs = trace([(0.0, 2000.0), (0.0, 10.0), (0.0, 10.0), (4000.0, 1.0)])
+    jobs = trace([(300.0, 2000.0), (300.0, 10.0), (300.0, 10.0), (4300.0, 1.0)])
     setup = WorkerSetup(concurrency=1, boot_s=10.0, slo_ms=600_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     cfg = engine().replace(up_cooldown=10.0)
@@ -201,8 +203,8 @@ def test_default_never_stops_an_instance_while_a_job_runs() -> None:
     assert r.interrupted_jobs == 0 and r.interrupted_job_s == 0.0
     assert r.max_instances == 3
     # every minute up to the long job's end keeps the instances it had at its peak
-    assert min(r.instances[1:33]) == 3
-    assert r.instances[36] == 0
+    assert min(r.instances[6:38]) == 3
+    assert r.instances[41] == 0
 
 
 def test_the_oracle_boots_ahead_and_meets_the_slo_without_interruptions() -> None:
@@ -291,15 +293,16 @@ def test_default_meets_hourly_bursts_ahead_once_it_has_seen_four() -> None:
     # first four bursts are met as they come (a cold start, then doublings: the oldest waits
     # over two minutes); from the fifth on, the schedule learned, the instances that drain
     # 600 slot-seconds within the 45 s boot (3) are started a boot ahead and serve at :00
-    jobs = trace([(h * 3600.0 + i * 0.001, 1.0) for h in range(8) for i in range(600)])
+    # (from the first hour on: the replay starts with what the first boot time's jobs need)
+    jobs = trace([(h * 3600.0 + i * 0.001, 1.0) for h in range(1, 9) for i in range(600)])
     setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=60_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 20, engine(high=20)), plan)
     assert r.decisions["recurring"] >= 4
-    for h in range(3):
+    for h in range(1, 4):
         assert max(r.age[h * 60 : h * 60 + 3]) > 120.0
         assert r.instances[h * 60 + 59] == 0  # none kept between bursts
-    for h in range(4, 8):
+    for h in range(5, 9):
         assert r.instances[h * 60 - 1] == 3  # started in the minute before
         assert max(r.age[h * 60 : h * 60 + 3]) <= 50.0  # drained within the boot (and a tick)
     assert r.max_instances <= 6
