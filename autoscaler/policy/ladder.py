@@ -330,7 +330,8 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
             return _HOLD, cur, Reason.BUSY
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
-    if probe_due(st, obs, t, low if low > 1 else 1):
+    # no probe the early signal would undo on the next tick: the requests in service need them
+    if probe_due(st, obs, t, low if low > 1 else 1) and early(cfg, st, obs, t) < cur:
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
 

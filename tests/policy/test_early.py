@@ -5,7 +5,7 @@ slots), the requests in service per instance approaching what one instance serve
 from __future__ import annotations
 
 from autoscaler.model import Action, Instant, Observation, Reason
-from autoscaler.policy import BIN_READINGS, PolicyConfig, PolicyState, decide
+from autoscaler.policy import BIN_READINGS, PROBE_AFTER, PolicyConfig, PolicyState, decide
 
 T = 10_000.0
 
@@ -89,3 +89,31 @@ def test_a_downscale_never_goes_below_what_the_early_signal_keeps():
         cur = decision.desired
         t += 5
     assert cur == 3
+
+
+def quiet_until_probe(cfg, state, in_use_each: float):
+    """5 instances quiet (queue 0 ms) at 650 requests/s, which 4 would each carry above what
+    one is learned to carry: past ``PROBE_AFTER``, one fewer is due to be tried. Returns the
+    first decision that is not a hold, or the last one."""
+    t = T + 10_000
+    decision = None
+    while t < T + 10_000 + PROBE_AFTER + 60:
+        decision, state = tick(cfg, state, 5, 0.0, 650.0, 5 * in_use_each, t)
+        t += 5
+        if decision.action is not Action.HOLD:
+            break
+    assert decision is not None
+    return decision
+
+
+def test_no_probe_while_the_requests_in_service_need_every_instance():
+    """A probe to one fewer that the early signal would undo on the next tick (the requests in
+    service need the instances there are) teaches nothing and overloads the rest while the
+    instance it brings back boots."""
+    cfg = PolicyConfig(high=40, headroom=0.0, down_delay=60.0)
+    state = saturating_app(cfg)
+    assert state.sure and state.capacity is not None and 4 * state.capacity < 650.0
+    decision = quiet_until_probe(cfg, state, 12.0)  # 60 in service: more than 4 serve at once
+    assert (decision.action, decision.reason) == (Action.HOLD, Reason.HEADROOM)
+    decision = quiet_until_probe(cfg, saturating_app(cfg), 10.0)  # 50: 4 serve them
+    assert (decision.action, decision.desired, decision.reason) == (Action.DOWN, 4, Reason.PROBE)
