@@ -42,6 +42,8 @@ def decide(
     adopted = state.known is not None and cur != state.known
     new = observe(cfg, state, obs, t, adopted=adopted, trusted=trusted)
     action, desired, reason = ladder(cfg, new, obs, t, low=low, high=high, trusted=trusted)
+    if trusted:
+        new.signal_last = sig
     if action is _UP:
         new.last_change = t
         if reason is not Reason.RAISED_TO_MIN:
@@ -131,6 +133,7 @@ def observe(
     if state.boot_at is not None:
         new.boot_at, took = boot.timing(state.boot_at, state.known, obs.current, obs.ready, t)
         if took is not None:
+            new.served_at = t
             new.boots = boot.push(state.boots, took)
             new.boot = boot.estimate(new.boots)
     if trusted:
@@ -218,7 +221,8 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     """Above the band: wait out ``UP_SENSITIVITY`` and ``UP_COOLDOWN``, then size the upscale."""
     cur = obs.current
     assert obs.signal_ms is not None
-    held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
+    cooldown = boot.cooldown(cfg, st)
+    held = up_held(cfg, st, cur, t, high, cooldown=cooldown)
     if held is Reason.UP_COOLDOWN:
         return catch_up(cfg, st, obs, t, high)
     if held is not None:
@@ -233,12 +237,33 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
         desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
         reason = Reason.UP_TO_LOAD
+    elif draining(cfg, st, obs.signal_ms, t, cooldown):
+        return _HOLD, cur, Reason.UP_COOLDOWN
     else:
         desired, reason = sizing.for_overload(cur, obs.signal_ms, cfg.up_ms), Reason.ABOVE_BAND
     wanted = min(forecast(cfg, st, obs, t), sizing.up_limit(cur, high))
     if wanted > desired:  # the forecast asks for more than the overload (booting ones counted)
         desired, reason = wanted, Reason.FORECAST
     return _UP, min(desired, high), reason
+
+
+def draining(
+    cfg: PolicyConfig, st: PolicyState, signal_ms: float, t: float, cooldown: float
+) -> bool:
+    """Whether the queue time, falling, still shows waits from before the last upscale's
+    instances served: while they boot and for ``WINDOW`` after they all serve (where the
+    platform says which serve: else ``cooldown`` plus ``WINDOW`` after the upscale), a falling
+    signal is the queue draining, not an overload to size."""
+    last, prev = st.last_up, st.signal_last
+    if last is None or prev is None or signal_ms >= prev:
+        return False
+    if st.boot_at is not None:
+        return True  # still booting
+    drain = max(boot.drain(cfg, st), cfg.window)
+    served = st.served_at
+    if served is not None and served >= last:
+        return t - served < drain
+    return t - last < cooldown + drain
 
 
 def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:

@@ -45,7 +45,9 @@ class PolicyState:
         "rate_mean",
         "rate_since",
         "rate_var",
+        "served_at",
         "short_since",
+        "signal_last",
         "slot_bins",
         "slots",
         "sure",
@@ -80,6 +82,8 @@ class PolicyState:
         boots: tuple[float, ...] = (),
         boot_at: float | None = None,
         bursts: Bursts = (),
+        signal_last: float | None = None,
+        served_at: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -124,6 +128,10 @@ class PolicyState:
         # a job process's recent bursts of due jobs, the most recent last
         # (``autoscaler.policy.jobs``)
         self.bursts = bursts
+        # the signal read on the last tick with a trusted signal (is the queue draining?)
+        self.signal_last = signal_last
+        # when the last upscale timed (``boot_at``) had every instance serving
+        self.served_at = served_at
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -168,6 +176,8 @@ def evolve(state: PolicyState) -> PolicyState:
     new.boots = state.boots
     new.boot_at = state.boot_at
     new.bursts = state.bursts
+    new.signal_last = state.signal_last
+    new.served_at = state.served_at
     return new
 
 

@@ -224,3 +224,43 @@ def test_invalid_boots_are_ignored(boots):
     data["boots"] = boots
     state = PolicyState()
     assert restore(state, data, 5.0) is state
+
+
+def test_a_falling_queue_time_after_an_upscale_sizes_no_further_one():
+    # sized by the overload alone (no rate): after the upscale's instances serve, the queue
+    # time still shows the waits from before them for a window; falling, it is the queue
+    # draining, not an overload still to answer
+    cfg = CFG.replace(up_step=0)
+    st = PolicyState(known=4, last_change=0.0)
+    action, _, desired, st = tick(cfg, st, 1000.0, 4, 4, 400.0)
+    assert (action, desired) == (Action.UP, 8)
+    t = 1000.0
+    for ready, sig in [(4, 450.0), (4, 480.0), (8, 470.0), (8, 460.0), (8, 440.0)]:
+        t += 5.0  # the four added serve after 15 s (read as the boot: the cooldown)
+        action, reason, _, st = tick(cfg, st, t, 8, ready, sig)
+        assert (action, reason) == (Action.HOLD, Reason.UP_COOLDOWN)
+    assert st.boot == 15.0
+    # rising again: an overload the added instances do not meet
+    action, reason, desired, _ = tick(cfg, st, t + 5.0, 8, 8, 470.0)
+    assert (action, reason, desired) == (Action.UP, Reason.ABOVE_BAND, 16)
+    assert st.served_at == 1015.0
+    # the drain time (the cooldown, WINDOW at least) after they all serve, the queue time sizes
+    # again, falling or not
+    action, reason, _, _ = tick(cfg, st, 1015.0 + cfg.window - 5.0, 8, 8, 430.0)
+    assert (action, reason) == (Action.HOLD, Reason.UP_COOLDOWN)
+    action, reason, _, _ = tick(cfg, st, 1015.0 + cfg.window, 8, 8, 430.0)
+    assert (action, reason) == (Action.UP, Reason.ABOVE_BAND)
+
+
+def test_a_falling_queue_time_while_the_added_instances_boot_sizes_no_upscale():
+    # a slow boot: past the (60 s) cooldown and the drain time after it, the queue time still
+    # falls while the added instances boot (the load fell): no second upscale on it
+    cfg = CFG.replace(up_step=0)
+    st = PolicyState(known=4, last_change=0.0)
+    _, _, _, st = tick(cfg, st, 1000.0, 4, 4, 400.0)
+    action, reason, _, st = tick(cfg, st, 1005.0, 8, 4, 480.0)
+    assert (action, reason) == (Action.HOLD, Reason.UP_COOLDOWN)
+    action, reason, _, st = tick(cfg, st, 1130.0, 8, 4, 470.0)
+    assert (action, reason, st.boot_at) == (Action.HOLD, Reason.UP_COOLDOWN, 1000.0)
+    action, reason, desired, _ = tick(cfg, st, 1135.0, 8, 4, 475.0)  # rising: sized on
+    assert (action, reason, desired) == (Action.UP, Reason.ABOVE_BAND, 16)
