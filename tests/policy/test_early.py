@@ -117,3 +117,55 @@ def test_no_probe_while_the_requests_in_service_need_every_instance():
     assert (decision.action, decision.reason) == (Action.HOLD, Reason.HEADROOM)
     decision = quiet_until_probe(cfg, saturating_app(cfg), 10.0)  # 50: 4 serve them
     assert (decision.action, decision.desired, decision.reason) == (Action.DOWN, 4, Reason.PROBE)
+
+
+def quiet_app(cfg: PolicyConfig) -> PolicyState:
+    """Readings of an app whose queue time stays at 1 ms: 4 instances (MIN = MAX while read),
+    each with 2 requests in service at 100 requests/s. What one instance serves at once is
+    only a floor (nothing near the top of the band was read): the early signal is not learned."""
+    cfg = cfg.replace(low=4, high=4)
+    state, t = PolicyState(), T
+    for _ in range(BIN_READINGS):
+        _, state = tick(cfg, state, 4, 1.0, 400.0, 4 * 2.0, t)
+        t += 5
+    return state
+
+
+def first_change(cfg, state, in_use: float):
+    """4 instances quiet at 1 ms and 400 requests/s with ``in_use`` in service, until a
+    downscale, or ``DOWN_DELAY`` and a minute on: the last decision."""
+    t = T + 10_000
+    while True:
+        decision, state = tick(cfg, state, 4, 1.0, 400.0, in_use, t)
+        t += 5
+        if decision.action is not Action.HOLD or t > T + 10_000 + cfg.down_delay + 60:
+            return decision
+
+
+def test_a_downscale_nothing_sure_sizes_never_puts_more_in_service_per_instance_than_read():
+    """Where queue time is silent until overload, one instance fewer can overload the rest
+    with the signal still at 0 ms until then: a downscale that nothing sure sizes (``DOWN_STEP``
+    below the current) goes no lower than the requests in service need at the most one
+    instance has served at once with the signal in the band, even when that is only a floor."""
+    cfg = PolicyConfig(high=40, headroom=0.0, down_delay=60.0)
+    state = quiet_app(cfg)
+    assert state.slots is None and not state.sure and state.slot_bins
+    # 8 in service need the 4 instances that served 2 each: no step to 3 (8/3 each)
+    decision = first_change(cfg, state, 8.0)
+    assert (decision.action, decision.reason) == (Action.HOLD, Reason.HEADROOM)
+    # 4 in service: 3 instances serve them at no more than was read, the step goes on
+    decision = first_change(cfg, state, 4.0)
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        3,
+        Reason.BELOW_BAND,
+    )
+    # a longer step stops where the requests in service need no more per instance than read
+    decision = first_change(cfg.replace(down_step=3), state, 6.0)
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        3,
+        Reason.BELOW_BAND,
+    )
+    decision = first_change(cfg.replace(down_step=3), state, 2.0)
+    assert (decision.action, decision.desired) == (Action.DOWN, 1)
