@@ -18,6 +18,10 @@ Bins = dict[int, tuple[float, int]]
 #: a job process's bursts: (time, the instances its jobs needed, the slot-seconds they ran
 #: until none was due, whether jobs of it are still due)
 Bursts = tuple[tuple[float, int, float, bool], ...]
+#: a job process's jobs as last read: (time, due and running jobs, instances serving where the
+#: platform says, how fast the due and running jobs fell since the reading before (jobs/s;
+#: negative: they rose), whether instances serve where none did then)
+Dues = tuple[float, int, int | None, float, bool]
 
 
 class PolicyState:
@@ -33,6 +37,7 @@ class PolicyState:
         "boots",
         "bursts",
         "capacity",
+        "dues",
         "expected",
         "known",
         "last_change",
@@ -80,6 +85,7 @@ class PolicyState:
         boots: tuple[float, ...] = (),
         boot_at: float | None = None,
         bursts: Bursts = (),
+        dues: Dues | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -124,6 +130,8 @@ class PolicyState:
         # a job process's recent bursts of due jobs, the most recent last
         # (``autoscaler.policy.jobs``)
         self.bursts = bursts
+        # a job process's last reading of its jobs (``Dues``, ``autoscaler.policy.jobs``)
+        self.dues = dues
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -168,6 +176,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.boots = state.boots
     new.boot_at = state.boot_at
     new.bursts = state.bursts
+    new.dues = state.dues
     return new
 
 
