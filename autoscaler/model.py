@@ -63,6 +63,8 @@ class Reason(StrEnum):
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
     UP_COOLDOWN = "up_cooldown"  # hold: above the band but an upscale happened < UP_COOLDOWN ago
+    DRAINING = "draining"  # hold: a worker above the band whose due jobs fall fast enough to be
+    # gone before an added instance would serve
     AT_MAX = "at_max"  # hold: above the band at the upper bound
     DOWN_DELAY = "down_delay"  # hold: below the band, waiting out DOWN_DELAY
     AT_MIN = "at_min"  # hold: below the band at the lower bound

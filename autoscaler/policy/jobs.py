@@ -14,6 +14,9 @@ nothing of the web path's capacity model or forecast applies. What applies inste
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
   the due and running jobs needed over ``DOWN_DELAY``;
+- no upscale while the due and running jobs fall fast enough for the due ones to be gone before
+  an added instance would serve, nor on the tick the first instances serve after a cold start
+  (``draining``: the wait was queued during a boot or by a burst, and is being cleared);
 - once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time; or
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
@@ -89,6 +92,14 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     sized it; without the slots, 1 while any job is due or running (the signal counts as a
     due job), else 0. Running jobs a backend does not report count as none."""
     st.slots = learn_slots(cfg, st, obs, t)
+    depth, busy = obs.depth, obs.busy
+    if depth is not None and busy is not None:
+        last, jobs_now, ready = st.dues, depth + busy, obs.ready
+        fell, rose = 0.0, False
+        if last is not None and t > last[0]:
+            fell = (last[1] - jobs_now) / (t - last[0])
+            rose = ready is not None and last[2] == 0 and ready > 0
+        st.dues = (t, jobs_now, ready, fell, rose)
     jobs = need(obs, st.slots)
     if jobs is not None:
         window, bursts = st.window, st.bursts
@@ -166,6 +177,8 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     held = up_held(cfg, st, cur, t, high, cooldown=boot.cooldown(cfg, st))
     if held is not None:
         return _HOLD, cur, held
+    if draining(cfg, st, obs, t):
+        return _HOLD, cur, Reason.DRAINING
     if cfg.up_step:
         desired = cur + cfg.up_step
     else:
@@ -175,6 +188,21 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     if jobs is not None and jobs < desired:
         desired, reason = (jobs if jobs > cur else cur + 1), Reason.UP_TO_JOBS
     return _UP, min(desired, sizing.up_limit(cur, high)), reason
+
+
+def draining(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> bool:
+    """The wait the signal shows was queued before and the serving instances are clearing it:
+    the due and running jobs fell since the last reading, at a pace (jobs ended less jobs come)
+    that leaves no due one before an added instance would serve (the learned boot time); or the
+    first instances serve after a cold start (none served at the last reading, where the
+    platform says): every due job queued during their boot, and the next reading shows their
+    pace. Jobs taken by instances that just started are no pace: they move from due to
+    running."""
+    dues, depth = st.dues, obs.depth
+    if dues is None or depth is None or dues[0] != t:
+        return False
+    _, _, _, fell, rose = dues
+    return rose or (fell > 0.0 and depth <= fell * boot.learned(cfg, st))
 
 
 def idle_for(st: PolicyState, t: float) -> float:

@@ -18,6 +18,10 @@ Bins = dict[int, tuple[float, int]]
 #: a job process's bursts: (time, the instances its jobs needed, the slot-seconds they ran
 #: until none was due, whether jobs of it are still due)
 Bursts = tuple[tuple[float, int, float, bool], ...]
+#: a job process's jobs as last read: (time, due and running jobs, instances serving where the
+#: platform says, how fast the due and running jobs fell since the reading before (jobs/s;
+#: negative: they rose), whether instances serve where none did then)
+Dues = tuple[float, int, int | None, float, bool]
 
 
 class PolicyState:
@@ -33,6 +37,7 @@ class PolicyState:
         "boots",
         "bursts",
         "capacity",
+        "dues",
         "expected",
         "known",
         "last_change",
@@ -84,6 +89,7 @@ class PolicyState:
         bursts: Bursts = (),
         signal_last: float | None = None,
         served_at: float | None = None,
+        dues: Dues | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -132,6 +138,8 @@ class PolicyState:
         self.signal_last = signal_last
         # when the last upscale timed (``boot_at``) had every instance serving
         self.served_at = served_at
+        # a job process's last reading of its jobs (``Dues``, ``autoscaler.policy.jobs``)
+        self.dues = dues
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -178,6 +186,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.bursts = state.bursts
     new.signal_last = state.signal_last
     new.served_at = state.served_at
+    new.dues = state.dues
     return new
 
 

@@ -285,3 +285,30 @@ def test_smaller_bursts_between_do_not_hide_the_schedule() -> None:
     # but bursts of a like size at other times do
     st.bursts = tuple(sorted((*st.bursts, (T - 1000.0, 500, WORK, False))))
     assert recurring(st) is None
+
+
+def test_no_upscale_while_the_due_jobs_fall_fast_enough() -> None:
+    # an instance that came up after a cold start: the jobs queued during its boot are old,
+    # but the due and running jobs fell from 25 to 17 in 5 s (short jobs end faster than jobs
+    # come): the 12 due are gone in 7.5 s, before an added one would serve (the 60 s boot);
+    # rising or falling too slowly, up as before
+    def after(
+        before: int, depth: int, *, ready: int = 1, then: int = 1
+    ) -> tuple[Action, int, Reason]:
+        st = state(1, slots=5.0, last_up=T - 70, last_change=T - 70)
+        st.dues = (T - 5, before, then, 0.0, False)
+        obs = Observation(1, 40_000.0, OK, depth=depth, busy=5, ready=ready)
+        d, new = decide(WORKER, st, obs, at())
+        assert new.dues is not None and new.dues[:3] == (T, depth + 5, ready)
+        return d.action, d.desired, d.reason
+
+    assert after(25, 12) == (HOLD, 1, Reason.DRAINING)
+    assert after(12, 20)[0] is UP
+    assert after(19, 13)[0] is UP  # 0.2 jobs/s: 65 s to clear them, longer than a boot
+    # jobs moving from due to running on instances that just started are no pace ...
+    assert after(17, 12, ready=2)[0] is UP
+    # ... but the first tick an instance serves after a cold start waits for the next reading
+    assert after(17, 12, then=0) == (HOLD, 1, Reason.DRAINING)
+    # no earlier reading: nothing known of the pace
+    d, _ = decide(WORKER, state(1, slots=5.0), jobs(1, 40.0, depth=12, busy=5), at())
+    assert d.action is UP
