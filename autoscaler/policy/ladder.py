@@ -353,28 +353,12 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
         desired = 1
         if cur == 1:
             return _HOLD, cur, Reason.BUSY
-    if desired < cur and not by_load and st.slots is None:
-        floor = in_service_floor(cfg, st, obs)
-        if floor > desired:
-            desired = floor if floor < cur else cur
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
     # no probe the early signal would undo on the next tick: the requests in service need them
     if probe_due(st, obs, t, low if low > 1 else 1) and early(cfg, st, obs, t) < cur:
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
-
-
-def in_service_floor(cfg: PolicyConfig, st: PolicyState, obs: Observation) -> int:
-    """The instances the requests in service need at the most one instance has served at
-    once with the signal in the band (the early signal's limit while it is only a floor); 0
-    when unknown."""
-    in_use = obs.in_use
-    if in_use is None or in_use <= 0.0 or obs.status is not _OK or not st.slot_bins:
-        return 0
-    up = cfg.up_ms
-    limit, _ = cap.estimate(st.slot_bins, cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms), up)
-    return 0 if limit is None else _ceil(in_use / limit - 1e-9)
 
 
 def probe_due(st: PolicyState, obs: Observation, t: float, least: int) -> bool:
