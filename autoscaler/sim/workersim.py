@@ -267,11 +267,16 @@ def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
     return plan
 
 
+def boot_ticks(setup: WorkerSetup) -> int:
+    """The ticks an instance takes to boot (the oracle asks this far ahead)."""
+    return math.ceil(setup.boot_s / setup.interval_s - 1e-9)
+
+
 def first_need(plan: list[int], setup: WorkerSetup) -> int:
-    """The instances the oracle starts with: the most its plan needs over the first boot time
-    (and tick). Every policy starts there, so none gains or loses by where the replay begins."""
-    boot_ticks = math.ceil(setup.boot_s / setup.interval_s - 1e-9)
-    return max(plan[: boot_ticks + 2], default=0)
+    """The instances the oracle starts with (``OracleWorkers`` at the first tick): the most its
+    plan needs over the first boot time and tick. Every policy starts there, so none gains or
+    loses by where the replay begins."""
+    return max(plan[: boot_ticks(setup) + 2], default=0)
 
 
 @dataclass
@@ -352,8 +357,7 @@ class WorkerSpec:
             ratio = setup.jobs_per_instance or float(setup.concurrency)
             return HireFireWorkers(self.low, self.high, ratio=ratio)
         if self.name == "oracle":
-            boot_ticks = math.ceil(setup.boot_s / setup.interval_s - 1e-9)
-            return OracleWorkers(plan, setup.interval_s, boot_ticks, self.low, self.high)
+            return OracleWorkers(plan, setup.interval_s, boot_ticks(setup), self.low, self.high)
         raise ValueError(f"unknown policy {self.name!r}")
 
 
