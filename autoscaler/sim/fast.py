@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_left
 from collections import deque
 
 RHO_BINS = 4000
@@ -142,6 +143,15 @@ class FastModel:
         self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_b: deque[float] = deque([0.0] * m, maxlen=m)  # busy slots per step
+        # per step, how its requests' waits spread: the load bin (no queue: the stationary
+        # tail) or the components of a step with a queue, ``(requests, knee, theta)``
+        self._win_s: deque[int | list[tuple[float, float, float]]] = deque([0] * m, maxlen=m)
+        self._last_q = -m  # the last step with a queue (or at the cap): the window holds it
+        # a queue's history: cumulative arrivals per holding instance at each step's end since
+        # it began (first in, first out: who starts arrived when these reach the backlog)
+        self._cum: list[float] = [0.0]
+        self._cum_k = 0  # the step the queue began in
+        self._head = 0.0  # the wait of the request starting at the end of the last step (s)
         self._sum_b = 0.0
         self._m = m
         self.in_use = 0.0
@@ -224,28 +234,39 @@ class FastModel:
         arrivals = rate * dt
         backlog = self.backlog
         rho = rate / n / (self._slots / s) if n > 0 else 1.0
+        i = int(rho * RHO_BINS)
+        if i >= RHO_BINS:
+            i = RHO_BINS - 1
         if rho < 1.0 and (backlog <= 0.0 or not self.holders):
             # the common case: no queue held from before, none building
             self.backlog = 0.0
             util = rho
-            busy = (arrivals + backlog) * s / dt  # served in the step, times service
+            started = arrivals + backlog
+            busy = started * s / dt  # served in the step, times service
             queued = None
         else:
-            queued = self._queued(k, n, rate, s, arrivals, backlog)
-            util, busy = queued[3:]
+            queued = self._queued(k, n, rate, s, arrivals, backlog, theta_t[i], i)
+            util, busy, started = queued[3:6]
         win_b = self._win_b
         self._sum_b += busy - win_b[0]
         win_b.append(busy)
         self.in_use = self._sum_b / self._m if self._sum_b > 0.0 else 0.0
-        i = int(rho * RHO_BINS)
-        if i >= RHO_BINS:
-            i = RHO_BINS - 1
         if queued is not None or rho >= RHO_CAP:
             comps, p95, over = self._mixed(i, s, theta_t[i], rho, arrivals, queued)
+            self._last_q = k
+            # the waits of the requests that start in the step (the window's): the arrivals'
+            # when no queue is held, else those behind the queue (first in, first out)
+            if queued is None:
+                self._win_s.append([(started * w, knee, theta_t[i]) for w, knee in comps])
+            else:
+                self._win_s.append(queued[6])
+            win_p_add = 0.0
         else:
             comps = None
             p95 = p95_t[i]
             over = over_t[i]
+            self._win_s.append(i)
+            win_p_add = p95 * started
             if self._service:
                 self._hist0[i] += arrivals
             elif arrivals > 0.0:
@@ -256,18 +277,70 @@ class FastModel:
         self.minute_total[minute] += arrivals
         if p95 > self.minute_p95[minute]:  # noqa: PLR1730 (hot loop: cheaper than max())
             self.minute_p95[minute] = p95
+        # the window holds the requests that started in it, as the middleware records them
         win_w, win_p = self._win_w, self._win_p
-        self._sum_w += arrivals - win_w[0]
-        self._sum_p += p95 * arrivals - win_p[0]
-        win_w.append(arrivals)
-        win_p.append(p95 * arrivals)
+        self._sum_w += started - win_w[0]
+        self._sum_p += win_p_add - win_p[0]
+        win_w.append(started)
+        win_p.append(win_p_add)
         samples = self._sum_w
         if samples <= 1e-9:
             return None, 0.0, util
+        if k - self._last_q < self._m:
+            # a queue in the window: the p95 of its requests, from their steps' tails
+            tail = self._tail(samples, rho) if self.noise_k > 0.0 else 0.05
+            return 1000.0 * self._window_quantile(k, tail), samples, util
         signal = self._sum_p / samples
         if self.noise_k > 0.0:
-            signal = self._noisy(signal, samples, rho, i, theta_t[i], comps, p95)
+            # no queue in the window: the steps' p95s weighted by their requests (the loads
+            # of a window without a queue are close, their tails alike)
+            tail = self._tail(samples, rho)
+            wait_prob = self._wait_prob[i]
+            at = _log(wait_prob / tail) / theta_t[i] if wait_prob > tail else 0.0
+            signal += 1000.0 * at - p95
+            if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
+                signal = 0.0
         return signal, samples, util
+
+    def _window_quantile(self, k: int, tail: float) -> float:
+        """The wait (s) that a share ``tail`` of the window's requests exceed: the quantile of
+        the mixture of its steps' waits (each step's requests times its tail)."""
+        m = self._m
+        q = self.q
+        fixed = self._service
+        terms: list[tuple[float, float, float]] = []
+        total = 0.0
+        for j, (started, d) in enumerate(zip(self._win_w, self._win_s, strict=True)):
+            if started <= 0.0:
+                continue
+            total += started
+            if isinstance(d, int):
+                wait_prob = q.wait_prob[d]
+                if wait_prob > 0.0:
+                    s = fixed or self.service_s[k - m + 1 + j]  # type: ignore[index]
+                    theta = q.theta[d] / s
+                    terms.append((started, _log(wait_prob) / theta, theta))
+            else:
+                terms.extend(d)
+        return _tail_quantile(terms, tail * total)
+
+    def _tail(self, samples: float, rho: float) -> float:
+        """The share of the window's requests above the rank a source with a finite,
+        correlated sample lands on: it wanders around 5% (AR(1) across overlapping windows)."""
+        r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
+        z = (r() + r() + r() - 1.5) * 2.0
+        e = self._noise = self._phi * self._noise + self._kick * z
+        spread = self._rank_var / samples
+        if rho > 0.5:
+            # near capacity, waits come in busy periods whose length grows as
+            # 1 / (1 - load)^2: fewer independent samples in the same window
+            spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
+        tail = 0.05 - e * _sqrt(spread)
+        if tail < 0.0005:
+            return 0.0005
+        if tail > 0.5:
+            return 0.5
+        return tail
 
     def _boot(self, t: float) -> None:
         """Instances whose ready time is at or before ``t`` start serving."""
@@ -277,14 +350,30 @@ class FastModel:
             self.serving += 1
 
     def _queued(  # noqa: PLR0917 (hot loop: positional)
-        self, k: int, n: int, rate: float, s: float, arrivals: float, backlog: float
-    ) -> tuple[float, float, float, float, float]:
+        self,
+        k: int,
+        n: int,
+        rate: float,
+        s: float,
+        arrivals: float,
+        backlog: float,
+        theta: float,
+        i: int,
+    ) -> tuple[float, float, float, float, float, float, list[tuple[float, float, float]]]:
         """A step with a queue: a backlog held from before, or one building (or no instance
         serving). Sets the backlog at the end of the step and returns the share of arrivals
-        behind the held backlog, their delay, the others' delay, the utilization and the busy
-        slots (served in the step, times service)."""
+        behind the held backlog, their delay, the others' delay, the utilization, the busy
+        slots (served in the step, times service), the requests that started in the step and
+        their waits as components ``(requests, knee, theta)``: a request starting behind the
+        queue waits since it arrived (first in, first out), read from the queue's history."""
         dt = self.dt
         held = self.holders if backlog > 0.0 else 0
+        if not held:  # a queue begins
+            self._cum = [0.0]
+            self._cum_k = k
+            self._head = 0.0
+        w0 = self._head
+        starts: list[tuple[float, float, float]] = []
         if n > 0:
             mu = self._slots / s  # one instance's capacity, requests/s
             a = rate / n  # what each instance receives (random routing)
@@ -299,6 +388,19 @@ class FastModel:
                 share = held / n
                 self.holders = held if left > 0.0 else 0
                 util = share + (1.0 - share) * (a / mu)
+                if left > 0.0:
+                    w1 = self._walk_back(k, a * dt, left)
+                    behind, knee = held * mu * dt, (w0 + w1) / 2.0
+                    free = (n - held) * a * dt
+                else:  # drained within the step: then its holders serve as the others
+                    until = b / (mu - a)
+                    w1 = 0.0
+                    behind, knee = held * mu * until, w0 / 2.0
+                    free = (n - held) * a * dt + held * a * (dt - until)
+                starts.append((behind, knee, theta))
+                wait_prob = self._wait_prob[i]
+                if free > 0.0 and wait_prob > 0.0:
+                    starts.append((free, _log(wait_prob) / theta, theta))
             else:
                 # every instance builds a queue: the holders on top of theirs
                 grow = (a - mu) * dt
@@ -308,7 +410,14 @@ class FastModel:
                 end = backlog + n * grow
                 self.holders = n
                 util = 1.0
+                w1 = self._walk_back(k, a * dt, end / n)
+                # the holders start requests from before, the others this step's arrivals
+                if held:
+                    starts.append((held * mu * dt, (w0 + w1) / 2.0, theta))
+                if n > held:
+                    starts.append(((n - held) * mu * dt, dt * (1.0 - mu / a) / 2.0, theta))
             busy = (arrivals + backlog - end) * s / dt
+            started = arrivals + backlog - end
         else:
             end = backlog + arrivals
             booting = self.booting
@@ -318,8 +427,27 @@ class FastModel:
             self.holders = 1  # the first to boot is given every waiting request
             util = 0.0
             busy = 0.0
+            started = 0.0
+            w1 = self._walk_back(k, arrivals, end)
         self.backlog = end
-        return share, d_held, d_rest, util, busy
+        self._head = w1
+        return share, d_held, d_rest, util, busy, started, starts
+
+    def _walk_back(self, k: int, per_holder: float, left: float) -> float:
+        """Adds step ``k``'s arrivals per holding instance to the queue's history and returns
+        the wait at the step's end of the request that starts then: the time since the
+        holders' arrivals reached ``left`` (their queue) looking back."""
+        cum = self._cum
+        top = cum[-1] + per_holder
+        cum.append(top)
+        dt = self.dt
+        reach = top - left
+        if reach <= 0.0:  # more queued than the history holds (instances left): its start
+            return (k + 1 - self._cum_k) * dt
+        j = bisect_left(cum, reach)
+        lo = cum[j - 1]
+        arrived = (j - 1 + (reach - lo) / (cum[j] - lo)) * dt  # since the queue began
+        return (k + 1 - self._cum_k) * dt - arrived
 
     def _mixed(  # noqa: PLR0917 (hot loop: positional)
         self,
@@ -328,7 +456,8 @@ class FastModel:
         theta: float,
         rho: float,
         arrivals: float,
-        queued: tuple[float, float, float, float, float] | None,
+        queued: tuple[float, float, float, float, float, float, list[tuple[float, float, float]]]
+        | None,
     ) -> tuple[list[tuple[float, float]], float, float]:
         """A mixture: ``share`` of the arrivals wait behind a backlog (``d_held``), the rest
         behind ``d_rest`` (a queue building everywhere) or only their instance's queueing.
@@ -353,42 +482,6 @@ class FastModel:
                 key = (i, dbin, s)
                 hist[key] = hist.get(key, 0.0) + arrivals * weight
         return comps, p95, over
-
-    def _noisy(  # noqa: PLR0917 (hot loop: positional)
-        self,
-        signal: float,
-        samples: float,
-        rho: float,
-        i: int,
-        theta: float,
-        comps: list[tuple[float, float]] | None,
-        p95: float,
-    ) -> float:
-        """The signal with the sampling noise of a source that measures the p95 of a finite,
-        correlated sample of requests: the rank it lands on wanders around 95% (AR(1) across
-        overlapping windows)."""
-        r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
-        z = (r() + r() + r() - 1.5) * 2.0
-        e = self._noise = self._phi * self._noise + self._kick * z
-        spread = self._rank_var / samples
-        if rho > 0.5:
-            # near capacity, waits come in busy periods whose length grows as
-            # 1 / (1 - load)^2: fewer independent samples in the same window
-            spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
-        tail = 0.05 - e * _sqrt(spread)
-        if tail < 0.0005:
-            tail = 0.0005
-        elif tail > 0.5:
-            tail = 0.5
-        if comps is not None:
-            at = _mix_quantile(comps, tail, theta)
-        else:
-            wait_prob = self._wait_prob[i]
-            at = _log(wait_prob / tail) / theta if wait_prob > tail else 0.0
-        signal += 1000.0 * at - p95
-        if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
-            signal = 0.0
-        return signal
 
     # --- figures at the end -------------------------------------------------------------
 
@@ -509,3 +602,45 @@ def _mixture_quantile(
         else:
             hi = mid
     return hi
+
+
+def _tail_quantile(terms: list[tuple[float, float, float]], target: float) -> float:
+    """The wait ``x >= 0`` that ``target`` requests exceed, of groups ``(requests, knee,
+    theta)`` each waiting longer than ``x`` with probability ``min(1, exp(-theta (x - knee)))``:
+    Newton's method on the log of the count over ``x``, kept within a bracket (bisection)."""
+    if target <= 0.0:
+        target = 1e-12
+
+    def over(x: float) -> tuple[float, float]:
+        acc = slope = 0.0
+        for count, knee, theta in terms:
+            if x <= knee:
+                acc += count
+            else:
+                v = count * math.exp(-theta * (x - knee))
+                acc += v
+                slope += theta * v
+        return acc, slope
+
+    f, slope = over(0.0)
+    if f <= target:
+        return 0.0
+    total = math.fsum(c for c, _, _ in terms)
+    # above this every group is within its share of the target
+    hi = max(knee + math.log(total / target) / theta for _, knee, theta in terms)
+    lo, x = 0.0, 0.0
+    log_target = math.log(target)
+    for _ in range(60):
+        # f > target at lo, <= at hi; a Newton step on log f from x, else the midpoint
+        nxt = x + (math.log(f) - log_target) * f / slope if slope > 0.0 else hi
+        if not lo < nxt < hi:
+            nxt = (lo + hi) / 2.0
+        x = nxt
+        f, slope = over(x)
+        if f > target:
+            lo = x
+        else:
+            hi = x
+        if hi - lo < 1e-5 or abs(f - target) <= 1e-9 * target:
+            break
+    return x
