@@ -216,9 +216,11 @@ def draining(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> 
 def warm(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
     """Jobs ended between readings within the idle time (``boot.idle``: none was due or
     running when read, but the worker was not idle), and a cold start would cost a wait above
-    the band: the boot (``boot.learned``) is longer than ``UP_THRESHOLD``, so the next job
-    after a scale to zero would wait longer than the band allows. Where the boot is shorter,
-    a cold start costs no wait above the band and the worker goes to zero as when idle."""
+    the band: the boot (``boot.learned``: ``UP_COOLDOWN`` as set, else the learned boot, else
+    ``BOOT_DEFAULT`` until one is read, as for every role of ``UP_COOLDOWN``) is longer than
+    ``UP_THRESHOLD``, so the next job after a scale to zero would wait longer than the band
+    allows. Where the boot is shorter, a cold start costs no wait above the band and the
+    worker goes to zero as when idle."""
     ended = st.ended
     if ended is None:
         return False

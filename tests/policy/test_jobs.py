@@ -359,3 +359,15 @@ def test_ended_jobs_do_not_keep_a_worker_whose_boot_is_inside_the_band() -> None
     three = state(3, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
     d, _ = decide(WORKER.replace(low=1), three, ended(3, 3), Instant(T, WALL))
     assert (d.action, d.desired, d.reason) == (DOWN, 1, Reason.IDLE)
+
+
+def test_with_up_cooldown_auto_the_boot_to_beat_is_the_learned_one_or_the_default() -> None:
+    auto = WORKER.replace(up_cooldown=None)
+    idle = PolicyState(1, None, LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    # no boot read yet: the default (60 s), as for every role of UP_COOLDOWN: kept
+    d, _ = decide(auto, idle, ended(1, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (HOLD, 1, Reason.JOBS_ENDED)
+    # an 8 s boot read: a cold start stays inside the band (10 s), to 0 as when idle
+    idle.boot = 8.0
+    d, _ = decide(auto, idle, ended(1, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)
