@@ -449,6 +449,7 @@ def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]
             "age_s": None,
             "depth": None,
             "busy": None,
+            "finished": None,
             "in_use": None,
         }
     return {
@@ -461,6 +462,7 @@ def _reading_json(reading: Reading | SourceError, metric: str) -> dict[str, Any]
         "age_s": reading.age_s,
         "depth": reading.depth,
         "busy": reading.busy,
+        "finished": reading.finished,
         "in_use": reading.in_use,
         **({"warning": reading.warning} if reading.warning else {}),
     }

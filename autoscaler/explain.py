@@ -67,6 +67,12 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"no job has been due or running for {cooldown(d, p, 'idle')}: an idle instance kept "
             "about a boot time costs what a cold start does"
         ),
+        Reason.JOBS_ENDED: (
+            "no job was due or running when read, but jobs ended between readings within "
+            f"{cooldown(d, p, 'idle')}: the worker is not idle, and a cold start would let the "
+            f"next job wait about a boot time, longer than {format_ms(p.up_threshold_ms)}"
+            " (UP_THRESHOLD): one instance is kept"
+        ),
         Reason.FORECAST: (
             f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
             f"deviations) needs {d.desired} instances; {signal} now"

@@ -59,6 +59,9 @@ class Reason(StrEnum):
     DOWN_TO_JOBS = "down_to_jobs"  # scaled down: a worker with no job running, to the most its
     # due and running jobs needed over DOWN_DELAY
     IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for UP_COOLDOWN
+    JOBS_ENDED = "jobs_ended"  # hold (or down to 1): a worker at MIN 0 with none due or running
+    # when read, but jobs ended between readings within UP_COOLDOWN, and a cold start (the
+    # boot) would let the next job wait longer than UP_THRESHOLD
     PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
@@ -89,6 +92,8 @@ class Reading:
     data is (``0`` for a direct probe). ``queues`` gives the per-queue value in ms where the
     source has queues. ``depth`` is the number of due waiting jobs, ``busy`` the number of
     running jobs (or in-flight requests), each ``None`` when the backend does not record it.
+    ``finished`` is the number of jobs that ended (succeeded or failed) since the source's
+    previous reading, ``None`` when the backend cannot tell (and on a source's first reading).
     """
 
     metric: Metric
@@ -103,6 +108,8 @@ class Reading:
     #: mean number of requests being served at once across the formation over the window (busy
     #: seconds per second), where the app reports it; ``None`` when unknown
     in_use: float | None = None
+    #: jobs that ended since the previous reading; ``None`` when unknown
+    finished: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,7 @@ class Observation:
     rate_per_s: float | None = None  # arrivals per second over the window, when the source knows
     ready: int | None = None  # instances serving, where the platform says
     in_use: float | None = None  # mean requests being served at once (see ``Reading.in_use``)
+    finished: int | None = None  # jobs ended since the previous reading (``Reading.finished``)
 
 
 @dataclass(slots=True)

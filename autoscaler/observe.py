@@ -15,8 +15,9 @@ The rule, first match wins:
   (heartbeats): a valid "no traffic", ``OK`` at 0 ms, so an idle app can scale down;
 - otherwise ``OK`` (a negative value is clamped to 0).
 
-Every field of the reading the policy uses is copied (depth, busy, arrival rate, in-use), and the
-platform's count of serving instances (``ready``) is passed on; the policy decides what to trust.
+Every field of the reading the policy uses is copied (depth, busy, jobs finished, arrival rate,
+in-use), and the platform's count of serving instances (``ready``) is passed on; the policy
+decides what to trust.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class ReadingLike(Protocol):
     def rate_per_s(self) -> float | None: ...
     @property
     def in_use(self) -> float | None: ...
+    @property
+    def finished(self) -> int | None: ...
 
 
 _RQT = Metric.REQUEST_QUEUE_TIME
@@ -103,6 +106,7 @@ def fill(
     obs.rate_per_s = reading.rate_per_s if trusted else None
     obs.ready = ready
     obs.in_use = reading.in_use if trusted else None
+    obs.finished = reading.finished
     return obs
 
 

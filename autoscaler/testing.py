@@ -74,6 +74,7 @@ class FakeSource:
     depth: int | None = None
     busy: int | None = None
     rate_per_s: float | None = None
+    finished: int | None = None
     error: str | None = None
     script: Callable[[int], float | None] | None = None
     calls: int = 0
@@ -92,6 +93,7 @@ class FakeSource:
             depth=self.depth,
             busy=self.busy,
             rate_per_s=self.rate_per_s,
+            finished=self.finished,
         )
 
     def check(self) -> str:

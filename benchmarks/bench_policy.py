@@ -5,7 +5,8 @@
 Prints the rate for one process deciding tick after tick, for one web process whose source
 reports the arrival rate and the requests in service (every feature on: what one instance
 carries and the early signal's limit learned, the forecast, the sized upscales and downscales
-and the stabilisation window running every tick), and for 1,000 processes per tick, over
+and the stabilisation window running every tick), for one worker process (the job steps, with
+the jobs ended between readings), and for 1,000 processes per tick, over
 signals that cross the band both ways so that every branch runs. Each figure is the median of
 five runs, with the lowest and highest, and the load average before and after (the machine
 may be shared: wall-clock rates fall with it).
@@ -58,6 +59,34 @@ def web_with_forecast(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def worker_with_jobs(n: int) -> float:
+    """One worker process (a job source: the oldest due job's age, the due and running jobs,
+    the jobs ended since the last reading) that may scale to zero: jobs come in waves, slots
+    are learned, and the idle, jobs-ended, down and up steps all run."""
+    cfg = PolicyConfig(
+        "worker", low=0, high=50, up_ms=10_000.0, down_ms=2_000.0, scale_from_zero=True
+    )
+    state = PolicyState()
+    obs = Observation(0, 0.0, Status.OK, depth=0, busy=0, finished=0)
+    start = time.perf_counter()
+    for i in range(n):
+        phase = i % 400
+        cur = obs.current
+        if phase < 60:  # a wave: jobs wait, every slot busy
+            obs.depth, obs.busy = 40 - phase // 2, 5 * cur
+            obs.signal_ms = 1000.0 * (30 - phase // 2)
+        elif phase < 200:  # short jobs that end between readings
+            obs.depth, obs.busy, obs.signal_ms = 0, 0, 0.0
+        else:  # idle
+            obs.depth, obs.busy, obs.signal_ms = 0, 0, 0.0
+        obs.finished = 3 if phase < 200 else 0
+        decision, state = decide(cfg, state, obs, Instant(i * 5.0, 1.7e9 + i * 5.0))
+        obs.current = decision.desired
+    if state.slots is None:
+        raise SystemExit("the worker never learned its slots")
+    return n / (time.perf_counter() - start)
+
+
 def many_processes(processes: int, ticks: int) -> float:
     cfgs = [PolicyConfig(f"p{i}", low=1, high=50) for i in range(processes)]
     states = [PolicyState() for _ in range(processes)]
@@ -83,9 +112,11 @@ def main() -> None:
     one = sorted(one_process(300_000) for _ in range(5))
     web = sorted(web_with_forecast(300_000) for _ in range(5))
     many = sorted(many_processes(1_000, 300) for _ in range(5))
+    worker = sorted(worker_with_jobs(300_000) for _ in range(5))
     for name, runs in (
         ("one process", one),
         ("one web process, every feature on", web),
+        ("one worker process (job steps, jobs ended between readings)", worker),
         ("1,000 processes per tick", many),
     ):
         print(

@@ -272,6 +272,8 @@ def reading(
     now: float,
     busy: int | None,
     warnings: Sequence[str] = (),
+    *,
+    finished: int | None = None,
 ) -> Reading:
     """Per-queue findings to one reading: the max over queues; depth only when any is unknown."""
     queues: dict[str, float] = {}
@@ -294,6 +296,7 @@ def reading(
         depth=depth,
         busy=busy,
         warning="; ".join(notes) or None,
+        finished=finished,
     )
 
 
@@ -319,6 +322,43 @@ Probed = tuple[dict[str, QueueState], int | None]
 Probe = Callable[[redis.Redis, Sequence[str], float], Probed]
 #: ``discover(client) -> (queue names, whether the listing is complete)``
 Discover = Callable[[redis.Redis], tuple[list[str], bool]]
+#: ``count(client, queues, known) -> (jobs ended so far per worker, the workers serving the
+#: queues now)``: the workers serving now and the ``known`` ones (from the reading before),
+#: each with its counter of jobs ended, ``None`` for a worker whose record is gone
+Count = Callable[
+    [redis.Redis, Sequence[str], Iterable[str]], tuple[dict[str, int | None], set[str]]
+]
+
+
+def finished_since(
+    before: Mapping[str, int] | None, now: Mapping[str, int | None], serving: Iterable[str]
+) -> tuple[int | None, dict[str, int]]:
+    """The jobs that ended between two readings from the workers' counters (``before``: the
+    last reading's, ``None`` when there was none; ``now``: this one's), and the counters to keep
+    (of the workers ``serving`` now). ``None`` (unknown) on a first reading, when a counter
+    went backwards (a worker restarted under its name) or a worker seen before has left no
+    record (it stopped and its record expired: what it ran since is unknown). A worker not seen
+    before registered since the last reading: every job it ended came after it."""
+    keep = {key: n for key in serving if (n := now.get(key)) is not None}
+    if before is None:
+        return None, keep
+    total = 0
+    for key, n in now.items():
+        prev = before.get(key)
+        if n is None:
+            if prev is not None:
+                return None, keep
+            continue  # listed but not yet (or no longer) recorded, and never counted
+        if prev is None:
+            total += n
+        elif n < prev:
+            return None, keep
+        else:
+            total += n - prev
+    for key in before:
+        if key not in now:
+            return None, keep
+    return total, keep
 
 
 class Round:
@@ -354,6 +394,7 @@ class Layout:
     discover: Discover
     probe: Probe
     discover_every_s: float = 0.0
+    count: Count | None = None  # the workers' counters of jobs ended, where the backend keeps them
 
 
 def job_adapter(
@@ -375,6 +416,7 @@ def job_adapter(
             found.discover,
             found.probe,
             discover_every_s=found.discover_every_s,
+            count=found.count,
         )
 
     return SourceAdapter(settings, build, Metric.JOB_LATENCY)
@@ -398,8 +440,12 @@ class RedisJobSource:
         probe: Probe,
         *,
         discover_every_s: float = 0.0,
+        count: Count | None = None,
     ) -> None:
         self.backend = backend
+        self._count = count
+        # the queues and the workers' counters of the last reading (``finished_since``)
+        self._counted: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.options = options
         self.client = connect(options.url, options.timeout_s, options.ssl_cert_reqs)
         self._discover = discover
@@ -437,9 +483,24 @@ class RedisJobSource:
         names, note = self.queues(now)
         try:
             states, busy = self._probe(self.client, names, now)
+            finished = self.finished(names)
         except Malformed as exc:
             raise SourceError(redact(f"{self.backend}: {exc}")) from None
-        return reading(states, now, busy, [note] if note else [])
+        return reading(states, now, busy, [note] if note else [], finished=finished)
+
+    def finished(self, names: Sequence[str]) -> int | None:
+        """The jobs that ended since the last reading, where the backend counts them per worker
+        (``None``: it does not, or unknown this time: ``finished_since``); the queues watched
+        changing makes it unknown too."""
+        if self._count is None:
+            return None
+        last = self._counted
+        queues = tuple(names)
+        before = last[1] if last is not None and last[0] == queues else None
+        counts, serving = self._count(self.client, names, () if before is None else before)
+        finished, keep = finished_since(before, counts, serving)
+        self._counted = (queues, keep)
+        return finished
 
     def check(self) -> str:
         try:

@@ -11,6 +11,12 @@ Layout (rq 3.0.0 ``rq/queue.py``, ``rq/registry.py``, ``rq/utils.py``; the same 
   integer epoch seconds. A worker started with ``--with-scheduler`` moves due ones to the queue;
   a due one still here (no scheduler running, e.g. all workers at 0) counts from its score.
 - ``rq:wip:<name>``: zset of running executions, score = when the entry expires (busy jobs).
+- ``rq:workers:<name>``: set of the keys ``rq:worker:<name>`` of the workers serving the queue;
+  each worker hash counts the jobs it ended (``successful_job_count``, ``failed_job_count``,
+  absent until the first) and has ``birth`` from its start; a stopped worker's hash expires 60 s
+  after its death. The jobs that ended between two polls (``Reading.finished``) are the rise of
+  the sum of these counters (``_redisjobs.finished_since``: unknown on the first poll, when a
+  counter went back or a worker seen before left no hash).
 - Rate-limited (rq 3) and dependent (``rq:deferred:<name>``) jobs are not due: they wait on
   something that more workers cannot speed up.
 
@@ -29,7 +35,15 @@ import redis
 
 from autoscaler.redact import quote
 from autoscaler.sources import _redisjobs as redisjobs
-from autoscaler.sources._redisjobs import Layout, Malformed, Probe, Probed, QueueState, Round
+from autoscaler.sources._redisjobs import (
+    Count,
+    Layout,
+    Malformed,
+    Probe,
+    Probed,
+    QueueState,
+    Round,
+)
 
 BACKEND = "rq"
 DEFAULT_PREFIX = "rq"
@@ -55,6 +69,9 @@ class Keys:
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
+
+    def workers(self, name: str) -> str:
+        return f"{self.prefix}:workers:{name}"
 
 
 def queue_names(members: Iterable[bytes | str], keys: Keys) -> list[str]:
@@ -141,13 +158,56 @@ def probe(keys: Keys) -> Probe:
     return read
 
 
+def counter(raw: Sequence[bytes | None]) -> int | None:
+    """A worker hash's ``birth``, ``successful_job_count`` and ``failed_job_count``: the jobs
+    it ended so far (a missing count is none yet); ``None`` when the hash is gone (no birth)."""
+    birth, ok, failed = raw
+    if birth is None:
+        return None
+    total = 0
+    for name, value in (("successful_job_count", ok), ("failed_job_count", failed)):
+        if value is None:
+            continue
+        field = redisjobs.text(value)
+        if not field.isdigit():
+            raise Malformed(f"{name} {quote(field)} is not a count")
+        total += int(field)
+    return total
+
+
+def count(keys: Keys) -> Count:
+    """The workers' counters of jobs ended: the workers registered for the queues
+    (``rq:workers:<name>``, each a ``rq:worker:<name>`` hash) and the ``known`` ones."""
+
+    def read(
+        client: redis.Redis, queues: Sequence[str], known: Iterable[str]
+    ) -> tuple[dict[str, int | None], set[str]]:
+        first = Round(client, BACKEND)
+        for name in queues:
+            first.pipe.smembers(keys.workers(name))
+            first.label(f"queue {quote(name)} workers")
+        serving = {redisjobs.text(key) for found in first.run() for key in found}
+        wanted = sorted(serving.union(known))
+        second = Round(client, BACKEND)
+        for key in wanted:
+            second.pipe.hmget(key, ["birth", "successful_job_count", "failed_job_count"])
+            second.label(f"worker {quote(key)}")
+        counts: dict[str, int | None] = {}
+        for key, raw in zip(wanted, second.run(), strict=True):
+            with redisjobs.about(f"worker {quote(key)}"):
+                counts[key] = counter(raw)
+        return counts, serving
+
+    return read
+
+
 def layout(key_prefix: str | None) -> Layout:
     keys = Keys(key_prefix or DEFAULT_PREFIX)
 
     def discover(client: redis.Redis) -> tuple[list[str], bool]:
         return queue_names(redisjobs.members(client, keys.registry), keys), True
 
-    return Layout(discover, probe(keys))
+    return Layout(discover, probe(keys), count=count(keys))
 
 
 ADAPTER = redisjobs.job_adapter(BACKEND, layout)

@@ -21,7 +21,13 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
   about twice what it would knowing when the next job comes (the classic rent-or-buy bound);
-  shorter gaps keep it warm;
+  shorter gaps keep it warm. Jobs that ended between two readings (``finished``, where the
+  source tells) count as work seen for this rule when a cold start would cost a wait: where
+  the boot (``UP_COOLDOWN``) is longer than ``UP_THRESHOLD``, the next job after a scale to
+  zero waits about a boot, above the band; a worker whose short jobs each start and end
+  between readings is then kept at one instance (``jobs_ended``) until none ended for that
+  long. Where the boot is shorter, a cold start keeps the wait inside the band, and the
+  worker goes to zero as before;
 - bursts (the jobs' need more than doubling the most it was over ``DOWN_DELAY``, in one
   tick) are remembered with the slot-seconds their jobs ran until none was due; once the last
   ``BURSTS`` big ones (smaller ones between them are other work) came at equal intervals of
@@ -92,6 +98,8 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
     sized it; without the slots, 1 while any job is due or running (the signal counts as a
     due job), else 0. Running jobs a backend does not report count as none."""
     st.slots = learn_slots(cfg, st, obs, t)
+    if obs.finished:
+        st.ended = t
     depth, busy = obs.depth, obs.busy
     if depth is not None and busy is not None:
         last, jobs_now, ready = st.dues, depth + busy, obs.ready
@@ -205,6 +213,21 @@ def draining(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> 
     return rose or (fell > 0.0 and depth <= fell * boot.learned(cfg, st))
 
 
+def warm(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
+    """Jobs ended between readings within the idle time (``boot.idle``: none was due or
+    running when read, but the worker was not idle), and a cold start would cost a wait above
+    the band: the boot (``boot.learned``: ``UP_COOLDOWN`` as set, else the learned boot, else
+    ``BOOT_DEFAULT`` until one is read, as for every role of ``UP_COOLDOWN``) is longer than
+    ``UP_THRESHOLD``, so the next job after a scale to zero would wait longer than the band
+    allows. Where the boot is shorter, a cold start costs no wait above the band and the
+    worker goes to zero as when idle."""
+    ended = st.ended
+    if ended is None:
+        return False
+    booting = boot.learned(cfg, st)
+    return booting * 1000.0 > cfg.up_ms and t - ended < boot.idle(cfg, st)
+
+
 def idle_for(st: PolicyState, t: float) -> float:
     """How long nothing has been due or running (as far as the downscale window, the signal
     below the band and the last change tell): the last entry of the window (``DOWN_DELAY``
@@ -224,9 +247,10 @@ def down(
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, high: int
 ) -> Step:
     """Below the band: ahead of a recurring burst, up to its instances or hold them; else to
-    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN``; else, below it for
-    ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the most
-    the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where the backend does not report
+    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN`` (to 1 while jobs end
+    between readings and a cold start would cost a wait above the band: ``warm``); else, below
+    it for ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the
+    most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where the backend does not report
     running jobs, at most ``DOWN_STEP`` at a time."""
     cur = obs.current
     assert st.below_since is not None
@@ -237,7 +261,11 @@ def down(
         return _HOLD, cur, Reason.AT_MIN
     busy = obs.busy
     if not busy and idle_for(st, t) >= boot.idle(cfg, st):
-        return _DOWN, low, Reason.IDLE
+        if low > 0 or not warm(cfg, st, t):
+            return _DOWN, low, Reason.IDLE
+        if cur > 1:  # jobs end between readings: one instance runs them
+            return _DOWN, 1, Reason.JOBS_ENDED
+        return _HOLD, cur, Reason.JOBS_ENDED
     delay = cfg.down_delay
     if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
         return _HOLD, cur, Reason.DOWN_DELAY
@@ -245,9 +273,11 @@ def down(
         return _HOLD, cur, Reason.BUSY
     quantity, _ = sizing.highest(st.window)
     reason = Reason.IDLE if quantity == 0 else Reason.DOWN_TO_JOBS
+    if quantity == 0 and low == 0 and warm(cfg, st, t):
+        quantity, reason = 1, Reason.JOBS_ENDED
     if busy is None and quantity < cur - cfg.down_step:
         quantity, reason = cur - cfg.down_step, Reason.BELOW_BAND
     desired = quantity if quantity > low else low
     if desired >= cur:
-        return _HOLD, cur, Reason.HEADROOM
+        return _HOLD, cur, Reason.JOBS_ENDED if reason is Reason.JOBS_ENDED else Reason.HEADROOM
     return _DOWN, desired, reason

@@ -6,9 +6,9 @@ boot time's readings, a job process's recent bursts); ``restore`` puts it into a
 ignores it (returns the state unchanged) when it is not a valid snapshot of this ``VERSION`` (or
 of an earlier one: version 1, written before boot times were learned, and version 2, before
 bursts were: restored without them). The clocks (cooldowns, delays, an
-upscale being timed) are never restored: a new daemon counts the platform's last change
-instead (``initial_state``). Pure: the daemon's store (``autoscaler.ports.StateStore``) keeps
-the value.
+upscale being timed, when jobs last ended between readings) are never restored: a new daemon
+counts the platform's last change instead (``initial_state``). Pure: the daemon's store
+(``autoscaler.ports.StateStore``) keeps the value.
 """
 
 from __future__ import annotations

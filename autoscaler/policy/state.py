@@ -38,6 +38,7 @@ class PolicyState:
         "bursts",
         "capacity",
         "dues",
+        "ended",
         "expected",
         "known",
         "last_change",
@@ -90,6 +91,7 @@ class PolicyState:
         signal_last: float | None = None,
         served_at: float | None = None,
         dues: Dues | None = None,
+        ended: float | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -140,6 +142,9 @@ class PolicyState:
         self.served_at = served_at
         # a job process's last reading of its jobs (``Dues``, ``autoscaler.policy.jobs``)
         self.dues = dues
+        # a job process's last reading that showed jobs ended since the one before
+        # (``Observation.finished``; a clock, not learned: never persisted)
+        self.ended = ended
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if "bins" not in s)
@@ -187,6 +192,7 @@ def evolve(state: PolicyState) -> PolicyState:
     new.signal_last = state.signal_last
     new.served_at = state.served_at
     new.dues = state.dues
+    new.ended = state.ended
     return new
 
 

@@ -54,7 +54,17 @@ class _Window:
     """The web source's reading of one simulated window (the fields ``observe.fill`` reads),
     refilled on every tick: a month of 5 s ticks is half a million of them."""
 
-    __slots__ = ("age_s", "busy", "depth", "in_use", "metric", "rate_per_s", "samples", "value_ms")
+    __slots__ = (
+        "age_s",
+        "busy",
+        "depth",
+        "finished",
+        "in_use",
+        "metric",
+        "rate_per_s",
+        "samples",
+        "value_ms",
+    )
 
     def __init__(self) -> None:
         self.metric = Metric.REQUEST_QUEUE_TIME
@@ -65,6 +75,7 @@ class _Window:
         self.busy: int | None = None
         self.rate_per_s: float | None = None
         self.in_use: float | None = None
+        self.finished: int | None = None
 
 
 class EnginePolicy:

@@ -45,6 +45,11 @@ _WORKER_ENV = {
 }
 
 
+#: the job sources that tell the jobs ended between two polls (``Reading.finished``); a replay
+#: with another source's settings feeds ``finished`` as unknown, as that source would
+TELLS_FINISHED = frozenset({"rq"})
+
+
 def worker_defaults() -> ProcessSettings:
     """The settings of a worker process with nothing set but its job source."""
     return load(_WORKER_ENV).processes["worker"]
@@ -132,6 +137,7 @@ def job_context(args: argparse.Namespace) -> JobContext:
         interval_s=settings.glob.interval,
         grace_s=args.grace,
         jobs_per_instance=args.jobs_per_instance,
+        finished=p.source in TELLS_FINISHED,
     )
     try:
         trace, factor = prepare_jobs(

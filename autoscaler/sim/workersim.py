@@ -3,7 +3,8 @@
 The policies a job trace is replayed with (``simulate --policy``):
 
 - ``default``: ``autoscaler.policy.decide`` itself, fed what the daemon's job sources report (the
-  age of the oldest due job as the signal, the depth and the busy jobs; no arrival rate).
+  age of the oldest due job as the signal, the depth and the busy jobs, the jobs that ended since
+  the last tick unless ``WorkerSetup.finished`` is off; no arrival rate).
 - ``static``: a fixed formation, the most instances the ``oracle`` ever runs.
 - ``step``: the hosted job-latency rule (Judoscale's documented behaviour): checked every 10 s on
   the same signal and band as ``default``, +1 at most once every 3 minutes (the first upscale
@@ -50,6 +51,9 @@ class WorkerSetup:
     interval_s: float = 5.0
     grace_s: float = 30.0
     jobs_per_instance: float | None = None  # hirefire's ratio (default: concurrency)
+    # the job source tells the jobs that ended between two readings (``Reading.finished``, as
+    # the RQ source does); ``False``: unknown, as most sources
+    finished: bool = True
 
 
 class WorkerPolicy(Protocol):
@@ -79,6 +83,11 @@ class WorkerEngine:
         self.decisions: dict[str, int] = {}  # reason -> count, for the decision summary
         # set by the replay: the instances serving (what the platform reports as ready)
         self.ready: Callable[[], int] | None = None
+        # set by the replay: the jobs ended so far (a counter, as the workers' counters RQ
+        # keeps); each reading's ``finished`` is its rise since the reading before. ``None``:
+        # the source cannot tell (``finished`` unknown)
+        self.done: Callable[[], int] | None = None
+        self._done_last: int | None = None
 
     def __call__(self, t: float, current: int, age_ms: float, depth: int, busy: int) -> int:
         obs, now = self._obs, self._now
@@ -88,6 +97,10 @@ class WorkerEngine:
         obs.depth = depth
         obs.busy = busy
         obs.ready = None if self.ready is None else self.ready()
+        if self.done is not None:
+            done, last = self.done(), self._done_last
+            obs.finished = None if last is None else done - last
+            self._done_last = done
         now.mono = t
         now.wall = self.wall0 + t
         decision, self.state = decide(self.cfg, self.state, obs, now)
@@ -101,7 +114,10 @@ class WorkerEngine:
         # only matter on the way down to 0); a schedule moves the bounds with the wall clock,
         # and a worker's learned bursts start instances ahead of them, so every tick is played
         # then
+        # (and jobs ending are read at the tick they end, where the source tells)
         if self.cfg.schedule is None and current == self.cfg.low:
+            if busy and self.done is not None:
+                return k
             return math.inf if recurring(self.state) is None else k
         return k
 
@@ -401,6 +417,8 @@ def replay_jobs(
     )
     if isinstance(policy, WorkerEngine):
         policy.ready = lambda: model.serving
+        if setup.finished:
+            policy.done = lambda: model.done
     per_minute = max(1, round(60.0 / dt))
     minutes = math.ceil(n / per_minute)
     depth_series = [0.0] * minutes if series else []

@@ -65,6 +65,16 @@ def test_a_worker_waits_its_whole_learned_boot():
     assert "for 2m (UP_COOLDOWN auto: the boot time learned)" in sentence(idle, worker)
 
 
+def test_jobs_ended_between_readings_say_why_the_worker_is_kept():
+    env = {"AUTOSCALER_PROCESSES": "worker", "AUTOSCALER_WORKER_SOURCE": "rq"}
+    worker = load(env).processes["worker"]
+    kept = Decision("worker", Action.HOLD, 1, 1, Reason.JOBS_ENDED, 0.0, Status.OK, 0, 10)
+    kept.boot_s = 120.0
+    text = sentence(kept, worker)
+    assert "jobs ended between readings within 2m (UP_COOLDOWN auto" in text
+    assert "longer than 10.0 s (UP_THRESHOLD)" in text
+
+
 def test_a_recurring_burst_says_it_was_learned_and_drained_within_the_boot():
     env = {"AUTOSCALER_PROCESSES": "worker", "AUTOSCALER_WORKER_SOURCE": "rq"}
     worker = load(env).processes["worker"]

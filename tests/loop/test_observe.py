@@ -48,10 +48,11 @@ def test_the_trust_rule(reading: Reading | None, expected: Status) -> None:
 
 
 def test_every_field_the_policy_uses_is_copied() -> None:
-    reading = Reading(RQT, -3.0, 50, 1.0, depth=4, busy=7, rate_per_s=12.5, in_use=3.5)
+    reading = Reading(RQT, -3.0, 50, 1.0, depth=4, busy=7, rate_per_s=12.5, in_use=3.5, finished=6)
     obs = observe(reading, Formation(3, ready=2), stale_after=60.0, min_samples=5)
     assert (obs.current, obs.signal_ms, obs.status, obs.ready) == (3, 0.0, Status.OK, 2)
     assert (obs.depth, obs.busy, obs.rate_per_s, obs.in_use) == (4, 7, 12.5, 3.5)
+    assert obs.finished == 6
     failed = observe(None, Formation(3, ready=2), stale_after=60.0, min_samples=5)
     assert (failed.signal_ms, failed.status, failed.ready) == (None, Status.FAILED, 2)
 

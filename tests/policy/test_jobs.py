@@ -312,3 +312,62 @@ def test_no_upscale_while_the_due_jobs_fall_fast_enough() -> None:
     # no earlier reading: nothing known of the pace
     d, _ = decide(WORKER, state(1, slots=5.0), jobs(1, 40.0, depth=12, busy=5), at())
     assert d.action is UP
+
+
+def ended(current: int, finished: int | None) -> Observation:
+    """A reading with nothing due or running, and ``finished`` jobs ended since the last."""
+    obs = jobs(current, 0.0, depth=0, busy=0)
+    obs.finished = finished
+    return obs
+
+
+def test_jobs_that_end_between_readings_keep_one_instance_where_a_boot_exceeds_the_band() -> None:
+    # UP_COOLDOWN (the boot) 60 s > UP_THRESHOLD 10 s: a cold start would queue the next job
+    # about 60 s; the jobs ended 30 s ago (within the boot), so the worker is not idle
+    idle = state(1, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    d, new = decide(WORKER, idle, ended(1, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (HOLD, 1, Reason.JOBS_ENDED)
+    assert new.ended == T
+    # more instances than one: down to one, as the idle rule would go to MIN
+    four = state(4, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    d, _ = decide(WORKER, four, ended(4, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 1, Reason.JOBS_ENDED)
+    # none ended for a boot time: idle, to 0
+    later = Instant(T + 60, WALL + 60)
+    d, _ = decide(WORKER, new, ended(1, 0), later)
+    assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)
+    # within it, a reading that shows none ended keeps it (the last jobs ended < a boot ago)
+    d, _ = decide(WORKER, new, ended(1, 0), Instant(T + 30, WALL + 30))
+    assert (d.action, d.desired, d.reason) == (HOLD, 1, Reason.JOBS_ENDED)
+
+
+@pytest.mark.parametrize("finished", [None, 0])
+def test_unknown_or_no_ended_jobs_leave_the_idle_rule_as_it_was(finished: int | None) -> None:
+    idle = state(1, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    d, new = decide(WORKER, idle, ended(1, finished), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)
+    assert new.ended is None
+
+
+def test_ended_jobs_do_not_keep_a_worker_whose_boot_is_inside_the_band() -> None:
+    # a 5 s boot: a cold start keeps the next job's wait below UP_THRESHOLD (10 s)
+    quick = WORKER.replace(up_cooldown=5.0)
+    idle = state(1, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    d, _ = decide(quick, idle, ended(1, 3), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)
+    # a MIN above 0 is kept by the bounds anyway
+    three = state(3, below=LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    d, _ = decide(WORKER.replace(low=1), three, ended(3, 3), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 1, Reason.IDLE)
+
+
+def test_with_up_cooldown_auto_the_boot_to_beat_is_the_learned_one_or_the_default() -> None:
+    auto = WORKER.replace(up_cooldown=None)
+    idle = PolicyState(1, None, LONG_AGO, slots=5.0, window=((T - 61, 0, True),))
+    # no boot read yet: the default (60 s), as for every role of UP_COOLDOWN: kept
+    d, _ = decide(auto, idle, ended(1, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (HOLD, 1, Reason.JOBS_ENDED)
+    # an 8 s boot read: a cold start stays inside the band (10 s), to 0 as when idle
+    idle.boot = 8.0
+    d, _ = decide(auto, idle, ended(1, 2), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)

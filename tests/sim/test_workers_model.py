@@ -306,3 +306,26 @@ def test_default_meets_hourly_bursts_ahead_once_it_has_seen_four() -> None:
         assert r.instances[h * 60 - 1] == 3  # started in the minute before
         assert max(r.age[h * 60 : h * 60 + 3]) <= 50.0  # drained within the boot (and a tick)
     assert r.max_instances <= 6
+
+
+@pytest.mark.parametrize("boot", [45.0, 5.0])
+def test_short_jobs_ending_between_ticks_keep_a_worker_whose_boot_exceeds_the_band(
+    boot: float,
+) -> None:
+    # a 1 s job every 40 s, each due and done between two 5 s ticks: no tick sees it due or
+    # running, only the jobs that ended since the last (``finished``)
+    jobs = trace([(101.0 + 40.0 * k, 1.0) for k in range(60)])
+    runs = {}
+    for finished in (True, False):
+        setup = WorkerSetup(concurrency=1, boot_s=boot, interval_s=5.0, finished=finished)
+        plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
+        runs[finished] = replay_jobs(jobs, setup, WorkerSpec("default", 0, 10, engine()), plan)
+    told, blind = runs[True], runs[False]
+    if boot > 10.0:  # a cold start (45 s) would queue the next job above UP_THRESHOLD (10 s)
+        assert told.decisions.get("scale_from_zero") == 1  # the first job only
+        assert told.p95_wait_s == 0.0 < blind.p95_wait_s  # the first job waits its boot
+        assert blind.decisions["scale_from_zero"] > 10
+        assert told.decisions.get("idle") == 1  # after the last job
+    else:  # a 5 s cold start stays inside the band: to zero between jobs, as without
+        assert told.decisions == blind.decisions
+        assert told.instance_hours == blind.instance_hours

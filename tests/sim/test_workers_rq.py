@@ -37,6 +37,21 @@ def simulated() -> list[tuple[float, int, int]]:
     return [model.signal(t) for t in AT]
 
 
+def simulated_finished() -> list[int | None]:
+    """The jobs ended since the reading before, as the replay feeds ``finished`` (the rise of
+    the model's count of jobs done; unknown at the first reading)."""
+    model = WorkerModel(
+        [Job(due, duration, 0) for due, duration in JOBS], 1, concurrency=1, boot_s=0, quantity=1
+    )
+    out: list[int | None] = []
+    last: int | None = None
+    for t in AT:
+        model.signal(t)
+        out.append(None if last is None else model.done - last)
+        last = model.done
+    return out
+
+
 def test_the_simulated_signal_is_what_the_rq_source_reads(db: redis.Redis) -> None:
     worker = subprocess.Popen(
         [
@@ -68,6 +83,7 @@ def test_the_simulated_signal_is_what_the_rq_source_reads(db: redis.Redis) -> No
         t0 = time.time()
         pending = list(JOBS)
         read: list[tuple[float, int, int]] = []
+        ended: list[int | None] = []
         for at in AT:
             while pending and t0 + pending[0][0] <= time.time() + 1e-3:
                 queue.enqueue(jobs.sleep, pending.pop(0)[1])
@@ -78,9 +94,11 @@ def test_the_simulated_signal_is_what_the_rq_source_reads(db: redis.Redis) -> No
             reading = source.sample(time.time())
             assert reading.value_ms is not None
             read.append((reading.value_ms, reading.depth or 0, reading.busy or 0))
+            ended.append(reading.finished)
     finally:
         worker.terminate()  # a warm shutdown: the job it runs (if any) ends first
         worker.wait(timeout=30)
+    assert ended == simulated_finished() == [None, 1, 1, 2]
     for (age_ms, depth, busy), (sim_ms, sim_depth, sim_busy) in zip(read, simulated(), strict=True):
         assert (depth, busy) == (sim_depth, sim_busy)
         assert age_ms == pytest.approx(sim_ms, abs=300)

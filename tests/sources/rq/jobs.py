@@ -11,3 +11,7 @@ def noop() -> None:
 
 def sleep(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def fail() -> None:
+    raise RuntimeError("this job fails on purpose")

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 from autoscaler.ports import SourceError
 from autoscaler.sources import rq as rq_source
-from autoscaler.sources._redisjobs import Malformed
+from autoscaler.sources._redisjobs import Malformed, finished_since
 from tests.sources.redisjobs import REDIS_URL, ROOT, make_source
 from tests.sources.rq import jobs
 
@@ -187,3 +187,62 @@ def test_a_queue_name_that_is_not_text_fails(db: redis.Redis) -> None:
     db.sadd("rq:queues", b"rq:queue:\xff\xfe")
     with pytest.raises(SourceError, match="rq: a queue name is not UTF-8"):
         make_source("rq").sample(time.time())
+
+
+def test_finished_is_the_rise_of_the_workers_counters_and_unknown_when_it_cannot_be_told() -> None:
+    # first reading: nothing to compare with
+    assert finished_since(None, {"w1": 5}, {"w1"}) == (None, {"w1": 5})
+    # a rise; a worker registered since (all its jobs came after); one listed but not recorded
+    found = finished_since({"w1": 5}, {"w1": 7, "w2": 3, "w3": None}, {"w1", "w2", "w3"})
+    assert found == (5, {"w1": 7, "w2": 3})
+    # a worker that stopped since, whose hash is still there: counted, then no longer kept
+    assert finished_since({"w1": 5, "w2": 3}, {"w1": 5, "w2": 4}, {"w1"}) == (1, {"w1": 5})
+    # a counter that went back (restarted under its name): unknown, never negative
+    assert finished_since({"w1": 5}, {"w1": 2}, {"w1"}) == (None, {"w1": 2})
+    # a worker seen before whose record is gone: what it ran since is unknown
+    assert finished_since({"w1": 5, "w2": 3}, {"w1": 6, "w2": None}, {"w1"}) == (None, {"w1": 6})
+
+
+def test_finished_counts_the_jobs_real_workers_ended_between_polls(db: redis.Redis) -> None:
+    queue = Queue("default", connection=db)
+    command = [sys.executable, "-m", "rq.cli", "worker", "--url", REDIS_URL, "default"]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.time() + 20
+        while len(Worker.all(queue=queue)) < 2:
+            assert time.time() < deadline, "the rq workers did not register"
+            time.sleep(0.05)
+        source = make_source("rq", queues="default")
+        assert source.sample(time.time()).finished is None  # the first poll: unknown
+        assert source.sample(time.time()).finished == 0
+        done = [queue.enqueue(jobs.noop) for _ in range(4)] + [queue.enqueue(jobs.fail)]
+        while any(j.get_status(refresh=True) not in ("finished", "failed") for j in done):
+            assert time.time() < deadline + 20, "the jobs did not end"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the counters are written after the job's status
+        reading = source.sample(time.time())
+        assert (reading.depth, reading.busy, reading.finished) == (0, 0, 5)
+        assert source.sample(time.time()).finished == 0
+        # one worker stops (a warm shutdown): its hash stays 60 s, nothing more ended
+        workers[0].terminate()
+        workers[0].wait(timeout=30)
+        queue.enqueue(jobs.noop).get_status()
+        while len(Worker.all(queue=queue)) > 1:
+            time.sleep(0.05)
+        deadline = time.time() + 20
+        while queue.count or queue.started_job_registry.count:
+            assert time.time() < deadline, "the job did not end"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert source.sample(time.time()).finished == 1
+        # a worker seen before whose record is gone: unknown, not zero
+        (left,) = Worker.all(queue=queue)
+        db.delete(left.key)
+        assert source.sample(time.time()).finished is None
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
