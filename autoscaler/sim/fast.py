@@ -5,7 +5,10 @@ instances each one is a queue with ``concurrency`` slots fed at ``rate / n``. Pe
 
 - the instances' offered load ``rho = rate * service / (n * concurrency)``;
 - a fluid backlog that grows while the offered load is above capacity and drains after
-  (its wait ``d`` is the backlog divided by the capacity);
+  (its wait ``d`` is the backlog divided by the capacity), kept per cohort of instances (those
+  that began holding one in the same step): requests are routed on arrival, so each instance
+  drains its own queue, and the first of an overload, which received arrivals longest, hold
+  the most; instances that join start with an empty queue, the newest leave first;
 - on top of it, the stationary queueing delay of an M/G/c queue (Erlang C, with the
   Allen-Cunneen correction for the service-time spread): a request waits with probability
   ``C(rho)``, and then for an exponentially distributed time with rate
