@@ -5,7 +5,10 @@ instances each one is a queue with ``concurrency`` slots fed at ``rate / n``. Pe
 
 - the instances' offered load ``rho = rate * service / (n * concurrency)``;
 - a fluid backlog that grows while the offered load is above capacity and drains after
-  (its wait ``d`` is the backlog divided by the capacity);
+  (its wait ``d`` is the backlog divided by the capacity), kept per cohort of instances (those
+  that began holding one in the same step): requests are routed on arrival, so each instance
+  drains its own queue, and the first of an overload, which received arrivals longest, hold
+  the most; instances that join start with an empty queue, the newest leave first;
 - on top of it, the stationary queueing delay of an M/G/c queue (Erlang C, with the
   Allen-Cunneen correction for the service-time spread): a request waits with probability
   ``C(rho)``, and then for an exponentially distributed time with rate
@@ -137,8 +140,12 @@ class FastModel:
         self.serving = quantity
         self.booting: deque[float] = deque()  # ready times, oldest first
         self.end = 0.0  # the end of the last step (s)
-        self.backlog = 0.0  # requests
-        self.holders = 0  # instances whose queues hold the backlog
+        self.backlog = 0.0  # requests, in every queue
+        # the instances holding a backlog, per cohort (those that began holding one in the same
+        # step, oldest first): ``[instances, backlog per instance, wait of the request starting
+        # at the end of the last step (s)]``; the instances in none hold no queue and are the
+        # newest (an older one has held at least as much as a newer since it began serving)
+        self._cohorts: list[list[float]] = []
         m = max(1, math.ceil(window_s / dt - 1e-9))
         self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
@@ -147,11 +154,10 @@ class FastModel:
         # tail) or the components of a step with a queue, ``(requests, knee, theta)``
         self._win_s: deque[int | list[tuple[float, float, float]]] = deque([0] * m, maxlen=m)
         self._last_q = -m  # the last step with a queue (or at the cap): the window holds it
-        # a queue's history: cumulative arrivals per holding instance at each step's end since
-        # it began (first in, first out: who starts arrived when these reach the backlog)
+        # a queue's history: cumulative arrivals per instance at each step's end since it began
+        # (first in, first out: who starts arrived when these reach the instance's backlog)
         self._cum: list[float] = [0.0]
         self._cum_k = 0  # the step the queue began in
-        self._head = 0.0  # the wait of the request starting at the end of the last step (s)
         self._sum_b = 0.0
         self._m = m
         self.in_use = 0.0
@@ -185,11 +191,24 @@ class FastModel:
             while drop and self.booting:
                 self.booting.pop()
                 drop -= 1
+            if drop and self._cohorts:
+                self._leave(self.serving - drop)
             self.serving -= drop
-            if self.holders > self.serving:
-                # the newest go first; one that leaves finishes the queue it was given
-                self.backlog *= self.serving / self.holders
-                self.holders = self.serving
+
+    def _leave(self, serving: int) -> None:
+        """The newest instances leave until ``serving`` remain: first those without a queue,
+        then the newest cohorts'; one that leaves finishes the queue it was given."""
+        cohorts = self._cohorts
+        excess = sum(c[0] for c in cohorts) - serving
+        while excess > 0 and cohorts:
+            last = cohorts[-1]
+            if last[0] <= excess:
+                excess -= last[0]
+                cohorts.pop()
+            else:
+                last[0] -= excess
+                excess = 0
+        self.backlog = sum(c[0] * c[1] for c in cohorts)
 
     def _tables(self, s: float) -> tuple[list[float], list[float], list[float]]:
         """Per load bin, for service time ``s``: tail rate (1/s), stationary p95 (ms), and the
@@ -237,7 +256,7 @@ class FastModel:
         i = int(rho * RHO_BINS)
         if i >= RHO_BINS:
             i = RHO_BINS - 1
-        if rho < 1.0 and (backlog <= 0.0 or not self.holders):
+        if rho < 1.0 and backlog <= 0.0:
             # the common case: no queue held from before, none building
             self.backlog = 0.0
             util = rho
@@ -359,87 +378,118 @@ class FastModel:
         backlog: float,
         theta: float,
         i: int,
-    ) -> tuple[float, float, float, float, float, float, list[tuple[float, float, float]]]:
+    ) -> tuple[
+        list[tuple[float, float]],
+        float,
+        float,
+        float,
+        float,
+        float,
+        list[tuple[float, float, float]],
+    ]:
         """A step with a queue: a backlog held from before, or one building (or no instance
-        serving). Sets the backlog at the end of the step and returns the share of arrivals
-        behind the held backlog, their delay, the others' delay, the utilization, the busy
-        slots (served in the step, times service), the requests that started in the step and
-        their waits as components ``(requests, knee, theta)``: a request starting behind the
-        queue waits since it arrived (first in, first out), read from the queue's history."""
+        serving). Sets the backlog at the end of the step, per cohort, and returns the arrivals'
+        groups behind a backlog ``(share of arrivals, delay)``, the others' delay, their share,
+        the utilization, the busy slots (served in the step, times service), the requests that
+        started in the step and their waits as components ``(requests, knee, theta)``: a request
+        starting behind a queue waits since it arrived (first in, first out), read from the
+        queue's history."""
         dt = self.dt
-        held = self.holders if backlog > 0.0 else 0
-        if not held:  # a queue begins
+        cohorts = self._cohorts
+        if not cohorts:  # a queue begins
             self._cum = [0.0]
             self._cum_k = k
-            self._head = 0.0
-        w0 = self._head
         starts: list[tuple[float, float, float]] = []
+        groups: list[tuple[float, float]] = []
+        d_rest = 0.0
         if n > 0:
             mu = self._slots / s  # one instance's capacity, requests/s
             a = rate / n  # what each instance receives (random routing)
+            self._arrive(a * dt)
+            held = 0.0
             if a / mu < 1.0:
-                # the backlog stays in the queues of the instances it built up in (requests
-                # are routed on arrival): only they drain it; the others serve new arrivals
-                b = backlog / held
-                left = b - (mu - a) * dt
-                end = held * left if left > 0.0 else 0.0
-                d_held = (b + (left if left > 0.0 else 0.0)) / (2.0 * mu)
-                d_rest = 0.0
+                # each cohort drains its own backlog (requests are routed on arrival): the
+                # instances without one serve new arrivals
+                drain = (mu - a) * dt
+                free = 0.0
+                kept = []
+                for c in cohorts:
+                    count, b, w0 = c
+                    held += count
+                    left = b - drain
+                    if left > 0.0:
+                        w1 = self._wait_at(k, left)
+                        starts.append((count * mu * dt, (w0 + w1) / 2.0, theta))
+                        groups.append((count / n, (b + left) / (2.0 * mu)))
+                        c[1] = left
+                        c[2] = w1
+                        kept.append(c)
+                    else:  # drained within the step: then it serves as the others
+                        until = b / (mu - a)
+                        starts.append((count * mu * until, w0 / 2.0, theta))
+                        groups.append((count / n, b / (2.0 * mu)))
+                        free += count * a * (dt - until)
+                self._cohorts = kept
                 share = held / n
-                self.holders = held if left > 0.0 else 0
-                util = share + (1.0 - share) * (a / mu)
-                if left > 0.0:
-                    w1 = self._walk_back(k, a * dt, left)
-                    behind, knee = held * mu * dt, (w0 + w1) / 2.0
-                    free = (n - held) * a * dt
-                else:  # drained within the step: then its holders serve as the others
-                    until = b / (mu - a)
-                    w1 = 0.0
-                    behind, knee = held * mu * until, w0 / 2.0
-                    free = (n - held) * a * dt + held * a * (dt - until)
-                starts.append((behind, knee, theta))
+                rest = 1.0 - share
+                util = share + rest * (a / mu)
+                free += (n - held) * a * dt
                 wait_prob = self._wait_prob[i]
                 if free > 0.0 and wait_prob > 0.0:
                     starts.append((free, _log(wait_prob) / theta, theta))
             else:
-                # every instance builds a queue: the holders on top of theirs
+                # every instance builds a queue: each cohort on top of its own, the instances
+                # without one from empty (a new cohort)
                 grow = (a - mu) * dt
-                share = held / n
-                d_held = (backlog / held + grow / 2.0) / mu if held else 0.0
-                d_rest = grow / (2.0 * mu)
-                end = backlog + n * grow
-                self.holders = n
-                util = 1.0
-                w1 = self._walk_back(k, a * dt, end / n)
-                # the holders start requests from before, the others this step's arrivals
-                if held:
-                    starts.append((held * mu * dt, (w0 + w1) / 2.0, theta))
+                start_dt = mu * dt
+                for c in cohorts:
+                    count, b, w0 = c
+                    held += count
+                    left = b + grow
+                    w1 = self._wait_at(k, left)
+                    starts.append((count * start_dt, (w0 + w1) / 2.0, theta))
+                    groups.append((count / n, (b + grow / 2.0) / mu))
+                    c[1] = left
+                    c[2] = w1
                 if n > held:
-                    starts.append(((n - held) * mu * dt, dt * (1.0 - mu / a) / 2.0, theta))
-            busy = (arrivals + backlog - end) * s / dt
+                    w1 = self._wait_at(k, grow)
+                    starts.append(((n - held) * start_dt, w1 / 2.0, theta))
+                    cohorts.append([n - held, grow, w1])
+                    rest = (n - held) / n
+                    d_rest = grow / (2.0 * mu)
+                else:
+                    rest = 0.0
+                util = 1.0
+            end = 0.0
+            for c in self._cohorts:
+                end += c[0] * c[1]
             started = arrivals + backlog - end
+            busy = started * s / dt
         else:
             end = backlog + arrivals
+            self._arrive(arrivals)
             booting = self.booting
             d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
-            d_rest = 0.0
-            share = 1.0
-            self.holders = 1  # the first to boot is given every waiting request
+            groups.append((1.0, d_held))
+            rest = 0.0
+            # the first to boot is given every waiting request
+            self._cohorts = [[1, end, self._wait_at(k, end)]]
             util = 0.0
             busy = 0.0
             started = 0.0
-            w1 = self._walk_back(k, arrivals, end)
         self.backlog = end
-        self._head = w1
-        return share, d_held, d_rest, util, busy, started, starts
+        return groups, d_rest, rest, util, busy, started, starts
 
-    def _walk_back(self, k: int, per_holder: float, left: float) -> float:
-        """Adds step ``k``'s arrivals per holding instance to the queue's history and returns
-        the wait at the step's end of the request that starts then: the time since the
-        holders' arrivals reached ``left`` (their queue) looking back."""
+    def _arrive(self, per_instance: float) -> None:
+        """Adds a step's arrivals per instance to the queue's history."""
         cum = self._cum
-        top = cum[-1] + per_holder
-        cum.append(top)
+        cum.append(cum[-1] + per_instance)
+
+    def _wait_at(self, k: int, left: float) -> float:
+        """The wait at step ``k``'s end of the request that starts then at an instance holding
+        ``left``: the time since the arrivals per instance reached ``left`` looking back."""
+        cum = self._cum
+        top = cum[-1]
         dt = self.dt
         reach = top - left
         if reach <= 0.0:  # more queued than the history holds (instances left): its start
@@ -456,21 +506,34 @@ class FastModel:
         theta: float,
         rho: float,
         arrivals: float,
-        queued: tuple[float, float, float, float, float, float, list[tuple[float, float, float]]]
+        queued: tuple[
+            list[tuple[float, float]],
+            float,
+            float,
+            float,
+            float,
+            float,
+            list[tuple[float, float, float]],
+        ]
         | None,
     ) -> tuple[list[tuple[float, float]], float, float]:
-        """A mixture: ``share`` of the arrivals wait behind a backlog (``d_held``), the rest
-        behind ``d_rest`` (a queue building everywhere) or only their instance's queueing.
-        Returns the components, the p95 (ms) and the share over the SLO; counts the arrivals
-        in the histogram."""
-        share, d_held, d_rest = queued[:3] if queued is not None else (0.0, 0.0, 0.0)
+        """A mixture: groups of the arrivals wait behind a backlog (each cohort's, its delay),
+        the rest behind ``d_rest`` (a queue building from empty) or only their instance's
+        queueing. Returns the components, the p95 (ms) and the share over the SLO; counts the
+        arrivals in the histogram."""
+        groups, d_rest, rest = queued[:3] if queued is not None else ([], 0.0, 1.0)
         rest_prob = 1.0 if d_rest > 0.0 or rho >= RHO_CAP else self._wait_prob[i]
-        comps = _components(share, d_held, 1.0 - share, d_rest, rest_prob, theta)
+        comps = [g for g in groups if g[0] > 0.0]
+        if rest > 0.0 and rest_prob > 0.0:
+            comps.append((rest, d_rest + math.log(rest_prob) / theta))
         p95 = 1000.0 * _mix_quantile(comps, 0.05, theta)
         over = _mix_over(comps, self.slo_s, theta)
         if arrivals > 0.0:
             hist = self.hist
-            for weight, delay, level in ((share, d_held, 1.0), (1.0 - share, d_rest, rest_prob)):
+            for weight, delay, level in (
+                *((w, d, 1.0) for w, d in groups),
+                (rest, d_rest, rest_prob),
+            ):
                 if weight <= 0.0:
                     continue
                 # a delay bin (everyone waits), or -1: the instance's stationary queueing
@@ -532,22 +595,9 @@ class FastModel:
         return p95, p99, worst
 
 
-def _components(  # noqa: PLR0917 (hot loop: positional)
-    w1: float, d1: float, w2: float, d2: float, level2: float, theta: float
-) -> list[tuple[float, float]]:
-    """Two groups of requests as ``(weight, knee)``: a group waits more than ``x`` with
-    probability ``min(1, exp(-theta (x - knee)))``; ``knee = delay + ln(level) / theta`` (the
-    first group always waits, ``level`` 1)."""
-    out = []
-    if w1 > 0.0:
-        out.append((w1, d1))
-    if w2 > 0.0 and level2 > 0.0:
-        out.append((w2, d2 + math.log(level2) / theta))
-    return out
-
-
 def _mix_over(comps: list[tuple[float, float]], x: float, theta: float) -> float:
-    """Share of requests waiting longer than ``x``."""
+    """Share of requests waiting longer than ``x``, of groups ``(weight, knee)``: a group waits
+    more than ``x`` with probability ``min(1, exp(-theta (x - knee)))``."""
     total = 0.0
     for weight, knee in comps:
         total += weight if x <= knee else weight * math.exp(-theta * (x - knee))
@@ -555,21 +605,31 @@ def _mix_over(comps: list[tuple[float, float]], x: float, theta: float) -> float
 
 
 def _mix_quantile(comps: list[tuple[float, float]], tail: float, theta: float) -> float:
-    """The wait ``x >= 0`` exceeded by a share ``tail`` of the requests (closed form: above
-    every knee the tails add up; between the two, the upper group counts whole)."""
+    """The wait ``x >= 0`` exceeded by a share ``tail`` of the requests (closed form: between
+    two knees the groups above count whole, the tails of those below add up)."""
     if not comps or _mix_over(comps, 0.0, theta) <= tail:
         return 0.0
-    top = max(knee for _, knee in comps)
-    peak = max(theta * knee + math.log(weight) for weight, knee in comps)
-    lse = peak + math.log(
-        math.fsum(math.exp(theta * knee + math.log(weight) - peak) for weight, knee in comps)
-    )
-    x = (lse - math.log(tail)) / theta
-    if x >= top or len(comps) == 1:
-        return max(0.0, x)
-    (w_hi, _), (w_lo, k_lo) = sorted(comps, key=lambda c: -c[1])
-    # below the upper knee the upper group all waits longer: w_hi + w_lo e^(-theta (x - k_lo))
-    return max(0.0, k_lo + math.log(w_lo / (tail - w_hi)) / theta) if tail > w_hi else top
+    ranked = sorted(comps, key=lambda c: c[1])  # by knee, lowest first
+    whole = math.fsum(w for w, _ in ranked)
+    # from the lowest knee up: the groups at or below ``top`` in their tails (their sum of
+    # ``w e^(theta knee)`` kept relative to the highest of them), the others whole
+    peak = -math.inf
+    acc = 0.0
+    for j, (weight, knee) in enumerate(ranked):
+        v = theta * knee + math.log(weight)
+        if v > peak:
+            acc = acc * math.exp(peak - v) + 1.0 if peak > -math.inf else 1.0
+            peak = v
+        else:
+            acc += math.exp(v - peak)
+        whole -= weight
+        if tail <= whole:
+            continue
+        x = (peak + math.log(acc) - math.log(tail - whole)) / theta
+        upper = ranked[j + 1][1] if j + 1 < len(ranked) else math.inf
+        if x <= upper:
+            return max(0.0, x)
+    return 0.0
 
 
 def _mixture_quantile(

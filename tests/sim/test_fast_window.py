@@ -99,3 +99,51 @@ def test_the_window_quantile_is_not_the_mean_of_the_steps_quantiles() -> None:
     terms = [(100.0, 0.0, theta), (100.0, 10.0, theta)]
     x = _tail_quantile(terms, 10.0)
     assert x == pytest.approx(10.0 + math.log(10.0) / theta, abs=1e-3)
+
+
+def _flash_then_upscale(model: FastModel | ExactModel, rates: list[float]) -> list[float | None]:
+    """One instance, two from 30 s and ten from 120 s (each ready 45 s later)."""
+    out = []
+    quantity = 1
+    for k in range(len(rates)):
+        if k in {6, 24}:
+            quantity = 2 if k == 6 else 10
+            model.scale(quantity, k * DT)
+        out.append(model.step(k, quantity)[0])
+    return out
+
+
+def test_the_first_instances_keep_the_backlog_they_built_after_an_upscale() -> None:
+    # five times one instance's capacity: the first instance builds a backlog alone for 75 s,
+    # then with the second (each at 2.5 times its capacity) until 165 s, the first on top of
+    # its own; the eight that join then hold no queue, so the first two drain theirs at
+    # 40 - 20 requests/s, the first for longest, while their starters' waits rise: the window's
+    # p95 keeps rising for minutes (pooled over the instances, the backlog would drain sooner)
+    rates = [5 * CAPACITY] * 130
+    fast = _flash_then_upscale(
+        FastModel(
+            rates,
+            0.1,
+            DT,
+            queueing=Queueing(4, 1.0),
+            boot_s=45.0,
+            slo_s=0.2,
+            quantity=1,
+            window_s=30.0,
+            noise_k=0.0,
+        ),
+        rates,
+    )
+    exact = [
+        _flash_then_upscale(
+            ExactModel(rates, 0.1, DT, setup=Setup(exact=True, seed=seed), boot_s=45.0, quantity=1),
+            rates,
+        )
+        for seed in (1, 2, 3)
+    ]
+    for t in (300.0, 450.0, 600.0):
+        k = round(t / DT) - 1
+        p95 = fast[k]
+        assert p95 is not None
+        mean = sum(e[k] or 0.0 for e in exact) / 3
+        assert p95 == pytest.approx(mean, rel=0.05), t
