@@ -3,8 +3,10 @@ included), the loop closed: each model feeds the default policy its own signal. 
 the fast model's instance-hours are within 10% of the exact model's and its SLO minutes within
 1 point (``benchmarks/bench_agreement.py`` prints the figures).
 
-Every shape agrees. A shape listed in ``KNOWN`` would be expected to fail (not strictly: a
-policy or model change may fix it). Two did not before: ``bursty`` (the fast model's SLO
+Every shape but ``bursty`` agrees. A shape listed in ``KNOWN`` is expected to fail (not
+strictly: a policy or model change may fix it): ``bursty`` since the fast model keeps each
+cohort of instances' backlog (its SLO minutes 1.24 points below on seeds 1 and 2, 0.95 over
+four). Two did not before: ``bursty`` (the fast model's SLO
 minutes 1.85 points below the exact model's) until a rate still rising within ``UP_COOLDOWN``
 sized upscales, and ``inference`` (instance-hours 0.88x) while the fast model reported an
 instance serving only from the end of the step after its ready time, so the learned boot read
@@ -45,7 +47,13 @@ def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
         return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
 
 
-KNOWN: dict[str, str] = {}  # shape: why it does not agree yet
+KNOWN: dict[str, str] = {  # shape: why it does not agree yet
+    "bursty": (
+        "the fast model's SLO minutes 1.24 points below the exact model's on seeds 1 and 2 since"
+        " it keeps each cohort's backlog (0.95 over four seeds); replayed open loop on the exact"
+        " model's decisions the two read within 0.3 points: the policy's feedback widens it"
+    ),
+}
 
 
 @pytest.mark.slow
