@@ -96,8 +96,11 @@ def cooldown(cfg: PolicyConfig, st: PolicyState) -> float:
     """No further upscale this long after one (its instances boot): the learned boot time; for
     a web process at most ``BOOT_DEFAULT`` (a rise of the load during a long boot is answered
     before the boot ends: the forecast and the load-sized upscale count booting instances)."""
-    value = learned(cfg, st)
-    if value > BOOT_DEFAULT and cfg.up_cooldown is None and not cfg.scale_from_zero:
+    value = cfg.up_cooldown
+    if value is not None:
+        return value
+    value = st.boot  # learned, inline: read every tick
+    if value is None or (value > BOOT_DEFAULT and not cfg.scale_from_zero):
         return BOOT_DEFAULT
     return value
 
@@ -105,7 +108,8 @@ def cooldown(cfg: PolicyConfig, st: PolicyState) -> float:
 def settle(cfg: PolicyConfig, st: PolicyState) -> float:
     """A changed formation teaches capacity (a worker: its slots) only this long (plus
     ``WINDOW``) after the change: not the boot time (where a boot is learned, the platform says
-    which instances serve and readings are per serving instance), ``BOOT_DEFAULT``."""
+    which instances serve and readings are per serving instance), ``BOOT_DEFAULT``. A constant
+    of the settings: ``PolicyConfig.settle_s`` holds it plus ``WINDOW`` for the hot path."""
     return unlearned(cfg)
 
 

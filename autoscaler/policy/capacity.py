@@ -36,6 +36,8 @@ RISE_SIGMAS = 2.0
 MAX_BINS = 160
 _PER_LOG = 1.0 / math.log(1.05)  # bins of load 5% wide
 _log, _floor = math.log, math.floor
+#: from this many readings on, a bin's ``kind`` depends on its mean signal alone
+_READ = max(BIN_READINGS, STOP_READINGS)
 
 
 def bin_of(load: float) -> int:
@@ -82,6 +84,9 @@ def update(
         return out, signal_ms > up_ms and STOP_READINGS <= 1
     mean, n = old
     new = out[k] = (mean + (signal_ms - mean) / (n + 1 if n < BIN_MEMORY else BIN_MEMORY), n + 1)
+    if n >= _READ:  # read often enough before and after: its kind is where its mean lies
+        now = new[0]
+        return out, (mean > up_ms) is not (now > up_ms) or (mean >= top_ms) is not (now >= top_ms)
     return out, kind(old, top_ms, up_ms) != kind(new, top_ms, up_ms)
 
 

@@ -12,6 +12,10 @@ from autoscaler.schedule import Schedule
 DEFAULT_DOWN_DELAY = 120.0
 
 
+#: slots that are no constructor argument: the process's name and the derived constants
+_NOT_SETTINGS = frozenset({"process", "settle_s", "top_ms"})
+
+
 class PolicyConfig:
     """One process's settings as ``decide`` reads them (see ``docs/configuration.md``)."""
 
@@ -26,6 +30,8 @@ class PolicyConfig:
         "provision_timeout",
         "scale_from_zero",
         "schedule",
+        "settle_s",
+        "top_ms",
         "up_cooldown",
         "up_ms",
         "up_sensitivity",
@@ -78,6 +84,14 @@ class PolicyConfig:
         # capacity is kept for the recent mean load plus this many standard deviations
         self.headroom = headroom
         self.window = window  # how far back the signal looks (s)
+        # constants of the hot path, derived once (``replace`` derives them anew; the settings
+        # above are not changed in place, but for the bounds, which these do not read):
+        # a changed formation teaches capacity this long after the change (``boot.settle``
+        # plus ``WINDOW``), and the upper half of the band begins here (``top_of_band``)
+        from autoscaler.policy import boot, capacity  # (they import this module)
+
+        self.settle_s = boot.unlearned(self) + window
+        self.top_ms = capacity.top_of_band(down_ms, up_ms)
 
     @classmethod
     def from_settings(cls, p: ProcessSettings) -> PolicyConfig:
@@ -101,7 +115,9 @@ class PolicyConfig:
 
     def replace(self, **changes: Any) -> PolicyConfig:
         """A copy with ``changes`` applied (and validated), every other setting kept."""
-        values: dict[str, Any] = {s: getattr(self, s) for s in self.__slots__ if s != "process"}
+        values: dict[str, Any] = {
+            s: getattr(self, s) for s in self.__slots__ if s not in _NOT_SETTINGS
+        }
         values.update(changes)
         return PolicyConfig(self.process, **values)
 

@@ -28,6 +28,7 @@ _UNTRUSTED = {
     Status.FAILED: Reason.SIGNAL_FAILED,
 }
 Step = tuple[Action, int, Reason]
+_new = object.__new__
 
 
 def decide(
@@ -40,8 +41,10 @@ def decide(
     low, high = (cfg.low, cfg.high) if cfg.schedule is None else cfg.bounds(now.wall)
     trusted = sig is not None and (obs.status is _OK or obs.status is _SPARSE)
     adopted = state.known is not None and cur != state.known
-    new = observe(cfg, state, obs, t, adopted=adopted, trusted=trusted)
-    action, desired, reason = ladder(cfg, new, obs, t, low=low, high=high, trusted=trusted)
+    new, by_use = observe(cfg, state, obs, t, adopted=adopted, trusted=trusted)
+    action, desired, reason = ladder(
+        cfg, new, obs, t, low=low, high=high, trusted=trusted, by_use=by_use
+    )
     if trusted:
         new.signal_last = sig
     if action is _UP:
@@ -56,7 +59,17 @@ def decide(
         if reason is Reason.PROBE:
             new.probe_at = new.below_since = t
     new.known = desired
-    decision = Decision(cfg.process, action, cur, desired, reason, sig, obs.status, low, high)
+    # every field set here: the dataclass's constructor costs twice as much, once a tick
+    decision: Decision = _new(Decision)
+    decision.process = cfg.process
+    decision.action = action
+    decision.current = cur
+    decision.desired = desired
+    decision.reason = reason
+    decision.signal_ms = sig
+    decision.status = obs.status
+    decision.low = low
+    decision.high = high
     decision.adopted = adopted
     decision.boot_s = new.boot
     return decision, new
@@ -71,8 +84,10 @@ def ladder(
     low: int,
     high: int,
     trusted: bool,
+    by_use: int,
 ) -> Step:
-    """The rules in order; the first that applies decides."""
+    """The rules in order; the first that applies decides. ``by_use``: what the requests in
+    service need (``early``, as ``observe`` computed it for this tick)."""
     cur = obs.current
     if cur == 0 and cfg.low > 0:
         return _HOLD, cur, Reason.DISABLED_MANUAL_ZERO
@@ -87,11 +102,13 @@ def ladder(
     worker = cfg.scale_from_zero  # a job process (job latency): its own up and down steps
     if st.above_since is not None:
         return jobs.up(cfg, st, obs, t, high) if worker else up(cfg, st, obs, t, high)
-    early = None if worker else ahead(cfg, st, obs, t, high)
-    if early is not None:
-        return early
+    first = None if worker else ahead(cfg, st, obs, t, high, by_use=by_use)
+    if first is not None:
+        return first
     if st.below_since is not None:
-        return jobs.down(cfg, st, obs, t, low, high=high) if worker else down(cfg, st, obs, t, low)
+        if worker:
+            return jobs.down(cfg, st, obs, t, low, high=high)
+        return down(cfg, st, obs, t, low, by_use=by_use)
     return _HOLD, cur, Reason.IN_BAND
 
 
@@ -112,8 +129,10 @@ def observe(
     *,
     adopted: bool,
     trusted: bool,
-) -> PolicyState:
-    """A new state with the clocks moved and what this tick teaches learned."""
+) -> tuple[PolicyState, int]:
+    """A new state with the clocks moved and what this tick teaches learned, and what the
+    requests in service need (``early``: 0 for a job process and on an untrusted signal, where
+    the ladder does not ask)."""
     sig = obs.signal_ms
     above = below = short = None
     if trusted:
@@ -124,8 +143,7 @@ def observe(
             below = t if state.below_since is None else state.below_since
     if obs.ready is not None and obs.ready < obs.current:
         short = t if state.short_since is None else state.short_since
-    new = evolve(state)
-    new.above_since, new.below_since, new.short_since = above, below, short
+    new = evolve(state, above, below, short)
     if below is None:
         new.quiet = None
     if adopted:
@@ -136,6 +154,7 @@ def observe(
             new.served_at = t
             new.boots = boot.push(state.boots, took)
             new.boot = boot.estimate(new.boots)
+    by_use = 0
     if trusted:
         rate = obs.rate_per_s
         if rate is not None:
@@ -144,9 +163,10 @@ def observe(
         if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)
             quantity, by_load = jobs.recommend(cfg, new, obs, t)
         else:
-            quantity, by_load = recommend(cfg, new, obs, t)
+            by_use = early(cfg, new, obs, t)
+            quantity, by_load = recommend(cfg, new, obs, t, by_use)
         new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
-    return new
+    return new, by_use
 
 
 def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
@@ -161,7 +181,7 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     if obs.status is _OK and serving > 0 and rate * cfg.window >= cap.LEARN_SAMPLES:
         # ``capacity.readable``, inline: the formation settled, any overload its own
         last, above = new.last_change, new.above_since
-        settle = boot.settle(cfg, new) + cfg.window
+        settle = cfg.settle_s  # boot.settle plus WINDOW
         settled = last is None or (t - last >= settle and (above is None or above - last >= settle))
         at = new.rate_at
         # an overload counts only if read on a steady rate and queued within the window (a
@@ -176,8 +196,7 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
             if new.quiet is None or load_now > new.quiet:
                 new.quiet = load_now
         if settled and not overload:
-            up = cfg.up_ms
-            top = cfg.down_ms + cap.LEARN_FROM * (up - cfg.down_ms)
+            up, top = cfg.up_ms, cfg.top_ms  # top: where the upper half of the band begins
             new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
             if changed:
                 new.capacity, new.sure = cap.estimate(new.bins, top, up)
@@ -191,15 +210,17 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     new.rate_at, new.rate_last = t, rate
 
 
-def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> tuple[int, bool]:
+def recommend(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, by_use: int
+) -> tuple[int, bool]:
     """What a downscale now would go to, and whether the load sized it: the most of what the
     expected rate needs at what one instance carries (when sure) and what the requests in
-    service need (the early signal, when learned), so that no downscale undoes itself; with
-    only a floor, no more than ``DOWN_STEP`` below the current unless the floor says fewer
-    still (the most load per instance carried quietly in this stretch below the band is a
-    floor too: ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the current."""
+    service need (the early signal, when learned: ``by_use``), so that no downscale undoes
+    itself; with only a floor, no more than ``DOWN_STEP`` below the current unless the floor
+    says fewer still (the most load per instance carried quietly in this stretch below the band
+    is a floor too: ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the
+    current."""
     step_down = obs.current - cfg.down_step
-    by_use = early(cfg, st, obs, t)
     by_rate = 0
     rate, capacity, quiet = obs.rate_per_s, st.capacity, st.quiet
     if quiet is not None and not st.sure and (capacity is None or quiet > capacity):
@@ -310,15 +331,16 @@ def early(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int
     return _ceil(in_use / slots - 1e-9)  # sizing.instances_for, inline
 
 
-def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step | None:
+def ahead(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int, *, by_use: int
+) -> Step | None:
     """Below the up threshold, up anyway when the forecast (the rate) or the early signal (the
-    requests in service) needs more instances than run, booting ones counted; the same
-    ``UP_COOLDOWN`` as any upscale."""
+    requests in service: ``by_use``, from ``early``) needs more instances than run, booting
+    ones counted; the same ``UP_COOLDOWN`` as any upscale."""
     cur = obs.current
     if cur >= high or (st.last_up is not None and t - st.last_up < boot.cooldown(cfg, st)):
         return None
     by_rate = forecast(cfg, st, obs, t)
-    by_use = early(cfg, st, obs, t)
     wanted = by_rate if by_rate >= by_use else by_use
     if wanted <= cur or not_ready(cfg, st, t):
         return None
@@ -326,9 +348,12 @@ def ahead(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: 
     return _UP, min(wanted, sizing.up_limit(cur, high)), reason
 
 
-def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int) -> Step:
+def down(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, by_use: int
+) -> Step:
     """Below the band for ``DOWN_DELAY`` (and that long since the last change): down to the
-    highest recommendation of the window, never below ``MIN``, never to 0 with jobs running."""
+    highest recommendation of the window, never below ``MIN``, never to 0 with jobs running
+    (``by_use``: what the requests in service need, from ``early``)."""
     cur = obs.current
     assert st.below_since is not None
     if cur <= low:
@@ -356,7 +381,7 @@ def down(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: in
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
     # no probe the early signal would undo on the next tick: the requests in service need them
-    if probe_due(st, obs, t, low if low > 1 else 1) and early(cfg, st, obs, t) < cur:
+    if probe_due(st, obs, t, low if low > 1 else 1) and by_use < cur:
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
 

@@ -161,16 +161,23 @@ class PolicyState:
 _new = object.__new__
 
 
-def evolve(state: PolicyState) -> PolicyState:
-    """A copy of ``state`` for ``decide`` to fill (faster than the constructor's keywords)."""
+def evolve(
+    state: PolicyState,
+    above_since: float | None,
+    below_since: float | None,
+    short_since: float | None,
+) -> PolicyState:
+    """A copy of ``state`` for ``decide`` to fill (faster than the constructor's keywords), with
+    the clocks of the band and of the instances serving as given (``decide`` moves them every
+    tick) and no expected rate yet."""
     new: PolicyState = _new(PolicyState)
     new.known = state.known
-    new.above_since = state.above_since
-    new.below_since = state.below_since
+    new.above_since = above_since
+    new.below_since = below_since
     new.last_up = state.last_up
     new.last_change = state.last_change
     new.last_down = state.last_down
-    new.short_since = state.short_since
+    new.short_since = short_since
     new.rate_mean = state.rate_mean
     new.rate_var = state.rate_var
     new.rate_at = state.rate_at

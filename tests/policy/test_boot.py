@@ -106,6 +106,9 @@ def test_each_role_takes_its_value():
     for role in (cooldown, settle, drain, idle):
         assert role(web.replace(up_cooldown=90.0), slow) == 90.0
         assert role(web.replace(up_cooldown=90.0), fast) == 90.0
+    # the settle time plus the window, as the hot path reads it from the settings
+    for cfg in (web, worker, web.replace(up_cooldown=90.0, window=60.0)):
+        assert cfg.settle_s == settle(cfg, slow) + cfg.window == settle(cfg, fast) + cfg.window
 
 
 # ---- through decide ----------------------------------------------------------------------------

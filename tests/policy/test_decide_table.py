@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from autoscaler.model import Action, Instant, Observation, Reason, Status
+from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
 from autoscaler.policy import PolicyConfig, PolicyState, auto_step, decide, initial_state
+from autoscaler.policy.capacity import top_of_band
 from autoscaler.schedule import parse_schedule
 
 T = 10_000.0  # monotonic "now" of every row
@@ -389,7 +391,30 @@ def test_replace_keeps_every_other_setting_and_validates():
     base = PolicyConfig(**WEB, schedule=OFFICE, provision_timeout=90.0, up_cooldown=30.0)
     changed = base.replace(up_ms=300.0, down_step=2)
     assert (changed.up_ms, changed.down_step) == (300.0, 2)
-    kept = [s for s in PolicyConfig.__slots__ if s not in ("up_ms", "down_step")]
+    derived = ("top_ms", "settle_s")  # constants derived from the settings, derived anew
+    kept = [s for s in PolicyConfig.__slots__ if s not in ("up_ms", "down_step", *derived)]
     assert all(getattr(changed, s) == getattr(base, s) for s in kept)
+    assert (changed.top_ms, base.top_ms) == (top_of_band(50.0, 300.0), top_of_band(50.0, 200.0))
     with pytest.raises(ValueError):
         base.replace(down_ms=400.0)
+
+
+def test_the_decision_has_every_field_set_as_its_constructor_sets_them():
+    cfg = PolicyConfig(**WEB)
+    obs = Observation(4, 20.0, Status.OK, rate_per_s=50.0, ready=3)
+    d, _ = decide(cfg, PolicyState(known=3, boot=30.0), obs, Instant(100.0, 1.7e9))
+    values = {f.name: getattr(d, f.name) for f in dataclasses.fields(Decision)}
+    assert d == Decision(**values)
+    assert values == {
+        "process": "web",
+        "action": Action.HOLD,
+        "current": 4,
+        "desired": 4,
+        "reason": Reason.DOWN_DELAY,
+        "signal_ms": 20.0,
+        "status": Status.OK,
+        "low": 1,
+        "high": 10,
+        "adopted": True,
+        "boot_s": 30.0,
+    }
