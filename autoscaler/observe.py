@@ -63,7 +63,7 @@ _OK, _SPARSE, _MISSING, _STALE, _FAILED = (
 _isfinite = math.isfinite
 
 
-def trust(reading: ReadingLike, *, stale_after: float, min_samples: int) -> Status:
+def trust(reading: ReadingLike, stale_after: float, min_samples: int) -> Status:
     """How far ``reading`` can be trusted (the rule in the module docstring)."""
     value, age_s = reading.value_ms, reading.age_s
     if value is not None and not _isfinite(value):
@@ -77,12 +77,11 @@ def trust(reading: ReadingLike, *, stale_after: float, min_samples: int) -> Stat
     return _OK
 
 
-def fill(
+def fill(  # noqa: PLR0917 (the simulator calls it once a tick: positional)
     obs: Observation,
     current: int,
     ready: int | None,
     reading: ReadingLike,
-    *,
     stale_after: float,
     min_samples: int,
 ) -> Observation:
@@ -91,7 +90,7 @@ def fill(
     ``observe`` builds a new observation with it; the simulator, which decides half a million
     times a month of trace, refills one (``decide`` keeps no reference to it)."""
     value = reading.value_ms
-    status = trust(reading, stale_after=stale_after, min_samples=min_samples)
+    status = trust(reading, stale_after, min_samples)
     if status is _FAILED or status is _MISSING:
         value = None
     elif status is not _STALE and value is not None and value < 0.0:

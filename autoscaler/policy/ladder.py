@@ -41,10 +41,9 @@ def decide(
     low, high = (cfg.low, cfg.high) if cfg.schedule is None else cfg.bounds(now.wall)
     trusted = sig is not None and (obs.status is _OK or obs.status is _SPARSE)
     adopted = state.known is not None and cur != state.known
-    new, by_use = observe(cfg, state, obs, t, adopted=adopted, trusted=trusted)
-    action, desired, reason = ladder(
-        cfg, new, obs, t, low=low, high=high, trusted=trusted, by_use=by_use
-    )
+    # (positional arguments: these calls run once a tick)
+    new, by_use = observe(cfg, state, obs, t, adopted, trusted)
+    action, desired, reason = ladder(cfg, new, obs, t, low, high, trusted, by_use)
     if trusted:
         new.signal_last = sig
     if action is _UP:
@@ -75,12 +74,11 @@ def decide(
     return decision, new
 
 
-def ladder(
+def ladder(  # noqa: PLR0917 (once a tick: positional)
     cfg: PolicyConfig,
     st: PolicyState,
     obs: Observation,
     t: float,
-    *,
     low: int,
     high: int,
     trusted: bool,
@@ -102,13 +100,13 @@ def ladder(
     worker = cfg.scale_from_zero  # a job process (job latency): its own up and down steps
     if st.above_since is not None:
         return jobs.up(cfg, st, obs, t, high) if worker else up(cfg, st, obs, t, high)
-    first = None if worker else ahead(cfg, st, obs, t, high, by_use=by_use)
+    first = None if worker else ahead(cfg, st, obs, t, high, by_use)
     if first is not None:
         return first
     if st.below_since is not None:
         if worker:
             return jobs.down(cfg, st, obs, t, low, high=high)
-        return down(cfg, st, obs, t, low, by_use=by_use)
+        return down(cfg, st, obs, t, low, by_use)
     return _HOLD, cur, Reason.IN_BAND
 
 
@@ -121,12 +119,11 @@ def wants_first(obs: Observation, trusted: bool) -> bool:
     return obs.status is Status.MISSING and work
 
 
-def observe(
+def observe(  # noqa: PLR0917 (once a tick: positional)
     cfg: PolicyConfig,
     state: PolicyState,
     obs: Observation,
     t: float,
-    *,
     adopted: bool,
     trusted: bool,
 ) -> tuple[PolicyState, int]:
@@ -331,8 +328,8 @@ def early(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int
     return _ceil(in_use / slots - 1e-9)  # sizing.instances_for, inline
 
 
-def ahead(
-    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int, *, by_use: int
+def ahead(  # noqa: PLR0917 (once a tick: positional)
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int, by_use: int
 ) -> Step | None:
     """Below the up threshold, up anyway when the forecast (the rate) or the early signal (the
     requests in service: ``by_use``, from ``early``) needs more instances than run, booting
@@ -348,8 +345,8 @@ def ahead(
     return _UP, min(wanted, sizing.up_limit(cur, high)), reason
 
 
-def down(
-    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, by_use: int
+def down(  # noqa: PLR0917 (once a tick: positional)
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, by_use: int
 ) -> Step:
     """Below the band for ``DOWN_DELAY`` (and that long since the last change): down to the
     highest recommendation of the window, never below ``MIN``, never to 0 with jobs running

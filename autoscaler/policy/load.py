@@ -16,6 +16,10 @@ CLIP = 3.0
 #: the clipping never comes closer to the mean than this fraction of it (a flat rate can move)
 CLIP_FLOOR = 0.1
 _WEIGHTS: dict[float, float] = {}
+#: a record older than this gives the past its whole weight (to within 2e-9); and ``CLIP``
+#: squared (constants of the hot path)
+_SETTLED = 20.0 * RATE_TAU
+_CLIP2 = CLIP * CLIP
 
 
 class Record(Protocol):
@@ -49,9 +53,9 @@ def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
     d = rate - mean
     var = rec.rate_var
     age = at - since
-    if 0.0 < age < 20.0 * RATE_TAU:
+    if 0.0 < age < _SETTLED:
         var /= weight(age)
-    lim2 = CLIP * CLIP * var
+    lim2 = _CLIP2 * var
     floor = CLIP_FLOOR * mean
     floor *= floor
     lim2 = lim2 if lim2 > floor else floor
@@ -68,6 +72,6 @@ def expected(rec: Record, rate: float, t: float, headroom: float) -> float:
         return rate
     age = t - since
     var = rec.rate_var
-    spread = math.sqrt(var if age > 20.0 * RATE_TAU else var / weight(age))
+    spread = math.sqrt(var if age > _SETTLED else var / weight(age))
     high = mean + headroom * spread
     return high if high > rate else rate

@@ -135,14 +135,7 @@ class EnginePolicy:
             # the model's mean requests in service over the window, as the middleware's busy
             # time
             window.in_use = None if in_use is None else in_use()
-        obs = fill(
-            self._obs,
-            current,
-            serving,
-            window,
-            stale_after=self.stale_after,
-            min_samples=self.min_samples,
-        )
+        obs = fill(self._obs, current, serving, window, self.stale_after, self.min_samples)
         now = self._now
         now.mono = t
         now.wall = self.wall0 + t
