@@ -11,7 +11,7 @@ crossed with ``--concurrency`` 1, 5, 25 and ``--boot`` 10, 45, 120 s. Per cell: 
 oldest due job within 60 s, or 10x the (scaled) median duration where that is larger; bounds
 0 (scale to zero) to max(10, twice the oracle's peak); the default policy runs with a worker
 process's default settings but the band, derived from the cell's SLO as ``simulate`` derives
-it (``job_band``: up at a sixth of the SLO, down at a fifth of that; 10 s / 2 s at 60 s;
+it (``job_band``: up at half the SLO, down at a fifth of that; 30 s / 6 s at 60 s;
 ``--band configured`` keeps the worker's defaults, 10 s / 2 s, whatever the SLO; ``--band
 0.5`` puts the up threshold at that share of the SLO; ``--up-threshold``/``--down-threshold``
 set it and win), ``UP_COOLDOWN`` ``auto`` (the boot time learned from the model's ready

@@ -51,8 +51,12 @@ TELLS_FINISHED = frozenset({"rq"})
 
 
 #: the band a job trace's default policy and ``step`` run with where ``UP_THRESHOLD`` /
-#: ``DOWN_THRESHOLD`` are not set: up at ``UP_SHARE`` of the SLO, down at ``DOWN_SHARE`` of up
-UP_SHARE = 1.0 / 6.0
+#: ``DOWN_THRESHOLD`` are not set: up at half the SLO, down at a fifth of up (the shape of a
+#: worker's defaults, 10 s / 2 s). The signal is the oldest due job's age, and a minute misses
+#: the SLO as soon as that job is older than it: the age goes on growing about one second per
+#: second while an instance added at the up threshold boots, so half the SLO is left for that
+#: boot (the boot is learned by the daemon, not known when it is configured)
+UP_SHARE = 0.5
 DOWN_SHARE = 1.0 / 5.0
 
 

@@ -156,7 +156,7 @@ def test_tune_on_a_job_trace_prints_worker_settings_as_json(
     assert out["evaluated"] == 4
     assert "UP_THRESHOLD" in out["settings"] and "HEADROOM" not in out["settings"]
     assert out["configured"]["model"] == "jobs" and "interrupted_job_s" in out["tuned"]
-    assert out["band_ms"] == [10_000.0, 2_000.0] and out["band_from"] == "from --slo-ms 60000"
+    assert out["band_ms"] == [30_000.0, 6_000.0] and out["band_from"] == "from --slo-ms 60000"
     if out["met"]:
         assert out["tuned"]["slo_attainment"] >= 0.99
         assert out["tuned"]["instance_hours"] <= out["configured"]["instance_hours"] or (
@@ -186,11 +186,11 @@ def test_a_job_trace_runs_default_and_step_against_the_slo_given(
     ]
     assert main([*args, "--json"]) == 0
     derived = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
-    assert derived["default"]["band_ms"] == derived["step"]["band_ms"] == [100_000.0, 20_000.0]
+    assert derived["default"]["band_ms"] == derived["step"]["band_ms"] == [300_000.0, 60_000.0]
     assert derived["default"]["band_from"] == "from --slo-ms 600000"
     assert derived["oracle"]["band_ms"] is None
     assert main(args) == 0
-    assert "band: up 100 s, down 20 s (from --slo-ms 600000)" in capsys.readouterr().out
+    assert "band: up 300 s, down 60 s (from --slo-ms 600000)" in capsys.readouterr().out
     # thresholds set for the worker process win over the SLO
     monkeypatch.setenv("AUTOSCALER_PROCESSES", "worker")
     monkeypatch.setenv("AUTOSCALER_WORKER_SOURCE", "rq")
