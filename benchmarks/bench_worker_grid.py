@@ -3,17 +3,20 @@
     .venv/bin/python benchmarks/bench_worker_grid.py [--jobs-log PATH] [--days 2] [--seed 1]
         [--jobs 2] [--json FILE] [--only NAME] [--scales 0.01,0.1,1] [--concurrency 1,5,25]
         [--boot 10,45,120] [--cooldown auto|boot|S] [--up-threshold S] [--down-threshold S]
-        [--no-finished]
+        [--band slo|configured|SHARE] [--no-finished]
 
 Traces: the NASA Ames iPSC job log (61 days, one row per job) at ``--duration-scale`` 0.01, 0.1
 and 1, and every generated job shape (``autoscaler.sim.jobshapes``, ``--days`` each, seeded),
 crossed with ``--concurrency`` 1, 5, 25 and ``--boot`` 10, 45, 120 s. Per cell: SLO = the
 oldest due job within 60 s, or 10x the (scaled) median duration where that is larger; bounds
 0 (scale to zero) to max(10, twice the oracle's peak); the default policy runs with a worker
-process's default settings (``UP_THRESHOLD`` 10 s, ``DOWN_THRESHOLD`` 2 s, ``UP_COOLDOWN``
-``auto``: the boot time learned from the model's ready instances, ...; ``--cooldown boot`` sets
-``UP_COOLDOWN`` to each cell's boot time, ``--cooldown 60`` to 60 s;
-``--up-threshold``/``--down-threshold`` set the band), ``step`` on the same band,
+process's default settings but the band, derived from the cell's SLO as ``simulate`` derives
+it (``job_band``: up at half the SLO, down at a fifth of that; 30 s / 6 s at 60 s;
+``--band configured`` keeps the worker's defaults, 10 s / 2 s, whatever the SLO; ``--band
+0.5`` puts the up threshold at that share of the SLO; ``--up-threshold``/``--down-threshold``
+set it and win), ``UP_COOLDOWN`` ``auto`` (the boot time learned from the model's ready
+instances; ``--cooldown boot`` sets it to each cell's boot time, ``--cooldown 60`` to 60 s),
+``step`` on the same band,
 ``hirefire`` with ``jobs_per_instance`` = concurrency. The default policy reads the jobs that
 ended between two ticks (``finished``, as the RQ source tells); ``--no-finished`` replays it
 as a source that cannot tell.
@@ -46,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from autoscaler.policy import PolicyConfig  # noqa: E402
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace  # noqa: E402
 from autoscaler.sim.jobshapes import SHAPES, generate  # noqa: E402
-from autoscaler.sim.workercmd import worker_defaults  # noqa: E402
+from autoscaler.sim.workercmd import UP_SHARE, job_band, worker_defaults  # noqa: E402
 from autoscaler.sim.workersim import (  # noqa: E402
     WORKER_BASELINES,
     WorkerResult,
@@ -74,12 +77,20 @@ SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
 _TRACES: dict[str, JobTrace] = {}  # filled before forking
 _COOLDOWN = ["auto"]  # --cooldown: auto (the default, learned), boot (the cell's), or seconds
 _BAND: dict[str, float] = {}  # --up-threshold / --down-threshold (ms), for default and step
+_BAND_RULE = ["slo"]  # --band: slo (derived from each cell's SLO where not set) or configured
 _FINISHED = [True]  # --no-finished: the source does not tell the jobs that ended between ticks
 
 
-def engine_config(low: int, high: int, boot_s: float) -> PolicyConfig:
-    """A worker's default settings with the bounds, ``UP_COOLDOWN`` as ``--cooldown`` says."""
+def engine_config(low: int, high: int, boot_s: float, slo_ms: float) -> PolicyConfig:
+    """A worker's default settings with the bounds, the band as ``--band`` says (``--up-threshold``
+    / ``--down-threshold`` win), ``UP_COOLDOWN`` as ``--cooldown`` says."""
     cfg = PolicyConfig.from_settings(worker_defaults()).replace(low=low, high=high, **_BAND)
+    rule = _BAND_RULE[0]
+    if rule != "configured":
+        share = UP_SHARE if rule == "slo" else float(rule)
+        cfg, _ = job_band(
+            cfg, slo_ms, up_set="up_ms" in _BAND, down_set="down_ms" in _BAND, up_share=share
+        )
     how = _COOLDOWN[0]
     if how == "auto":
         return cfg
@@ -96,7 +107,7 @@ def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
     started = time.process_time()
     plan = oracle_plan(trace, setup, ticks_for(trace, setup))
     high = max(10, 2 * max(plan, default=1))
-    cfg = engine_config(0, high, boot)
+    cfg = engine_config(0, high, boot, setup.slo_ms)
     specs = [WorkerSpec("default", 0, high, cfg)]
     for base in WORKER_BASELINES:
         specs.append(WorkerSpec(base, 0, high, up_ms=cfg.up_ms, down_ms=cfg.down_ms))
@@ -180,6 +191,13 @@ def main() -> int:
     parser.add_argument("--up-threshold", type=float, help="UP_THRESHOLD in s (default 10)")
     parser.add_argument("--down-threshold", type=float, help="DOWN_THRESHOLD in s (default 2)")
     parser.add_argument(
+        "--band",
+        default="slo",
+        help="the band where --up-threshold/--down-threshold are not given: slo (derived from "
+        "each cell's SLO, as simulate does), configured (the worker's defaults, 10 s / 2 s) or "
+        "a number (the up threshold's share of the SLO, down at a fifth of it)",
+    )
+    parser.add_argument(
         "--no-finished",
         action="store_true",
         help="the job source does not tell the jobs that ended between ticks (most sources)",
@@ -189,6 +207,9 @@ def main() -> int:
     if args.cooldown not in ("auto", "boot"):
         float(args.cooldown)  # a number of seconds, else the error says which argument
     _COOLDOWN[0] = args.cooldown  # read by the forked processes
+    if args.band not in ("slo", "configured"):
+        float(args.band)  # an up threshold's share of the SLO (down at a fifth of it)
+    _BAND_RULE[0] = args.band
     if args.up_threshold is not None:
         _BAND["up_ms"] = 1000.0 * args.up_threshold
     if args.down_threshold is not None:

@@ -50,6 +50,41 @@ _WORKER_ENV = {
 TELLS_FINISHED = frozenset({"rq"})
 
 
+#: the band a job trace's default policy and ``step`` run with where ``UP_THRESHOLD`` /
+#: ``DOWN_THRESHOLD`` are not set: up at half the SLO, down at a fifth of up (the shape of a
+#: worker's defaults, 10 s / 2 s). The signal is the oldest due job's age, and a minute misses
+#: the SLO as soon as that job is older than it: the age goes on growing about one second per
+#: second while an instance added at the up threshold boots, so half the SLO is left for that
+#: boot (the boot is learned by the daemon, not known when it is configured)
+UP_SHARE = 0.5
+DOWN_SHARE = 1.0 / 5.0
+
+
+def job_band(
+    cfg: PolicyConfig,
+    slo_ms: float,
+    *,
+    up_set: bool,
+    down_set: bool,
+    up_share: float = UP_SHARE,
+) -> tuple[PolicyConfig, str]:
+    """The engine's settings with its band derived from the SLO where it was not set: the up
+    threshold at ``up_share`` of the SLO, the down threshold at ``DOWN_SHARE`` of the up one.
+    Returns the settings and a line saying which band is used and where it comes from."""
+    up = cfg.up_ms if up_set else slo_ms * up_share
+    down = cfg.down_ms if down_set else up * DOWN_SHARE
+    if down_set and not up_set and down >= up:
+        up = down / DOWN_SHARE  # a down threshold set above the derived up one: keep the shape
+    if up_set and down_set:
+        origin = "as configured"
+    elif up_set or down_set:
+        origin = f"{'up' if up_set else 'down'} as configured, the other from --slo-ms {slo_ms:g}"
+    else:
+        origin = f"from --slo-ms {slo_ms:g}"
+    line = f"band: up {up / 1000:g} s, down {down / 1000:g} s ({origin})"
+    return cfg.replace(up_ms=up, down_ms=down), line
+
+
 def worker_defaults() -> ProcessSettings:
     """The settings of a worker process with nothing set but its job source."""
     return load(_WORKER_ENV).processes["worker"]
@@ -88,6 +123,7 @@ class JobContext:
     plan: list[int]
     notes: list[str]
     duration_scale: float
+    band: str  # which band the default policy and ``step`` run with, and where it comes from
 
     def spec(self, name: str) -> WorkerSpec:
         if name == "default":
@@ -97,6 +133,16 @@ class JobContext:
                 name, self.low, self.high, up_ms=self.engine.up_ms, down_ms=self.engine.down_ms
             )
         return WorkerSpec(name, self.low, self.high)
+
+    def band_ms(self, policy: str) -> list[float] | None:
+        """The band ``policy`` ran with (up, down, in ms), or ``None`` if it has none."""
+        if policy in ("default", "step"):
+            return [self.engine.up_ms, self.engine.down_ms]
+        return None
+
+    def band_from(self) -> str:
+        """Where the band comes from: the SLO, the settings, or both (``job_band``'s words)."""
+        return self.band[self.band.index("(") + 1 : -1]
 
     def describe(self) -> str:
         t, s = self.trace, self.setup
@@ -110,9 +156,9 @@ class JobContext:
             f"{max(self.plan, default=0)} instances",
             f"workers: {s.concurrency} slots per instance, boot {s.boot_s:g} s, stop grace "
             f"{s.grace_s:g} s; SLO: oldest due job <= {s.slo_ms / 1000:g} s; ticks every "
-            f"{s.interval_s:g} s; settings of process {self.process.name!r} "
-            f"(up {self.engine.up_ms / 1000:g} s, down {self.engine.down_ms / 1000:g} s); "
-            f"bounds {self.low}..{self.high}",
+            f"{s.interval_s:g} s; settings of process {self.process.name!r}; bounds "
+            f"{self.low}..{self.high}",
+            f"{self.band} for default and step",
         ]
         return "\n".join(lines + self.notes)
 
@@ -166,9 +212,25 @@ def job_context(args: argparse.Namespace) -> JobContext:
             )
     if not 0 <= low <= high or high < 1:
         raise UsageError(f"--min/--max: bounds {low}..{high} are not valid")
-    engine = PolicyConfig.from_settings(p).replace(low=low, high=high)
+    engine, band = job_band(
+        PolicyConfig.from_settings(p).replace(low=low, high=high),
+        slo_ms,
+        up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
+        down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
+    )
     return JobContext(
-        trace, len(raw), setup, p, engine, low, high, factor, plan, notes, args.duration_scale
+        trace,
+        len(raw),
+        setup,
+        p,
+        engine,
+        low,
+        high,
+        factor,
+        plan,
+        notes,
+        args.duration_scale,
+        band,
     )
 
 
@@ -216,7 +278,11 @@ def simulate_jobs(args: argparse.Namespace, init: Callable[[], None] | None = No
 
         write_job_report(Path(args.report), ctx.describe(), ctx.setup, results, ctx.trace.start)
     if args.json:
-        print(json.dumps([r.figures() for r in results], indent=2))
+        rows = [
+            {**r.figures(), "band_ms": ctx.band_ms(r.policy), "band_from": ctx.band_from()}
+            for r in results
+        ]
+        print(json.dumps(rows, indent=2))
         return 0
     print(ctx.describe())
     print()

@@ -61,6 +61,9 @@ def tune_jobs(args: argparse.Namespace, init: Any = None) -> int:
             "settings": {k.removeprefix(ctx.process.var_prefix): v for k, v in settings.items()},
             "tuned": tuned.figures(),
             "configured": configured.figures(),
+            # the band the configured settings ran with (the candidates' are in "settings")
+            "band_ms": ctx.band_ms("default"),
+            "band_from": ctx.band_from(),
         }
         print(json.dumps(out, indent=2))
         return 0

@@ -156,9 +156,52 @@ def test_tune_on_a_job_trace_prints_worker_settings_as_json(
     assert out["evaluated"] == 4
     assert "UP_THRESHOLD" in out["settings"] and "HEADROOM" not in out["settings"]
     assert out["configured"]["model"] == "jobs" and "interrupted_job_s" in out["tuned"]
+    assert out["band_ms"] == [30_000.0, 6_000.0] and out["band_from"] == "from --slo-ms 60000"
     if out["met"]:
         assert out["tuned"]["slo_attainment"] >= 0.99
         assert out["tuned"]["instance_hours"] <= out["configured"]["instance_hours"] or (
             out["configured"]["slo_attainment"] < 0.99
             or out["configured"]["interrupted_share"] > 0.01
         )
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_job_trace_runs_default_and_step_against_the_slo_given(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = [
+        "simulate",
+        "--trace",
+        str(DATA / "nasa-ipsc-jobs-3d.csv.gz"),
+        "--duration-scale",
+        "0.1",
+        "--min",
+        "0",
+        "--slo-ms",
+        "600000",
+        "--policy",
+        "step,oracle",
+        "--jobs",
+        "1",
+    ]
+    assert main([*args, "--json"]) == 0
+    derived = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert derived["default"]["band_ms"] == derived["step"]["band_ms"] == [300_000.0, 60_000.0]
+    assert derived["default"]["band_from"] == "from --slo-ms 600000"
+    assert derived["oracle"]["band_ms"] is None
+    assert main(args) == 0
+    assert "band: up 300 s, down 60 s (from --slo-ms 600000)" in capsys.readouterr().out
+    # thresholds set for the worker process win over the SLO
+    monkeypatch.setenv("AUTOSCALER_PROCESSES", "worker")
+    monkeypatch.setenv("AUTOSCALER_WORKER_SOURCE", "rq")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("AUTOSCALER_WORKER_UP_THRESHOLD", "10s")
+    monkeypatch.setenv("AUTOSCALER_WORKER_DOWN_THRESHOLD", "2s")
+    assert main([*args, "--json"]) == 0
+    configured = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert configured["default"]["band_ms"] == [10_000.0, 2_000.0]
+    assert configured["default"]["band_from"] == "as configured"
+    assert main(args) == 0
+    assert "band: up 10 s, down 2 s (as configured)" in capsys.readouterr().out
+    # a band far below what the SLO allows keeps more instances
+    assert configured["default"]["instance_hours"] > derived["default"]["instance_hours"]
