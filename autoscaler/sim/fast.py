@@ -16,7 +16,9 @@ instances each one is a queue with ``concurrency`` slots fed at ``rate / n``. Pe
 
 So a request arriving in that step waits more than ``x`` with probability
 ``min(1, C * exp(-theta * (x - d)))`` (1 below ``d``). Arrivals are the trace's rate; the
-randomness of Poisson arrivals is inside the queueing formulas, so the fast model needs no seed.
+randomness of Poisson arrivals is inside the queueing formulas. What a source reads of a finite
+window carries sampling noise (seeded): the rank its p95 lands on, its request count and its
+requests in service, correlated as the exact model's.
 """
 
 from __future__ import annotations
