@@ -16,7 +16,9 @@ instances each one is a queue with ``concurrency`` slots fed at ``rate / n``. Pe
 
 So a request arriving in that step waits more than ``x`` with probability
 ``min(1, C * exp(-theta * (x - d)))`` (1 below ``d``). Arrivals are the trace's rate; the
-randomness of Poisson arrivals is inside the queueing formulas, so the fast model needs no seed.
+randomness of Poisson arrivals is inside the queueing formulas. What a source reads of a finite
+window carries sampling noise (seeded): the rank its p95 lands on, its request count and its
+requests in service, correlated as the exact model's.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ RHO_BINS = 4000
 RHO_CAP = 0.97  # the stationary part never uses a load above this; the backlog takes over
 _LN20 = math.log(20.0)
 NOISE_K = 7.0  # requests per independent sample in the signal's sampling noise (calibrated)
-_sqrt, _log = math.sqrt, math.log  # the hot loop's
+_sqrt, _log, _exp = math.sqrt, math.log, math.exp  # the hot loop's
+_SQRT12 = math.sqrt(12.0)  # a uniform's sd is 1 / sqrt(12)
+# the window p95's sampling noise, in sds: its correlation with the window's count and with its
+# requests' service times (the exact model's, at a 60% load: corr(count, p95) 0.28 and
+# corr(in_use, p95) 0.49), the rest its own
+_BY_COUNT, _BY_SERVICE = 0.275, 0.415
+_BY_RANK = math.sqrt(1.0 - _BY_COUNT**2 - _BY_SERVICE**2)
 
 
 def erlang_c(c: int, rho: float) -> float:
@@ -173,6 +181,11 @@ class FastModel:
         self._by_service: dict[float, tuple[list[float], list[float], list[float]]] = {}
         self.noise_k = noise_k
         self._noise = 0.0
+        # the window's count and the service times of its requests against their expected
+        # ones (in sds)
+        self._count_noise = self._serve_noise = 0.0
+        self._count = 0.0  # the window's count as the source reads it (set by ``_tail``)
+        self._cv = queueing.cv
         self._phi = max(0.0, 1.0 - dt / window_s)
         self._kick = math.sqrt(1.0 - self._phi * self._phi)
         self._uniform = random.Random(seed).random
@@ -307,18 +320,21 @@ class FastModel:
             return None, 0.0, util
         if k - self._last_q < self._m:
             # a queue in the window: the p95 of its requests, from their steps' tails
-            tail = self._tail(samples, rho) if self.noise_k > 0.0 else 0.05
-            return 1000.0 * self._window_quantile(k, tail), samples, util
+            if self.noise_k <= 0.0:
+                return 1000.0 * self._window_quantile(k, 0.05), samples, util
+            tail = self._tail(samples, rho, True)
+            return 1000.0 * self._window_quantile(k, tail), self._count, util
         signal = self._sum_p / samples
         if self.noise_k > 0.0:
             # no queue in the window: the steps' p95s weighted by their requests (the loads
             # of a window without a queue are close, their tails alike)
-            tail = self._tail(samples, rho)
+            tail = self._tail(samples, rho, False)
             wait_prob = self._wait_prob[i]
             at = _log(wait_prob / tail) / theta_t[i] if wait_prob > tail else 0.0
             signal += 1000.0 * at - p95
             if signal < 0.0:  # noqa: PLR1730 (hot loop: cheaper than max())
                 signal = 0.0
+            return signal, self._count, util
         return signal, samples, util
 
     def _window_quantile(self, k: int, tail: float) -> float:
@@ -343,18 +359,41 @@ class FastModel:
                 terms.extend(d)
         return _tail_quantile(terms, tail * total)
 
-    def _tail(self, samples: float, rho: float) -> float:
+    def _tail(self, samples: float, rho: float, queue: bool) -> float:
         """The share of the window's requests above the rank a source with a finite,
-        correlated sample lands on: it wanders around 5% (AR(1) across overlapping windows)."""
+        correlated sample lands on: it wanders around 5% (AR(1) across overlapping windows).
+        Sets the window's count as the source reads it (``_count``) and, where no queue held
+        every slot busy, ``in_use`` (never above the slots serving): their sampling noise."""
         r = self._uniform  # Irwin-Hall: a cheap, bounded stand-in for a standard normal
         z = (r() + r() + r() - 1.5) * 2.0
-        e = self._noise = self._phi * self._noise + self._kick * z
+        phi, kick = self._phi, self._kick
+        e = self._noise = phi * self._noise + kick * z
+        # Poisson arrivals spread the window's count around the expected ``samples`` (sd its
+        # square root) and its requests' service times add theirs to the time they were in
+        # service (``in_use``); both drawn per step like the rank (AR(1), one uniform each:
+        # summed over the window they are close to normal). A window with more arrivals or
+        # longer services also waits longer: the rank's noise takes a share of each
+        # (correlations measured on the exact model at a 60% load, service spread 1)
+        c = self._count_noise = phi * self._count_noise + kick * (r() - 0.5) * _SQRT12
+        v = self._serve_noise = phi * self._serve_noise + kick * (r() - 0.5) * _SQRT12
+        root = _sqrt(samples)
+        f = c / root
+        self._count = samples * (1.0 + (f if f > -0.5 else -0.5))
+        if not queue:
+            f = (c + self._cv * v) / root
+            in_use = self.in_use * (1.0 + (f if f > -0.5 else -0.5))
+            slots = float(self.serving * self._slots)
+            self.in_use = in_use if in_use < slots else slots
+        e = _BY_COUNT * c + _BY_SERVICE * v + _BY_RANK * e
         spread = self._rank_var / samples
         if rho > 0.5:
             # near capacity, waits come in busy periods whose length grows as
             # 1 / (1 - load)^2: fewer independent samples in the same window
             spread *= 0.25 / (1.0 - (rho if rho < 0.9 else 0.9)) ** 2
-        tail = 0.05 - e * _sqrt(spread)
+        # the share is positive and skewed: lognormal around 5% with the spread's variance
+        # (a normal one clipped near 0 read a p95 far out in the tail at high loads)
+        w = _sqrt(_log(1.0 + spread * 400.0))  # 400 = 1 / 0.05^2
+        tail = 0.05 * _exp(-e * w - 0.5 * w * w)
         if tail < 0.0005:
             return 0.0005
         if tail > 0.5:
