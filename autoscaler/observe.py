@@ -63,20 +63,6 @@ _OK, _SPARSE, _MISSING, _STALE, _FAILED = (
 _isfinite = math.isfinite
 
 
-def trust(reading: ReadingLike, stale_after: float, min_samples: int) -> Status:
-    """How far ``reading`` can be trusted (the rule in the module docstring)."""
-    value, age_s = reading.value_ms, reading.age_s
-    if value is not None and not _isfinite(value):
-        return _FAILED
-    if value is None or age_s is None:
-        return _MISSING
-    if age_s > stale_after:
-        return _STALE
-    if reading.metric is _RQT and 0 < reading.samples < min_samples:
-        return _SPARSE
-    return _OK
-
-
 def fill(  # noqa: PLR0917 (the simulator calls it once a tick: positional)
     obs: Observation,
     current: int,
@@ -85,22 +71,31 @@ def fill(  # noqa: PLR0917 (the simulator calls it once a tick: positional)
     stale_after: float,
     min_samples: int,
 ) -> Observation:
-    """Set every field of ``obs`` from a reading and the formation, and return it.
+    """Set every field of ``obs`` from a reading and the formation (its status by the rule in
+    the module docstring), and return it.
 
     ``observe`` builds a new observation with it; the simulator, which decides half a million
-    times a month of trace, refills one (``decide`` keeps no reference to it)."""
-    value = reading.value_ms
-    status = trust(reading, stale_after, min_samples)
-    if status is _FAILED or status is _MISSING:
-        value = None
-    elif status is not _STALE and value is not None and value < 0.0:
-        value = 0.0
+    times a month of trace, refills one (``decide`` keeps no reference to it). The rule is
+    written inline, one branch per status, rather than in a helper: it runs once a tick."""
+    value, age_s = reading.value_ms, reading.age_s
+    if value is None:
+        status, trusted = _MISSING, False
+    elif not _isfinite(value):
+        status, trusted, value = _FAILED, False, None
+    elif age_s is None:
+        status, trusted, value = _MISSING, False, None
+    elif age_s > stale_after:
+        status, trusted = _STALE, False  # the value is kept for the log
+    else:
+        value = 0.0 if value < 0.0 else value
+        trusted = True
+        sparse = reading.metric is _RQT and 0 < reading.samples < min_samples
+        status = _SPARSE if sparse else _OK
     obs.current = current
     obs.signal_ms = value
     obs.status = status
     obs.depth = reading.depth
     obs.busy = reading.busy
-    trusted = status is _OK or status is _SPARSE
     # what only a fresh reading tells (the load now) is unknown on a stale or failed one
     obs.rate_per_s = reading.rate_per_s if trusted else None
     obs.ready = ready

@@ -78,6 +78,15 @@ class _Window:
         self.finished: int | None = None
 
 
+class App(Protocol):
+    """What the engine's wrapper reads from the model of the app on every tick."""
+
+    @property
+    def ready(self) -> int: ...
+    @property
+    def in_use(self) -> float | None: ...
+
+
 class EnginePolicy:
     """The daemon's policy engine, fed as the loop feeds it: each step's signal becomes the
     reading the web source would return, and ``autoscaler.observe`` (the daemon's own rule)
@@ -111,16 +120,15 @@ class EnginePolicy:
         self._window = _Window()
         self._obs = Observation(0, None)
         self._now = Instant(0.0, wall0)
-        # set by the runner: the instances serving (what the platform reports as ready)
-        self.ready: Callable[[], int] | None = None
-        # set by the runner: the model's mean requests in service over the window (in_use)
-        self.in_use: Callable[[], float | None] | None = None
+        # set by the runner: the model, read for the instances serving (``ready``: what the
+        # platform reports) and its mean requests in service over the window (``in_use``)
+        self.app: App | None = None
 
     def __call__(
         self, t: float, current: int, signal_ms: float | None, samples: float, util: float
     ) -> int:
-        ready, in_use, window = self.ready, self.in_use, self._window
-        serving = None if ready is None else ready()
+        app, window = self.app, self._window
+        serving = None if app is None else app.ready
         if signal_ms is None and serving != 0:
             signal_ms = 0.0  # no requests, publishers alive: heartbeats read "no traffic"
         window.value_ms = signal_ms
@@ -134,7 +142,7 @@ class EnginePolicy:
             window.rate_per_s = samples / self.window_s  # what the source reports as its rate
             # the model's mean requests in service over the window, as the middleware's busy
             # time
-            window.in_use = None if in_use is None else in_use()
+            window.in_use = None if app is None else app.in_use
         obs = fill(self._obs, current, serving, window, self.stale_after, self.min_samples)
         now = self._now
         now.mono = t

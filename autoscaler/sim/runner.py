@@ -305,21 +305,23 @@ def replay(
             noise_k=fast.NOISE_K,
         )
     # (read with a C-level partial rather than a lambda: once a tick, half a million times)
-    if isinstance(policy, HpaPolicy | EnginePolicy):
-        # the instances serving: what the platform reports as ready, and (for the engine) whether
-        # any middleware is alive to publish heartbeats in a window without requests
+    if isinstance(policy, HpaPolicy):  # the instances serving: what the platform reports
         policy.ready = partial(getattr, model, "ready")
-    if isinstance(policy, EnginePolicy):  # the middleware's busy time, as the daemon reads it
-        policy.in_use = partial(getattr, model, "in_use")
+    if isinstance(policy, EnginePolicy):
+        # the instances serving (what the platform reports as ready, and whether any middleware
+        # is alive to publish heartbeats in a window without requests) and the middleware's busy
+        # time, as the daemon reads them
+        policy.app = model
     n = len(rates)
     per_minute = model.minute_steps
     changes = [(0, quantity)]  # (step, quantity from that step on)
-    step, scale = model.step, model.scale
+    # (the bound methods: calling an instance looks its ``__call__`` up on every call)
+    step, scale, wanted = model.step, model.scale, policy.__call__
     chunk = max(1, n // 100)
     for first in range(0, n, chunk):
         for k in range(first, min(first + chunk, n)):
             signal, samples, util = step(k, quantity)
-            desired = policy((k + 1) * dt, quantity, signal, samples, util)
+            desired = wanted((k + 1) * dt, quantity, signal, samples, util)
             if desired != quantity:
                 scale(desired, (k + 1) * dt)
                 quantity = desired

@@ -146,12 +146,19 @@ def test_band_from_the_slo_unless_set() -> None:
     assert (both.up_ms, both.down_ms) == (200.0, 50.0) and "as configured" in line
 
 
+class Idle:
+    """A model of the app in which no instance serves."""
+
+    ready = 0
+    in_use: float | None = None
+
+
 def test_engine_policy_is_the_daemons_decide() -> None:
     engine = EnginePolicy(PolicyConfig(high=20), min_samples=5, wall0=0.0)
     assert engine(5.0, 4, 400.0, 100, 0) == 8  # auto step: 400/200 - 1 = +100%
     assert engine(10.0, 8, 400.0, 100, 0) == 8  # up cooldown
     assert engine(70.0, 8, 400.0, 2, 0) == 9  # sparse signal: one at a time
     later = EnginePolicy(PolicyConfig(high=20), min_samples=5, wall0=0.0)
-    later.ready = lambda: 0  # no instance serves: no middleware publishes, the signal is missing
+    later.app = Idle()  # no instance serves: no middleware publishes, the signal is missing
     for t in range(0, 2000, 5):
         assert later(float(t), 6, None, 0, 0) == 6  # missing signal: never down

@@ -281,6 +281,8 @@ DECLINED = [
     "time,requests\n1995-07-01T04:03:59Z,1\n1995-07-01T04:03:60Z,1\n1995-07-01T04:04:01Z,1\n",
     "time,requests\n2024-01-01T00:00:00.5,1\n2024-01-01T00:00:01.0,1\n",
     "time,requests\n0,1\r1,2\r",
+    "time,requests\r\n0,1\r\n1,2\r",  # the last line break a lone carriage return
+    "time,requests\r\n0,1\r\r\n1,2\r\n",  # one within CRLF lines
     "time,requests\n0,1\n1,1_000\n",
     "time,requests\n0,1\n2,1\n3,1\n",
     "time,requests\n0,true\n1,false\n",
