@@ -204,23 +204,32 @@ class Result:
 
 
 def slo_band(
-    cfg: PolicyConfig, slo_ms: float, *, up_set: bool, down_set: bool
+    cfg: PolicyConfig,
+    slo_ms: float,
+    *,
+    up_set: bool,
+    down_set: bool,
+    up_share: float = 1.0,
+    down_share: float = 0.25,
+    unit: str = "ms",
 ) -> tuple[PolicyConfig, str]:
     """The engine's settings with its band derived from the SLO where it was not set: the up
-    threshold at the SLO and the down threshold at a quarter of the up one (as ``step`` has it;
-    the defaults, 200 ms and 50 ms, are this band for a 200 ms SLO). Returns the settings and a
-    line saying which band is used and where it comes from."""
-    up = cfg.up_ms if up_set else slo_ms
-    down = cfg.down_ms if down_set else up / 4.0
+    threshold at ``up_share`` of the SLO and the down threshold at ``down_share`` of the up one
+    (for web, the SLO and a quarter, as ``step`` has it: the defaults, 200 ms and 50 ms, are
+    this band for a 200 ms SLO). Returns the settings and a line saying which band is used and
+    where it comes from, in ``unit`` (``ms`` or ``s``)."""
+    up = cfg.up_ms if up_set else slo_ms * up_share
+    down = cfg.down_ms if down_set else up * down_share
     if down_set and not up_set and down >= up:
-        up = down * 4.0  # a down threshold set above the SLO: keep the band's shape
+        up = down / down_share  # a down threshold set above the derived up one: keep the shape
     if up_set and down_set:
         origin = "as configured"
     elif up_set or down_set:
         origin = f"{'up' if up_set else 'down'} as configured, the other from --slo-ms {slo_ms:g}"
     else:
         origin = f"from --slo-ms {slo_ms:g}"
-    line = f"band: up {up:g} ms, down {down:g} ms ({origin})"
+    per = 1000.0 if unit == "s" else 1.0
+    line = f"band: up {up / per:g} {unit}, down {down / per:g} {unit} ({origin})"
     return cfg.replace(up_ms=up, down_ms=down), line
 
 

@@ -22,6 +22,7 @@ from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace
 from autoscaler.sim.output import JOB_COLUMNS, UsageError, policy_names, render
+from autoscaler.sim.runner import slo_band
 from autoscaler.sim.workersim import (
     WORKER_POLICIES,
     WorkerResult,
@@ -71,18 +72,15 @@ def job_band(
     """The engine's settings with its band derived from the SLO where it was not set: the up
     threshold at ``up_share`` of the SLO, the down threshold at ``DOWN_SHARE`` of the up one.
     Returns the settings and a line saying which band is used and where it comes from."""
-    up = cfg.up_ms if up_set else slo_ms * up_share
-    down = cfg.down_ms if down_set else up * DOWN_SHARE
-    if down_set and not up_set and down >= up:
-        up = down / DOWN_SHARE  # a down threshold set above the derived up one: keep the shape
-    if up_set and down_set:
-        origin = "as configured"
-    elif up_set or down_set:
-        origin = f"{'up' if up_set else 'down'} as configured, the other from --slo-ms {slo_ms:g}"
-    else:
-        origin = f"from --slo-ms {slo_ms:g}"
-    line = f"band: up {up / 1000:g} s, down {down / 1000:g} s ({origin})"
-    return cfg.replace(up_ms=up, down_ms=down), line
+    return slo_band(
+        cfg,
+        slo_ms,
+        up_set=up_set,
+        down_set=down_set,
+        up_share=up_share,
+        down_share=DOWN_SHARE,
+        unit="s",
+    )
 
 
 def worker_defaults() -> ProcessSettings:
