@@ -39,6 +39,11 @@ _SQRT12 = math.sqrt(12.0)  # a uniform's sd is 1 / sqrt(12)
 # corr(in_use, p95) 0.49), the rest its own
 _BY_COUNT, _BY_SERVICE = 0.275, 0.415
 _BY_RANK = math.sqrt(1.0 - _BY_COUNT**2 - _BY_SERVICE**2)
+#: what ``FastModel._queued`` returns and ``FastModel._mixed`` reads (the figures of a step with
+#: a queue, in the order ``_queued``'s docstring gives them)
+Queued = tuple[
+    list[tuple[float, float]], float, float, float, float, float, list[tuple[float, float, float]]
+]
 
 
 def erlang_c(c: int, rho: float) -> float:
@@ -417,15 +422,7 @@ class FastModel:
         backlog: float,
         theta: float,
         i: int,
-    ) -> tuple[
-        list[tuple[float, float]],
-        float,
-        float,
-        float,
-        float,
-        float,
-        list[tuple[float, float, float]],
-    ]:
+    ) -> Queued:
         """A step with a queue: a backlog held from before, or one building (or no instance
         serving). Sets the backlog at the end of the step, per cohort, and returns the arrivals'
         groups behind a backlog ``(share of arrivals, delay)``, the others' delay, their share,
@@ -545,16 +542,7 @@ class FastModel:
         theta: float,
         rho: float,
         arrivals: float,
-        queued: tuple[
-            list[tuple[float, float]],
-            float,
-            float,
-            float,
-            float,
-            float,
-            list[tuple[float, float, float]],
-        ]
-        | None,
+        queued: Queued | None,
     ) -> tuple[list[tuple[float, float]], float, float]:
         """A mixture: groups of the arrivals wait behind a backlog (each cohort's, its delay),
         the rest behind ``d_rest`` (a queue building from empty) or only their instance's
