@@ -36,8 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoscaler.policy import PolicyConfig
-from autoscaler.sim.fast import FastModel
-from autoscaler.sim.runner import ExactModel, PolicySpec, Setup, prepare, replay
+from autoscaler.sim.runner import PolicySpec, Setup, make_model, prepare, replay
 from autoscaler.sim.scenarios import SCENARIOS, generate
 
 
@@ -58,23 +57,16 @@ def readings(
     setup = Setup(peak_instances=peak, exact=exact, seed=seed)
     prepared = prepare(generate(shape, days=days, seed=1), setup)
     rates = prepared.steps.rates
-    service = setup.service_ms / 1000.0
-    dt = prepared.steps.dt
-    model: FastModel | ExactModel
-    if exact:
-        model = ExactModel(rates, service, dt, setup=setup, boot_s=0.0, quantity=quantity)
-    else:
-        model = FastModel(
-            rates,
-            service,
-            dt,
-            queueing=prepared.queueing,
-            boot_s=0.0,
-            slo_s=setup.slo_ms / 1000.0,
-            quantity=quantity,
-            window_s=setup.window_s,
-            noise_k=0.0,
-        )
+    # the fast model without its sampling noise (the exact one's comes from its draws)
+    model = make_model(
+        prepared,
+        setup,
+        rates,
+        setup.service_ms / 1000.0,
+        quantity=quantity,
+        boot_s=0.0,
+        noise_k=0.0,
+    )
     out = []
     for k in range(len(rates)):
         p95, count, _ = model.step(k, quantity)

@@ -270,6 +270,36 @@ class PolicySpec:
         raise ValueError(f"unknown policy {self.name!r}")
 
 
+def make_model(
+    prepared: Prepared,
+    setup: Setup,
+    rates: list[float],
+    service: float | list[float],
+    *,
+    quantity: int,
+    boot_s: float,
+    noise_k: float = fast.NOISE_K,
+) -> FastModel | ExactModel:
+    """The model ``setup`` asks for (``exact`` or fast) over ``rates`` (per step of the prepared
+    trace), starting with ``quantity`` instances serving; the fast model's sampling noise at
+    ``noise_k`` (0: none)."""
+    dt = prepared.steps.dt
+    if setup.exact:
+        return ExactModel(rates, service, dt, setup=setup, boot_s=boot_s, quantity=quantity)
+    return FastModel(
+        rates,
+        service,
+        dt,
+        queueing=prepared.queueing,
+        boot_s=boot_s,
+        slo_s=setup.slo_ms / 1000.0,
+        quantity=quantity,
+        window_s=setup.window_s,
+        seed=setup.seed,
+        noise_k=noise_k,
+    )
+
+
 def replay(
     prepared: Prepared,
     setup: Setup,
@@ -297,22 +327,7 @@ def replay(
     else:
         quantity = min(spec.high, max(spec.low, first))
     dt = steps.dt
-    model: FastModel | ExactModel
-    if setup.exact:
-        model = ExactModel(rates, service, dt, setup=setup, boot_s=boot, quantity=quantity)
-    else:
-        model = FastModel(
-            rates,
-            service,
-            dt,
-            queueing=prepared.queueing,
-            boot_s=boot,
-            slo_s=setup.slo_ms / 1000.0,
-            quantity=quantity,
-            window_s=setup.window_s,
-            seed=setup.seed,
-            noise_k=fast.NOISE_K,
-        )
+    model = make_model(prepared, setup, rates, service, quantity=quantity, boot_s=boot)
     # (read with a C-level partial rather than a lambda: once a tick, half a million times)
     if isinstance(policy, HpaPolicy):  # the instances serving: what the platform reports
         policy.ready = partial(getattr, model, "ready")
