@@ -21,8 +21,9 @@ def _overload(steps_over: int, steps: int) -> list[float]:
     return [2 * CAPACITY if k < steps_over else CAPACITY / 2 for k in range(steps)]
 
 
-def _fast(rates: list[float]) -> list[tuple[float | None, float]]:
-    model = FastModel(
+def _fast_model(rates: list[float]) -> FastModel:
+    """One instance of 4 slots of 100 ms, a 45 s boot, without sampling noise."""
+    return FastModel(
         rates,
         0.1,
         DT,
@@ -33,11 +34,19 @@ def _fast(rates: list[float]) -> list[tuple[float | None, float]]:
         window_s=30.0,
         noise_k=0.0,
     )
+
+
+def _exact_model(rates: list[float], seed: int) -> ExactModel:
+    return ExactModel(rates, 0.1, DT, setup=Setup(exact=True, seed=seed), boot_s=45.0, quantity=1)
+
+
+def _fast(rates: list[float]) -> list[tuple[float | None, float]]:
+    model = _fast_model(rates)
     return [model.step(k, 1)[:2] for k in range(len(rates))]
 
 
 def _exact(rates: list[float], seed: int) -> list[tuple[float | None, float]]:
-    model = ExactModel(rates, 0.1, DT, setup=Setup(exact=True, seed=seed), boot_s=45.0, quantity=1)
+    model = _exact_model(rates, seed)
     return [model.step(k, 1)[:2] for k in range(len(rates))]
 
 
@@ -120,27 +129,8 @@ def test_the_first_instances_keep_the_backlog_they_built_after_an_upscale() -> N
     # 40 - 20 requests/s, the first for longest, while their starters' waits rise: the window's
     # p95 keeps rising for minutes (pooled over the instances, the backlog would drain sooner)
     rates = [5 * CAPACITY] * 130
-    fast = _flash_then_upscale(
-        FastModel(
-            rates,
-            0.1,
-            DT,
-            queueing=Queueing(4, 1.0),
-            boot_s=45.0,
-            slo_s=0.2,
-            quantity=1,
-            window_s=30.0,
-            noise_k=0.0,
-        ),
-        rates,
-    )
-    exact = [
-        _flash_then_upscale(
-            ExactModel(rates, 0.1, DT, setup=Setup(exact=True, seed=seed), boot_s=45.0, quantity=1),
-            rates,
-        )
-        for seed in (1, 2, 3)
-    ]
+    fast = _flash_then_upscale(_fast_model(rates), rates)
+    exact = [_flash_then_upscale(_exact_model(rates, seed), rates) for seed in (1, 2, 3)]
     for t in (300.0, 450.0, 600.0):
         k = round(t / DT) - 1
         p95 = fast[k]

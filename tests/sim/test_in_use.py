@@ -12,7 +12,7 @@ from autoscaler.config import load
 from autoscaler.model import Instant, Observation
 from autoscaler.policy import PolicyConfig, PolicyState
 from autoscaler.sim import baselines
-from autoscaler.sim.fast import FastModel, Queueing
+from autoscaler.sim.fast import NOISE_K, FastModel, Queueing
 from autoscaler.sim.live import LiveApp
 from autoscaler.sim.model import RequestLog
 from autoscaler.sim.runner import ExactModel, PolicySpec, Setup, prepare, replay
@@ -22,9 +22,10 @@ from autoscaler.sources.sim import SimSource
 STEPS = 20  # 100 s of 5 s steps: the 30 s window is full
 
 
-def _fast(rate: float, n: int, noise_k: float = 7.0) -> float:
-    model = FastModel(
-        [rate] * STEPS,
+def _fast_model(rates: list[float], n: int, noise_k: float = NOISE_K) -> FastModel:
+    """``n`` instances of 4 slots of 100 ms (45 s boot) at ``rates``, 5 s steps."""
+    return FastModel(
+        rates,
         0.1,
         5.0,
         queueing=Queueing(4, 1.0),
@@ -34,15 +35,21 @@ def _fast(rate: float, n: int, noise_k: float = 7.0) -> float:
         window_s=30.0,
         noise_k=noise_k,
     )
+
+
+def _exact_model(rates: list[float], n: int) -> ExactModel:
+    return ExactModel(rates, 0.1, 5.0, setup=Setup(exact=True, seed=3), boot_s=45.0, quantity=n)
+
+
+def _fast(rate: float, n: int, noise_k: float = NOISE_K) -> float:
+    model = _fast_model([rate] * STEPS, n, noise_k)
     for k in range(STEPS):
         model.step(k, n)
     return model.in_use
 
 
 def _exact(rate: float, n: int) -> float:
-    model = ExactModel(
-        [rate] * STEPS, 0.1, 5.0, setup=Setup(exact=True, seed=3), boot_s=45.0, quantity=n
-    )
+    model = _exact_model([rate] * STEPS, n)
     for k in range(STEPS):
         model.step(k, n)
     return model.in_use
@@ -66,21 +73,7 @@ def test_the_fast_models_readings_spread_as_the_exact_ones() -> None:
         return float((sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5)
 
     got = []
-    for model in (
-        FastModel(
-            [rate] * steps,
-            0.1,
-            5.0,
-            queueing=Queueing(4, 1.0),
-            boot_s=45.0,
-            slo_s=0.2,
-            quantity=n,
-            window_s=30.0,
-        ),
-        ExactModel(
-            [rate] * steps, 0.1, 5.0, setup=Setup(exact=True, seed=3), boot_s=45.0, quantity=n
-        ),
-    ):
+    for model in (_fast_model([rate] * steps, n), _exact_model([rate] * steps, n)):
         counts, in_use = [], []
         for k in range(steps):
             _, count, _ = model.step(k, n)
