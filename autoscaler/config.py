@@ -256,8 +256,9 @@ class ProcessSettings(EnvSettings):
         1.8,
         description="capacity is kept for the arrival rate's recent mean plus this many standard "
         "deviations of it (0 keeps capacity for the current rate only), by the forecast and by "
-        "downscales sized to the load; a reading beyond 3 deviations counts as 3, so a burst "
-        "does not hold capacity for its own height. Higher: fewer slow minutes, more instances",
+        "downscales sized to the load; a reading further than 3 deviations from the mean (or "
+        "a tenth of the mean, if more) counts as that far, so a burst does not hold capacity "
+        "for its own height. Higher: fewer slow minutes, more instances",
     )
     schedule: Text | None = Field(
         None,

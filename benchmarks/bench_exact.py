@@ -1,6 +1,6 @@
 """The fast model against the exact request-level model on days of the NASA month, closed loop.
 
-    .venv/bin/python benchmarks/bench_exact.py [--trace PATH] [--from-day 10] [--days 3]
+    .venv/bin/python benchmarks/bench_exact.py --trace PATH [--from-day 10] [--days 3]
         [--seeds 1]
 
 Prepares the whole trace as ``simulate`` does (``--peak-instances 20 --service-ms 100
@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NASA = ROOT.parent / "shared" / "traces" / "nasa-1995-07-per-second.csv.gz"
 DAY_STEPS = 17_280  # 5 s ticks
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trace", type=Path, default=NASA)
+    parser.add_argument(
+        "--trace", type=Path, required=True, help="the NASA July 1995 month, per second (CSV)"
+    )
     parser.add_argument("--from-day", type=float, default=10.0)
     parser.add_argument("--days", type=float, default=3.0)
     parser.add_argument("--seeds", type=int, default=1)

@@ -15,8 +15,8 @@ Quality: both traces scaled to ``--peak-instances 20 --service-ms 100 --concurre
 boot-aware oracle's on both (issue 11), and neither hpa nor step better on both axes).
 Figures are printed, never asserted.
 
-The traces are not part of the project: by default they are read from ``../shared/traces``
-beside the repository.
+The traces are not part of the project (they are public: the sources are in
+``tests/data/traces/README.md``): ``--nasa`` and ``--wc98`` give their paths.
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "traces"
-NASA = SHARED / "nasa-1995-07-per-second.csv.gz"
-WC98 = SHARED / "wc98-1998-04-30_06-09-per-minute.csv"
 FLAGS = ["--peak-instances", "20", "--service-ms", "100", "--concurrency", "4", "--boot", "45"]
 FLAGS += ["--slo-ms", "200"]
 BARS = {"wc98": (0.995, 1.25), "nasa": (0.985, 1.25)}
@@ -185,8 +182,12 @@ def seeds(name: str, trace: Path, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nasa", type=Path, default=NASA)
-    parser.add_argument("--wc98", type=Path, default=WC98)
+    parser.add_argument(
+        "--nasa", type=Path, required=True, help="the NASA July 1995 month, per second (CSV)"
+    )
+    parser.add_argument(
+        "--wc98", type=Path, required=True, help="the World Cup 1998 trace, per minute (CSV)"
+    )
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--seeds", type=int, default=0, help="also run seeds 1..N of the noise")
     parser.add_argument("--runs", type=int, default=5, help="runs of the timed command (5)")

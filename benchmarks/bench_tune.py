@@ -1,11 +1,12 @@
 """Speed of ``autoscaler tune`` on the NASA July 1995 month (27 days at 1 s).
 
-    .venv/bin/python benchmarks/bench_tune.py [--trace PATH] [--candidates 100]
+    .venv/bin/python benchmarks/bench_tune.py --trace PATH [--candidates 100]
 
 Runs the whole command (``python -m autoscaler tune``) with 100 candidate settings on both
 cores, with ``--peak-instances 20 --service-ms 100 --concurrency 4 --boot 45 --slo-ms 200``
 and the issue's 98% target for this trace, and prints its output and the wall time (target at
-most 60 s). The trace is read from ``../shared/traces`` beside the repository by default.
+most 60 s). The trace is public, not part of
+the project (its source: ``tests/data/traces/README.md``); ``--trace`` gives its path.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NASA = ROOT.parent / "shared" / "traces" / "nasa-1995-07-per-second.csv.gz"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trace", type=Path, default=NASA)
+    parser.add_argument(
+        "--trace", type=Path, required=True, help="the NASA July 1995 month, per second (CSV)"
+    )
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--target", default="0.98")
     args = parser.parse_args()

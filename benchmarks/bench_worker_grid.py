@@ -1,6 +1,6 @@
 """The worker grid: the default policy against the worker baselines on job traces (issue 16).
 
-    .venv/bin/python benchmarks/bench_worker_grid.py [--jobs-log PATH] [--days 2] [--seed 1]
+    .venv/bin/python benchmarks/bench_worker_grid.py --jobs-log PATH [--days 2] [--seed 1]
         [--jobs 2] [--json FILE] [--only NAME] [--scales 0.01,0.1,1] [--concurrency 1,5,25]
         [--boot 10,45,120] [--cooldown auto|boot|S] [--up-threshold S] [--down-threshold S]
         [--band slo|configured|SHARE] [--no-finished]
@@ -29,9 +29,9 @@ never asserted. Cells run in ``--jobs`` forked processes (default 2) under the c
 
 Left out: each cell is one seed of the shapes and one replay (the worker model is
 deterministic given the trace, so there is no spread to report across runs of a cell; the
-spread across seeds is not measured here). The job log is not part of the project: by default
-it is read from ``shared/traces`` beside the repository (or beside
-the folder of a worktree).
+spread across seeds is not measured here). The job log is public, not part of the project
+(the whole NASA iPSC log; its source: ``tests/data/traces/README.md``, where a 3-day slice of
+it is bundled): ``--jobs-log`` gives its path.
 """
 
 from __future__ import annotations
@@ -60,18 +60,6 @@ from autoscaler.sim.workersim import (  # noqa: E402
     ticks_for,
 )
 
-#: ``../shared`` beside the repository (a checkout), or beside its parent (a worktree)
-JOBS_LOG = next(
-    (
-        p
-        for p in (
-            base / "shared" / "traces" / "nasa-ipsc-1993-10-11-jobs.csv.gz"
-            for base in (ROOT.parent, ROOT.parent.parent)
-        )
-        if p.exists()
-    ),
-    ROOT.parent / "shared" / "traces" / "nasa-ipsc-1993-10-11-jobs.csv.gz",
-)
 SLO_ATTAINMENT, COST_RATIO, LOST_SHARE = 0.99, 1.3, 0.01
 
 _TRACES: dict[str, JobTrace] = {}  # filled before forking
@@ -174,7 +162,13 @@ def line(row: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs-log", type=Path, default=JOBS_LOG)
+    parser.add_argument(
+        "--jobs-log",
+        type=Path,
+        required=True,
+        help="the job log (time,duration_s per job: the NASA iPSC log of October and November "
+        "1993); its rows are one trace per duration scale",
+    )
     parser.add_argument("--days", type=float, default=2.0, help="length of each generated shape")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="processes (2)")
@@ -215,12 +209,11 @@ def main() -> int:
     if args.down_threshold is not None:
         _BAND["down_ms"] = 1000.0 * args.down_threshold
 
-    if args.jobs_log.exists():
-        log = read_job_trace(args.jobs_log)
-        for scale in (float(s) for s in args.scales.split(",") if s):
-            _TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
-    else:
-        print(f"note: {args.jobs_log} not found: the job log's rows are left out", flush=True)
+    if not args.jobs_log.is_file():
+        sys.exit(f"job log not found: {args.jobs_log}")
+    log = read_job_trace(args.jobs_log)
+    for scale in (float(s) for s in args.scales.split(",") if s):
+        _TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
     for shape in SHAPES:
         _TRACES[shape] = generate(shape, seed=args.seed, days=args.days)
     names = [n for n in _TRACES if not args.only or n in args.only]
