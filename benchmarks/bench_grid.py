@@ -10,7 +10,8 @@ every generated shape of ``autoscaler.sim.scenarios`` over ``--days`` days (seed
 
 Apps: the issue-7 model (peak 20 instances, boot 45 s, service 100 ms, 4 slots) and, one
 parameter at a time, ``--peak-instances`` 4/100, ``--boot`` 10/120, ``--service-ms`` 20/800 and
-``--concurrency`` 1/16 (9 apps: 90 cells, about 4 minutes on two busy CPUs); ``--full``
+``--concurrency`` 1/16 (9 apps: 90 cells, about a minute on two idle CPUs, two to
+four on busy ones); ``--full``
 crosses all four (81 apps, 810 cells: about nine times as long, past the 15-minute budget, so
 one parameter at a time is the default). The SLO is 200 ms, or
 twice the service time where that is larger. The fast model, ticks every 5 s; bounds

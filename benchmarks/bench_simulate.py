@@ -1,6 +1,6 @@
-"""Speed and quality of ``autoscaler simulate`` on the shared real traces.
+"""Speed and quality of ``autoscaler simulate`` on two public real traces.
 
-    .venv/bin/python benchmarks/bench_simulate.py [--nasa PATH] [--wc98 PATH] [--skip-quality]
+    .venv/bin/python benchmarks/bench_simulate.py --nasa PATH --wc98 PATH [--skip-quality]
         [--seeds N] [--runs 5]
 
 Speed: the fast model on the NASA July 1995 month (27 days at 1 s) with the default policy,

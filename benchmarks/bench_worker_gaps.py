@@ -1,6 +1,6 @@
 """What keeping an idle worker warm costs on a job log, and the cold starts it saves.
 
-    .venv/bin/python benchmarks/bench_worker_gaps.py [--jobs-log PATH] [--scales 0.01,0.1]
+    .venv/bin/python benchmarks/bench_worker_gaps.py --jobs-log PATH [--scales 0.01,0.1]
 
 For each ``--duration-scale``: the gaps in which no job is due or running (jobs run as soon as
 they are due, as with enough instances), and, for an idle time T before a worker goes to 0,
@@ -22,9 +22,6 @@ sys.path.insert(0, str(ROOT))
 
 from autoscaler.sim.jobs import prepare_jobs, read_job_trace  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_worker_grid import JOBS_LOG  # noqa: E402
-
 IDLE_S = (120, 600, 1800, 3600, 4 * 3600, 12 * 3600)
 
 
@@ -41,7 +38,9 @@ def gaps(arrivals: list[float], durations: list[float]) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs-log", type=Path, default=JOBS_LOG)
+    parser.add_argument(
+        "--jobs-log", type=Path, required=True, help="the job log (time,duration_s per job)"
+    )
     parser.add_argument("--scales", default="0.01,0.1", help="duration scales (0.01,0.1)")
     args = parser.parse_args()
     log = read_job_trace(args.jobs_log)
