@@ -166,9 +166,10 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
         else:
             by_use = early(cfg, new, obs, t)
             quantity, by_load = recommend(cfg, new, obs, t, by_use)
-            fewest = too_few(cfg, new, obs, t)
-            if fewest and fewest > quantity:
-                quantity, by_load = fewest, True
+            if new.too_few is not None:  # (the call only when one is kept: once a tick)
+                fewest = too_few(cfg, new, obs, t)
+                if fewest and fewest > quantity:
+                    quantity, by_load = fewest, True
         new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
     return new, by_use
 
