@@ -121,7 +121,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.HEADROOM: (
             f"{signal} is below {format_ms(p.down_threshold_ms)}, but fewer instances would not "
             + (
-                "carry the request rate to expect (the forecast) with room to spare"
+                "carry the request rate to expect (the forecast) with room to spare, or fewer"
+                " just overloaded at this load right after a downscale"
                 if p.metric is Metric.REQUEST_QUEUE_TIME
                 else f"have run the jobs of {delay} at once"
             )

@@ -8,6 +8,7 @@ says the same rules in words; each path ends in one ``Reason`` naming the rule t
 from __future__ import annotations
 
 from math import ceil as _ceil
+from math import sqrt
 
 from autoscaler.model import Action, Decision, Instant, Observation, Reason, Status
 from autoscaler.policy import boot, jobs, load, sizing
@@ -19,6 +20,9 @@ from autoscaler.policy.state import PolicyState, evolve, not_ready, up_held
 #: anyway (s); the forecast then adds nothing for ``PROBE_HOLD`` (s) while they are read
 PROBE_AFTER = 1800.0
 PROBE_HOLD = 300.0
+#: a downscale that overloaded before its formation settled keeps that load per instance from
+#: the formations it would load as much for this long (s), or until instances carry it quietly
+TOO_FEW_FOR = PROBE_AFTER
 
 _UP, _DOWN, _HOLD = Action.UP, Action.DOWN, Action.HOLD
 _OK, _SPARSE = Status.OK, Status.SPARSE
@@ -162,6 +166,10 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
         else:
             by_use = early(cfg, new, obs, t)
             quantity, by_load = recommend(cfg, new, obs, t, by_use)
+            if new.too_few is not None:  # (the call only when one is kept: once a tick)
+                fewest = too_few(cfg, new, obs, t)
+                if fewest and fewest > quantity:
+                    quantity, by_load = fewest, True
         new.window = sizing.push(new.window, t, quantity, by_load, cfg.down_delay)
     return new, by_use
 
@@ -192,6 +200,22 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
             load_now = rate / serving
             if new.quiet is None or load_now > new.quiet:
                 new.quiet = load_now
+            few = new.too_few
+            if few is not None and load_now >= few[0]:
+                new.too_few = None  # they carry it now
+        elif (
+            not overload
+            and sig > cfg.up_ms
+            and last is not None
+            and last == new.last_down
+            and not settled
+        ):
+            # an overload the last downscale brought (on a steady rate): these instances are
+            # too few for this load per instance
+            load_now = rate / serving
+            few = new.too_few
+            if few is None or load_now < few[0] or t - few[1] >= TOO_FEW_FOR:
+                new.too_few = (load_now, t)
         if settled and not overload:
             up, top = cfg.up_ms, cfg.top_ms  # top: where the upper half of the band begins
             new.bins, changed = cap.update(new.bins, rate / serving, sig, top, up)
@@ -233,6 +257,18 @@ def recommend(
     if by_use or by_rate:
         return (by_use if by_use > by_rate else by_rate), True
     return step_down, False
+
+
+def too_few(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
+    """The fewest instances that each carry clearly less than a load per instance that
+    overloaded a formation right after a downscale (``PolicyState.too_few``, within
+    ``TOO_FEW_FOR``): the rate plus ``RISE_SIGMAS`` standard deviations of its Poisson count
+    noise over the window (the same load read again may read a little lower); 0 when none is
+    known."""
+    few, rate = st.too_few, obs.rate_per_s
+    if few is None or rate is None or t - few[1] >= TOO_FEW_FOR:
+        return 0
+    return int((rate + cap.RISE_SIGMAS * sqrt(rate / cfg.window)) / few[0]) + 1
 
 
 def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
@@ -377,8 +413,10 @@ def down(  # noqa: PLR0917 (once a tick: positional)
             return _HOLD, cur, Reason.BUSY
     if desired < cur:
         return _DOWN, desired, Reason.DOWN_TO_LOAD if by_load else Reason.BELOW_BAND
-    # no probe the early signal would undo on the next tick: the requests in service need them
-    if probe_due(st, obs, t, low if low > 1 else 1) and by_use < cur:
+    # no probe the early signal would undo on the next tick (the requests in service need
+    # them), nor one to a formation a downscale just found too few for this load per instance
+    least = low if low > 1 else 1
+    if probe_due(st, obs, t, least) and by_use < cur and too_few(cfg, st, obs, t) < cur:
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
 

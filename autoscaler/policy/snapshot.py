@@ -88,6 +88,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         slot_bins=slot_bins,
         probe_at=state.probe_at,
         quiet=state.quiet,
+        too_few=state.too_few,
         window=state.window,
         boot=boot.estimate(boots),
         boots=boots,

@@ -57,6 +57,7 @@ class PolicyState:
         "slot_bins",
         "slots",
         "sure",
+        "too_few",
         "window",
     )
 
@@ -92,6 +93,7 @@ class PolicyState:
         served_at: float | None = None,
         dues: Dues | None = None,
         ended: float | None = None,
+        too_few: tuple[float, float] | None = None,
     ) -> None:
         self.known = known  # the quantity we last saw or set
         self.above_since = above_since
@@ -124,6 +126,10 @@ class PolicyState:
         # the most load per serving instance read with the signal below the band since it went
         # there (readings as capacity takes them): the instances carried that much quietly
         self.quiet = quiet
+        # the load per serving instance (requests/s) that overloaded a formation just scaled
+        # down, before it settled, and when: so many instances were too few for it, whatever
+        # the floor says (``ladder.TOO_FEW_FOR``)
+        self.too_few = too_few
         self.window = window  # the downscale recommendations of the last ``DOWN_DELAY``
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
@@ -190,6 +196,7 @@ def evolve(
     new.slot_bins = state.slot_bins
     new.probe_at = state.probe_at
     new.quiet = state.quiet
+    new.too_few = state.too_few
     new.window = state.window
     new.expected = None
     new.boot = state.boot

@@ -319,7 +319,12 @@ def replay(
     )
     policy = spec.build(prepared, setup, start)
     boot = 0.0 if spec.name == "bound" else setup.boot_s
-    first = prepared.need_at(start) if start < len(steps) else 1
+    # the app ran before the replay began: every policy starts with what the oracle starts with
+    # (the most any step until a first boot ends needs), so none gains or loses by where the
+    # trace starts
+    ahead = boot_steps(setup.boot_s, steps.dt)
+    end = min(start + ahead + 1, stop)
+    first = max((prepared.need_at(k) for k in range(start, end)), default=1)
     if spec.name == "static":
         quantity = policy(0.0, 0, None, 0.0, 0.0)
     elif isinstance(policy, OraclePolicy):

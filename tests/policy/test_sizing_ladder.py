@@ -226,3 +226,29 @@ def test_sized_decisions_stay_in_bounds_and_within_the_per_tick_limit(
         assert d.desired <= UP_LIMIT * cur
     if signal is None or status not in (Status.OK, Status.SPARSE):
         assert d.action is not Action.DOWN
+
+
+def test_a_downscale_that_overloaded_before_it_settled_is_not_repeated_at_that_load():
+    """Nothing sure learned: 6 instances carry 600 requests/s quietly, one step down to 5
+    overloads at once (120 each). Back at 6 and quiet, the next step would be the same one:
+    the formation holds (``headroom``) while 5 would carry as much each, for ``TOO_FEW_FOR`` or
+    until instances carry that much quietly; a lower rate steps down as before."""
+    from autoscaler.policy.ladder import TOO_FEW_FOR
+
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    decisions, state, cur = run(cfg, PolicyState(), 6, 25, 10.0, 600.0)
+    downs = [(t - T, d.desired, d.reason) for t, d in decisions if d.action is Action.DOWN]
+    assert downs == [(120.0, 5, Reason.BELOW_BAND)] and cur == 5
+    start = T + 125.0
+    decisions, state, cur = run(cfg, state, cur, 2, 400.0, 600.0, start=start)  # overloaded
+    assert state.too_few is not None and state.too_few[0] == 120.0
+    assert cur > 6  # (the floor errs on the side of more)
+    decisions, state, cur = run(cfg, state, cur, 240, 10.0, 600.0, start=start + 10.0)
+    assert cur == 6 and Reason.HEADROOM in {d.reason for _, d in decisions}
+    # 500 requests/s: 5 carry 100 each, less than the 120 that overloaded them
+    decisions, _, cur = run(cfg, state, 6, 30, 10.0, 500.0, start=start + 1210.0)
+    assert cur == 5
+    # TOO_FEW_FOR later, the step is tried again
+    later = state.too_few[1] + TOO_FEW_FOR
+    decisions, _, _ = run(cfg, state, 6, 30, 10.0, 600.0, start=later)
+    assert [d.desired for _, d in decisions if d.action is Action.DOWN][:1] == [5]

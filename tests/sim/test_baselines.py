@@ -162,3 +162,35 @@ def test_engine_policy_is_the_daemons_decide() -> None:
     later.app = Idle()  # no instance serves: no middleware publishes, the signal is missing
     for t in range(0, 2000, 5):
         assert later(float(t), 6, None, 0, 0) == 6  # missing signal: never down
+
+
+def test_every_policy_starts_with_what_the_oracle_starts_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app ran before the replay: a load that rises within the first boot is met by the
+    formation the oracle starts with, for every policy, not by what the first step needs."""
+    from array import array
+
+    from autoscaler.sim import runner
+    from autoscaler.sim.traces import Trace
+
+    # 10 s bins: 20 requests/s for a minute rising to 60/s over the next two, then flat
+    counts = array("d", [200.0 + 400.0 * min(1.0, max(0.0, (i - 6) / 12)) for i in range(60)])
+    trace = Trace("rise", 0.0, 10.0, counts, None)
+    setup = Setup(peak_instances=10, boot_s=120.0)
+    prepared = prepare(trace, setup)
+    started: list[int] = []
+    make = runner.make_model
+
+    def spy(*args: object, **kwargs: object) -> object:
+        started.append(int(kwargs["quantity"]))  # type: ignore[call-overload]
+        return make(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "make_model", spy)
+    for name in ("oracle", "hpa", "step"):
+        replay(prepared, setup, PolicySpec(name, 1, 40), series=False)
+    engine = PolicyConfig(high=40)
+    replay(prepared, setup, PolicySpec("default", 1, 40, engine), series=False)
+    first = prepared.need_at(0)
+    assert started[0] > first  # the load rises within the oracle's first boot
+    assert started == [started[0]] * 4
