@@ -38,7 +38,7 @@ import bench_grid as grid  # noqa: E402
 
 from autoscaler.config import load  # noqa: E402
 from autoscaler.policy import PolicyConfig  # noqa: E402
-from autoscaler.sim.baselines import OraclePolicy  # noqa: E402
+from autoscaler.sim.baselines import OraclePolicy, boot_steps  # noqa: E402
 from autoscaler.sim.runner import PolicySpec, Prepared, Setup, prepare, replay, slo_band  # noqa: E402
 from autoscaler.sim.scenarios import SCENARIOS, generate  # noqa: E402
 from autoscaler.sim.traces import read_trace  # noqa: E402
@@ -64,7 +64,10 @@ class ReactorSpec:
     def build(self, prepared: Prepared, setup: Setup, start: int = 0) -> OraclePolicy:
         dt = prepared.steps.dt
         policy = OraclePolicy(prepared.needs[start:], dt, self.low, self.high, name=self.name)
-        policy.wants = lookbehind_max(prepared.needs[start:], max(1, round(self.hold_s / dt)))
+        needs = prepared.needs[start:]
+        policy.wants = lookbehind_max(needs, max(1, round(self.hold_s / dt)))
+        # it starts as every policy does (``replay``): with what the oracle starts with
+        policy.wants[0] = max(needs[: boot_steps(setup.boot_s, dt) + 1], default=1)
         return policy
 
 
