@@ -15,8 +15,9 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
   the due and running jobs needed over ``DOWN_DELAY``;
 - no upscale while the due and running jobs fall fast enough for the due ones to be gone before
-  an added instance would serve, nor on the tick the first instances serve after a cold start
-  (``draining``: the wait was queued during a boot or by a burst, and is being cleared);
+  an added instance would serve, nor on the tick more instances serve than at the last reading
+  (after a cold start or an upscale: ``draining``: the wait was queued during a boot or by a
+  burst, and is being cleared, at a pace the next reading shows);
 - once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time; or
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
@@ -106,7 +107,7 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
         fell, rose = 0.0, False
         if last is not None and t > last[0]:
             fell = (last[1] - jobs_now) / (t - last[0])
-            rose = ready is not None and last[2] == 0 and ready > 0
+            rose = ready is not None and last[2] is not None and ready > last[2]
         st.dues = (t, jobs_now, ready, fell, rose)
     jobs = need(obs, st.slots)
     if jobs is not None:
@@ -201,11 +202,10 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
 def draining(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> bool:
     """The wait the signal shows was queued before and the serving instances are clearing it:
     the due and running jobs fell since the last reading, at a pace (jobs ended less jobs come)
-    that leaves no due one before an added instance would serve (the learned boot time); or the
-    first instances serve after a cold start (none served at the last reading, where the
-    platform says): every due job queued during their boot, and the next reading shows their
-    pace. Jobs taken by instances that just started are no pace: they move from due to
-    running."""
+    that leaves no due one before an added instance would serve (the learned boot time); or
+    more instances serve than at the last reading (where the platform says: the first ones
+    after a cold start, or an upscale's): the pace read since then is that of fewer instances,
+    and the next reading shows theirs (jobs they took moved from due to running: no pace)."""
     dues, depth = st.dues, obs.depth
     if dues is None or depth is None or dues[0] != t:
         return False
