@@ -98,8 +98,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.DRAINING: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but the jobs drain: the due and "
             "running ones fell since the last reading fast enough to start the due ones before "
-            f"an added instance would serve ({cooldown(d, p, 'idle')}), or the first instance "
-            "serves after a cold start"
+            f"an added instance would serve ({cooldown(d, p, 'idle')}), or more instances serve "
+            "than at the last reading (their pace is read first)"
         ),
         Reason.AT_MAX: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but {d.high} is the most"
