@@ -321,6 +321,30 @@ def test_no_upscale_while_the_due_jobs_fall_fast_enough() -> None:
     assert d.action is UP
 
 
+def test_instances_unneeded_for_a_boot_go_where_a_boot_is_inside_the_band() -> None:
+    # a 5 s boot (UP_COOLDOWN), within the 10 s UP_THRESHOLD, and the 300 s DOWN_DELAY: below
+    # the band and unchanged for 100 s, the jobs of the last boot time needed 2 of the 6
+    quick = WORKER.replace(up_cooldown=5.0)
+    window = ((T - 200, 4, True), (T - 30, 3, True), (T - 3, 2, True))
+
+    def decision(
+        cfg: PolicyConfig, *, busy: int | None = 0, last: float = T - 100
+    ) -> tuple[Action, int, Reason]:
+        st = state(6, below=T - 100, last_change=last, slots=5.0, window=window)
+        d, _ = decide(cfg, st, jobs(6, 0.0, depth=0, busy=busy), at())
+        return d.action, d.desired, d.reason
+
+    assert decision(quick) == (DOWN, 2, Reason.IDLE_INSTANCES)
+    # a job running (the platform chooses which instance stops), or not known to be none
+    assert decision(quick, busy=1) == (HOLD, 6, Reason.DOWN_DELAY)
+    assert decision(quick, busy=None) == (HOLD, 6, Reason.DOWN_DELAY)
+    # changed within the boot time: its instances may still boot
+    assert decision(quick, last=T - 3) == (HOLD, 6, Reason.DOWN_DELAY)
+    # a boot longer than UP_THRESHOLD (60 s): one started again would let the wait leave the
+    # band, so DOWN_DELAY is waited out as before
+    assert decision(WORKER) == (HOLD, 6, Reason.DOWN_DELAY)
+
+
 def ended(current: int, finished: int | None) -> Observation:
     """A reading with nothing due or running, and ``finished`` jobs ended since the last."""
     obs = jobs(current, 0.0, depth=0, busy=0)
