@@ -63,6 +63,12 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, no job is "
             f"running, and the jobs of that delay needed at most {d.desired} instances"
         ),
+        Reason.IDLE_INSTANCES: (
+            f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for "
+            f"{cooldown(d, p, 'idle')}, no job is running, and the jobs of that time needed at "
+            f"most {d.desired} instances: one unneeded for a boot time costs what a cold start "
+            f"does, and a boot this short keeps the wait within {format_ms(p.up_threshold_ms)}"
+        ),
         Reason.IDLE: (
             f"no job has been due or running for {cooldown(d, p, 'idle')}: an idle instance kept "
             "about a boot time costs what a cold start does"
@@ -98,8 +104,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.DRAINING: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but the jobs drain: the due and "
             "running ones fell since the last reading fast enough to start the due ones before "
-            f"an added instance would serve ({cooldown(d, p, 'idle')}), or the first instance "
-            "serves after a cold start"
+            f"an added instance would serve ({cooldown(d, p, 'idle')}), or more instances serve "
+            "than at the last reading (their pace is read first)"
         ),
         Reason.AT_MAX: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}, but {d.high} is the most"

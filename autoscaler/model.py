@@ -58,6 +58,9 @@ class Reason(StrEnum):
     DOWN_TO_LOAD = "down_to_load"  # scaled down to what the load needs (highest of DOWN_DELAY)
     DOWN_TO_JOBS = "down_to_jobs"  # scaled down: a worker with no job running, to the most its
     # due and running jobs needed over DOWN_DELAY
+    IDLE_INSTANCES = "idle_instances"  # scaled down: a worker with no job running, to the most
+    # its jobs needed over UP_COOLDOWN (the boot), where that is within UP_THRESHOLD and shorter
+    # than DOWN_DELAY
     IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for UP_COOLDOWN
     JOBS_ENDED = "jobs_ended"  # hold (or down to 1): a worker at MIN 0 with none due or running
     # when read, but jobs ended between readings within UP_COOLDOWN, and a cold start (the

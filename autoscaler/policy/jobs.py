@@ -13,10 +13,14 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   (``UP_COOLDOWN``);
 - a downscale never happens while a job runs (where ``busy`` is known: the platform chooses which
   instance stops, and a job outliving its grace period is lost), and goes to the most instances
-  the due and running jobs needed over ``DOWN_DELAY``;
+  the due and running jobs needed over ``DOWN_DELAY``; where the boot (``UP_COOLDOWN``) is within
+  ``UP_THRESHOLD`` and shorter than ``DOWN_DELAY``, instances the jobs have not needed for a boot
+  time go without waiting out ``DOWN_DELAY`` (``unneeded``: the idle rule below, instance by
+  instance);
 - no upscale while the due and running jobs fall fast enough for the due ones to be gone before
-  an added instance would serve, nor on the tick the first instances serve after a cold start
-  (``draining``: the wait was queued during a boot or by a burst, and is being cleared);
+  an added instance would serve, nor on the tick more instances serve than at the last reading
+  (after a cold start or an upscale: ``draining``: the wait was queued during a boot or by a
+  burst, and is being cleared, at a pace the next reading shows);
 - once nothing has been due or running for ``UP_COOLDOWN`` (set to about the boot time; or
   ``DOWN_DELAY`` if shorter, whose window then holds no job), straight to ``MIN`` (0): an idle
   instance kept that long has cost what a cold start costs, so a worker never pays more than
@@ -106,7 +110,7 @@ def recommend(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) ->
         fell, rose = 0.0, False
         if last is not None and t > last[0]:
             fell = (last[1] - jobs_now) / (t - last[0])
-            rose = ready is not None and last[2] == 0 and ready > 0
+            rose = ready is not None and last[2] is not None and ready > last[2]
         st.dues = (t, jobs_now, ready, fell, rose)
     jobs = need(obs, st.slots)
     if jobs is not None:
@@ -201,11 +205,10 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
 def draining(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> bool:
     """The wait the signal shows was queued before and the serving instances are clearing it:
     the due and running jobs fell since the last reading, at a pace (jobs ended less jobs come)
-    that leaves no due one before an added instance would serve (the learned boot time); or the
-    first instances serve after a cold start (none served at the last reading, where the
-    platform says): every due job queued during their boot, and the next reading shows their
-    pace. Jobs taken by instances that just started are no pace: they move from due to
-    running."""
+    that leaves no due one before an added instance would serve (the learned boot time); or
+    more instances serve than at the last reading (where the platform says: the first ones
+    after a cold start, or an upscale's): the pace read since then is that of fewer instances,
+    and the next reading shows theirs (jobs they took moved from due to running: no pace)."""
     dues, depth = st.dues, obs.depth
     if dues is None or depth is None or dues[0] != t:
         return False
@@ -243,6 +246,39 @@ def idle_for(st: PolicyState, t: float) -> float:
     return math.inf if since is None else t - since
 
 
+def unneeded(
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int
+) -> Step | None:
+    """Instances the jobs have not needed for a boot time (``boot.idle``), where that is shorter
+    than ``DOWN_DELAY`` and no longer than ``UP_THRESHOLD``: with no job running (``busy``
+    known to be 0), below the band and unchanged for that long, down to the most the due and
+    running jobs needed over it (``idle_instances``). An instance unneeded for a boot time has
+    cost what a cold start costs (the idle rule, instance by instance), and one started again
+    serves before the wait leaves the band. ``None`` otherwise."""
+    span = boot.idle(cfg, st)
+    last = st.last_change
+    below = st.below_since
+    if (
+        obs.busy != 0
+        or span >= cfg.down_delay
+        or span * 1000.0 > cfg.up_ms
+        or below is None
+        or t - below < span
+        or (last is not None and t - last < span)
+    ):
+        return None
+    since = t - span
+    recent = 0
+    for at, quantity, _ in st.window:  # a falling staircase: the first since then is the most
+        if at >= since:
+            recent = quantity
+            break
+    desired = recent if recent > low else low
+    if desired >= obs.current:
+        return None
+    return _DOWN, desired, Reason.IDLE_INSTANCES
+
+
 def down(
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, high: int
 ) -> Step:
@@ -250,8 +286,9 @@ def down(
     ``MIN`` once nothing has been due or running for ``UP_COOLDOWN`` (to 1 while jobs end
     between readings and a cold start would cost a wait above the band: ``warm``); else, below
     it for ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the
-    most the jobs needed over ``DOWN_DELAY``, never below ``MIN``; where the backend does not report
-    running jobs, at most ``DOWN_STEP`` at a time."""
+    most the jobs needed over ``DOWN_DELAY``, never below ``MIN`` (within ``DOWN_DELAY``, the
+    instances unneeded for a boot time where the boot is within the band: ``unneeded``); where
+    the backend does not report running jobs, at most ``DOWN_STEP`` at a time."""
     cur = obs.current
     assert st.below_since is not None
     early = ahead(cfg, st, obs, t, high)
@@ -268,7 +305,8 @@ def down(
         return _HOLD, cur, Reason.JOBS_ENDED
     delay = cfg.down_delay
     if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
-        return _HOLD, cur, Reason.DOWN_DELAY
+        shed = unneeded(cfg, st, obs, t, low)
+        return (_HOLD, cur, Reason.DOWN_DELAY) if shed is None else shed
     if busy:
         return _HOLD, cur, Reason.BUSY
     quantity, _ = sizing.highest(st.window)

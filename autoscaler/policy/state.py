@@ -20,7 +20,7 @@ Bins = dict[int, tuple[float, int]]
 Bursts = tuple[tuple[float, int, float, bool], ...]
 #: a job process's jobs as last read: (time, due and running jobs, instances serving where the
 #: platform says, how fast the due and running jobs fell since the reading before (jobs/s;
-#: negative: they rose), whether instances serve where none did then)
+#: negative: they rose), whether more instances serve than then)
 Dues = tuple[float, int, int | None, float, bool]
 
 

@@ -293,11 +293,11 @@ def test_no_upscale_while_the_due_jobs_fall_fast_enough() -> None:
     # come): the 12 due are gone in 7.5 s, before an added one would serve (the 60 s boot);
     # rising or falling too slowly, up as before
     def after(
-        before: int, depth: int, *, ready: int = 1, then: int = 1
+        before: int, depth: int, *, ready: int | None = 1, then: int | None = 1, cur: int = 1
     ) -> tuple[Action, int, Reason]:
-        st = state(1, slots=5.0, last_up=T - 70, last_change=T - 70)
+        st = state(cur, slots=5.0, last_up=T - 70, last_change=T - 70)
         st.dues = (T - 5, before, then, 0.0, False)
-        obs = Observation(1, 40_000.0, OK, depth=depth, busy=5, ready=ready)
+        obs = Observation(cur, 40_000.0, OK, depth=depth, busy=5, ready=ready)
         d, new = decide(WORKER, st, obs, at())
         assert new.dues is not None and new.dues[:3] == (T, depth + 5, ready)
         return d.action, d.desired, d.reason
@@ -305,13 +305,44 @@ def test_no_upscale_while_the_due_jobs_fall_fast_enough() -> None:
     assert after(25, 12) == (HOLD, 1, Reason.DRAINING)
     assert after(12, 20)[0] is UP
     assert after(19, 13)[0] is UP  # 0.2 jobs/s: 65 s to clear them, longer than a boot
-    # jobs moving from due to running on instances that just started are no pace ...
-    assert after(17, 12, ready=2)[0] is UP
-    # ... but the first tick an instance serves after a cold start waits for the next reading
+    # the first tick an instance serves after a cold start waits for the next reading (the
+    # jobs it took moved from due to running: no pace) ...
     assert after(17, 12, then=0) == (HOLD, 1, Reason.DRAINING)
+    # ... and so does the first tick an upscale's instances serve: the pace read since the last
+    # reading was that of fewer instances
+    assert after(17, 12, ready=2, cur=3) == (HOLD, 3, Reason.DRAINING)
+    assert after(17, 12, ready=3, then=2, cur=3) == (HOLD, 3, Reason.DRAINING)
+    # as many serving as at the last reading, or fewer, or not said: the pace read is theirs
+    assert after(17, 12, ready=2, then=2, cur=3)[0] is UP
+    assert after(17, 12, ready=1, then=2, cur=3)[0] is UP
+    assert after(17, 12, ready=None, then=None, cur=3)[0] is UP
     # no earlier reading: nothing known of the pace
     d, _ = decide(WORKER, state(1, slots=5.0), jobs(1, 40.0, depth=12, busy=5), at())
     assert d.action is UP
+
+
+def test_instances_unneeded_for_a_boot_go_where_a_boot_is_inside_the_band() -> None:
+    # a 5 s boot (UP_COOLDOWN), within the 10 s UP_THRESHOLD, and the 300 s DOWN_DELAY: below
+    # the band and unchanged for 100 s, the jobs of the last boot time needed 2 of the 6
+    quick = WORKER.replace(up_cooldown=5.0)
+    window = ((T - 200, 4, True), (T - 30, 3, True), (T - 3, 2, True))
+
+    def decision(
+        cfg: PolicyConfig, *, busy: int | None = 0, last: float = T - 100
+    ) -> tuple[Action, int, Reason]:
+        st = state(6, below=T - 100, last_change=last, slots=5.0, window=window)
+        d, _ = decide(cfg, st, jobs(6, 0.0, depth=0, busy=busy), at())
+        return d.action, d.desired, d.reason
+
+    assert decision(quick) == (DOWN, 2, Reason.IDLE_INSTANCES)
+    # a job running (the platform chooses which instance stops), or not known to be none
+    assert decision(quick, busy=1) == (HOLD, 6, Reason.DOWN_DELAY)
+    assert decision(quick, busy=None) == (HOLD, 6, Reason.DOWN_DELAY)
+    # changed within the boot time: its instances may still boot
+    assert decision(quick, last=T - 3) == (HOLD, 6, Reason.DOWN_DELAY)
+    # a boot longer than UP_THRESHOLD (60 s): one started again would let the wait leave the
+    # band, so DOWN_DELAY is waited out as before
+    assert decision(WORKER) == (HOLD, 6, Reason.DOWN_DELAY)
 
 
 def ended(current: int, finished: int | None) -> Observation:

@@ -174,21 +174,22 @@ def test_default_learns_the_boot_from_the_model(boot: float) -> None:
 
 
 def test_default_grows_to_the_jobs_there_are_and_never_past_them() -> None:
-    # 50 jobs of 100 s at once, 5 slots per instance, a 45 s boot and UP_COOLDOWN 45 s: the
-    # overload doubles 1 -> 2 -> 4 -> 8; at 185 s the first 5 jobs are done and the next
-    # doubling (16) is capped at the 9 instances that run the 45 left at once (the slots read
+    # 60 jobs of 100 s at once, 5 slots per instance, a 45 s boot and UP_COOLDOWN 45 s: the
+    # overload doubles 1 -> 2 -> 4 -> 8, each the tick after the instances before came to serve
+    # (draining: their pace is read first); at 200 s the first 10 jobs are done and the next
+    # doubling (16) is capped at the 10 instances that run the 50 left at once (the slots read
     # off the busy jobs while jobs wait)
     # (five minutes in: the replay starts with what the first boot time's jobs need, none)
-    jobs = trace([(300.0, 100.0)] * 50 + [(3300.0, 1.0)])
+    jobs = trace([(300.0, 100.0)] * 60 + [(3300.0, 1.0)])
     setup = WorkerSetup(concurrency=5, boot_s=45.0, slo_ms=600_000.0, interval_s=5.0)
     plan = oracle_plan(jobs, setup, ticks_for(jobs, setup))
     cfg = engine().replace(up_cooldown=45.0)
     r = replay_jobs(jobs, setup, WorkerSpec("default", 0, 100, cfg), plan)
-    assert r.max_instances == 9
+    assert r.max_instances == 10
     assert r.decisions["up_to_jobs"] == 1
     assert r.interrupted_jobs == 0
-    # idle for UP_COOLDOWN after the burst (done at 590 s): to 0 within 12 minutes
-    assert r.instances[10:12] == [9, 0]
+    # idle for UP_COOLDOWN after the burst: to 0 within 13 minutes
+    assert r.instances[11:13] == [10, 0]
     assert r.decisions["scale_from_zero"] == 2
 
 
