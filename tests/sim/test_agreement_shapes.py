@@ -3,17 +3,19 @@ included), the loop closed: each model feeds the default policy its own signal. 
 the fast model's instance-hours are within 10% of the exact model's and its SLO minutes within
 1 point (``benchmarks/bench_agreement.py`` prints the figures).
 
-Every shape but ``bursty`` agrees. A shape listed in ``KNOWN`` is expected to fail (not
-strictly: a policy or model change may fix it): ``bursty``, whose SLO minutes on the fast model
-are 1.05 points above the exact model's on seeds 1 and 2 (0.65 over four seeds; over twelve
-seeds of its noise the fast model is 0.26 points from the exact model's four). It was 1.24
-points below until the fast model's window count and requests in service carried the sampling
-noise the exact model's do (the policy's early signal became sure on the exact model only).
-Before: ``bursty`` (the fast model's SLO minutes 1.85 points below the exact model's) until a
-rate still rising within ``UP_COOLDOWN`` sized upscales, and ``inference`` (instance-hours
-0.88x) while the fast model reported an instance serving only from the end of the step after
-its ready time, so the learned boot read 45 s as 50 s there; it now reports what serves at the
-step's end, as the exact model does. With an earlier policy ``flash10`` (0.89x) disagreed."""
+Every shape agrees. A shape listed in ``KNOWN`` is expected to fail (not strictly: a policy or
+model change may fix it); none is listed. ``bursty`` was, until a downscale into overload was
+no longer repeated (policy rule 8) and every policy started with the oracle's formation: its
+SLO minutes on the fast model were then 1.05 points above the exact model's on seeds 1 and 2
+(0.65 over four seeds); now 0.09 points below (``bench_agreement.py --shapes bursty --seeds
+2``), every shape within 4.5% and 0.17 points over four seeds. Before: 1.24 points below, until
+the fast model's window count and requests in service carried the sampling noise the exact
+model's do (the policy's early signal became sure on the exact model only); 1.85 points below
+until a rate still rising within ``UP_COOLDOWN`` sized upscales; and ``inference``
+(instance-hours 0.88x) while the fast model reported an instance serving only from the end of
+the step after its ready time, so the learned boot read 45 s as 50 s there; it now reports what
+serves at the step's end, as the exact model does. With an earlier policy ``flash10``
+(0.89x) disagreed."""
 
 from __future__ import annotations
 
@@ -49,12 +51,7 @@ def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
         return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
 
 
-KNOWN: dict[str, str] = {  # shape: why it does not agree yet
-    "bursty": (
-        "the fast model's SLO minutes 1.05 points above the exact model's on seeds 1 and 2"
-        " (0.65 over four seeds)"
-    ),
-}
+KNOWN: dict[str, str] = {}  # shape: why it does not agree yet
 
 
 @pytest.mark.slow
