@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import signal
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,14 @@ def _worker_signals() -> None:
     when the parent had a handler of its own (``run`` in the same process, say)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def fork_pool(processes: int) -> multiprocessing.pool.Pool:
+    """A pool of ``processes`` forked workers, each with the default SIGTERM and SIGINT whatever
+    handlers this process has, so that the pool's ``terminate`` (the end of its ``with``
+    block) ends them: a worker that inherited a handler which does not exit would wait for
+    work for ever, and the pool with it."""
+    return multiprocessing.get_context("fork").Pool(processes, initializer=_worker_signals)
 
 
 def run_many(
@@ -45,8 +54,7 @@ def run_many(
                 if progress:
                     progress(i + 1, len(jobs))
             return out
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_signals) as pool:
+        with fork_pool(min(workers, len(jobs))) as pool:
             pending = [pool.apply_async(_run_one, job) for job in jobs]
             results = []
             for i, item in enumerate(pending):

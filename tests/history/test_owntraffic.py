@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import multiprocessing
 import os
 import random
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from autoscaler.sim.owntraffic import (
     stationary_p95_ms,
     trace_csv,
 )
+from autoscaler.sim.parallel import fork_pool
 
 DAYS = 1.0
 
@@ -150,7 +150,7 @@ ROUND_TRIP_SEEDS = (7, 1)
 def round_trips(tmp_path_factory: pytest.TempPathFactory) -> dict[int, RoundTrip]:
     """Both seeds' round trips, in two forked processes (each is a week of ticks)."""
     jobs = [(seed, tmp_path_factory.mktemp(f"round-trip-{seed}")) for seed in ROUND_TRIP_SEEDS]
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    with fork_pool(2) as pool:
         done = pool.map(_round_trip, jobs, chunksize=1)
     return dict(zip(ROUND_TRIP_SEEDS, done, strict=True))
 

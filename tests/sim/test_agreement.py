@@ -7,7 +7,6 @@ command runs them; ``-m 'not slow'`` keeps the fixed formation's quick check).""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from autoscaler.policy import PolicyConfig
 from autoscaler.sim.baselines import EnginePolicy, Policy
+from autoscaler.sim.parallel import fork_pool
 from autoscaler.sim.runner import PolicySpec, Prepared, Result, Setup, prepare, replay
 from autoscaler.sim.traces import Trace, read_trace
 
@@ -50,7 +50,7 @@ CLOSED_LOOP_SEEDS = range(1, 13)
 
 def in_two_processes(fn: Callable[[Job], Out], jobs: Sequence[Job]) -> dict[Job, Out]:
     """``fn`` of every job, in two forked processes (the exact runs take seconds each)."""
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    with fork_pool(2) as pool:
         return dict(zip(jobs, pool.map(fn, jobs, chunksize=1), strict=True))
 
 

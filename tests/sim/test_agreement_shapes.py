@@ -19,12 +19,12 @@ serves at the step's end, as the exact model does. With an earlier policy ``flas
 
 from __future__ import annotations
 
-import multiprocessing
 from statistics import mean
 
 import pytest
 
 from autoscaler.policy import PolicyConfig
+from autoscaler.sim.parallel import fork_pool
 from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay
 from autoscaler.sim.scenarios import SCENARIOS, generate
 
@@ -47,7 +47,7 @@ def figures() -> dict[tuple[str, int, bool], tuple[float, float]]:
     jobs = [
         (shape, seed, exact) for shape in SCENARIOS for seed in SEEDS for exact in (False, True)
     ]
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    with fork_pool(2) as pool:
         return dict(zip(jobs, pool.map(run, jobs, chunksize=1), strict=True))
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from autoscaler.policy import PolicyConfig
 from autoscaler.sim.commands import run_many
+from autoscaler.sim.parallel import fork_pool
 from autoscaler.sim.runner import PolicySpec, Setup, prepare
 from autoscaler.sim.traces import read_trace
 
@@ -41,4 +42,22 @@ def test_pool_workers_end_with_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         for child in multiprocessing.active_children():  # whatever the run left behind
+            child.kill()
+
+
+def _sigterm_is_default(_: int) -> bool:
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_fork_pools_workers_end_on_sigterm_whatever_handler_this_process_has() -> None:
+    """The pool's ``terminate`` (the end of its ``with`` block) sends SIGTERM to workers that
+    may be waiting for work no one will send (it may have drained their queue first): a
+    handler inherited from this process that does not exit would keep them, and the pool."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a handler that does not exit
+    try:
+        with fork_pool(2) as pool:
+            assert pool.map(_sigterm_is_default, range(4), chunksize=1) == [True] * 4
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for child in multiprocessing.active_children():
             child.kill()
