@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,18 @@ import pytest
 import redis
 
 from tests.helpers import DATABASE_URL, REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """Every test leaves SIGTERM and SIGINT as it found them. A library run in-process may not
+    (an RQ worker's ``work`` keeps its own handlers), and a handler that does not exit, inherited
+    by the workers a later test forks, kept a pool from ending."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture
