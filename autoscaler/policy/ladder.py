@@ -52,7 +52,7 @@ def decide(
         new.signal_last = sig
     if action is _UP:
         new.last_change = t
-        if reason is not Reason.RAISED_TO_MIN:
+        if reason is not Reason.RAISED_TO_MIN and not caught_up(cfg, new, reason, t):
             new.last_up = t
         if obs.ready is not None:
             new.boot_at = t  # timed until as many serve as run (``boot``)
@@ -333,6 +333,19 @@ def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, hig
     if needed <= cur:
         return _HOLD, cur, Reason.UP_COOLDOWN
     return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD
+
+
+def caught_up(cfg: PolicyConfig, st: PolicyState, reason: Reason, t: float) -> bool:
+    """Whether an upscale was the rate's catch-up within ``UP_COOLDOWN`` (``catch_up``): it
+    keeps the cooldown of the upscale before it, so that the signal sizes the backlog one
+    cooldown after that one, not one cooldown after the rate last rose."""
+    last = st.last_up
+    return (
+        reason is Reason.UP_TO_LOAD
+        and st.above_since is not None
+        and last is not None
+        and t - last < boot.cooldown(cfg, st)
+    )
 
 
 def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:
