@@ -159,6 +159,7 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
     if trusted:
         rate = obs.rate_per_s
         if rate is not None:
+            new.arriving = arriving(cfg, state, obs.signal_ms, rate, t)
             learn(cfg, new, obs, rate, t)
             new.expected = load.expected(new, rate, t, cfg.headroom)
         if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)
@@ -231,6 +232,27 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     new.rate_at, new.rate_last = t, rate
 
 
+#: the queue time's rise per second counted at most this (the rate read is then a tenth of the
+#: rate requests arrive at)
+RISE_MAX = 0.9
+
+
+def arriving(
+    cfg: PolicyConfig, state: PolicyState, signal_ms: float | None, rate: float, t: float
+) -> float | None:
+    """Above the band, with the queue time rising since the last tick: the rate requests arrive
+    at. The rate read counts the requests that started in the window; one starting now arrived
+    a queue time ago, so with the queue time rising by ``w'`` per second they started at
+    ``1 - w'`` times the rate they arrived at (first in, first out)."""
+    prev, at = state.signal_last, state.rate_at
+    if signal_ms is None or signal_ms <= cfg.up_ms or prev is None or at is None or t <= at:
+        return None
+    rise = (signal_ms - prev) / (1000.0 * (t - at))
+    if rise <= 0.0:
+        return None
+    return rate / (1.0 - (rise if rise < RISE_MAX else RISE_MAX))
+
+
 def recommend(
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, by_use: int
 ) -> tuple[int, bool]:
@@ -287,6 +309,8 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     elif cfg.up_step:
         desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
     elif rate is not None and st.capacity is not None:
+        if st.arriving is not None:
+            rate = st.arriving
         drain = max(boot.drain(cfg, st), cfg.window)
         desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
@@ -329,7 +353,7 @@ def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, hig
     rate, capacity = obs.rate_per_s, st.capacity
     if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
         return _HOLD, cur, Reason.UP_COOLDOWN
-    needed = sizing.instances_for(rate, capacity)
+    needed = sizing.instances_for(rate if st.arriving is None else st.arriving, capacity)
     if needed <= cur:
         return _HOLD, cur, Reason.UP_COOLDOWN
     return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD

@@ -204,8 +204,8 @@ def test_catch_ups_keep_the_cooldown_so_the_backlog_is_sized_one_cooldown_after_
     state, cur, t = carrying(20.0), 4, T
     state.above_since, state.last_change = T - 30, T - 60  # (nothing learned from these)
     ups = []
-    for i in range(13):  # 65 s; the signal grows 3 s a tick, the rate read 20 requests/s
-        signal, rate = 5000.0 + 3000.0 * i, 80.0 + 20.0 * i
+    for i in range(13):  # 65 s; the rate read grows 20 requests/s a tick
+        signal, rate = 41_000.0, 80.0 + 20.0 * i
         d, state = decide(cfg, state, Observation(cur, signal, rate_per_s=rate), at(t))
         if d.action is Action.UP:
             ups.append((t - T, d.desired))
@@ -217,6 +217,28 @@ def test_catch_ups_keep_the_cooldown_so_the_backlog_is_sized_one_cooldown_after_
     # one cooldown after the first upscale: the rate and draining the backlog (41 s of queue at
     # 320 requests/s) within the cooldown, (320 + 320 * 41 / 60) / 20 = 27 instances
     assert ups[-1] == (60.0, 27)
+
+
+def test_a_queue_time_rising_sizes_for_the_rate_requests_arrive_at():
+    """The rate read counts the requests that started in the window. A request starting now
+    arrived a queue time ago: with the queue time rising by 0.6 s a second, they start at 0.4
+    times the rate they arrived at (first in, first out), and the upscale is sized for that
+    rate, not for what the saturated instances get through."""
+    cfg = PolicyConfig(high=200, up_cooldown=60.0, headroom=0.0)
+    state = carrying(20.0)
+    state.above_since, state.last_change = T - 30, T - 60  # (nothing learned from these)
+    state.signal_last, state.rate_at, state.rate_last = 2000.0, T - 5, 100.0
+    rising, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    # 250 requests/s arrive, and the backlog: (250 + 100 * 5 / 60) / 20 = 12.9
+    assert (rising.action, rising.desired, rising.reason) == (Action.UP, 13, Reason.UP_TO_LOAD)
+    # the same queue time, not rising (a steady overload): the rate read sizes it
+    state.signal_last = 5000.0
+    steady, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (steady.action, steady.desired) == (Action.UP, 6)
+    # within UP_COOLDOWN the rate's catch-up takes the same rate: 250 / 20
+    state.signal_last, state.last_up = 2000.0, T - 20
+    caught, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (caught.action, caught.desired, caught.reason) == (Action.UP, 13, Reason.UP_TO_LOAD)
 
 
 def test_the_forecast_waits_out_up_cooldown_like_any_upscale():
