@@ -240,16 +240,17 @@ RISE_MAX = 0.9
 def arriving(
     cfg: PolicyConfig, state: PolicyState, signal_ms: float | None, rate: float, t: float
 ) -> float | None:
-    """Above the band, with the queue time rising since the last tick: the rate requests arrive
-    at. The rate read counts the requests that started in the window; one starting now arrived
-    a queue time ago, so with the queue time rising by ``w'`` per second they started at
-    ``1 - w'`` times the rate they arrived at (first in, first out)."""
+    """Above the band on this tick and the last, with the queue time rising since: the rate
+    requests arrive at. The rate read counts the requests that started in the window; one
+    starting now arrived a queue time ago, so with the queue time rising by ``w'`` per second
+    they started at ``1 - w'`` times the rate they arrived at (first in, first out). A rise
+    from inside the band is no queue yet (one slow reading, or the first of an overload)."""
     prev, at = state.signal_last, state.rate_at
-    if signal_ms is None or signal_ms <= cfg.up_ms or prev is None or at is None or t <= at:
+    if signal_ms is None or prev is None or prev <= cfg.up_ms or signal_ms <= prev:
+        return None
+    if at is None or t <= at:
         return None
     rise = (signal_ms - prev) / (1000.0 * (t - at))
-    if rise <= 0.0:
-        return None
     return rate / (1.0 - (rise if rise < RISE_MAX else RISE_MAX))
 
 

@@ -235,6 +235,10 @@ def test_a_queue_time_rising_sizes_for_the_rate_requests_arrive_at():
     state.signal_last = 5000.0
     steady, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
     assert (steady.action, steady.desired) == (Action.UP, 6)
+    # a rise from inside the band is no queue yet: the rate read sizes it
+    state.signal_last = 150.0
+    first, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (first.action, first.desired) == (Action.UP, 6)
     # within UP_COOLDOWN the rate's catch-up takes the same rate: 250 / 20
     state.signal_last, state.last_up = 2000.0, T - 20
     caught, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
