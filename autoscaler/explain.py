@@ -38,8 +38,9 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         ),
         Reason.UP_TO_LOAD: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}; {d.desired} instances carry the "
-            "request rate and drain the backlog within UP_COOLDOWN at what one instance is "
-            f"learned to carry (at most {UP_LIMIT} times the current per step)"
+            "rate requests arrive at (with the queue time rising, above the rate they start at) "
+            "and drain the backlog within UP_COOLDOWN at what one instance is learned to carry "
+            f"(at most {UP_LIMIT} times the current per step)"
         ),
         Reason.EARLY: (
             "the requests in service are near what the instances serve at once before queue "

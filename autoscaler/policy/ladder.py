@@ -52,7 +52,7 @@ def decide(
         new.signal_last = sig
     if action is _UP:
         new.last_change = t
-        if reason is not Reason.RAISED_TO_MIN:
+        if reason is not Reason.RAISED_TO_MIN and not caught_up(cfg, new, reason, t):
             new.last_up = t
         if obs.ready is not None:
             new.boot_at = t  # timed until as many serve as run (``boot``)
@@ -159,6 +159,7 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
     if trusted:
         rate = obs.rate_per_s
         if rate is not None:
+            new.arriving = arriving(cfg, state, obs.signal_ms, rate, t)
             learn(cfg, new, obs, rate, t)
             new.expected = load.expected(new, rate, t, cfg.headroom)
         if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)
@@ -231,6 +232,28 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     new.rate_at, new.rate_last = t, rate
 
 
+#: the queue time's rise per second counted at most this (the rate read is then a tenth of the
+#: rate requests arrive at)
+RISE_MAX = 0.9
+
+
+def arriving(
+    cfg: PolicyConfig, state: PolicyState, signal_ms: float | None, rate: float, t: float
+) -> float | None:
+    """Above the band on this tick and the last, with the queue time rising since: the rate
+    requests arrive at. The rate read counts the requests that started in the window; one
+    starting now arrived a queue time ago, so with the queue time rising by ``w'`` per second
+    they started at ``1 - w'`` times the rate they arrived at (first in, first out). A rise
+    from inside the band is no queue yet (one slow reading, or the first of an overload)."""
+    prev, at = state.signal_last, state.rate_at
+    if signal_ms is None or prev is None or prev <= cfg.up_ms or signal_ms <= prev:
+        return None
+    if at is None or t <= at:
+        return None
+    rise = (signal_ms - prev) / (1000.0 * (t - at))
+    return rate / (1.0 - (rise if rise < RISE_MAX else RISE_MAX))
+
+
 def recommend(
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, by_use: int
 ) -> tuple[int, bool]:
@@ -287,6 +310,8 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     elif cfg.up_step:
         desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
     elif rate is not None and st.capacity is not None:
+        if st.arriving is not None:
+            rate = st.arriving
         drain = max(boot.drain(cfg, st), cfg.window)
         desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
@@ -329,10 +354,23 @@ def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, hig
     rate, capacity = obs.rate_per_s, st.capacity
     if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
         return _HOLD, cur, Reason.UP_COOLDOWN
-    needed = sizing.instances_for(rate, capacity)
+    needed = sizing.instances_for(rate if st.arriving is None else st.arriving, capacity)
     if needed <= cur:
         return _HOLD, cur, Reason.UP_COOLDOWN
     return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD
+
+
+def caught_up(cfg: PolicyConfig, st: PolicyState, reason: Reason, t: float) -> bool:
+    """Whether an upscale was the rate's catch-up within ``UP_COOLDOWN`` (``catch_up``): it
+    keeps the cooldown of the upscale before it, so that the signal sizes the backlog one
+    cooldown after that one, not one cooldown after the rate last rose."""
+    last = st.last_up
+    return (
+        reason is Reason.UP_TO_LOAD
+        and st.above_since is not None
+        and last is not None
+        and t - last < boot.cooldown(cfg, st)
+    )
 
 
 def forecast(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float) -> int:

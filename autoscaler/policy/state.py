@@ -30,6 +30,7 @@ class PolicyState:
 
     __slots__ = (
         "above_since",
+        "arriving",
         "below_since",
         "bins",
         "boot",
@@ -134,6 +135,9 @@ class PolicyState:
         # the arrival rate to keep capacity for, as of the last tick with a rate (derived from
         # the rate's record and ``HEADROOM``: computed once per tick)
         self.expected = expected
+        # the rate requests arrive at, as of this tick, where the queue time rises (computed
+        # once per tick; ``None`` elsewhere): the rate read is the rate they start at
+        self.arriving: float | None = None
         # the boot time learned from the readings ``boots`` (the most recent last), and when
         # the upscale being timed was asked (``autoscaler.policy.boot``)
         self.boot = boot
@@ -199,6 +203,7 @@ def evolve(
     new.too_few = state.too_few
     new.window = state.window
     new.expected = None
+    new.arriving = None
     new.boot = state.boot
     new.boots = state.boots
     new.boot_at = state.boot_at

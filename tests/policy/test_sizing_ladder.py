@@ -183,7 +183,7 @@ def test_a_rate_still_rising_within_up_cooldown_gets_the_instances_it_needs():
     state.above_since = T - 25
     rising, after = decide(cfg, state, Observation(10, 9000.0, rate_per_s=410.0), at(T))
     assert (rising.action, rising.desired, rising.reason) == (Action.UP, 21, Reason.UP_TO_LOAD)
-    assert after.last_up == T  # the cooldown restarts: these boot too
+    assert after.last_up == T - 20  # the cooldown is the first upscale's (below)
     # the rate needs no more than run (booting ones counted): the queue's backlog waits
     held, _ = decide(cfg, state, Observation(10, 9000.0, rate_per_s=190.0), at(T))
     assert (held.action, held.reason) == (Action.HOLD, Reason.UP_COOLDOWN)
@@ -192,6 +192,57 @@ def test_a_rate_still_rising_within_up_cooldown_gets_the_instances_it_needs():
     floor.last_up, floor.above_since = T - 20, T - 25
     d, _ = decide(cfg, floor, Observation(10, 9000.0, rate_per_s=410.0), at(T))
     assert (d.action, d.desired) == (Action.UP, 21)
+
+
+def test_catch_ups_keep_the_cooldown_so_the_backlog_is_sized_one_cooldown_after_the_upscale():
+    """A flash crowd on saturated instances: the rate read is what the serving instances get
+    through, and it rises with each one that comes to serve, so the rate's catch-up adds one
+    instance every few ticks. Those catch-ups do not restart ``UP_COOLDOWN``: one cooldown after
+    the first upscale the signal sizes the backlog (tens of seconds of queue), not one cooldown
+    after the rate last rose (minutes later, the queue grown further)."""
+    cfg = PolicyConfig(high=200, up_cooldown=60.0, headroom=0.0)
+    state, cur, t = carrying(20.0), 4, T
+    state.above_since, state.last_change = T - 30, T - 60  # (nothing learned from these)
+    ups = []
+    for i in range(13):  # 65 s; the rate read grows 20 requests/s a tick
+        signal, rate = 41_000.0, 80.0 + 20.0 * i
+        d, state = decide(cfg, state, Observation(cur, signal, rate_per_s=rate), at(t))
+        if d.action is Action.UP:
+            ups.append((t - T, d.desired))
+        cur = d.desired
+        t += 5.0
+    assert ups[0][0] == 0.0
+    catch_ups = [u for u in ups if 0 < u[0] < 60]
+    assert len(catch_ups) >= 3  # the rate, rising, sizes within the cooldown
+    # one cooldown after the first upscale: the rate and draining the backlog (41 s of queue at
+    # 320 requests/s) within the cooldown, (320 + 320 * 41 / 60) / 20 = 27 instances
+    assert ups[-1] == (60.0, 27)
+
+
+def test_a_queue_time_rising_sizes_for_the_rate_requests_arrive_at():
+    """The rate read counts the requests that started in the window. A request starting now
+    arrived a queue time ago: with the queue time rising by 0.6 s a second, they start at 0.4
+    times the rate they arrived at (first in, first out), and the upscale is sized for that
+    rate, not for what the saturated instances get through."""
+    cfg = PolicyConfig(high=200, up_cooldown=60.0, headroom=0.0)
+    state = carrying(20.0)
+    state.above_since, state.last_change = T - 30, T - 60  # (nothing learned from these)
+    state.signal_last, state.rate_at, state.rate_last = 2000.0, T - 5, 100.0
+    rising, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    # 250 requests/s arrive, and the backlog: (250 + 100 * 5 / 60) / 20 = 12.9
+    assert (rising.action, rising.desired, rising.reason) == (Action.UP, 13, Reason.UP_TO_LOAD)
+    # the same queue time, not rising (a steady overload): the rate read sizes it
+    state.signal_last = 5000.0
+    steady, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (steady.action, steady.desired) == (Action.UP, 6)
+    # a rise from inside the band is no queue yet: the rate read sizes it
+    state.signal_last = 150.0
+    first, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (first.action, first.desired) == (Action.UP, 6)
+    # within UP_COOLDOWN the rate's catch-up takes the same rate: 250 / 20
+    state.signal_last, state.last_up = 2000.0, T - 20
+    caught, _ = decide(cfg, state, Observation(5, 5000.0, rate_per_s=100.0), at(T))
+    assert (caught.action, caught.desired, caught.reason) == (Action.UP, 13, Reason.UP_TO_LOAD)
 
 
 def test_the_forecast_waits_out_up_cooldown_like_any_upscale():
