@@ -45,14 +45,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoscaler.config import load  # noqa: E402
 from autoscaler.policy import PolicyConfig  # noqa: E402
-from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay, slo_band  # noqa: E402
+from autoscaler.sim.runner import (  # noqa: E402
+    PolicySpec,
+    Prepared,
+    Setup,
+    prepare,
+    replay,
+    slo_band,
+)
 from autoscaler.sim.scenarios import SCENARIOS, generate  # noqa: E402
 from autoscaler.sim.traces import Trace, read_trace  # noqa: E402
 
@@ -104,7 +111,31 @@ def apps(full: bool) -> list[App]:
 _TRACES: dict[str, Trace] = {}  # read in the parent before forking
 
 
-def run_cell(trace_name: str, app: App) -> dict[str, Any]:
+def read_traces(only: set[str], *, wc98: Path, nasa: Path, days: float, seed: int) -> None:
+    """Fill ``_TRACES``: the two trace slices (or whole traces) and every generated shape, or
+    those in ``only`` when it names any."""
+    for name, path in (("wc98", wc98), ("nasa", nasa)):
+        if (not only or name in only) and path.is_file():
+            _TRACES[name] = read_trace(path)
+        elif not only or name in only:
+            sys.exit(f"trace not found: {path}")
+    for name in SCENARIOS:
+        if not only or name in only:
+            _TRACES[name] = generate(name, days=days, seed=seed)
+
+
+class CellSetup(NamedTuple):
+    setup: Setup
+    prepared: Prepared
+    low: int
+    high: int
+    engine: PolicyConfig  # the configured policy, its band from the SLO unless set
+    band: str  # which band, and where it comes from
+
+
+def cell_setup(trace_name: str, app: App) -> CellSetup:
+    """A cell's app, its trace prepared for it, the bounds and the configured policy, with every
+    ``AUTOSCALER_WEB_*`` variable in the environment applied."""
     trace = _TRACES[trace_name]
     settings = load({k: v for k, v in os.environ.items() if k.startswith("AUTOSCALER_")})
     p = settings.processes["web"]
@@ -129,6 +160,11 @@ def run_cell(trace_name: str, app: App) -> dict[str, Any]:
         up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
         down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
     )
+    return CellSetup(setup, prepared, low, high, engine, band)
+
+
+def run_cell(trace_name: str, app: App) -> dict[str, Any]:
+    setup, prepared, low, high, engine, band = cell_setup(trace_name, app)
     rows = {}
     for name in POLICIES:
         spec = PolicySpec(name, low, high, engine if name == "default" else None)
@@ -215,14 +251,7 @@ def main() -> None:
     args = parser.parse_args()
     only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    for name, path in (("wc98", args.wc98), ("nasa", args.nasa)):
-        if (not only or name in only) and path.is_file():
-            _TRACES[name] = read_trace(path)
-        elif not only or name in only:
-            sys.exit(f"trace not found: {path}")
-    for name in SCENARIOS:
-        if not only or name in only:
-            _TRACES[name] = generate(name, days=args.days, seed=args.seed)
+    read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
     jobs = [(t, a) for t in _TRACES for a in apps(args.full)]
     print(
         f"{len(_TRACES)} traces x {len(jobs) // max(1, len(_TRACES))} apps = {len(jobs)} cells, "

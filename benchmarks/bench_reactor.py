@@ -36,12 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_grid as grid  # noqa: E402
 
-from autoscaler.config import load  # noqa: E402
-from autoscaler.policy import PolicyConfig  # noqa: E402
-from autoscaler.sim.baselines import OraclePolicy, boot_steps  # noqa: E402
-from autoscaler.sim.runner import PolicySpec, Prepared, Setup, prepare, replay, slo_band  # noqa: E402
-from autoscaler.sim.scenarios import SCENARIOS, generate  # noqa: E402
-from autoscaler.sim.traces import read_trace  # noqa: E402
+from autoscaler.sim.baselines import OraclePolicy  # noqa: E402
+from autoscaler.sim.runner import PolicySpec, Prepared, Setup, replay, start_need  # noqa: E402
 
 HOLDS = {"reactor": 0.0, "reactor5m": 300.0}  # seconds held (0: the step just over)
 
@@ -63,38 +59,16 @@ class ReactorSpec:
 
     def build(self, prepared: Prepared, setup: Setup, start: int = 0) -> OraclePolicy:
         dt = prepared.steps.dt
-        policy = OraclePolicy(prepared.needs[start:], dt, self.low, self.high, name=self.name)
         needs = prepared.needs[start:]
+        policy = OraclePolicy(needs, dt, self.low, self.high, name=self.name)
         policy.wants = lookbehind_max(needs, max(1, round(self.hold_s / dt)))
-        # it starts as every policy does (``replay``): with what the oracle starts with
-        policy.wants[0] = max(needs[: boot_steps(setup.boot_s, dt) + 1], default=1)
+        policy.wants[0] = start_need(prepared, setup, start)  # as every policy starts (replay)
         return policy
 
 
 def run_cell(args: tuple[str, grid.App]) -> dict[str, Any]:
     trace_name, app = args
-    settings = load({k: v for k, v in os.environ.items() if k.startswith("AUTOSCALER_")})
-    p = settings.processes["web"]
-    setup = Setup(
-        service_ms=app.service,
-        concurrency=app.concurrency,
-        boot_s=app.boot,
-        slo_ms=app.slo_ms,
-        interval_s=settings.glob.interval,
-        window_s=p.window,
-        aggregate=p.aggregate or "p95",
-        min_samples=p.min_samples,
-        peak_instances=app.peak,
-    )
-    prepared = prepare(grid._TRACES[trace_name], setup)
-    low = p.min
-    high = p.max if (p.var_prefix + "MAX") in settings.env else max(p.max, 2 * prepared.peak_need)
-    engine, _ = slo_band(
-        PolicyConfig.from_settings(p).replace(low=low, high=high),
-        setup.slo_ms,
-        up_set=(p.var_prefix + "UP_THRESHOLD") in settings.env,
-        down_set=(p.var_prefix + "DOWN_THRESHOLD") in settings.env,
-    )
+    setup, prepared, low, high, engine, _ = grid.cell_setup(trace_name, app)
     specs: list[Any] = [PolicySpec("default", low, high, engine), PolicySpec("oracle", low, high)]
     specs += [ReactorSpec(name, hold, low, high) for name, hold in HOLDS.items()]
     rows = {}
@@ -122,14 +96,13 @@ def main() -> None:
     args = parser.parse_args()
     only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    for name, path in (("wc98", grid.SLICES / "wc98-slice-6h.csv"),):
-        if not only or name in only:
-            grid._TRACES[name] = read_trace(path)
-    if not only or "nasa" in only:
-        grid._TRACES["nasa"] = read_trace(grid.SLICES / "nasa-slice-2h.csv.gz")
-    for name in SCENARIOS:
-        if not only or name in only:
-            grid._TRACES[name] = generate(name, days=args.days, seed=args.seed)
+    grid.read_traces(
+        only,
+        wc98=grid.SLICES / "wc98-slice-6h.csv",
+        nasa=grid.SLICES / "nasa-slice-2h.csv.gz",
+        days=args.days,
+        seed=args.seed,
+    )
     jobs = [(t, a) for t in grid._TRACES for a in grid.apps(False)]
     names = ("default", "oracle", *HOLDS)
     print(f"{len(jobs)} cells, fast model, seed {args.seed}; cost x boot-aware oracle")

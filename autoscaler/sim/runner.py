@@ -300,6 +300,15 @@ def make_model(
     )
 
 
+def start_need(prepared: Prepared, setup: Setup, start: int = 0, stop: int | None = None) -> int:
+    """What a policy's formation starts with at step ``start`` (within ``stop``): the app ran
+    before the replay began, so every policy starts with what the oracle starts with (the most
+    any step until a first boot ends needs), and none gains or loses by where the trace starts."""
+    stop = len(prepared.steps) if stop is None else min(stop, len(prepared.steps))
+    end = min(start + boot_steps(setup.boot_s, prepared.steps.dt) + 1, stop)
+    return max((prepared.need_at(k) for k in range(start, end)), default=1)
+
+
 def replay(
     prepared: Prepared,
     setup: Setup,
@@ -319,18 +328,12 @@ def replay(
     )
     policy = spec.build(prepared, setup, start)
     boot = 0.0 if spec.name == "bound" else setup.boot_s
-    # the app ran before the replay began: every policy starts with what the oracle starts with
-    # (the most any step until a first boot ends needs), so none gains or loses by where the
-    # trace starts
-    ahead = boot_steps(setup.boot_s, steps.dt)
-    end = min(start + ahead + 1, stop)
-    first = max((prepared.need_at(k) for k in range(start, end)), default=1)
     if spec.name == "static":
         quantity = policy(0.0, 0, None, 0.0, 0.0)
     elif isinstance(policy, OraclePolicy):
         quantity = policy(0.0, 0, None, 0.0, 0.0)  # what the first steps need, ready at once
     else:
-        quantity = min(spec.high, max(spec.low, first))
+        quantity = min(spec.high, max(spec.low, start_need(prepared, setup, start, stop)))
     dt = steps.dt
     model = make_model(prepared, setup, rates, service, quantity=quantity, boot_s=boot)
     # (read with a C-level partial rather than a lambda: once a tick, half a million times)
