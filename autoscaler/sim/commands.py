@@ -26,7 +26,7 @@ from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.baselines import POLICIES
 from autoscaler.sim.output import UsageError, policy_names, table
-from autoscaler.sim.parallel import _worker_signals, run_many
+from autoscaler.sim.parallel import run_many
 from autoscaler.sim.runner import (
     PolicySpec,
     Prepared,
@@ -342,7 +342,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workercmd
         from autoscaler.sim.workercmd import simulate_jobs
 
-        return simulate_jobs(args, _worker_signals)
+        return simulate_jobs(args)
     names = policy_names(args.policy, POLICIES)
     ctx = Context(args)
     workers = args.jobs or os.cpu_count() or 1
@@ -386,7 +386,7 @@ def _tune(args: argparse.Namespace) -> int:
     if args.trace and is_job_header(args.trace):  # workers: autoscaler.sim.workertune
         from autoscaler.sim.workertune import tune_jobs
 
-        return tune_jobs(args, _worker_signals)
+        return tune_jobs(args)
     return _tune_with(args)
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from autoscaler.policy import PolicyConfig
 from autoscaler.ports import ConfigError
 from autoscaler.sim.jobs import JobTrace, prepare_jobs, read_job_trace
 from autoscaler.sim.output import JOB_COLUMNS, UsageError, policy_names, render
+from autoscaler.sim.parallel import fork_pool
 from autoscaler.sim.runner import slo_band
 from autoscaler.sim.workersim import (
     WORKER_POLICIES,
@@ -245,16 +245,15 @@ def run_specs(
     ctx: JobContext,
     specs: Sequence[WorkerSpec],
     workers: int,
-    init: Callable[[], None] | None = None,
 ) -> list[WorkerResult]:
-    """Every policy given, in ``workers`` forked processes when more than one."""
+    """Every policy given, in ``workers`` forked processes when more than one (``fork_pool``:
+    their SIGTERM the default, whatever this process's handler)."""
     global _JOB  # noqa: PLW0603 (read by forked workers without pickling the trace)
     _JOB = ctx
     try:
         if workers <= 1 or len(specs) == 1:
             return [_run_one(spec) for spec in specs]
-        mp = multiprocessing.get_context("fork")
-        with mp.Pool(min(workers, len(specs)), initializer=init) as pool:
+        with fork_pool(min(workers, len(specs))) as pool:
             return pool.map(_run_one, specs)
     finally:
         _JOB = None
@@ -264,12 +263,12 @@ def table(results: Sequence[WorkerResult]) -> str:
     return render(COLUMNS, [{key: getattr(r, key) for key, _, _ in COLUMNS} for r in results])
 
 
-def simulate_jobs(args: argparse.Namespace, init: Callable[[], None] | None = None) -> int:
+def simulate_jobs(args: argparse.Namespace) -> int:
     names = policy_names(args.policy, WORKER_POLICIES, " for a job trace")
     ctx = job_context(args)
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
-    results = run_specs(ctx, [ctx.spec(name) for name in names], workers, init)
+    results = run_specs(ctx, [ctx.spec(name) for name in names], workers)
     elapsed = time.monotonic() - started
     if args.report:
         from autoscaler.sim.jobreport import write_job_report

@@ -14,7 +14,6 @@ import json
 import os
 import time
 from dataclasses import replace
-from typing import Any
 
 from autoscaler.sim.tune import Candidate, candidates
 from autoscaler.sim.workercmd import job_context, run_specs, table
@@ -28,7 +27,7 @@ def _rank(r: WorkerResult, target: float) -> tuple[bool, float]:
     return (not meets, r.instance_hours if meets else -r.slo_attainment)
 
 
-def tune_jobs(args: argparse.Namespace, init: Any = None) -> int:
+def tune_jobs(args: argparse.Namespace) -> int:
     ctx = job_context(args)
     base = ctx.engine
     drawn = candidates(base, ctx.setup.slo_ms, 4 * int(args.candidates), args.seed)
@@ -42,7 +41,7 @@ def tune_jobs(args: argparse.Namespace, init: Any = None) -> int:
     specs = [WorkerSpec(f"c{i}", ctx.low, ctx.high, c.config(base)) for i, c in enumerate(cands)]
     workers = args.jobs or os.cpu_count() or 1
     started = time.monotonic()
-    results = run_specs(ctx, specs, workers, init)
+    results = run_specs(ctx, specs, workers)
     elapsed = time.monotonic() - started
     best = min(range(len(cands)), key=lambda i: _rank(results[i], args.target))
     met = not _rank(results[best], args.target)[0]
