@@ -391,9 +391,12 @@ def replay_jobs(
     series: bool = True,
     progress: Callable[[int, int], None] | None = None,
     policy: WorkerPolicy | None = None,
+    stop_idle_only: bool = False,
 ) -> WorkerResult:
     """Run one policy over the job trace; ``plan`` is the oracle's (``oracle_plan``);
-    ``policy``, when given, is run instead of the one ``spec`` builds (experiments)."""
+    ``policy``, when given, is run instead of the one ``spec`` builds (experiments), and
+    ``stop_idle_only`` gives it the oracle's privilege of stopping idle instances only (the
+    oracle always has it)."""
     dt = setup.interval_s
     n = ticks_for(trace, setup)
     if policy is None:
@@ -413,8 +416,10 @@ def replay_jobs(
         boot_s=setup.boot_s,
         quantity=quantity,
         grace_s=setup.grace_s,
-        stop_idle_only=spec.name == "oracle",
+        stop_idle_only=stop_idle_only or spec.name == "oracle",
     )
+    # a reference that reads the model's state (benchmarks) is given it
+    getattr(policy, "attach", lambda model: None)(model)
     if isinstance(policy, WorkerEngine):
         policy.ready = lambda: model.serving
         if setup.finished:
