@@ -22,7 +22,9 @@ band from the SLO unless set (``AUTOSCALER_WEB_UP_THRESHOLD``/``_DOWN_THRESHOLD`
 Per cell (trace x app) it prints each policy's cost as a multiple of the boot-aware oracle's
 instance-hours and its SLO minutes, and checks the goals of issue 11 for ``default``:
 
-- beaten on both axes (more SLO minutes and fewer instance-hours) by none of hpa, step, static;
+- beaten on both axes by none of hpa, step, static (as many SLO minutes or more and fewer
+  instance-hours, or more SLO minutes at as many instance-hours or fewer: as the worker grid
+  counts it);
 - SLO minutes at least the oracle's minus 1 point;
 - cost at most 1.6x the oracle's;
 
@@ -163,6 +165,13 @@ def cell_setup(trace_name: str, app: App) -> CellSetup:
     return CellSetup(setup, prepared, low, high, engine, band)
 
 
+def dominates(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether ``a`` beats ``b`` on both axes: no fewer SLO minutes and no more instance-hours,
+    and better on one."""
+    no_worse = a["slo"] >= b["slo"] and a["hours"] <= b["hours"]
+    return no_worse and (a["slo"] > b["slo"] or a["hours"] < b["hours"])
+
+
 def run_cell(trace_name: str, app: App) -> dict[str, Any]:
     setup, prepared, low, high, engine, band = cell_setup(trace_name, app)
     rows = {}
@@ -175,7 +184,7 @@ def run_cell(trace_name: str, app: App) -> dict[str, Any]:
         row["cost"] = row["hours"] / oracle
     d = rows["default"]
     misses = []
-    beaten = [n for n in RIVALS if rows[n]["slo"] > d["slo"] and rows[n]["hours"] < d["hours"]]
+    beaten = [n for n in RIVALS if dominates(rows[n], d)]
     if beaten:
         misses.append("beaten by " + "+".join(beaten))
     if d["slo"] < rows["oracle"]["slo"] - GOAL_POINTS:
