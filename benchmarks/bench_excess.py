@@ -1,0 +1,125 @@
+"""Where the default policy's instance-hours beyond the boot-aware oracle go, per tick.
+
+    .venv/bin/python benchmarks/bench_excess.py [--seed 1] [--days 2] [--only NAME,...]
+        [--app TEXT] [--min-cost X] [--top N]
+
+The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds). Each cell replays
+``default`` and the boot-aware ``oracle``; on every tick on which ``default`` runs more
+instances than the oracle runs over the next step, the difference is counted against the
+decision that set the formation for that step: its reason (the rule that sized or held it) and
+what was learned of what one instance carries then (``sure``, only a ``floor``, or ``none``).
+Per cell the instance-hours beyond the oracle's and the three biggest (reason, learned)
+shares; then the sum over the cells shown. Steps on which ``default`` runs fewer than the
+oracle are not counted (they are the SLO minutes' side).
+
+``--min-cost 1.6`` shows only the cells whose cost is above the issue's goal. Figures are
+printed, never asserted. Left out: the exact model, the whole traces (``autoscaler simulate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_grid as grid  # noqa: E402
+
+from autoscaler.sim import baselines  # noqa: E402
+from autoscaler.sim.runner import PolicySpec, replay  # noqa: E402
+
+Key = tuple[str, str]  # (reason, what was learned)
+
+
+def learned(state: Any) -> str:
+    """``sure``, ``floor`` (a capacity or a load carried quietly, not sure) or ``none``."""
+    if state.sure:
+        return "sure"
+    return "floor" if state.capacity is not None or state.quiet is not None else "none"
+
+
+def excess(trace: str, app: grid.App) -> tuple[float, float, Counter[Key]]:
+    """The cell's default and oracle instance-hours, and the instance-hours beyond the
+    oracle's per (reason, learned)."""
+    setup, prepared, low, high, engine, _ = grid.cell_setup(trace, app)
+    ticks: list[tuple[int, str, str]] = []  # per tick: desired, reason, learned
+    decide = baselines.decide
+
+    def recording(*args: Any) -> Any:
+        decision, state = decide(*args)
+        ticks.append((decision.desired, decision.reason.value, learned(state)))
+        return decision, state
+
+    # the engine's decisions, as the replay makes them (restored at once)
+    baselines.decide = recording  # type: ignore[assignment]
+    try:
+        run = replay(prepared, setup, PolicySpec("default", low, high, engine), series=False)
+    finally:
+        baselines.decide = decide  # type: ignore[assignment]
+    oracle = replay(prepared, setup, PolicySpec("oracle", low, high), series=False)
+    ahead = baselines.boot_steps(setup.boot_s, prepared.steps.dt)
+    wants = baselines.lookahead_max(prepared.needs, ahead)
+    by: Counter[Key] = Counter()
+    hour = prepared.steps.dt / 3600.0
+    # the decision at the end of step k sets the formation of step k + 1, where the oracle
+    # runs what it wants at that time
+    for k, (desired, reason, kind) in enumerate(ticks[:-1]):
+        over = desired - min(high, max(low, wants[k + 1]))
+        if over > 0:
+            by[reason, kind] += over * hour
+    return run.instance_hours, oracle.instance_hours, by
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wc98", type=Path, default=grid.SLICES / "wc98-slice-6h.csv")
+    parser.add_argument("--nasa", type=Path, default=grid.SLICES / "nasa-slice-2h.csv.gz")
+    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
+    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    parser.add_argument("--app", default="", help="only the apps whose label contains this")
+    parser.add_argument("--min-cost", type=float, default=0.0, help="only cells above this cost")
+    parser.add_argument("--top", type=int, default=12, help="rows of the summary")
+    args = parser.parse_args()
+    only = {x for x in args.only.split(",") if x}
+    started = time.perf_counter()
+    grid.read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
+    print(
+        f"default's instance-hours beyond the boot-aware oracle, per tick, by the decision's "
+        f"reason and what was learned; seed {args.seed}, {args.days:g} days"
+    )
+    total: Counter[Key] = Counter()
+    cells = 0
+    for trace in grid._TRACES:
+        for app in grid.apps(False):
+            if args.app not in app.label:
+                continue
+            hours, oracle, by = excess(trace, app)
+            cost = hours / (oracle or 1e-9)
+            if cost <= args.min_cost:
+                continue
+            beyond = sum(by.values()) or 1e-9
+            top = ", ".join(
+                f"{reason}/{kind} {h / beyond:.0%}" for (reason, kind), h in by.most_common(3)
+            )
+            print(
+                f"{trace:10s} {app.label:18s} {cost:5.2f}x {hours:8.1f} h, "
+                f"{beyond:7.1f} h beyond: {top}"
+            )
+            total.update(by)
+            cells += 1
+    beyond = sum(total.values()) or 1e-9
+    print(f"\n{cells} cells, {beyond:.0f} instance-hours beyond the oracle:")
+    for (reason, kind), h in total.most_common(args.top):
+        print(f"  {reason:16s} {kind:6s} {h:9.1f} h  {h / beyond:6.1%}")
+    print(f"\n({time.perf_counter() - started:.0f} s wall)")
+
+
+if __name__ == "__main__":
+    main()
