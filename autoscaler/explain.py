@@ -76,8 +76,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         ),
         Reason.BURST_OVER: (
             "a burst of jobs on the schedule learned is over (none of its jobs is due, none is "
-            "due or running now): its instances go without the idle wait, as the next one is "
-            "an interval away and its instances are started ahead of it"
+            "due or running now): its instances but one go without the idle wait, as the next "
+            "one is an interval away and its instances are started ahead of it"
         ),
         Reason.JOBS_ENDED: (
             "no job was due or running when read, but jobs ended between readings within "
