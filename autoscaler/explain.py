@@ -74,6 +74,11 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"no job has been due or running for {cooldown(d, p, 'idle')}: an idle instance kept "
             "about a boot time costs what a cold start does"
         ),
+        Reason.BURST_OVER: (
+            "a burst of jobs on the schedule learned is over (none of its jobs is due, none is "
+            "due or running now): its instances but one go without the idle wait, as the next "
+            "one is an interval away and its instances are started ahead of it"
+        ),
         Reason.JOBS_ENDED: (
             "no job was due or running when read, but jobs ended between readings within "
             f"{cooldown(d, p, 'idle')}: the worker is not idle, and a cold start would let the "

@@ -62,6 +62,8 @@ class Reason(StrEnum):
     # its jobs needed over UP_COOLDOWN (the boot), where that is within UP_THRESHOLD and shorter
     # than DOWN_DELAY
     IDLE = "idle"  # scaled down: a worker to MIN (0), nothing due or running for UP_COOLDOWN
+    BURST_OVER = "burst_over"  # scaled down: a worker to MIN (at least 1) once a burst on its
+    # learned schedule is over, without the idle wait: the next is started ahead
     JOBS_ENDED = "jobs_ended"  # hold (or down to 1): a worker at MIN 0 with none due or running
     # when read, but jobs ended between readings within UP_COOLDOWN, and a cold start (the
     # boot) would let the next job wait longer than UP_THRESHOLD

@@ -38,7 +38,10 @@ nothing of the web path's capacity model or forecast applies. What applies inste
   at least ``RECUR_MIN`` (a cron schedule), the next is expected one interval after the last:
   from a boot time before it until the slack after it, and for a boot time after one came, the
   instances that run the most work one of them brought within a boot time are started ahead
-  and kept (``recurring``), as the web path drains a backlog within the boot.
+  and kept (``recurring``), as the web path drains a backlog within the boot. Once one is over
+  (none of its jobs due, nothing due or running), they go at once but one (``burst_over``),
+  without the idle rule's wait of a boot time: the next is an interval away and is started
+  ahead again; the last one is the idle rule's, as for any job.
 
 Pure functions; ``docs/policy.md`` says the same in words, each path ends in one ``Reason``.
 """
@@ -231,6 +234,26 @@ def warm(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
     return booting * 1000.0 > cfg.up_ms and t - ended < boot.idle(cfg, st)
 
 
+def burst_over(cfg: PolicyConfig, st: PolicyState, t: float) -> bool:
+    """A burst on the schedule (``recurring``) is over: the last one remembered is the
+    schedule's last, none of its jobs is due any more, nothing is due or running now, and the
+    wait the idle rule would make (``boot.idle`` after the span ``ahead`` holds its instances)
+    has not run out. Its instances were started for it, ahead, and the next is an interval
+    away and will be started ahead again: the idle rule's wait (a hedge against a job coming
+    soon) is not kept for them (``burst_over``: to ``MIN``, at least 1; the idle rule decides
+    about the last one, as it would have)."""
+    window = st.window
+    if not st.bursts or not window or window[-1][1] != 0:
+        return False
+    schedule = recurring(st)
+    if schedule is None:
+        return False
+    last = schedule[0]
+    at, _, _, due = st.bursts[-1]
+    drain = max(boot.drain(cfg, st), cfg.window)
+    return at == last and not due and t <= last + drain + boot.idle(cfg, st)
+
+
 def idle_for(st: PolicyState, t: float) -> float:
     """How long nothing has been due or running (as far as the downscale window, the signal
     below the band and the last change tell): the last entry of the window (``DOWN_DELAY``
@@ -283,7 +306,8 @@ def down(
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, *, high: int
 ) -> Step:
     """Below the band: ahead of a recurring burst, up to its instances or hold them; else to
-    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN`` (to 1 while jobs end
+    ``MIN`` once nothing has been due or running for ``UP_COOLDOWN`` (at once, but one
+    instance, when a burst on the schedule is over: ``burst_over``) (to 1 while jobs end
     between readings and a cold start would cost a wait above the band: ``warm``); else, below
     it for ``DOWN_DELAY`` (and that long since the last change) with no job running, down to the
     most the jobs needed over ``DOWN_DELAY``, never below ``MIN`` (within ``DOWN_DELAY``, the
@@ -297,12 +321,15 @@ def down(
     if cur <= low:
         return _HOLD, cur, Reason.AT_MIN
     busy = obs.busy
-    if not busy and idle_for(st, t) >= boot.idle(cfg, st):
-        if low > 0 or not warm(cfg, st, t):
-            return _DOWN, low, Reason.IDLE
-        if cur > 1:  # jobs end between readings: one instance runs them
-            return _DOWN, 1, Reason.JOBS_ENDED
-        return _HOLD, cur, Reason.JOBS_ENDED
+    if not busy:
+        if idle_for(st, t) >= boot.idle(cfg, st):
+            if low > 0 or not warm(cfg, st, t):
+                return _DOWN, low, Reason.IDLE
+            if cur > 1:  # jobs end between readings: one instance runs them
+                return _DOWN, 1, Reason.JOBS_ENDED
+            return _HOLD, cur, Reason.JOBS_ENDED
+        if cur > 1 and burst_over(cfg, st, t):  # the last one: the idle rule's, as ever
+            return _DOWN, low if low > 1 else 1, Reason.BURST_OVER
     delay = cfg.down_delay
     if t - st.below_since < delay or (st.last_change is not None and t - st.last_change < delay):
         shed = unneeded(cfg, st, obs, t, low)

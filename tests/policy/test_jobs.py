@@ -402,3 +402,36 @@ def test_with_up_cooldown_auto_the_boot_to_beat_is_the_learned_one_or_the_defaul
     idle.boot = 8.0
     d, _ = decide(auto, idle, ended(1, 2), Instant(T, WALL))
     assert (d.action, d.desired, d.reason) == (DOWN, 0, Reason.IDLE)
+
+
+def test_a_scheduled_burst_over_releases_its_instances_without_the_idle_wait() -> None:
+    # the hourly burst came at T - 70 (its instances held by ``recurring`` until a boot, 60 s,
+    # after it), its jobs are done and nothing is due or running: the next is an hour away and
+    # will be started ahead, so 11 of its 12 instances go now, not once idle for a boot (60 s:
+    # the window still saw its jobs 10 s ago)
+    def after(st: PolicyState) -> tuple[Action, int, Reason]:
+        st.known = 12
+        st.window = ((T - 10, 12, True),)
+        d, _ = decide(WORKER, st, idle_jobs(12), Instant(T, WALL))
+        return d.action, d.desired, d.reason
+
+    assert after(hourly(T - 70)) == (DOWN, 1, Reason.BURST_OVER)
+    # the last instance is the idle rule's: it waits a boot time from the last job, as ever
+    last = hourly(T - 70)
+    last.known, last.window = 1, ((T - 10, 12, True),)
+    d, _ = decide(WORKER, last, idle_jobs(1), Instant(T, WALL))
+    assert (d.action, d.desired) == (HOLD, 1)
+    # a MIN above 1 is kept
+    floor = hourly(T - 70)
+    floor.known, floor.window = 12, ((T - 10, 12, True),)
+    d, _ = decide(WORKER.replace(low=3), floor, idle_jobs(12), Instant(T, WALL))
+    assert (d.action, d.desired, d.reason) == (DOWN, 3, Reason.BURST_OVER)
+    # a job still running: the downscale waits for it, as always
+    st = hourly(T - 70)
+    st.known, st.window = 12, ((T - 10, 12, True),)
+    d, _ = decide(WORKER, st, jobs(12, 0.0, depth=0, busy=1), Instant(T, WALL))
+    assert (d.action, d.desired) == (HOLD, 12)
+    # no schedule (unequal intervals): a burst like any other, the idle wait kept
+    assert after(hourly(T - 70, jitter=600.0))[:2] == (HOLD, 12)
+    # a burst seen long ago (past the wait the idle rule would have made): nothing new
+    assert after(hourly(T - 1000))[:2] == (HOLD, 12)
