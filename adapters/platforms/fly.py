@@ -282,7 +282,8 @@ def plan(machines: Sequence[Machine], group: str, target: int, *, clone_up_to: i
     mine = in_group(machines, group)
     running = sorted((m for m in mine if m.state in ON), key=lambda m: m.id)
     if target < len(running):
-        # stop fully started machines before ones still booting; the highest ids first
+        # stop machines still booting (they serve nothing yet) before started ones; the highest
+        # ids first
         by_pref = sorted(running, key=lambda m: (m.state == "starting", m.id), reverse=True)
         return Plan(stop=tuple(m.id for m in by_pref[: len(running) - target]))
     need = target - len(running)
