@@ -193,9 +193,11 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
         # an overload counts only if read on a steady rate and queued within the window (a
         # wait longer than the window was queued by load from before it); whether the rate
         # rises is asked only of an overload
+        prev = new.signal_last
         overload = sig > cfg.up_ms and (
             (at is not None and cap.rising(rate, new.rate_last, t - at, cfg.window))
             or sig > cfg.window * 1000.0
+            or (prev is not None and sig < prev)
         )
         if settled and new.below_since is not None:  # a quiet reading (sig < down_ms)
             load_now = rate / serving

@@ -298,3 +298,17 @@ def test_an_upscale_is_the_step_or_the_forecast_whichever_is_more():
     assert decision.reason is Reason.FORECAST
     decision, _ = decide(fixed, steady(100.0, 0.0), obs(2, 5000.0, 100.0), at(T))
     assert (decision.desired, decision.reason) == (7, Reason.ABOVE_BAND)  # the step (more than 5)
+
+
+def test_an_overload_whose_queue_time_falls_is_not_learned():
+    """A queue time falling above the band is a backlog draining: the instances start requests
+    faster than they arrive, so the load per instance is not one they cannot carry (read as
+    one, the waits left by a burst taught a capacity far below the instances')."""
+    cfg = PolicyConfig(high=40)
+    state = PolicyState(signal_last=2_000.0, rate_at=T - 5, rate_last=80.0)
+    _, falling = decide(cfg, state, obs(4, 1_500.0, 80.0), at(T))
+    assert falling.bins == {}
+    _, rising = decide(cfg, state, obs(4, 2_500.0, 80.0), at(T))
+    assert len(rising.bins) == 1  # a steady overload, still growing: learned
+    _, calm = decide(cfg, state, obs(4, 150.0, 80.0), at(T))
+    assert len(calm.bins) == 1  # back in the band: learned
