@@ -41,6 +41,7 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,17 +86,38 @@ def engine_config(low: int, high: int, boot_s: float, slo_ms: float) -> PolicyCo
     return cfg.replace(up_cooldown=boot_s if how == "boot" else float(how))
 
 
-def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
-    name, concurrency, boot = cell
+def read_traces(log_path: Path, scales: Sequence[float], *, seed: int, days: float) -> None:
+    """Fill ``_TRACES`` (before forking): the job log at each duration scale, then every
+    generated job shape."""
+    if not log_path.is_file():
+        sys.exit(f"job log not found: {log_path}")
+    log = read_job_trace(log_path)
+    for scale in scales:
+        _TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
+    for shape in SHAPES:
+        _TRACES[shape] = generate(shape, seed=seed, days=days)
+
+
+def cell_setup(
+    name: str, concurrency: int, boot: float
+) -> tuple[JobTrace, WorkerSetup, list[int], int, PolicyConfig]:
+    """One cell's trace, app (SLO 60 s, or 10x the median duration where larger), the oracle's
+    plan, the upper bound (twice the plan's peak, at least 10) and the default's settings."""
     trace = _TRACES[name]
     slo_s = max(60.0, 10.0 * trace.median_duration())
     setup = WorkerSetup(
         concurrency=concurrency, boot_s=boot, slo_ms=slo_s * 1000.0, finished=_FINISHED[0]
     )
-    started = time.process_time()
     plan = oracle_plan(trace, setup, ticks_for(trace, setup))
     high = max(10, 2 * max(plan, default=1))
-    cfg = engine_config(0, high, boot, setup.slo_ms)
+    return trace, setup, plan, high, engine_config(0, high, boot, setup.slo_ms)
+
+
+def run_cell(cell: tuple[str, int, float]) -> dict[str, object]:
+    name, concurrency, boot = cell
+    started = time.process_time()
+    trace, setup, plan, high, cfg = cell_setup(name, concurrency, boot)
+    slo_s = setup.slo_ms / 1000.0
     specs = [WorkerSpec("default", 0, high, cfg)]
     for base in WORKER_BASELINES:
         specs.append(WorkerSpec(base, 0, high, up_ms=cfg.up_ms, down_ms=cfg.down_ms))
@@ -209,13 +231,8 @@ def main() -> int:
     if args.down_threshold is not None:
         _BAND["down_ms"] = 1000.0 * args.down_threshold
 
-    if not args.jobs_log.is_file():
-        sys.exit(f"job log not found: {args.jobs_log}")
-    log = read_job_trace(args.jobs_log)
-    for scale in (float(s) for s in args.scales.split(",") if s):
-        _TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
-    for shape in SHAPES:
-        _TRACES[shape] = generate(shape, seed=args.seed, days=args.days)
+    scales = [float(s) for s in args.scales.split(",") if s]
+    read_traces(args.jobs_log, scales, seed=args.seed, days=args.days)
     names = [n for n in _TRACES if not args.only or n in args.only]
     conc = [int(x) for x in args.concurrency.split(",")]
     boots = [float(x) for x in args.boot.split(",")]

@@ -41,15 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_worker_grid as grid  # noqa: E402
 
 from autoscaler.sim.jobmodel import WorkerModel  # noqa: E402
-from autoscaler.sim.jobs import prepare_jobs, read_job_trace  # noqa: E402
-from autoscaler.sim.jobshapes import SHAPES, generate  # noqa: E402
-from autoscaler.sim.workersim import (  # noqa: E402
-    WorkerSetup,
-    WorkerSpec,
-    oracle_plan,
-    replay_jobs,
-    ticks_for,
-)
+from autoscaler.sim.workersim import WorkerSpec, replay_jobs  # noqa: E402
 
 HOLDS = {"reactor": 0.0, "reactor5m": 300.0}  # seconds held (0: the tick just over)
 GOAL = grid.SLO_ATTAINMENT
@@ -125,12 +117,8 @@ class Reactor:
 
 def run_cell(cell: tuple[str, int, float]) -> dict[str, Any]:
     name, concurrency, boot = cell
-    trace = grid._TRACES[name]
-    slo_s = max(60.0, 10.0 * trace.median_duration())
-    setup = WorkerSetup(concurrency=concurrency, boot_s=boot, slo_ms=slo_s * 1000.0)
-    plan = oracle_plan(trace, setup, ticks_for(trace, setup))
-    high = max(10, 2 * max(plan, default=1))
-    cfg = grid.engine_config(0, high, boot, setup.slo_ms)
+    trace, setup, plan, high, cfg = grid.cell_setup(name, concurrency, boot)
+    slo_s = setup.slo_ms / 1000.0
     rows: dict[str, dict[str, float]] = {}
     for spec in (WorkerSpec("default", 0, high, cfg), WorkerSpec("oracle", 0, high)):
         r = replay_jobs(trace, setup, spec, plan, series=False)
@@ -170,13 +158,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="only these traces (repeatable)")
     parser.add_argument("--json", type=Path, help="write every cell's figures here")
     args = parser.parse_args()
-    if not args.jobs_log.is_file():
-        sys.exit(f"job log not found: {args.jobs_log}")
-    log = read_job_trace(args.jobs_log)
-    for scale in (0.01, 0.1, 1.0):
-        grid._TRACES[f"nasa x{scale:g}"] = prepare_jobs(log, duration_scale=scale)[0]
-    for shape in SHAPES:
-        grid._TRACES[shape] = generate(shape, seed=args.seed, days=args.days)
+    grid.read_traces(args.jobs_log, (0.01, 0.1, 1.0), seed=args.seed, days=args.days)
     names = [n for n in grid._TRACES if not args.only or n in args.only]
     cells = [(n, c, b) for n in names for c in (1, 5, 25) for b in (10.0, 45.0, 120.0)]
     started = time.monotonic()
