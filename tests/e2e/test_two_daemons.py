@@ -106,25 +106,31 @@ def daemon_env(api: FakeFormationApi, token: str, **lock: str) -> dict[str, str]
     }
 
 
-def check_journal(writes: list[Write], daemons: list[Daemon]) -> dict[str, int]:
-    """Every write was sent by the holder of the lease current at that moment; returns each
-    writer's epoch."""
-    epoch_of: dict[str, int] = {}
+def check_journal(writes: list[Write], daemons: list[Daemon]) -> dict[str, set[int]]:
+    """Every write was sent by the holder of the lease current at that moment; returns the epochs
+    each writer wrote under.
+
+    An epoch belongs to one writer. A writer may write under more than one epoch: a leader whose
+    own lease lapsed (a tick late by more than the margin on a loaded machine) takes it again, as
+    anyone may, under a new epoch."""
+    epochs_of: dict[str, set[int]] = {}
+    writer_of: dict[int, str] = {}
     for w in writes:
         assert w.held, f"a write arrived while no lease was held: {w}"
         assert w.epoch is not None
-        epoch_of.setdefault(w.token, w.epoch)
-        assert epoch_of[w.token] == w.epoch, f"{w.token} wrote under two epochs: {w}"
-    assert len(set(epoch_of.values())) == len(epoch_of), "two writers shared an epoch"
-    # the daemons' own logs tag each write with the same epoch
+        assert writer_of.setdefault(w.epoch, w.token) == w.token, (
+            f"two writers shared an epoch: {w}"
+        )
+        epochs_of.setdefault(w.token, set()).add(w.epoch)
+    # the daemons' own logs tag each write with an epoch the journal saw it write under
     for d in daemons:
         logged = {
             e["epoch"]
             for e in d.events()
             if e.get("event") == "decision" and e.get("outcome") == "written"
         }
-        assert logged <= {epoch_of.get(d.token)}, (d.name, logged, epoch_of)
-    return epoch_of
+        assert logged <= epochs_of.get(d.token, set()), (d.name, logged, epochs_of)
+    return epochs_of
 
 
 @pytest.fixture(params=["redis", "postgres"])
@@ -234,7 +240,7 @@ def test_two_daemons_one_writer_and_a_handover_after_kill_9(
 
         epochs = check_journal(api.writes(), daemons)
         print(f"takeover after {took - killed_at:.1f}s, epochs {epochs}")
-        assert epochs[follower.token] > epochs[leader.token]
+        assert min(epochs[follower.token]) > max(epochs[leader.token])
         assert all(w.token == follower.token for w in api.writes()[count:])
 
         follower.proc.send_signal(signal.SIGTERM)
@@ -261,7 +267,7 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_when_resumed(
         after = api.writes()[count:]
         assert all(w.token == follower.token for w in after), [w.token for w in after]
         epochs = check_journal(api.writes(), daemons)
-        assert epochs[follower.token] > epochs[leader.token]
+        assert min(epochs[follower.token]) > max(epochs[leader.token])
         # the resumed daemon ticks on, as a follower
         wait_for(
             lambda: any(
