@@ -48,20 +48,11 @@ def excess(trace: str, app: grid.App) -> tuple[float, float, Counter[Key]]:
     """The cell's default and oracle instance-hours, and the instance-hours beyond the
     oracle's per (reason, learned)."""
     setup, prepared, low, high, engine, _ = grid.cell_setup(trace, app)
-    ticks: list[tuple[int, str, str]] = []  # per tick: desired, reason, learned
-    decide = baselines.decide
-
-    def recording(*args: Any) -> Any:
-        decision, state = decide(*args)
-        ticks.append((decision.desired, decision.reason.value, learned(state)))
-        return decision, state
-
-    # the engine's decisions, as the replay makes them (restored at once)
-    baselines.decide = recording  # type: ignore[assignment]
-    try:
+    # the engine's decisions, as the replay makes them
+    with baselines.recording_decisions() as answers:
         run = replay(prepared, setup, PolicySpec("default", low, high, engine), series=False)
-    finally:
-        baselines.decide = decide  # type: ignore[assignment]
+    # per tick: desired, reason, learned
+    ticks = [(d.desired, d.reason.value, learned(state)) for d, state in answers]
     oracle = replay(prepared, setup, PolicySpec("oracle", low, high), series=False)
     ahead = baselines.boot_steps(setup.boot_s, prepared.steps.dt)
     wants = baselines.lookahead_max(prepared.needs, ahead)

@@ -101,17 +101,10 @@ def without_decide(prepared: Any, setup: Any, spec: Any) -> float:
     from autoscaler.sim import baselines
     from autoscaler.sim.runner import replay
 
-    real = baselines.decide
-    answers: list[Any] = []
-
-    def recording(cfg: Any, state: Any, obs: Any, now: Any) -> Any:
-        answer = real(cfg, state, obs, now)
-        answers.append(answer)
-        return answer
-
-    baselines.decide = recording
-    try:
+    with baselines.recording_decisions() as answers:
         replay(prepared, setup, spec)
+    real = baselines.decide
+    try:
         replies = iter(answers)
         baselines.decide = lambda cfg, state, obs, now: next(replies)
         started = time.process_time()

@@ -24,7 +24,6 @@ that keeps spare instances. The job log is public, not part of the project (its 
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import math
 import multiprocessing
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_worker_grid as grid  # noqa: E402
 
 from autoscaler.sim.jobmodel import WorkerModel  # noqa: E402
-from autoscaler.sim.workersim import WorkerSpec, replay_jobs  # noqa: E402
+from autoscaler.sim.workersim import WorkerSpec, fewest_slots, replay_jobs  # noqa: E402
 
 HOLDS = {"reactor": 0.0, "reactor5m": 300.0}  # seconds held (0: the tick just over)
 GOAL = grid.SLO_ATTAINMENT
@@ -59,24 +58,10 @@ def need_now(model: WorkerModel, t: float, slo_s: float) -> int:
     keep = sum(1 for inst in model.alive if inst.jobs or not inst.ready)
     if not waiting:
         return max(keep, math.ceil(len(ends) / c))
-
-    def feasible(m: int) -> bool:
-        slots = ends + [t] * (m - len(ends))
-        heapq.heapify(slots)
-        for job in waiting:
-            start = slots[0] if slots[0] > t else t
-            if start > max(job.due + slo_s, t):
-                return False
-            heapq.heapreplace(slots, start + job.duration)
-        return True
-
-    lo, hi = len(ends) + 1, len(ends) + len(waiting)  # hi: every due job starts now
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if feasible(mid):
-            hi = mid
-        else:
-            lo = mid + 1
+    # each starts now at the soonest, by its deadline or at once where it is already late
+    jobs = [(t, max(job.due + slo_s, t), job.duration) for job in waiting]
+    # hi: every due job starts now
+    lo = fewest_slots(ends, t, jobs, len(ends) + 1, len(ends) + len(waiting))
     return max(keep, math.ceil(lo / c))
 
 

@@ -302,18 +302,20 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
     assert obs.signal_ms is not None
     cooldown = boot.cooldown(cfg, st)
     held = up_held(cfg, st, cur, t, high, cooldown=cooldown)
+    # the rate an upscale sizes for, here or in the catch-up: the rate requests arrive at
+    # where the queue time rises (``arriving``), else the rate read
+    rate = obs.rate_per_s
+    if rate is not None and st.arriving is not None:
+        rate = st.arriving
     if held is Reason.UP_COOLDOWN:
-        return catch_up(cfg, st, obs, t, high)
+        return catch_up(cfg, st, obs, t, high, rate)
     if held is not None:
         return _HOLD, cur, held
-    rate = obs.rate_per_s
     if obs.status is _SPARSE:
         desired, reason = cur + 1, Reason.ABOVE_BAND
     elif cfg.up_step:
         desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
     elif rate is not None and st.capacity is not None:
-        if st.arriving is not None:
-            rate = st.arriving
         drain = max(boot.drain(cfg, st), cfg.window)
         desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
@@ -347,16 +349,19 @@ def draining(
     return t - last < cooldown + drain
 
 
-def catch_up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int) -> Step:
+def catch_up(  # noqa: PLR0917 (above the band, every tick of a cooldown: positional)
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int, rate: float | None
+) -> Step:
     """Within ``UP_COOLDOWN`` of an upscale, above the band: the queue still shows the wait from
     before the added instances serve, so the signal waits; but the arrival rate does not depend
     on them: when the rate alone needs more instances than run (booting ones counted), up to
-    that many (a load still rising after the last upscale was sized)."""
+    that many (a load still rising after the last upscale was sized). ``rate``: the rate
+    ``up`` sizes for (``None`` where none was read)."""
     cur = obs.current
-    rate, capacity = obs.rate_per_s, st.capacity
+    capacity = st.capacity
     if rate is None or capacity is None or obs.status is not _OK or not_ready(cfg, st, t):
         return _HOLD, cur, Reason.UP_COOLDOWN
-    needed = sizing.instances_for(rate if st.arriving is None else st.arriving, capacity)
+    needed = sizing.instances_for(rate, capacity)
     if needed <= cur:
         return _HOLD, cur, Reason.UP_COOLDOWN
     return _UP, min(needed, sizing.up_limit(cur, high)), Reason.UP_TO_LOAD

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
-from autoscaler.model import Instant, Metric, Observation
+from autoscaler.model import Decision, Instant, Metric, Observation
 from autoscaler.observe import fill
 from autoscaler.policy import PolicyConfig, PolicyState, decide
 from autoscaler.sim.stepband import Every, StepRule, step_band
@@ -149,6 +150,30 @@ class EnginePolicy:
         now.wall = self.wall0 + t
         decision, self.state = decide(self.cfg, self.state, obs, now)
         return decision.desired
+
+
+@contextmanager
+def recording_decisions() -> Iterator[list[tuple[Decision, PolicyState]]]:
+    """While open, every answer of ``decide`` to a replayed ``EnginePolicy`` (the decision and
+    the state after it, tick after tick) is appended to the list it yields: for measuring a
+    replay (``benchmarks/bench_excess.py``, ``bench_simulate.py``). The engine answers as it
+    would without; once closed, ``EnginePolicy`` calls ``decide`` itself again."""
+    global decide  # noqa: PLW0603 (the name ``EnginePolicy`` calls, looked up on each tick)
+    real = decide
+    answers: list[tuple[Decision, PolicyState]] = []
+
+    def recording(
+        cfg: PolicyConfig, state: PolicyState, obs: Observation, now: Instant
+    ) -> tuple[Decision, PolicyState]:
+        answer = real(cfg, state, obs, now)
+        answers.append(answer)
+        return answer
+
+    decide = recording
+    try:
+        yield answers
+    finally:
+        decide = real
 
 
 class StaticPolicy:

@@ -24,7 +24,7 @@ import bisect
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import ne
@@ -226,31 +226,19 @@ def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
     c = setup.concurrency
     plan = [0] * steps
     running: list[float] = []  # finish times (a heap)
-    waiting: deque[int] = deque()
+    waiting: deque[tuple[float, float, float]] = deque()  # (arrival, deadline, duration)
     arrivals, durations = trace.arrivals, trace.durations
     n = len(arrivals)
     i = 0
     k = 0
-
-    def feasible(m: int, t: float) -> bool:
-        if m == 0:
-            return not waiting
-        slots = running + [t] * (m - len(running))
-        heapq.heapify(slots)
-        for j in waiting:
-            start = max(slots[0], arrivals[j])
-            if start > arrivals[j] + slo:
-                return False
-            heapq.heapreplace(slots, start + durations[j])
-        return True
-
     while k < steps:
         t = k * dt
         end = t + dt
         while running and running[0] <= t:
             heapq.heappop(running)
         while i < n and arrivals[i] < end:
-            waiting.append(i)
+            arrival = arrivals[i]
+            waiting.append((arrival, arrival + slo, durations[i]))
             i += 1
         if not running and not waiting:
             if i >= n:
@@ -258,29 +246,56 @@ def oracle_plan(trace: JobTrace, setup: WorkerSetup, steps: int) -> list[int]:
             k = max(k + 1, int(arrivals[i] // dt))  # nothing to do until the next arrival
             continue
         lo, hi = len(running), len(running) + len(waiting)
-        if not feasible(lo, t):
-            lo += 1
-            while lo < hi:  # the fewest slots that make it
-                mid = (lo + hi) // 2
-                if feasible(mid, t):
-                    hi = mid
-                else:
-                    lo = mid + 1
+        if not start_in_time(running, lo, t, waiting):
+            lo = fewest_slots(running, t, waiting, lo + 1, hi)
         inst = math.ceil(lo / c)
         slots = running + [t] * (inst * c - len(running))
         heapq.heapify(slots)
         while waiting and slots and slots[0] < end:
-            j = waiting[0]
-            start = max(slots[0], arrivals[j])
+            arrival, _, duration = waiting[0]
+            start = max(slots[0], arrival)
             if start >= end:
                 break
             waiting.popleft()
-            heapq.heapreplace(slots, start + durations[j])
+            heapq.heapreplace(slots, start + duration)
         running = [s for s in slots if s > t]
         heapq.heapify(running)
         plan[k] = inst
         k += 1
     return plan
+
+
+def start_in_time(
+    busy: list[float], slots: int, t: float, jobs: Collection[tuple[float, float, float]]
+) -> bool:
+    """Whether ``slots`` slots start every one of ``jobs`` (its earliest start, its deadline,
+    its duration), in order, each on the slot free first, by its deadline: the first of them
+    free when the jobs of ``busy`` (their end times) end, the others at ``t``."""
+    if slots == 0:
+        return not jobs
+    free = busy + [t] * (slots - len(busy))
+    heapq.heapify(free)
+    for ready, deadline, duration in jobs:
+        first = free[0]
+        start = first if first > ready else ready
+        if start > deadline:
+            return False
+        heapq.heapreplace(free, start + duration)
+    return True
+
+
+def fewest_slots(
+    busy: list[float], t: float, jobs: Collection[tuple[float, float, float]], lo: int, hi: int
+) -> int:
+    """The fewest slots from ``lo`` to ``hi`` (with which they do) that start ``jobs`` in time
+    (``start_in_time``), by bisection."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if start_in_time(busy, mid, t, jobs):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def boot_ticks(setup: WorkerSetup) -> int:

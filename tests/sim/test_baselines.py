@@ -15,6 +15,7 @@ from autoscaler.sim.baselines import (
     StepPolicy,
     boot_steps,
     lookahead_max,
+    recording_decisions,
 )
 from autoscaler.sim.fast import FastModel, Queueing
 from autoscaler.sim.runner import PolicySpec, Setup, prepare, replay, slo_band
@@ -162,6 +163,29 @@ def test_engine_policy_is_the_daemons_decide() -> None:
     later.app = Idle()  # no instance serves: no middleware publishes, the signal is missing
     for t in range(0, 2000, 5):
         assert later(float(t), 6, None, 0, 0) == 6  # missing signal: never down
+
+
+def test_recording_decisions_keeps_every_answer_of_the_replayed_engine() -> None:
+    from autoscaler.policy import decide
+    from autoscaler.sim import baselines
+
+    setup = Setup(peak_instances=10, boot_s=45.0)
+    prepared = prepare(generate("flash50", days=0.1, seed=1), setup)
+    spec = PolicySpec("default", 1, 40, PolicyConfig(high=40))
+    plain = replay(prepared, setup, spec, series=False)
+    with recording_decisions() as answers:
+        recorded = replay(prepared, setup, spec, series=False)
+    assert baselines.decide is decide  # the engine's own again
+    # one answer a tick, each the state the next one started from; the replay unchanged
+    assert len(answers) == len(prepared.steps)
+    assert (recorded.instance_hours, recorded.scale_events) == (
+        plain.instance_hours,
+        plain.scale_events,
+    )
+    ups = sum(1 for d, _ in answers if d.desired > d.current)
+    downs = sum(1 for d, _ in answers if d.desired < d.current)
+    assert ups > 0 and downs > 0
+    assert ups + downs == recorded.scale_events
 
 
 def test_every_policy_starts_with_what_the_oracle_starts_with(

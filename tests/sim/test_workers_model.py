@@ -16,8 +16,10 @@ from autoscaler.sim.workersim import (
     StepWorkers,
     WorkerSetup,
     WorkerSpec,
+    fewest_slots,
     oracle_plan,
     replay_jobs,
+    start_in_time,
     ticks_for,
 )
 
@@ -206,6 +208,20 @@ def test_default_never_stops_an_instance_while_a_job_runs() -> None:
     # every minute up to the long job's end keeps the instances it had at its peak
     assert min(r.instances[6:38]) == 3
     assert r.instances[41] == 0
+
+
+def test_slots_start_jobs_in_time_in_order_on_the_slot_free_first() -> None:
+    # at t = 0 one slot runs a job until 10 s; two jobs due now, each to start within 5 s
+    busy, jobs = [10.0], [(0.0, 5.0, 3.0), (0.0, 5.0, 3.0)]
+    assert not start_in_time(busy, 1, 0.0, jobs)  # the one slot is free only at 10 s
+    assert not start_in_time(busy, 2, 0.0, [*jobs, (0.0, 5.0, 3.0)])  # the third at 6 s
+    assert start_in_time(busy, 2, 0.0, jobs)  # the new slot runs them at 0 s and 3 s
+    assert fewest_slots(busy, 0.0, jobs, 1, 3) == 2
+    assert fewest_slots(busy, 0.0, [*jobs, (0.0, 5.0, 3.0)], 1, 4) == 3
+    # a job starts no sooner than it is ready: arriving at 4 s, it still makes its 6 s
+    assert start_in_time([], 1, 0.0, [(0.0, 1.0, 5.0), (4.0, 6.0, 1.0)])
+    assert not start_in_time([], 1, 0.0, [(0.0, 1.0, 7.0), (4.0, 6.0, 1.0)])
+    assert start_in_time([], 0, 0.0, []) and not start_in_time([], 0, 0.0, jobs)
 
 
 def test_the_oracle_boots_ahead_and_meets_the_slo_without_interruptions() -> None:
