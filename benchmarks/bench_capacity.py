@@ -49,16 +49,11 @@ def ratios(trace: str, app: grid.App) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wc98", type=Path, default=grid.SLICES / "wc98-slice-6h.csv")
-    parser.add_argument("--nasa", type=Path, default=grid.SLICES / "nasa-slice-2h.csv.gz")
-    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
-    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    grid.add_trace_options(parser)
     parser.add_argument("--app", default="", help="only the apps whose label contains this")
     args = parser.parse_args()
-    only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    grid.read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
+    grid.read_chosen_traces(args)
     print(f"learned capacity / the oracle's rate per instance, sure ticks; seed {args.seed}")
     by_slots: dict[int, list[float]] = {}
     for trace in grid._TRACES:

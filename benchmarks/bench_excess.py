@@ -84,18 +84,13 @@ def excess(trace: str, app: grid.App) -> tuple[float, float, Counter[Key], float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wc98", type=Path, default=grid.SLICES / "wc98-slice-6h.csv")
-    parser.add_argument("--nasa", type=Path, default=grid.SLICES / "nasa-slice-2h.csv.gz")
-    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
-    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    grid.add_trace_options(parser)
     parser.add_argument("--app", default="", help="only the apps whose label contains this")
     parser.add_argument("--min-cost", type=float, default=0.0, help="only cells above this cost")
     parser.add_argument("--top", type=int, default=12, help="rows of the summary")
     args = parser.parse_args()
-    only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    grid.read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
+    grid.read_chosen_traces(args)
     print(
         f"default's instance-hours beyond the boot-aware oracle, per tick, by the decision's "
         f"reason and what was learned; seed {args.seed}, {args.days:g} days"

@@ -126,6 +126,22 @@ def read_traces(only: set[str], *, wc98: Path, nasa: Path, days: float, seed: in
             _TRACES[name] = generate(name, days=days, seed=seed)
 
 
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the grid's traces (the benchmarks that replay its cells share
+    them): the two slices' paths, the generated shapes' length and seed, and ``--only``."""
+    parser.add_argument("--wc98", type=Path, default=SLICES / "wc98-slice-6h.csv")
+    parser.add_argument("--nasa", type=Path, default=SLICES / "nasa-slice-2h.csv.gz")
+    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
+    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+
+
+def read_chosen_traces(args: argparse.Namespace) -> None:
+    """``read_traces`` for the options of ``add_trace_options``."""
+    only = {x for x in args.only.split(",") if x}
+    read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
+
+
 class CellSetup(NamedTuple):
     setup: Setup
     prepared: Prepared
@@ -249,18 +265,13 @@ def summary(cells: list[dict[str, Any]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wc98", type=Path, default=SLICES / "wc98-slice-6h.csv")
-    parser.add_argument("--nasa", type=Path, default=SLICES / "nasa-slice-2h.csv.gz")
-    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
+    add_trace_options(parser)
     parser.add_argument("--full", action="store_true", help="full cross of the app parameters")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
     parser.add_argument("--json", type=Path, help="also write the cells as JSON")
     args = parser.parse_args()
-    only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
+    read_chosen_traces(args)
     jobs = [(t, a) for t in _TRACES for a in apps(args.full)]
     print(
         f"{len(_TRACES)} traces x {len(jobs) // max(1, len(_TRACES))} apps = {len(jobs)} cells, "
