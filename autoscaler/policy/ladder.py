@@ -145,8 +145,6 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
     if obs.ready is not None and obs.ready < obs.current:
         short = t if state.short_since is None else state.short_since
     new = evolve(state, above, below, short)
-    if below is None:
-        new.quiet = None
     if adopted:
         new.last_change = t
     if state.boot_at is not None:
@@ -207,6 +205,15 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
             if few is not None and load_now >= few[0]:
                 new.too_few = None  # they carry it now
         elif (
+            sig > cfg.up_ms
+            and new.quiet is not None
+            and rate / serving <= new.quiet
+            and (settled or (last is not None and last == new.last_down))
+        ):
+            # an overload at that load per instance or less, on a settled formation or right
+            # after a downscale: the instances no longer carry it quietly (the app got slower)
+            new.quiet = None
+        if (
             not overload
             and sig > cfg.up_ms
             and last is not None

@@ -121,7 +121,10 @@ def test_a_load_carried_quietly_sizes_the_downscale_when_nothing_else_does():
     assert cur == 2
 
 
-def test_a_quiet_reading_counts_only_below_the_band_settled_and_within_the_stretch():
+def test_a_quiet_reading_counts_only_below_the_band_and_settled_and_outlives_the_stretch():
+    """A load carried quietly is a floor until an overload says otherwise: the signal leaving
+    the band's bottom does not forget it, so the next stretch below the band (after a burst
+    whose readings taught nothing) goes down to what the floor says at once."""
     cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
     _, state, _ = run(cfg, PolicyState(), 40, 3, 100.0, 400.0)  # in the band: not quiet
     assert state.quiet is None
@@ -131,12 +134,31 @@ def test_a_quiet_reading_counts_only_below_the_band_settled_and_within_the_stret
     _, state, _ = run(cfg, PolicyState(), 40, 3, 10.0, 400.0)
     assert state.quiet == 10.0
     _, state, _ = run(cfg, state, 40, 1, 100.0, 400.0, start=T + 15)  # the stretch ends
-    assert state.quiet is None
-    # a new stretch at 20 requests/s: nothing says 20 need fewer than 39, one step
+    assert state.quiet == 10.0
+    # a new stretch at 20 requests/s: 10 each carried quietly, so 2 once DOWN_DELAY is over
     decisions, _, _ = run(cfg, state, 40, 26, 0.0, 20.0, start=T + 20)
     assert [(d.desired, d.reason) for _, d in decisions if d.action is Action.DOWN] == [
-        (39, Reason.BELOW_BAND)
+        (2, Reason.DOWN_TO_LOAD)
     ]
+
+
+def test_an_overload_at_the_quiet_load_or_less_forgets_it():
+    """Settled instances overloaded at 10 requests/s each or less: the app got slower, and the
+    floor read quietly at 10 no longer holds. An overload just after an upscale (the window
+    still counts what the fewer instances served) says nothing of it."""
+    cfg = PolicyConfig(high=60, down_delay=120.0, headroom=0.0)
+    _, quiet, _ = run(cfg, PolicyState(), 40, 3, 10.0, 400.0)
+    assert quiet.quiet == 10.0
+    _, state, _ = run(cfg, quiet, 40, 1, 300.0, 440.0, start=T + 15)  # 11 each: more than 10
+    assert state.quiet == 10.0
+    _, state, _ = run(cfg, quiet, 40, 1, 300.0, 360.0, start=T + 15)  # 9 each, settled
+    assert state.quiet is None
+    just_up = PolicyState(last_change=T + 10.0, last_up=T + 10.0, quiet=10.0)
+    _, state, _ = run(cfg, just_up, 40, 1, 300.0, 360.0, start=T + 15)
+    assert state.quiet == 10.0
+    just_down = PolicyState(last_change=T + 10.0, last_down=T + 10.0, quiet=10.0)
+    _, state, _ = run(cfg, just_down, 40, 1, 300.0, 360.0, start=T + 15)
+    assert state.quiet is None
 
 
 def test_in_the_band_nothing_is_scaled_down():
