@@ -177,7 +177,8 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
     """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
     settled formation with enough requests, the signal against the load per instance (an
     overload read while the load is rising is left out: ``capacity.rising``) and, below the
-    band, the most load per instance carried quietly since the signal went there."""
+    band, the most load per instance carried quietly (forgotten when an overload comes at that
+    load or less, on a settled formation or right after a downscale)."""
     sig = obs.signal_ms
     assert sig is not None
     cur, ready = obs.current, obs.ready
@@ -270,14 +271,11 @@ def recommend(
     expected rate needs at what one instance carries (when sure) and what the requests in
     service need (the early signal, when learned: ``by_use``), so that no downscale undoes
     itself; with only a floor, no more than ``DOWN_STEP`` below the current unless the floor
-    says fewer still (the most load per instance carried quietly in this stretch below the band
-    is a floor too: ``PolicyState.quiet``); with nothing known, ``DOWN_STEP`` below the
-    current."""
+    says fewer still (``floor_or_sure``: the load carried quietly below the band is a floor
+    too); with nothing known, ``DOWN_STEP`` below the current."""
     step_down = obs.current - cfg.down_step
     by_rate = 0
-    rate, capacity, quiet = obs.rate_per_s, st.capacity, st.quiet
-    if quiet is not None and not st.sure and (capacity is None or quiet > capacity):
-        capacity = quiet  # a floor too, read in this quiet stretch
+    rate, capacity = obs.rate_per_s, floor_or_sure(st)
     if capacity is not None and rate is not None:
         expected = st.expected
         # sizing.instances_for, inline
@@ -322,9 +320,9 @@ def up(cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, high: int
         desired, reason = cur + 1, Reason.ABOVE_BAND
     elif cfg.up_step:
         desired, reason = cur + cfg.up_step, Reason.ABOVE_BAND
-    elif rate is not None and st.capacity is not None:
+    elif rate is not None and (carries := floor_or_sure(st)) is not None:
         drain = max(boot.drain(cfg, st), cfg.window)
-        desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, st.capacity, drain)
+        desired = sizing.for_load_and_backlog(rate, obs.signal_ms, cur, carries, drain)
         desired = min(max(desired, cur + 1), sizing.up_limit(cur, high))
         reason = Reason.UP_TO_LOAD
     elif draining(cfg, st, obs.signal_ms, t, cooldown):
@@ -354,6 +352,17 @@ def draining(
     if served is not None and served >= last:
         return t - served < drain
     return t - last < cooldown + drain
+
+
+def floor_or_sure(st: PolicyState) -> float | None:
+    """What one instance carries as the downscale's recommendation and an upscale out of the
+    cooldown size it: the sure estimate, or with only floors the higher of the learned floor
+    and the most load per instance carried quietly (``PolicyState.quiet``). The rate's catch-up
+    within ``UP_COOLDOWN`` keeps the learned floor (measured: ``docs/policy-history.md``)."""
+    capacity, quiet = st.capacity, st.quiet
+    if quiet is not None and not st.sure and (capacity is None or quiet > capacity):
+        return quiet
+    return capacity
 
 
 def catch_up(  # noqa: PLR0917 (above the band, every tick of a cooldown: positional)

@@ -166,14 +166,17 @@ def _positive_or_none(value: object, *, zero: bool = False) -> float | None:
 def learned(state: PolicyState) -> dict[str, float | bool]:
     """What the policy has learned of the app so far, rounded, for the decision log and the
     dashboard: ``capacity``, the requests/s one instance carries, with ``capacity_sure`` false
-    while it is only a floor; ``slots``, the requests (web) or jobs (workers) one instance serves
-    at once; ``boot_s``, how long the policy's upscales took to serve; ``bursts_every_s``, the
-    interval of a worker's recurring bursts (``jobs.recurring``). A key is absent until its
-    value is learned."""
+    while it is only a floor; ``carried_quietly``, the most requests/s one instance carried
+    with the signal below the band, a floor too, while nothing sure is learned; ``slots``, the
+    requests (web) or jobs (workers) one instance serves at once; ``boot_s``, how long the
+    policy's upscales took to serve; ``bursts_every_s``, the interval of a worker's recurring
+    bursts (``jobs.recurring``). A key is absent until its value is learned."""
     out: dict[str, float | bool] = {}
     if state.capacity is not None:
         out["capacity"] = round(state.capacity, 1)
         out["capacity_sure"] = state.sure
+    if state.quiet is not None and not state.sure:
+        out["carried_quietly"] = round(state.quiet, 1)
     if state.slots is not None:
         out["slots"] = round(state.slots, 1)
     if state.boot is not None:

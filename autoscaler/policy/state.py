@@ -124,8 +124,9 @@ class PolicyState:
         self.slots = slots
         self.slot_bins: Bins = {} if slot_bins is None else slot_bins
         self.probe_at = probe_at  # when fewer instances were last tried despite the forecast
-        # the most load per serving instance read with the signal below the band since it went
-        # there (readings as capacity takes them): the instances carried that much quietly
+        # the most load per serving instance read with the signal below the band (readings as
+        # capacity takes them): the instances carried that much quietly; forgotten when an
+        # overload comes at that load or less (``ladder.learn``)
         self.quiet = quiet
         # the load per serving instance (requests/s) that overloaded a formation just scaled
         # down, before it settled, and when: so many instances were too few for it, whatever

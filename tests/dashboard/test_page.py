@@ -111,9 +111,11 @@ def test_fourteen_days_of_five_processes_load_in_a_page(browser: Any, server: st
 def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
     browser: Any, server: str, seeded: Any
 ) -> None:
-    before = {p: seeded.get_meta(f"learned:{p}") for p in ("worker", "mailer")}
+    before = {p: seeded.get_meta(f"learned:{p}") for p in ("worker", "mailer", "urgent")}
     worker = {"slots": 4.0, "boot_s": 52.4, "bursts_every_s": 3600}
     seeded.put_meta("learned:worker", json.dumps(worker))
+    floors = {"capacity": 20.0, "capacity_sure": False, "carried_quietly": 31.3}
+    seeded.put_meta("learned:urgent", json.dumps(floors))
     seeded.put_meta("learned:mailer", "{not json")
     try:
         status, body = _get(server + "/api/history?process=mailer&range=1h", f"Bearer {TOKEN}")
@@ -125,6 +127,10 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
             == "learned: serves 4 requests at once · boots in 52 s · jobs come in bursts every 1 h"
         )
         assert page.locator("#process-mailer .learned").inner_text() == "learned: nothing yet"
+        assert page.locator("#process-urgent .learned").inner_text() == (
+            "learned: one instance carries 20 requests/s (a floor so far)"
+            " · carried 31.3 requests/s each below the band"
+        )
         page.close()
     finally:
         for p, raw in before.items():

@@ -195,6 +195,34 @@ def test_the_backlog_adds_instances():
     assert small.reason is big.reason is Reason.UP_TO_LOAD
 
 
+def test_with_only_floors_an_upscale_sizes_on_the_higher_one():
+    """Nothing sure learned: the learned floor (10 requests/s each) and the load carried quietly
+    (20 each, read below the band before this overload) are both floors, and the higher one
+    sizes the upscale (with nothing learned at all, the overload alone sizes it)."""
+    cfg = PolicyConfig(high=100, headroom=0.0)
+    floor = carrying(10.0, sure=False)
+    d, _ = decide(cfg, floor, Observation(8, 250.0, rate_per_s=250.0), at(T))
+    assert (d.desired, d.reason) == (26, Reason.UP_TO_LOAD)  # 250 / 10 + a short backlog
+    floor.quiet = 20.0
+    d, _ = decide(cfg, floor, Observation(8, 250.0, rate_per_s=250.0), at(T))
+    assert (d.desired, d.reason) == (13, Reason.UP_TO_LOAD)  # 250 / 20 + a short backlog
+    quiet_only = PolicyState(quiet=20.0)
+    d, _ = decide(cfg, quiet_only, Observation(8, 250.0, rate_per_s=250.0), at(T))
+    assert (d.desired, d.reason) == (13, Reason.UP_TO_LOAD)
+    d, _ = decide(cfg, PolicyState(), Observation(8, 250.0, rate_per_s=250.0), at(T))
+    assert d.reason is Reason.ABOVE_BAND
+    # the rate's catch-up within UP_COOLDOWN sizes on the learned floor only (measured:
+    # docs/policy-history.md): 250 / 10
+    floor.last_up, floor.above_since = T - 20, T - 25
+    d, _ = decide(cfg, floor, Observation(8, 9000.0, rate_per_s=250.0), at(T))
+    assert (d.desired, d.reason) == (25, Reason.UP_TO_LOAD)
+    # a sure estimate is what an instance carries, whatever was carried quietly
+    sure = carrying(10.0)
+    sure.quiet = 20.0
+    d, _ = decide(cfg, sure, Observation(8, 250.0, rate_per_s=250.0), at(T))
+    assert d.desired == 26
+
+
 def test_a_rate_still_rising_within_up_cooldown_gets_the_instances_it_needs():
     """The queue time waits out UP_COOLDOWN (it still shows the wait from before the added
     instances serve); the arrival rate does not: a rate that keeps rising after an upscale gets

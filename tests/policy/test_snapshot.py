@@ -145,12 +145,17 @@ def test_what_is_learned_is_summarised_for_the_log_and_the_dashboard():
 
     assert summary(PolicyState()) == {}
     hourly = tuple((T + 3600.0 * k, 6, 900.0, False) for k in range(4))
-    state = PolicyState(capacity=20.04, sure=False, slots=3.46, boot=44.96, bursts=hourly)
+    state = PolicyState(
+        capacity=20.04, sure=False, quiet=31.26, slots=3.46, boot=44.96, bursts=hourly
+    )
     assert summary(state) == {
         "capacity": 20.0,
         "capacity_sure": False,
+        "carried_quietly": 31.3,
         "slots": 3.5,
         "boot_s": 45.0,
         "bursts_every_s": 3600,
     }
     assert "bursts_every_s" not in summary(PolicyState(bursts=hourly[:3]))  # no schedule yet
+    # once what one instance carries is sure, a floor carried quietly no longer sizes anything
+    assert "carried_quietly" not in summary(PolicyState(capacity=20.0, sure=True, quiet=31.3))
