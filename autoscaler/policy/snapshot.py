@@ -1,13 +1,14 @@
 """What the policy has learned, as a small versioned JSON value that survives restarts.
 
 ``snapshot`` takes the learned part of a ``PolicyState`` (what one instance carries and its
-readings, the early signal's limit and its readings, the arrival rate's mean and spread, the
-boot time's readings, a job process's recent bursts); ``restore`` puts it into a fresh state, or
-ignores it (returns the state unchanged) when it is not a valid snapshot of this ``VERSION`` (or
-of an earlier one: version 1, written before boot times were learned, and version 2, before
-bursts were: restored without them). The clocks (cooldowns, delays, an
-upscale being timed, when jobs last ended between readings) are never restored: a new daemon
-counts the platform's last change instead (``initial_state``). Pure: the daemon's store
+readings, the most load per instance carried quietly, the early signal's limit and its
+readings, the arrival rate's mean and spread, the boot time's readings, a job process's recent
+bursts); ``restore`` puts it into a fresh state, or ignores it (returns the state unchanged)
+when it is not a valid snapshot of this ``VERSION`` (or of an earlier one: version 1, written
+before boot times were learned, version 2, before bursts were, and version 3, before the load
+carried quietly was kept: restored without them). The clocks (cooldowns, delays, an upscale
+being timed, when jobs last ended between readings) are never restored: a new daemon counts the
+platform's last change instead (``initial_state``). Pure: the daemon's store
 (``autoscaler.ports.StateStore``) keeps the value.
 """
 
@@ -21,9 +22,9 @@ from autoscaler.policy.capacity import MAX_BINS
 from autoscaler.policy.load import RATE_TAU
 from autoscaler.policy.state import Bins, Bursts, PolicyState
 
-VERSION = 3
+VERSION = 4
 #: earlier versions still read (what they lack is left unlearned)
-READ_VERSIONS = (1, 2, VERSION)
+READ_VERSIONS = (1, 2, 3, VERSION)
 #: a bin's reading count is kept up to this (its mean weighs only the last few anyway)
 MAX_COUNT = 1_000_000
 
@@ -36,6 +37,7 @@ def snapshot(state: PolicyState, mono: float) -> dict[str, Any]:
         "version": VERSION,
         "capacity": state.capacity,
         "sure": state.sure,
+        "quiet": state.quiet,
         "bins": _bins_out(state.bins),
         "slots": state.slots,
         "slot_bins": _bins_out(state.slot_bins),
@@ -68,6 +70,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         age = _positive_or_none(data["rate_age"], zero=True)
         boots = _boots_in(data["boots"]) if version >= 2 else ()
         bursts = _bursts_in(data["bursts"], mono) if version >= 3 else ()
+        quiet = _positive_or_none(data["quiet"]) if version >= 4 else None
         sure = data["sure"]
         if not isinstance(sure, bool) or (sure and capacity is None):
             return state
@@ -87,7 +90,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         slots=slots,
         slot_bins=slot_bins,
         probe_at=state.probe_at,
-        quiet=state.quiet,
+        quiet=quiet,
         too_few=state.too_few,
         window=state.window,
         boot=boot.estimate(boots),

@@ -31,6 +31,7 @@ def learned() -> PolicyState:
         capacity=20.0,
         sure=True,
         bins=bins,
+        quiet=18.5,
         slots=3.5,
         slot_bins={40: (20.0, 25)},
         rate_mean=80.0,
@@ -47,7 +48,7 @@ def test_a_snapshot_survives_json_and_restores_what_was_learned_but_no_clock():
     later = 50.0  # another process: its own monotonic clock
     state = restore(PolicyState(last_change=later - 100), data, later)
     before = learned()
-    assert (state.capacity, state.sure, state.slots) == (20.0, True, 3.5)
+    assert (state.capacity, state.sure, state.slots, state.quiet) == (20.0, True, 3.5, 18.5)
     assert state.bins == before.bins and state.slot_bins == before.slot_bins
     assert (state.rate_mean, state.rate_var, state.rate_at) == (80.0, 100.0, later)
     assert state.rate_since == later - 3000
@@ -78,7 +79,10 @@ def test_a_restored_daemon_uses_the_forecast_at_once():
 
 
 def test_a_snapshot_of_an_earlier_version_restores_what_it_has():
-    v2 = {k: v for k, v in GOOD.items() if k != "bursts"} | {"version": 2}
+    v3 = {k: v for k, v in GOOD.items() if k != "quiet"} | {"version": 3}
+    state = restore(PolicyState(), v3, T)
+    assert (state.capacity, state.quiet, len(state.bursts)) == (20.0, None, 2)
+    v2 = {k: v for k, v in v3.items() if k != "bursts"} | {"version": 2}
     state = restore(PolicyState(), v2, T)
     assert (state.capacity, state.bursts) == (20.0, ())
     v1 = {k: v for k, v in v2.items() if k != "boots"} | {"version": 1}
@@ -113,6 +117,9 @@ GOOD = snapshot(learned(), T)
         {**GOOD, "bins": [[1, 2.0, 0]]},
         {**GOOD, "bins": [[k, 2.0, 3] for k in range(MAX_BINS + 1)]},
         {**GOOD, "rate_var": float("inf")},
+        {**GOOD, "quiet": -2.0},
+        {**GOOD, "quiet": "18"},
+        {k: v for k, v in GOOD.items() if k != "quiet"},
         {**GOOD, "bursts": [[10.0, 0, 5.0]]},
         {**GOOD, "bursts": [[10.0, 2.0, 5.0]]},
         {**GOOD, "bursts": [[-1.0, 2, 5.0]]},
