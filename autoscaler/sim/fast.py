@@ -159,6 +159,10 @@ class FastModel:
         # at the end of the last step (s)]``; the instances in none hold no queue and are the
         # newest (an older one has held at least as much as a newer since it began serving)
         self._cohorts: list[list[float]] = []
+        # the most requests one instance held queued at the end of a step (a diagnostic: the
+        # model keeps every request in the queue of the instance it was routed to, without
+        # bound; ``benchmarks/bench_backlog.py``)
+        self.deepest = 0.0
         m = max(1, math.ceil(window_s / dt - 1e-9))
         self._win_w: deque[float] = deque([0.0] * m, maxlen=m)
         self._win_p: deque[float] = deque([0.0] * m, maxlen=m)
@@ -487,10 +491,14 @@ class FastModel:
                     groups.append((count / n, (b + grow / 2.0) / mu))
                     c[1] = left
                     c[2] = w1
+                    if left > self.deepest:  # noqa: PLR1730 (hot loop: cheaper than max())
+                        self.deepest = left
                 if n > held:
                     w1 = self._wait_at(k, grow)
                     starts.append(((n - held) * start_dt, w1 / 2.0, theta))
                     cohorts.append([n - held, grow, w1])
+                    if grow > self.deepest:  # noqa: PLR1730 (as above)
+                        self.deepest = grow
                     rest = (n - held) / n
                     d_rest = grow / (2.0 * mu)
                 else:
@@ -510,6 +518,8 @@ class FastModel:
             rest = 0.0
             # the first to boot is given every waiting request
             self._cohorts = [[1, end, self._wait_at(k, end)]]
+            if end > self.deepest:  # noqa: PLR1730 (as above)
+                self.deepest = end
             util = 0.0
             busy = 0.0
             started = 0.0

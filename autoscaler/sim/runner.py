@@ -185,6 +185,9 @@ class Result:
     load: list[float] = field(default_factory=list, repr=False)  # requests/s
     instances: list[int] = field(default_factory=list, repr=False)  # max in the minute
     p95_series: list[float] = field(default_factory=list, repr=False)  # ms
+    # the fast model's deepest queue at one instance (requests; ``None`` for the exact model):
+    # a diagnostic, not among the figures
+    deepest_queue: float | None = field(default=None, repr=False)
 
     def figures(self) -> dict[str, float | int | str]:
         return {
@@ -379,6 +382,7 @@ def replay(
         minutes=minutes,
         mean_instances=instance_steps / n if n else 0.0,
         max_instances=peak,
+        deepest_queue=getattr(model, "deepest", None),
     )
     if series:
         result.load = [sum(rates[i : i + per_minute]) / per_minute for i in range(0, n, per_minute)]

@@ -137,3 +137,33 @@ def test_the_first_instances_keep_the_backlog_they_built_after_an_upscale() -> N
         assert p95 is not None
         mean = sum(e[k] or 0.0 for e in exact) / 3
         assert p95 == pytest.approx(mean, rel=0.05), t
+
+
+def test_the_deepest_queue_is_the_most_one_instance_held() -> None:
+    """Twice one instance's capacity for 4 steps queues 40 requests/s for 20 s: 800 at the end
+    of the fourth step; then half its capacity drains 20 a second, 40 s. ``deepest`` keeps the
+    most; it is per instance, so two instances fed twice the rate hold as much each."""
+    model = _fast_model(_overload(4, 12))
+    for k in range(12):
+        model.step(k, 1)
+    assert model.deepest == pytest.approx(800.0)
+    assert model.backlog == pytest.approx(0.0, abs=1e-6)
+    two = FastModel(
+        [2 * r for r in _overload(4, 12)],
+        0.1,
+        DT,
+        queueing=Queueing(4, 1.0),
+        boot_s=45.0,
+        slo_s=0.2,
+        quantity=2,
+        window_s=30.0,
+        noise_k=0.0,
+    )
+    for k in range(12):
+        two.step(k, 2)
+    assert two.deepest == pytest.approx(800.0)
+    assert two.backlog == pytest.approx(0.0, abs=1e-6)
+    fresh = _fast_model([CAPACITY / 2] * 6)
+    for k in range(6):
+        fresh.step(k, 1)
+    assert fresh.deepest == 0.0
