@@ -111,6 +111,9 @@ def apps(full: bool) -> list[App]:
 
 
 _TRACES: dict[str, Trace] = {}  # read in the parent before forking
+#: ``--router-queue``: at most this many requests wait per instance (``Setup.router_queue``;
+#: set in the parent before forking)
+ROUTER_QUEUE: int | None = None
 
 
 def read_traces(only: set[str], *, wc98: Path, nasa: Path, days: float, seed: int) -> None:
@@ -167,6 +170,7 @@ def cell_setup(trace_name: str, app: App) -> CellSetup:
         aggregate=p.aggregate or "p95",
         min_samples=p.min_samples,
         peak_instances=app.peak,
+        router_queue=ROUTER_QUEUE,
     )
     prepared = prepare(trace, setup)
     low = p.min
@@ -269,14 +273,24 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="full cross of the app parameters")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="also write the cells as JSON")
+    parser.add_argument(
+        "--router-queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N requests wait per instance, the rest refused (as simulate's)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    global ROUTER_QUEUE  # noqa: PLW0603 (read by the forked cells)
+    ROUTER_QUEUE = args.router_queue
     read_chosen_traces(args)
     jobs = [(t, a) for t in _TRACES for a in apps(args.full)]
     print(
         f"{len(_TRACES)} traces x {len(jobs) // max(1, len(_TRACES))} apps = {len(jobs)} cells, "
         f"{len(POLICIES)} policies each, fast model, {args.jobs} processes; "
         f"generated shapes: {args.days:g} days, seed {args.seed}; cost x boot-aware oracle"
+        + ("" if ROUTER_QUEUE is None else f"; at most {ROUTER_QUEUE} waiting per instance")
     )
     if args.jobs > 1:
         ctx = multiprocessing.get_context("fork")

@@ -106,6 +106,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
     )
     m.add_argument("--smooth", type=_seconds, default=60.0, help="smooth counts over (60s)")
     m.add_argument("--exact", action="store_true", help="request-level model (slow)")
+    m.add_argument(
+        "--router-queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N requests wait per instance, the rest refused at once and over the SLO "
+        "(a router's backlog limit; about 100 less the slots on Heroku; default: no limit)",
+    )
     m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
     m.add_argument(
         "--max", type=int, default=None, help="(default: MAX, raised to fit the trace if unset)"
@@ -208,6 +216,9 @@ class Context:
         self.process: ProcessSettings = p
         if args.concurrency < 1 or args.service_cv < 0:
             raise UsageError("--concurrency must be 1 or more and --service-cv 0 or more")
+        router_queue = getattr(args, "router_queue", None)
+        if router_queue is not None and router_queue < 0:
+            raise UsageError("--router-queue must be 0 or more")
         assert p.aggregate is not None
         self.setup = Setup(
             service_ms=args.service_ms,
@@ -223,6 +234,7 @@ class Context:
             peak_instances=args.peak_instances,
             seed=args.seed,
             exact=args.exact,
+            router_queue=router_queue,
         )
         self.trace: Trace = (
             generate(args.scenario, days=args.days, seed=args.seed)
@@ -280,6 +292,11 @@ class Context:
             f"bounds {self.low}..{self.high}; model {model}",
         ]
         lines.append(f"{self.band} for default; step: up {s.slo_ms:g} ms, down {s.slo_ms / 4:g} ms")
+        if s.router_queue is not None:
+            lines.append(
+                f"router: at most {s.router_queue} requests wait per instance; the rest are "
+                "refused at once and count as over the SLO"
+            )
         return "\n".join(lines + self.notes)
 
     def band_ms(self, policy: str) -> list[float] | None:

@@ -140,8 +140,15 @@ class FastModel:
         minute_s: float = 60.0,
         noise_k: float = NOISE_K,
         seed: int = 1,
+        router_queue: int | None = None,
     ) -> None:
         self.rates = rates
+        # at most this many requests wait per instance; the rest of a step's arrivals at an
+        # instance already holding as many are refused, over the SLO (``Setup.router_queue``)
+        self.router_queue = router_queue
+        self._cap = math.inf if router_queue is None else float(router_queue)
+        self._refused = 0.0  # requests refused in the current step
+        self.refused = 0.0  # over the run
         # per-step service times are kept to two significant digits (one table each)
         self.service_s = (
             service_s if isinstance(service_s, float) else [float(f"{v:.2g}") for v in service_s]
@@ -314,7 +321,11 @@ class FastModel:
                 key = (i, -1, s)
                 self.hist[key] = self.hist.get(key, 0.0) + arrivals
         minute = k // self.minute_steps
-        self.minute_bad[minute] += arrivals * over
+        # the refused are over the SLO; the requests given a place in a queue take ``over``
+        refused = self._refused
+        self.minute_bad[minute] += (arrivals - refused) * over + refused
+        self.refused += refused
+        self._refused = 0.0
         self.minute_total[minute] += arrivals
         if p95 > self.minute_p95[minute]:  # noqa: PLR1730 (hot loop: cheaper than max())
             self.minute_p95[minute] = p95
@@ -458,7 +469,7 @@ class FastModel:
                     held += count
                     left = b - drain
                     if left > 0.0:
-                        w1 = self._wait_at(k, left)
+                        w1 = self._head_wait(k, left, mu)
                         starts.append((count * mu * dt, (w0 + w1) / 2.0, theta))
                         groups.append((count / n, (b + left) / (2.0 * mu)))
                         c[1] = left
@@ -485,32 +496,34 @@ class FastModel:
                 for c in cohorts:
                     count, b, w0 = c
                     held += count
-                    left = b + grow
-                    w1 = self._wait_at(k, left)
+                    left, w1, half = self._grow(k, count, b, grow, mu)
                     starts.append((count * start_dt, (w0 + w1) / 2.0, theta))
-                    groups.append((count / n, (b + grow / 2.0) / mu))
+                    groups.append((count / n, (b + half) / mu))
                     c[1] = left
                     c[2] = w1
                     if left > self.deepest:  # noqa: PLR1730 (hot loop: cheaper than max())
                         self.deepest = left
                 if n > held:
-                    w1 = self._wait_at(k, grow)
+                    fresh, w1, _ = self._grow(k, n - held, 0.0, grow, mu)
                     starts.append(((n - held) * start_dt, w1 / 2.0, theta))
-                    cohorts.append([n - held, grow, w1])
-                    if grow > self.deepest:  # noqa: PLR1730 (as above)
-                        self.deepest = grow
+                    cohorts.append([n - held, fresh, w1])
+                    if fresh > self.deepest:  # noqa: PLR1730 (as above)
+                        self.deepest = fresh
                     rest = (n - held) / n
-                    d_rest = grow / (2.0 * mu)
+                    d_rest = fresh / (2.0 * mu)
                 else:
                     rest = 0.0
                 util = 1.0
             end = 0.0
             for c in self._cohorts:
                 end += c[0] * c[1]
-            started = arrivals + backlog - end
+            started = arrivals + backlog - end - self._refused
             busy = started * s / dt
         else:
             end = backlog + arrivals
+            if end > self._cap:  # the first to boot is given as many as it may hold
+                self._refused += end - self._cap
+                end = self._cap
             self._arrive(arrivals)
             booting = self.booting
             d_held = (booting[0] - k * dt if booting else 3600.0) + end / (self._slots / s)
@@ -525,6 +538,30 @@ class FastModel:
             started = 0.0
         self.backlog = end
         return groups, d_rest, rest, util, busy, started, starts
+
+    def _grow(
+        self, k: int, count: float, b: float, grow: float, mu: float
+    ) -> tuple[float, float, float]:
+        """``count`` instances holding ``b`` each, given ``grow`` more than they serve: the
+        queue at the step's end, the wait of the request starting then and the step's mean
+        growth. With a router limit, what would pass it is refused: the queue stays full, its
+        head's wait that of a full queue."""
+        left = b + grow
+        cap = self._cap
+        if left > cap:
+            self._refused += count * (left - cap)
+            return cap, cap / mu, (cap - b) / 2.0
+        return left, self._wait_at(k, left), grow / 2.0
+
+    def _head_wait(self, k: int, left: float, mu: float) -> float:
+        """The wait of the request starting at the end of step ``k`` at an instance draining
+        ``left``: from the arrivals' history, first in, first out; with a router limit, at
+        least a full queue's (the history counts the refused too, and a queue kept full was
+        given requests only as fast as it served them)."""
+        w1 = self._wait_at(k, left)
+        if self.router_queue is None:
+            return w1
+        return max(w1, left / mu)
 
     def _arrive(self, per_instance: float) -> None:
         """Adds a step's arrivals per instance to the queue's history."""

@@ -104,8 +104,9 @@ class _Web(_Process):
         self.log = RequestLog(keep_s=max(600.0, 2 * p.window))
 
     def arrive(self, t: float) -> None:
-        start, finish = self.web.arrive(t)
-        self.log.add(t, start, finish)
+        routed = self.web.arrive(t)  # (no router limit here: every request is routed)
+        assert routed is not None
+        self.log.add(t, *routed)
 
     def reading(self, t: float) -> Reading:
         p = self.settings

@@ -64,11 +64,14 @@ class ServiceTimes:
 
 
 class _Instance:
-    __slots__ = ("ready_at", "slots")
+    __slots__ = ("ready_at", "slots", "starts")
 
     def __init__(self, ready_at: float, concurrency: int) -> None:
         self.ready_at = ready_at
         self.slots = [ready_at] * concurrency  # a heap of the times each slot is next free
+        # when the requests given to it start, the latest last (first in, first out: they only
+        # grow), kept only while a router limit is set and only those not yet started
+        self.starts: deque[float] = deque()
 
 
 class _Pool:
@@ -97,9 +100,13 @@ class WebPool(_Pool):
         boot_s: float,
         rng: random.Random,
         now: float = 0.0,
+        router_queue: int | None = None,
     ) -> None:
         super().__init__(quantity, concurrency=concurrency, service=service, boot_s=boot_s)
+        if router_queue is not None and router_queue < 0:
+            raise ValueError("router_queue must be >= 0")
         self._rng = rng
+        self.router_queue = router_queue  # requests waiting per instance at most (None: no limit)
         self._serving = [_Instance(now, concurrency) for _ in range(quantity)]
         self._booting: deque[_Instance] = deque()  # in order of ready_at
 
@@ -126,8 +133,10 @@ class WebPool(_Pool):
         while booting and booting[0].ready_at <= t:
             self._serving.append(booting.popleft())
 
-    def arrive(self, t: float) -> tuple[float, float]:
-        """Route one request arriving at ``t``; return when it starts and when it finishes."""
+    def arrive(self, t: float) -> tuple[float, float] | None:
+        """Route one request arriving at ``t``; return when it starts and when it finishes, or
+        ``None`` when the instance it is routed to already has ``router_queue`` requests waiting
+        (refused at once, as a router's full backlog refuses it)."""
         if self._booting and self._booting[0].ready_at <= t:
             self._promote(t)
         serving = self._serving
@@ -140,6 +149,15 @@ class WebPool(_Pool):
         slots = inst.slots
         free = slots[0]
         start = t if free < t else free
+        limit = self.router_queue
+        if limit is not None:
+            waiting = inst.starts
+            while waiting and waiting[0] <= t:
+                waiting.popleft()
+            if start > t:
+                if len(waiting) >= limit:
+                    return None
+                waiting.append(start)
         finish = start + self.service.draw()
         heapq.heapreplace(slots, finish)
         return start, finish

@@ -65,7 +65,11 @@ JOB_COLUMNS = (
 
 
 def table(results: Sequence[Result]) -> str:
-    return render(COLUMNS, [r.figures() for r in results])
+    rows = [r.figures() for r in results]
+    columns: tuple[tuple[str, str, str], ...] = COLUMNS
+    if any("refused_requests" in row for row in rows):  # a router limit was set
+        columns = (*_LEAD, ("refused_requests", "refused", "{}"), *COLUMNS[len(_LEAD) :])
+    return render(columns, rows)
 
 
 def render(columns: Sequence[tuple[str, str, str]], rows: Iterable[Mapping[str, Any]]) -> str:

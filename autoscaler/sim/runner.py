@@ -47,6 +47,11 @@ class Setup:
     peak_instances: float | None = None
     seed: int = 1
     exact: bool = False
+    # at most this many requests wait for one instance (in its queue and its share of the
+    # router's); one routed to an instance that already has as many is refused at once and
+    # counts as over the SLO in its minute (a router's backlog limit, as Heroku's H11); ``None``:
+    # queues without bound
+    router_queue: int | None = None
 
 
 @dataclass
@@ -188,9 +193,11 @@ class Result:
     # the fast model's deepest queue at one instance (requests; ``None`` for the exact model):
     # a diagnostic, not among the figures
     deepest_queue: float | None = field(default=None, repr=False)
+    # requests refused by the router's limit (``Setup.router_queue``; ``None`` without one)
+    refused: float | None = None
 
     def figures(self) -> dict[str, float | int | str]:
-        return {
+        out: dict[str, float | int | str] = {
             "policy": self.policy,
             "instance_hours": round(self.instance_hours, 2),
             "slo_attainment": round(self.slo_attainment, 5),
@@ -204,6 +211,9 @@ class Result:
             "model": self.model,
             "scale": self.scale,
         }
+        if self.refused is not None:  # a router limit was set
+            out["refused_requests"] = round(self.refused)
+        return out
 
 
 def slo_band(
@@ -300,6 +310,7 @@ def make_model(
         window_s=setup.window_s,
         seed=setup.seed,
         noise_k=noise_k,
+        router_queue=setup.router_queue,
     )
 
 
@@ -383,6 +394,7 @@ def replay(
         mean_instances=instance_steps / n if n else 0.0,
         max_instances=peak,
         deepest_queue=getattr(model, "deepest", None),
+        refused=None if setup.router_queue is None else float(model.refused),
     )
     if series:
         result.load = [sum(rates[i : i + per_minute]) / per_minute for i in range(0, n, per_minute)]
@@ -429,6 +441,7 @@ class ExactModel:
             service=self.times,
             boot_s=boot_s,
             rng=self.rng,
+            router_queue=setup.router_queue,
         )
         self.log = RequestLog(keep_s=max(120.0, 2 * setup.window_s), bucket_s=dt)
         self.in_use = 0.0  # mean requests in service over the window (set by ``step``)
@@ -441,6 +454,7 @@ class ExactModel:
         self.count = 0
         self.worst = 0.0
         self.now = 0.0
+        self.refused = 0  # requests refused by the router's limit (``Setup.router_queue``)
 
     @property
     def ready(self) -> int:
@@ -464,7 +478,13 @@ class ExactModel:
             t = t0 + rng.expovariate(rate)
             pool, log, minute, hist = self.pool, self.log, self._minute, self.hist
             while t < t1:
-                start, finish = pool.arrive(t)
+                routed = pool.arrive(t)
+                if routed is None:  # refused: never starts, over the SLO in its minute
+                    minute.append(math.inf)
+                    self.refused += 1
+                    t += rng.expovariate(rate)
+                    continue
+                start, finish = routed
                 log.add(t, start, finish)
                 wait = start - t
                 minute.append(wait)

@@ -162,6 +162,8 @@ class JobContext:
 
 
 def job_context(args: argparse.Namespace) -> JobContext:
+    if getattr(args, "router_queue", None) is not None:
+        raise UsageError("--router-queue: a router queues web requests, not jobs")
     try:
         settings = load()
     except ConfigError as exc:

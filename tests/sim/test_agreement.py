@@ -191,3 +191,36 @@ def test_a_run_over_part_of_a_trace_gives_the_oracle_that_parts_needs(name: str)
     assert whole.slo_attainment >= 0.99
     assert part.slo_attainment >= 0.99
     assert part.instance_hours == pytest.approx(tail, rel=0.02)
+
+
+def test_agree_with_a_router_limit_through_a_flash_crowd() -> None:
+    """With at most 96 requests waiting per instance, a 50x crowd is mostly refused until
+    instances are added: both models refuse about as many requests (within 15%), keep the same
+    share of minutes (within a point) and the closed loop buys the same instance-hours (within
+    10%); the fast model without the limit holds the crowd's backlog instead and refuses none.
+    Mean of four exact seeds, each against the fast model on the same seed."""
+    from autoscaler.sim.scenarios import generate
+
+    trace = generate("flash50", days=0.5, seed=1)
+
+    def one(exact: bool, seed: int, limit: int | None = 96) -> Result:
+        setup = Setup(peak_instances=5, exact=exact, seed=seed, router_queue=limit)
+        prepared = prepare(trace, setup)
+        high = 2 * prepared.peak_need
+        return replay(prepared, setup, PolicySpec("default", 1, high, PolicyConfig(high=high)))
+
+    seeds = range(1, 5)
+    exact = [one(True, s) for s in seeds]
+    fast = [one(False, s) for s in seeds]
+    assert all(r.refused is not None for r in exact + fast)
+    refused_exact = mean(r.refused or 0.0 for r in exact)
+    assert refused_exact > 1000.0
+    assert mean(r.refused or 0.0 for r in fast) == pytest.approx(refused_exact, rel=0.15)
+    assert mean(r.slo_attainment for r in fast) == pytest.approx(
+        mean(r.slo_attainment for r in exact), abs=0.01
+    )
+    assert mean(r.instance_hours for r in fast) == pytest.approx(
+        mean(r.instance_hours for r in exact), rel=0.10
+    )
+    unlimited = one(False, 1, None)
+    assert unlimited.refused is None and (unlimited.deepest_queue or 0.0) > 96.0

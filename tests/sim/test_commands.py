@@ -60,6 +60,27 @@ def test_simulate_prints_a_table_and_the_scale(capsys: pytest.CaptureFixture[str
     assert len(lines[header]) == len(lines[header + 1])  # aligned columns
 
 
+def test_a_router_limit_refuses_what_would_pass_it_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--router-queue``: the first lines say the limit, the table and the JSON count the
+    requests refused per policy (none for the oracle, which never lets a queue build); without
+    it, neither."""
+    args = ["simulate", "--scenario", "flash50", "--days", "0.25", "--peak-instances", "5"]
+    assert main([*args, "--router-queue", "20", "--policy", "oracle"]) == 0
+    out = capsys.readouterr().out
+    assert "router: at most 20 requests wait per instance" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("policy"))
+    assert "refused" in header
+    assert main([*args, "--router-queue", "20", "--policy", "oracle", "--json"]) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["default"]["refused_requests"] > 0 and rows["oracle"]["refused_requests"] == 0
+    assert main([*args, "--json"]) == 0
+    rows = {r["policy"]: r for r in json.loads(capsys.readouterr().out)}
+    assert "refused_requests" not in rows["default"]
+
+
 def test_simulate_uses_the_configured_policy(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +118,7 @@ def test_report_is_one_self_contained_html_file(
         (["--max", "0"], "are not valid"),
         (["--process", "urgent"], "'urgent' is not configured"),
         (["--process", "worker"], "scales on job latency; give it a job trace"),
+        (["--router-queue", "-1"], "--router-queue must be 0 or more"),
     ],
 )
 def test_bad_usage_exits_2(

@@ -167,3 +167,37 @@ def test_the_deepest_queue_is_the_most_one_instance_held() -> None:
     for k in range(6):
         fresh.step(k, 1)
     assert fresh.deepest == 0.0
+
+
+def test_a_router_limit_keeps_the_queue_full_and_refuses_the_rest() -> None:
+    """Twice one instance's capacity for 4 steps with at most 100 waiting: each 5 s step queues
+    200 more, so 100 are refused in the first and 200 in each of the next three (700); the queue
+    stays at 100, which half the capacity then drains in 5 s. The refused count over the SLO
+    in their minute, and never start."""
+    rates = _overload(4, 12)
+    limited = FastModel(
+        rates,
+        0.1,
+        DT,
+        queueing=Queueing(4, 1.0),
+        boot_s=45.0,
+        slo_s=0.2,
+        quantity=1,
+        window_s=30.0,
+        noise_k=0.0,
+        router_queue=100,
+    )
+    started = 0.0
+    for k in range(12):
+        _, count, _ = limited.step(k, 1)
+        if k == 3:
+            started = count  # the window's requests: those that started, at capacity
+    assert limited.refused == pytest.approx(700.0)
+    assert limited.deepest == pytest.approx(100.0)
+    assert limited.backlog == pytest.approx(0.0, abs=1e-6)
+    assert started == pytest.approx(CAPACITY * 20.0)
+    assert limited.minute_bad[0] >= 700.0
+    free = _fast_model(rates)
+    for k in range(12):
+        free.step(k, 1)
+    assert free.refused == 0.0 and free.deepest == pytest.approx(800.0)

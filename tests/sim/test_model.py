@@ -85,6 +85,25 @@ def test_requests_wait_for_the_first_booting_instance_when_none_serves() -> None
     assert pool.arrive(3.0) == (20.0, 21.0)
 
 
+def test_a_router_limit_refuses_a_request_when_its_instance_has_as_many_waiting() -> None:
+    """One slot, 1 s requests, at most 2 waiting: of four arriving at once, one starts, two
+    wait (until 1 and 2) and the fourth is refused; once the first waiting one started, there
+    is room again, behind the other."""
+    pool = WebPool(
+        1, concurrency=1, service=const(1.0), boot_s=0, rng=random.Random(0), router_queue=2
+    )
+    assert [pool.arrive(0.0) for _ in range(4)] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), None]
+    assert pool.arrive(1.5) == (3.0, 4.0)
+    assert pool.arrive(1.5) is None
+    # no limit: it waits however long the queue is
+    free = WebPool(1, concurrency=1, service=const(1.0), boot_s=0, rng=random.Random(0))
+    assert [free.arrive(0.0)[0] for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(ValueError):
+        WebPool(
+            1, concurrency=1, service=const(1.0), boot_s=0, rng=random.Random(0), router_queue=-1
+        )
+
+
 def test_request_log_sees_queue_times_when_requests_start() -> None:
     log = RequestLog()
     log.add(0.0, 0.0, 1.0)

@@ -106,6 +106,13 @@ def test_simulate_on_the_job_slice_prints_every_policy_as_json(
     assert oracle["interrupted_job_s"] == 0 and oracle["slo_attainment"] == 1.0
 
 
+@pytest.mark.usefixtures("clean_env")
+def test_a_router_limit_is_refused_for_a_job_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    trace = str(DATA / "nasa-ipsc-jobs-3d.csv.gz")
+    assert main(["simulate", "--trace", trace, "--router-queue", "10"]) == 2
+    assert "--router-queue: a router queues web requests, not jobs" in capsys.readouterr().err
+
+
 def test_simulate_on_a_job_trace_writes_the_workers_report(tmp_path: Path) -> None:
     report = tmp_path / "r.html"
     code = main(
