@@ -1,7 +1,7 @@
 """How deep the fast model lets one instance's queue grow, and what the policy reads of it.
 
     .venv/bin/python benchmarks/bench_backlog.py [--seed 1] [--days 2] [--only NAME,...]
-        [--app TEXT] [--deep S]
+        [--app TEXT] [--deep S] [--router-queue N]
 
 The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds). Each cell replays
 ``default`` on the fast model, which routes every request to an instance on arrival and keeps

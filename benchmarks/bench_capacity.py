@@ -1,7 +1,7 @@
 """What one instance carries: the policy's learned capacity against what the oracle runs.
 
     .venv/bin/python benchmarks/bench_capacity.py [--seed 1] [--days 2] [--only NAME,...]
-        [--app TEXT]
+        [--app TEXT] [--router-queue N]
 
 The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds). Each cell replays
 ``default``; on every tick on which what one instance carries is *sure*, its learned

@@ -1,7 +1,7 @@
 """Where the default policy's instance-hours beyond the boot-aware oracle go, per tick.
 
     .venv/bin/python benchmarks/bench_excess.py [--seed 1] [--days 2] [--only NAME,...]
-        [--app TEXT] [--min-cost X] [--top N]
+        [--app TEXT] [--min-cost X] [--top N] [--router-queue N]
 
 The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds). Each cell replays
 ``default`` and the boot-aware ``oracle``; on every tick on which ``default`` runs more

@@ -1,7 +1,7 @@
 """The grid: the default policy against the baselines over many traffic shapes and app shapes.
 
     .venv/bin/python benchmarks/bench_grid.py [--nasa PATH] [--wc98 PATH] [--days 2] [--seed 1]
-        [--full] [--jobs 2] [--json FILE] [--only NAME,...]
+        [--full] [--jobs 2] [--json FILE] [--only NAME,...] [--router-queue N]
 
 Traffic: the two bundled trace slices (``tests/data/traces``: WC98 6 hours per minute, NASA
 2 hours per second), or the whole traces when ``--wc98`` / ``--nasa`` give their paths, and
@@ -18,6 +18,9 @@ twice the service time where that is larger. The fast model, ticks every 5 s; bo
 ``MIN``..max(``MAX``, twice the peak need) as ``simulate`` raises them; the configured policy's
 band from the SLO unless set (``AUTOSCALER_WEB_UP_THRESHOLD``/``_DOWN_THRESHOLD``); every other
 ``AUTOSCALER_WEB_*`` variable in the environment applies (so a candidate policy can be judged).
+``--router-queue N`` replays every cell with a router's backlog limit (``simulate``'s option:
+at most N requests wait per instance, the rest refused and over the SLO); the benchmarks that
+replay the grid's cells (``bench_excess``, ``bench_capacity``, ``bench_backlog``) take it too.
 
 Per cell (trace x app) it prints each policy's cost as a multiple of the boot-aware oracle's
 instance-hours and its SLO minutes, and checks the goals of issue 11 for ``default``:
@@ -131,16 +134,27 @@ def read_traces(only: set[str], *, wc98: Path, nasa: Path, days: float, seed: in
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
     """The options that choose the grid's traces (the benchmarks that replay its cells share
-    them): the two slices' paths, the generated shapes' length and seed, and ``--only``."""
+    them): the two slices' paths, the generated shapes' length and seed, and ``--only``; and
+    the app model's router limit, ``--router-queue``."""
     parser.add_argument("--wc98", type=Path, default=SLICES / "wc98-slice-6h.csv")
     parser.add_argument("--nasa", type=Path, default=SLICES / "nasa-slice-2h.csv.gz")
     parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
     parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    parser.add_argument(
+        "--router-queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N requests wait per instance, the rest refused (as simulate's)",
+    )
 
 
 def read_chosen_traces(args: argparse.Namespace) -> None:
-    """``read_traces`` for the options of ``add_trace_options``."""
+    """``read_traces`` for the options of ``add_trace_options`` (and the router limit the
+    cells' setup reads: set here, in the parent, before any fork)."""
+    global ROUTER_QUEUE  # noqa: PLW0603
+    ROUTER_QUEUE = args.router_queue
     only = {x for x in args.only.split(",") if x}
     read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
 
@@ -273,17 +287,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="full cross of the app parameters")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="also write the cells as JSON")
-    parser.add_argument(
-        "--router-queue",
-        type=int,
-        default=None,
-        metavar="N",
-        help="at most N requests wait per instance, the rest refused (as simulate's)",
-    )
     args = parser.parse_args()
     started = time.perf_counter()
-    global ROUTER_QUEUE  # noqa: PLW0603 (read by the forked cells)
-    ROUTER_QUEUE = args.router_queue
     read_chosen_traces(args)
     jobs = [(t, a) for t in _TRACES for a in apps(args.full)]
     print(
