@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoscaler.config import load  # noqa: E402
 from autoscaler.policy import PolicyConfig  # noqa: E402
+from autoscaler.sim.commands import add_router_queue_argument  # noqa: E402
 from autoscaler.sim.runner import (  # noqa: E402
     PolicySpec,
     Prepared,
@@ -141,13 +142,7 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
     parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
-    parser.add_argument(
-        "--router-queue",
-        type=int,
-        default=None,
-        metavar="N",
-        help="at most N requests wait per instance, the rest refused (as simulate's)",
-    )
+    add_router_queue_argument(parser)
 
 
 def read_chosen_traces(args: argparse.Namespace) -> None:

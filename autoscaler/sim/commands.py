@@ -106,14 +106,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
     )
     m.add_argument("--smooth", type=_seconds, default=60.0, help="smooth counts over (60s)")
     m.add_argument("--exact", action="store_true", help="request-level model (slow)")
-    m.add_argument(
-        "--router-queue",
-        type=int,
-        default=None,
-        metavar="N",
-        help="at most N requests wait per instance, the rest refused at once and over the SLO "
-        "(a router's backlog limit; about 100 less the slots on Heroku; default: no limit)",
-    )
+    add_router_queue_argument(m)
     m.add_argument("--min", type=int, default=None, help="bounds for every policy (default: MIN)")
     m.add_argument(
         "--max", type=int, default=None, help="(default: MAX, raised to fit the trace if unset)"
@@ -140,6 +133,19 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
         type=_seconds,
         default=30.0,
         help="a stopped worker's grace before its jobs are interrupted (30s, Heroku's)",
+    )
+
+
+def add_router_queue_argument(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--router-queue N`` (``Setup.router_queue``): for ``simulate``, ``tune`` and the
+    benchmarks that replay the web grid."""
+    group.add_argument(
+        "--router-queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N requests wait per instance, the rest refused at once and over the SLO "
+        "(a router's backlog limit; about 100 less the slots on Heroku; default: no limit)",
     )
 
 

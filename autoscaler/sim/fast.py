@@ -142,6 +142,8 @@ class FastModel:
         seed: int = 1,
         router_queue: int | None = None,
     ) -> None:
+        if router_queue is not None and router_queue < 0:
+            raise ValueError("router_queue must be >= 0")
         self.rates = rates
         # at most this many requests wait per instance; the rest of a step's arrivals at an
         # instance already holding as many are refused, over the SLO (``Setup.router_queue``)

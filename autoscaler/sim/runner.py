@@ -482,15 +482,14 @@ class ExactModel:
                 if routed is None:  # refused: never starts, over the SLO in its minute
                     minute.append(math.inf)
                     self.refused += 1
-                    t += rng.expovariate(rate)
-                    continue
-                start, finish = routed
-                log.add(t, start, finish)
-                wait = start - t
-                minute.append(wait)
-                b = int(100.0 * math.log1p(1000.0 * wait))
-                hist[b] = hist.get(b, 0) + 1
-                self.worst = max(self.worst, wait)
+                else:
+                    start, finish = routed
+                    log.add(t, start, finish)
+                    wait = start - t
+                    minute.append(wait)
+                    b = int(100.0 * math.log1p(1000.0 * wait))
+                    hist[b] = hist.get(b, 0) + 1
+                    self.worst = max(self.worst, wait)
                 t += rng.expovariate(rate)
         if (k + 1) % self.minute_steps == 0 or k + 1 == len(self.rates):
             self._close_minute()

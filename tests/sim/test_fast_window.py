@@ -21,8 +21,11 @@ def _overload(steps_over: int, steps: int) -> list[float]:
     return [2 * CAPACITY if k < steps_over else CAPACITY / 2 for k in range(steps)]
 
 
-def _fast_model(rates: list[float]) -> FastModel:
-    """One instance of 4 slots of 100 ms, a 45 s boot, without sampling noise."""
+def _fast_model(
+    rates: list[float], quantity: int = 1, router_queue: int | None = None
+) -> FastModel:
+    """``quantity`` instances (one by default) of 4 slots of 100 ms, a 45 s boot, without
+    sampling noise, with the router limit given (none by default)."""
     return FastModel(
         rates,
         0.1,
@@ -30,9 +33,10 @@ def _fast_model(rates: list[float]) -> FastModel:
         queueing=Queueing(4, 1.0),
         boot_s=45.0,
         slo_s=0.2,
-        quantity=1,
+        quantity=quantity,
         window_s=30.0,
         noise_k=0.0,
+        router_queue=router_queue,
     )
 
 
@@ -148,17 +152,7 @@ def test_the_deepest_queue_is_the_most_one_instance_held() -> None:
         model.step(k, 1)
     assert model.deepest == pytest.approx(800.0)
     assert model.backlog == pytest.approx(0.0, abs=1e-6)
-    two = FastModel(
-        [2 * r for r in _overload(4, 12)],
-        0.1,
-        DT,
-        queueing=Queueing(4, 1.0),
-        boot_s=45.0,
-        slo_s=0.2,
-        quantity=2,
-        window_s=30.0,
-        noise_k=0.0,
-    )
+    two = _fast_model([2 * r for r in _overload(4, 12)], quantity=2)
     for k in range(12):
         two.step(k, 2)
     assert two.deepest == pytest.approx(800.0)
@@ -175,18 +169,7 @@ def test_a_router_limit_keeps_the_queue_full_and_refuses_the_rest() -> None:
     stays at 100, which half the capacity then drains in 5 s. The refused count over the SLO
     in their minute, and never start."""
     rates = _overload(4, 12)
-    limited = FastModel(
-        rates,
-        0.1,
-        DT,
-        queueing=Queueing(4, 1.0),
-        boot_s=45.0,
-        slo_s=0.2,
-        quantity=1,
-        window_s=30.0,
-        noise_k=0.0,
-        router_queue=100,
-    )
+    limited = _fast_model(rates, router_queue=100)
     started = 0.0
     for k in range(12):
         _, count, _ = limited.step(k, 1)
@@ -201,3 +184,5 @@ def test_a_router_limit_keeps_the_queue_full_and_refuses_the_rest() -> None:
     for k in range(12):
         free.step(k, 1)
     assert free.refused == 0.0 and free.deepest == pytest.approx(800.0)
+    with pytest.raises(ValueError):
+        _fast_model(rates, router_queue=-1)
