@@ -1,9 +1,10 @@
 """How many SLO minutes reacting can keep: the default policy against an *ideal reactor*.
 
     .venv/bin/python benchmarks/bench_reactor.py [--seed 1] [--days 2] [--jobs 2] [--only NAME,...]
-        [--json FILE]
+        [--base] [--no-spare] [--wc98 PATH] [--nasa PATH] [--router-queue N] [--json FILE]
 
-The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds). Beside ``default`` and
+The grid of ``bench_grid.py`` (the same traces, apps, SLO and bounds; ``--base`` the base app
+only, ``--wc98``/``--nasa`` whole traces instead of the slices). Beside ``default`` and
 the boot-aware ``oracle`` it replays two references that know the per-step need exactly
 (the oracle's need table) but never the future: at the end of each step the *reactor* asks for
 the most instances any of the last ``hold`` steps needed (``reactor`` holds one step: the need
@@ -14,14 +15,21 @@ fall more than a point below the oracle's, the issue's SLO goal is out of reach 
 that reacts, unless it keeps spare capacity for the jump (which costs what the reactor does
 not pay). The benchmark says, per cell and in a summary, how far ``default`` is from each.
 
+Then the *spared* reactors (unless ``--no-spare``): the same with spare capacity on top of
+what they saw (``SPARES``: a share more, or instances added) and each hold of
+``SPARE_HOLDS``; per cell, the cheapest reactor (spared or not) that keeps the SLO goal, and
+over the cells the median of that cost: what a policy that knew the need as soon as it was
+over, and the spare each cell needs (chosen per cell, in hindsight), would pay.
+
 Figures are printed, never asserted. Left out: the exact model, other seeds (``--seed`` picks
-one), a reactor that keeps spare capacity (that is what ``default``'s forecast does).
+one), spare that changes over time (``default``'s forecast does), spares between those listed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -40,6 +48,11 @@ from autoscaler.sim.baselines import OraclePolicy  # noqa: E402
 from autoscaler.sim.runner import PolicySpec, Prepared, Setup, replay, start_need  # noqa: E402
 
 HOLDS = {"reactor": 0.0, "reactor5m": 300.0}  # seconds held (0: the step just over)
+#: ``--spare``: the spare capacity the spared reactors keep on top of what they saw: a share
+#: of it (``x1.2``: 20% more, rounded up) or instances added (``+2``), each with every hold
+#: of ``SPARE_HOLDS``; per cell, the cheapest of them that keeps the SLO goal is reported
+SPARES = ("x1.1", "x1.2", "x1.3", "x1.5", "x1.75", "x2", "x2.5", "x3", "+1", "+2", "+3", "+5")
+SPARE_HOLDS = {"": 0.0, "1m": 60.0, "5m": 300.0}
 
 
 def lookbehind_max(needs: list[int], hold: int) -> list[int]:
@@ -54,30 +67,55 @@ def lookbehind_max(needs: list[int], hold: int) -> list[int]:
 class ReactorSpec:
     """A ``PolicySpec``-like builder of the ideal reactor (``replay`` asks it to ``build``)."""
 
-    def __init__(self, name: str, hold_s: float, low: int, high: int) -> None:
+    def __init__(self, name: str, hold_s: float, low: int, high: int, spare: str = "x1") -> None:
         self.name, self.hold_s, self.low, self.high = name, hold_s, low, high
+        self.spare = spare
+
+    def padded(self, seen: int) -> int:
+        """What it asks for having seen a need of ``seen``: that plus its spare."""
+        if self.spare.startswith("+"):
+            return seen + int(self.spare[1:])
+        return math.ceil(seen * float(self.spare[1:]) - 1e-9)
 
     def build(self, prepared: Prepared, setup: Setup, start: int = 0) -> OraclePolicy:
         dt = prepared.steps.dt
         needs = prepared.needs[start:]
         policy = OraclePolicy(needs, dt, self.low, self.high, name=self.name)
-        policy.wants = lookbehind_max(needs, max(1, round(self.hold_s / dt)))
+        policy.wants = [
+            self.padded(w) for w in lookbehind_max(needs, max(1, round(self.hold_s / dt)))
+        ]
         policy.wants[0] = start_need(prepared, setup, start)  # as every policy starts (replay)
         return policy
 
 
-def run_cell(args: tuple[str, grid.App]) -> dict[str, Any]:
-    trace_name, app = args
+def spared(low: int, high: int) -> list[ReactorSpec]:
+    """The spared reactors (``--spare``): every spare of ``SPARES`` with every hold."""
+    return [
+        ReactorSpec(f"reactor{hold_name}{spare}", hold, low, high, spare)
+        for spare in SPARES
+        for hold_name, hold in SPARE_HOLDS.items()
+    ]
+
+
+def run_cell(args: tuple[str, grid.App, bool]) -> dict[str, Any]:
+    trace_name, app, with_spares = args
     setup, prepared, low, high, engine, _ = grid.cell_setup(trace_name, app)
     specs: list[Any] = [PolicySpec("default", low, high, engine), PolicySpec("oracle", low, high)]
     specs += [ReactorSpec(name, hold, low, high) for name, hold in HOLDS.items()]
+    spares = spared(low, high) if with_spares else []
     rows = {}
-    for spec in specs:
+    for spec in specs + spares:
         r = replay(prepared, setup, spec, series=False)
         rows[spec.name] = {"hours": r.instance_hours, "slo": r.slo_attainment}
     for row in rows.values():
         row["cost"] = row["hours"] / (rows["oracle"]["hours"] or 1e-9)
-    return {"trace": trace_name, "app": app.label, "policies": rows}
+    cell: dict[str, Any] = {"trace": trace_name, "app": app.label, "policies": rows}
+    if with_spares:
+        # the cheapest reactor, spared or not, that keeps the SLO goal (None: none of them)
+        names = [*HOLDS, *(s.name for s in spares)]
+        keeping = [n for n in names if within(cell, n)]
+        cell["cheapest"] = min(keeping, key=lambda n: rows[n]["hours"]) if keeping else None
+    return cell
 
 
 def within(cell: dict[str, Any], name: str) -> bool:
@@ -86,24 +124,48 @@ def within(cell: dict[str, Any], name: str) -> bool:
     return bool(rows[name]["slo"] >= rows["oracle"]["slo"] - grid.GOAL_POINTS)
 
 
+def spare_summary(cells: list[dict[str, Any]]) -> list[str]:
+    """Per cell, the cost of the cheapest reactor that keeps the SLO goal, and over the cells
+    its median and how many such costs are within the issue's bounds."""
+    lines = ["", "the cheapest reactor keeping the SLO goal, per cell (spared: --spare):"]
+    costs = []
+    for c in cells:
+        rows, best = c["policies"], c["cheapest"]
+        cost = rows[best]["cost"] if best else math.inf
+        costs.append(cost)
+        shown = f"{best} {cost:.2f}x {100 * rows[best]['slo']:.2f}%" if best else "none"
+        lines.append(
+            f"  {c['trace']:<10} {c['app']:<18} {shown:<32} default {rows['default']['cost']:.2f}x"
+        )
+    n = len(costs)
+    lines.append(
+        f"over {n} cells: median {statistics.median(costs):.3f}x "
+        f"(goal <= {grid.GOAL_MEDIAN}x), at most {grid.GOAL_MEDIAN}x in "
+        f"{sum(x <= grid.GOAL_MEDIAN for x in costs)}, at most {grid.GOAL_COST}x in "
+        f"{sum(x <= grid.GOAL_COST for x in costs)}, none of them keeps it in "
+        f"{sum(x == math.inf for x in costs)}"
+    )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
+    grid.add_trace_options(parser)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    parser.add_argument(
+        "--base", action="store_true", help="the base app only (the issue-7 model's)"
+    )
+    parser.add_argument(
+        "--no-spare",
+        action="store_true",
+        help="leave out the spared reactors (the cheapest reactor keeping the SLO goal)",
+    )
     parser.add_argument("--json", type=Path, help="also write the cells as JSON")
     args = parser.parse_args()
-    only = {x for x in args.only.split(",") if x}
     started = time.perf_counter()
-    grid.read_traces(
-        only,
-        wc98=grid.SLICES / "wc98-slice-6h.csv",
-        nasa=grid.SLICES / "nasa-slice-2h.csv.gz",
-        days=args.days,
-        seed=args.seed,
-    )
-    jobs = [(t, a) for t in grid._TRACES for a in grid.apps(False)]
+    grid.read_chosen_traces(args)
+    apps = [a for a in grid.apps(False) if a.is_base or not args.base]
+    jobs = [(t, a, not args.no_spare) for t in grid._TRACES for a in apps]
     names = ("default", "oracle", *HOLDS)
     print(f"{len(jobs)} cells, fast model, seed {args.seed}; cost x boot-aware oracle")
     print(f"{'trace':<10} {'app':<18}" + "".join(f" {n:>15}" for n in names))
@@ -132,6 +194,8 @@ def main() -> None:
             f"{name} minus default there: median {statistics.median(gaps) if gaps else 0:+.2f} "
             f"points, max {max(gaps) if gaps else 0:+.2f}"
         )
+    if not args.no_spare:
+        print("\n".join(spare_summary(cells)))
     if args.json:
         args.json.write_text(json.dumps(cells, indent=1))
     print(f"\n({time.perf_counter() - started:.0f} s wall)")

@@ -36,3 +36,20 @@ def test_the_reactor_pays_the_boot_on_every_jump_the_oracle_foresees() -> None:
     # no foresight and no holding: it runs no more than the oracle, which holds ahead of jumps
     assert reactor.instance_hours <= oracle.instance_hours
     assert held.instance_hours > reactor.instance_hours
+
+
+def test_a_spared_reactor_asks_for_its_spare_on_top_of_what_it_saw() -> None:
+    ratio = ReactorSpec("reactorx1.5", 0.0, 1, 60, "x1.5")
+    plus = ReactorSpec("reactor+2", 0.0, 1, 60, "+2")
+    assert [ratio.padded(n) for n in (0, 1, 2, 4, 10)] == [0, 2, 3, 6, 15]
+    assert [plus.padded(n) for n in (0, 1, 10)] == [2, 3, 12]
+    assert ReactorSpec("reactor", 0.0, 1, 60).padded(7) == 7
+
+
+def test_spare_buys_the_minutes_a_jump_costs_the_bare_reactor() -> None:
+    setup = Setup(peak_instances=20, boot_s=120.0)
+    prepared = prepare(generate("flash50", days=0.5, seed=1), setup)
+    bare = replay(prepared, setup, ReactorSpec("reactor", 0.0, 1, 60), series=False)
+    spared = replay(prepared, setup, ReactorSpec("reactorx2", 0.0, 1, 60, "x2"), series=False)
+    assert spared.instance_hours > bare.instance_hours
+    assert spared.slo_attainment > bare.slo_attainment
