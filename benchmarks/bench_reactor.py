@@ -48,9 +48,10 @@ from autoscaler.sim.baselines import OraclePolicy  # noqa: E402
 from autoscaler.sim.runner import PolicySpec, Prepared, Setup, replay, start_need  # noqa: E402
 
 HOLDS = {"reactor": 0.0, "reactor5m": 300.0}  # seconds held (0: the step just over)
-#: ``--spare``: the spare capacity the spared reactors keep on top of what they saw: a share
-#: of it (``x1.2``: 20% more, rounded up) or instances added (``+2``), each with every hold
-#: of ``SPARE_HOLDS``; per cell, the cheapest of them that keeps the SLO goal is reported
+#: the spare capacity the spared reactors keep on top of what they saw (unless
+#: ``--no-spare``): a share of it (``x1.2``: 20% more, rounded up) or instances added
+#: (``+2``), each with every hold of ``SPARE_HOLDS``; per cell, the cheapest of them that
+#: keeps the SLO goal is reported
 SPARES = ("x1.1", "x1.2", "x1.3", "x1.5", "x1.75", "x2", "x2.5", "x3", "+1", "+2", "+3", "+5")
 SPARE_HOLDS = {"": 0.0, "1m": 60.0, "5m": 300.0}
 
@@ -70,26 +71,29 @@ class ReactorSpec:
     def __init__(self, name: str, hold_s: float, low: int, high: int, spare: str = "x1") -> None:
         self.name, self.hold_s, self.low, self.high = name, hold_s, low, high
         self.spare = spare
+        # the spare, read once: instances added, or the share asked for (1: none)
+        self._added = int(spare[1:]) if spare.startswith("+") else 0
+        self._share = 1.0 if self._added else float(spare[1:])
 
     def padded(self, seen: int) -> int:
         """What it asks for having seen a need of ``seen``: that plus its spare."""
-        if self.spare.startswith("+"):
-            return seen + int(self.spare[1:])
-        return math.ceil(seen * float(self.spare[1:]) - 1e-9)
+        if self._added:
+            return seen + self._added
+        return math.ceil(seen * self._share - 1e-9)
 
     def build(self, prepared: Prepared, setup: Setup, start: int = 0) -> OraclePolicy:
         dt = prepared.steps.dt
         needs = prepared.needs[start:]
         policy = OraclePolicy(needs, dt, self.low, self.high, name=self.name)
-        policy.wants = [
-            self.padded(w) for w in lookbehind_max(needs, max(1, round(self.hold_s / dt)))
-        ]
+        seen = lookbehind_max(needs, max(1, round(self.hold_s / dt)))
+        unspared = not self._added and self._share == 1.0
+        policy.wants = seen if unspared else [self.padded(w) for w in seen]
         policy.wants[0] = start_need(prepared, setup, start)  # as every policy starts (replay)
         return policy
 
 
 def spared(low: int, high: int) -> list[ReactorSpec]:
-    """The spared reactors (``--spare``): every spare of ``SPARES`` with every hold."""
+    """The spared reactors: every spare of ``SPARES`` with every hold of ``SPARE_HOLDS``."""
     return [
         ReactorSpec(f"reactor{hold_name}{spare}", hold, low, high, spare)
         for spare in SPARES
@@ -127,7 +131,7 @@ def within(cell: dict[str, Any], name: str) -> bool:
 def spare_summary(cells: list[dict[str, Any]]) -> list[str]:
     """Per cell, the cost of the cheapest reactor that keeps the SLO goal, and over the cells
     its median and how many such costs are within the issue's bounds."""
-    lines = ["", "the cheapest reactor keeping the SLO goal, per cell (spared: --spare):"]
+    lines = ["", "the cheapest reactor keeping the SLO goal, per cell (spared or not):"]
     costs = []
     for c in cells:
         rows, best = c["policies"], c["cheapest"]
