@@ -22,6 +22,16 @@ _SETTLED = 20.0 * RATE_TAU
 _CLIP2 = CLIP * CLIP
 
 
+#: the share of readings above the band is exponentially weighted over this long (s): the
+#: app's recent record against its SLO, a few hours of it
+SHARE_TAU = 6 * 3600.0
+#: while at least this share of readings was above the band, ``HEADROOM`` is kept in full; with
+#: fewer, in proportion (an app that keeps its SLO with less spare pays for less). A new record
+#: starts here: the whole headroom until the app shows it needs less
+SHARE_BUDGET = 0.01
+_SHARE_WEIGHTS: dict[float, float] = {}
+
+
 class Record(Protocol):
     """The rate's record as the policy state keeps it."""
 
@@ -62,6 +72,30 @@ def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
     if d * d > lim2:
         d = math.sqrt(lim2) if d > 0.0 else -math.sqrt(lim2)
     return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since
+
+
+def over_share(share: float | None, at: float | None, t: float, over: bool) -> float:
+    """The share of readings above the band after one at ``t`` (``over``: this one is), the
+    last counted at ``at``: weighted over ``SHARE_TAU``, from ``SHARE_BUDGET`` at the first."""
+    if share is None:
+        share = SHARE_BUDGET
+    if at is None or t <= at:
+        return share
+    dt = t - at
+    a = _SHARE_WEIGHTS.get(dt)
+    if a is None:
+        a = 1.0 - math.exp(-dt / SHARE_TAU)
+        if len(_SHARE_WEIGHTS) < 64:
+            _SHARE_WEIGHTS[dt] = a
+    return share + a * ((1.0 if over else 0.0) - share)
+
+
+def spare(headroom: float, share: float | None) -> float:
+    """The headroom in force: ``headroom`` (``HEADROOM``) while the share of readings above the
+    band is ``SHARE_BUDGET`` or more, in proportion below."""
+    if share is None or share >= SHARE_BUDGET:
+        return headroom
+    return headroom * share / SHARE_BUDGET
 
 
 def expected(rec: Record, rate: float, t: float, headroom: float) -> float:

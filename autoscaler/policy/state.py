@@ -45,6 +45,7 @@ class PolicyState:
         "last_change",
         "last_down",
         "last_up",
+        "over_share",
         "probe_at",
         "quiet",
         "rate_at",
@@ -77,6 +78,7 @@ class PolicyState:
         rate_at: float | None = None,
         rate_last: float | None = None,
         rate_since: float | None = None,
+        over_share: float | None = None,
         capacity: float | None = None,
         sure: bool = False,
         bins: Bins | None = None,
@@ -112,6 +114,9 @@ class PolicyState:
         # the rate read on the tick of ``rate_at`` (is the load rising right now?)
         self.rate_last = rate_last
         self.rate_since = rate_since
+        # the share of readings above the band, weighted over ``load.SHARE_TAU`` (counted on
+        # the ticks the rate is: ``rate_at``): how much of ``HEADROOM`` is kept (``load.spare``)
+        self.over_share = over_share
         # what one instance carries (requests/s): with ``sure``, the load at which the signal
         # reaches the top of the band; without, the most it has carried inside the band (a
         # floor); ``None`` until either is read (``autoscaler.policy.capacity``)
@@ -194,6 +199,7 @@ def evolve(
     new.rate_at = state.rate_at
     new.rate_last = state.rate_last
     new.rate_since = state.rate_since
+    new.over_share = state.over_share
     new.capacity = state.capacity
     new.sure = state.sure
     new.bins = state.bins
