@@ -86,8 +86,9 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             " (UP_THRESHOLD): one instance is kept"
         ),
         Reason.FORECAST: (
-            f"the request rate to expect (its recent mean plus {p.headroom:g} standard "
-            f"deviations) needs {d.desired} instances; {signal} now"
+            f"the request rate to expect (its recent mean plus up to {p.headroom:g} standard "
+            f"deviations, as the app's recent record above the band asks) needs {d.desired} "
+            f"instances; {signal} now"
         ),
         Reason.PROBE: (
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for "

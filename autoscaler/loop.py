@@ -561,7 +561,7 @@ class Autoscaler:
             if state is not None and state.boot is not None:
                 m.boot.labels(d.process).set(state.boot)
             if state is not None:
-                report.learned[d.process] = learned(state)
+                report.learned[d.process] = learned(state, self.configs.get(d.process))
             self._log_decision(report, d, reading)
         book = self._logbook
         for kind, text, level in (

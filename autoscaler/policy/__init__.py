@@ -18,7 +18,7 @@ from autoscaler.policy.capacity import (
 )
 from autoscaler.policy.config import DEFAULT_DOWN_DELAY, PolicyConfig
 from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, decide
-from autoscaler.policy.load import RATE_TAU
+from autoscaler.policy.load import RATE_TAU, SHARE_BUDGET, SHARE_TAU
 from autoscaler.policy.sizing import UP_LIMIT, auto_step
 from autoscaler.policy.snapshot import learned
 from autoscaler.policy.state import PolicyState, initial_state
@@ -32,6 +32,8 @@ __all__ = [
     "PROBE_AFTER",
     "PROBE_HOLD",
     "RATE_TAU",
+    "SHARE_BUDGET",
+    "SHARE_TAU",
     "UP_LIMIT",
     "PolicyConfig",
     "PolicyState",

@@ -2,29 +2,33 @@
 
 ``snapshot`` takes the learned part of a ``PolicyState`` (what one instance carries and its
 readings, the most load per instance carried quietly, the early signal's limit and its
-readings, the arrival rate's mean and spread, the boot time's readings, a job process's recent
-bursts); ``restore`` puts it into a fresh state, or ignores it (returns the state unchanged)
-when it is not a valid snapshot of this ``VERSION`` (or of an earlier one: version 1, written
-before boot times were learned, version 2, before bursts were, and version 3, before the load
-carried quietly was kept: restored without them). The clocks (cooldowns, delays, an upscale
-being timed, when jobs last ended between readings) are never restored: a new daemon counts the
-platform's last change instead (``initial_state``). Pure: the daemon's store
+readings, the arrival rate's mean and spread, the share of readings above the band, the boot
+time's readings, a job process's recent bursts); ``restore`` puts it into a fresh state, or
+ignores it (returns the state unchanged) when it is not a valid snapshot of this ``VERSION``
+(or of an earlier one: version 1, written before boot times were learned, version 2, before
+bursts were, version 3, before the load carried quietly was kept, and version 4, before the
+share of readings above the band was: restored without them). The clocks (cooldowns, delays,
+an upscale being timed, when jobs last ended between readings) are never restored: a new daemon
+counts the platform's last change instead (``initial_state``). Pure: the daemon's store
 (``autoscaler.ports.StateStore``) keeps the value.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autoscaler.policy import boot, jobs
+from autoscaler.policy import boot, jobs, load
 from autoscaler.policy.capacity import MAX_BINS
 from autoscaler.policy.load import RATE_TAU
 from autoscaler.policy.state import Bins, Bursts, PolicyState
 
-VERSION = 4
+if TYPE_CHECKING:
+    from autoscaler.policy.config import PolicyConfig
+
+VERSION = 5
 #: earlier versions still read (what they lack is left unlearned)
-READ_VERSIONS = (1, 2, 3, VERSION)
+READ_VERSIONS = (1, 2, 3, 4, VERSION)
 #: a bin's reading count is kept up to this (its mean weighs only the last few anyway)
 MAX_COUNT = 1_000_000
 
@@ -44,6 +48,7 @@ def snapshot(state: PolicyState, mono: float) -> dict[str, Any]:
         "rate_mean": state.rate_mean,
         "rate_var": state.rate_var,
         "rate_age": age,
+        "over_share": state.over_share,
         "boots": list(state.boots),
         # a burst's time as its age (monotonic clocks differ between processes)
         "bursts": [
@@ -71,6 +76,9 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
         boots = _boots_in(data["boots"]) if version >= 2 else ()
         bursts = _bursts_in(data["bursts"], mono) if version >= 3 else ()
         quiet = _positive_or_none(data["quiet"]) if version >= 4 else None
+        share = _positive_or_none(data["over_share"], zero=True) if version >= 5 else None
+        if share is not None and share > 1.0:
+            return state
         sure = data["sure"]
         if not isinstance(sure, bool) or (sure and capacity is None):
             return state
@@ -100,6 +108,7 @@ def restore(state: PolicyState, data: object, mono: float) -> PolicyState:
     if mean is not None and age is not None:
         new.rate_mean, new.rate_var = mean, var or 0.0
         new.rate_at, new.rate_since = mono, mono - min(age, 20.0 * RATE_TAU)
+    new.over_share = share
     return new
 
 
@@ -166,14 +175,17 @@ def _positive_or_none(value: object, *, zero: bool = False) -> float | None:
     return x
 
 
-def learned(state: PolicyState) -> dict[str, float | bool]:
+def learned(state: PolicyState, cfg: PolicyConfig | None = None) -> dict[str, float | bool]:
     """What the policy has learned of the app so far, rounded, for the decision log and the
     dashboard: ``capacity``, the requests/s one instance carries, with ``capacity_sure`` false
     while it is only a floor; ``carried_quietly``, the most requests/s one instance carried
     with the signal below the band, a floor too, while nothing sure is learned; ``slots``, the
     requests (web) or jobs (workers) one instance serves at once; ``boot_s``, how long the
     policy's upscales took to serve; ``bursts_every_s``, the interval of a worker's recurring
-    bursts (``jobs.recurring``). A key is absent until its value is learned."""
+    bursts (``jobs.recurring``); for a web process of ``cfg``, ``above_band_pct``, the share of
+    readings above the band over the last hours (``load.SHARE_TAU``), and ``headroom``, the
+    part of ``HEADROOM`` it keeps in force (``load.spare``). A key is absent until its value is
+    learned."""
     out: dict[str, float | bool] = {}
     if state.capacity is not None:
         out["capacity"] = round(state.capacity, 1)
@@ -187,4 +199,8 @@ def learned(state: PolicyState) -> dict[str, float | bool]:
     schedule = jobs.recurring(state) if state.bursts else None
     if schedule is not None:
         out["bursts_every_s"] = round(schedule[1])
+    share = state.over_share
+    if share is not None and cfg is not None and not cfg.scale_from_zero:
+        out["above_band_pct"] = round(100.0 * share, 2)
+        out["headroom"] = round(load.spare(cfg.headroom, share), 2)
     return out

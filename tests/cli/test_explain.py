@@ -30,8 +30,9 @@ def test_forecast_and_probe_sentences_say_why():
     process = load({}).processes["web"]
     up = Decision("web", Action.UP, 5, 6, Reason.FORECAST, 90.0, Status.OK, 1, 10)
     assert sentence(up, process) == (
-        "web: up from 5 to 6 (the request rate to expect (its recent mean plus 1.8 standard "
-        "deviations) needs 6 instances; p95 queue time 90.0 ms now)"
+        "web: up from 5 to 6 (the request rate to expect (its recent mean plus up to 1.8 "
+        "standard deviations, as the app's recent record above the band asks) needs 6 "
+        "instances; p95 queue time 90.0 ms now)"
     )
     probe = Decision("web", Action.DOWN, 5, 4, Reason.PROBE, 10.0, Status.OK, 1, 10)
     assert "30m" in sentence(probe, process) and "trying fewer" in sentence(probe, process)

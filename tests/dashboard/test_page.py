@@ -114,7 +114,13 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
     before = {p: seeded.get_meta(f"learned:{p}") for p in ("worker", "mailer", "urgent")}
     worker = {"slots": 4.0, "boot_s": 52.4, "bursts_every_s": 3600}
     seeded.put_meta("learned:worker", json.dumps(worker))
-    floors = {"capacity": 20.0, "capacity_sure": False, "carried_quietly": 31.3}
+    floors = {
+        "capacity": 20.0,
+        "capacity_sure": False,
+        "carried_quietly": 31.3,
+        "above_band_pct": 0.25,
+        "headroom": 0.45,
+    }
     seeded.put_meta("learned:urgent", json.dumps(floors))
     seeded.put_meta("learned:mailer", "{not json")
     try:
@@ -130,6 +136,7 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
         assert page.locator("#process-urgent .learned").inner_text() == (
             "learned: one instance carries 20 requests/s (a floor so far)"
             " · carried 31.3 requests/s each below the band"
+            " · keeps 0.45 spreads of the rate spare (0.25% of readings above the band in 6 h)"
         )
         page.close()
     finally:

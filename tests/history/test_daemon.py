@@ -100,6 +100,9 @@ def test_the_sim_daemon_serves_hours_of_simulated_history_within_seconds() -> No
         learned = h["learned"]
         boot = AppShape().boot_s
         assert isinstance(learned, dict) and boot <= learned["boot_s"] <= boot + 10, learned
+        # and the part of HEADROOM kept for the app's record above the band (the daemon passes
+        # the process's settings: a web process, HEADROOM 1.8 by default)
+        assert 0.0 <= learned["headroom"] <= 1.8 and 0.0 <= learned["above_band_pct"] <= 100.0
     finally:
         _stop(proc)
 

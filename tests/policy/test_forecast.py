@@ -17,6 +17,8 @@ from autoscaler.policy import (
     PROBE_AFTER,
     PROBE_HOLD,
     RATE_TAU,
+    SHARE_BUDGET,
+    SHARE_TAU,
     UP_LIMIT,
     PolicyConfig,
     PolicyState,
@@ -110,6 +112,52 @@ def test_the_forecast_adds_instances_ahead_of_the_signal():
         PolicyConfig(high=40, headroom=0.0), steady(80.0, 20.0), obs(5, 100.0, 80.0), at(T)
     )
     assert decision.action is Action.HOLD  # HEADROOM 0: capacity for the current rate only
+
+
+def test_headroom_is_kept_in_proportion_to_the_share_of_readings_above_the_band():
+    cfg = PolicyConfig(high=40)
+    # the record of the test above, with half the budget of readings above the band: 80 + 0.9 *
+    # 20 = 98 requests/s fit in 5 instances, where a new record keeps 1.8 spreads (6 instances)
+    half = steady(80.0, 20.0)
+    half.over_share = SHARE_BUDGET / 2
+    decision, _ = decide(cfg, half, obs(5, 100.0, 80.0), at(T))
+    assert (decision.action, decision.reason) == (Action.HOLD, Reason.IN_BAND)
+    fresh, _ = decide(cfg, steady(80.0, 20.0), obs(5, 100.0, 80.0), at(T))
+    assert (fresh.action, fresh.desired, fresh.reason) == (Action.UP, 6, Reason.FORECAST)
+    full = steady(80.0, 20.0)
+    full.over_share = SHARE_BUDGET * 1.01  # (the reading inside the band lowers it a little)
+    again, _ = decide(cfg, full, obs(5, 100.0, 80.0), at(T))
+    assert (again.action, again.desired) == (Action.UP, 6)
+
+
+def test_the_share_of_readings_above_the_band_is_weighted_over_hours():
+    cfg = PolicyConfig(high=40)
+    state = steady(80.0, 20.0)
+    assert state.over_share is None  # a new record: it starts at the budget
+    t = T
+    for _ in range(int(SHARE_TAU / 5)):  # six hours inside the band
+        _, state = decide(cfg, state, obs(6, 100.0, 80.0), at(t))
+        t += 5
+    assert state.over_share is not None
+    assert math.isclose(state.over_share, SHARE_BUDGET * math.exp(-1.0), rel_tol=0.01)
+    # a reading above the band counts at once, with the weight of its tick
+    _, above = decide(cfg, state, obs(6, 300.0, 80.0), at(t))
+    weight = 1.0 - math.exp(-5.0 / SHARE_TAU)
+    assert above.over_share is not None
+    assert math.isclose(above.over_share, state.over_share + weight * (1 - state.over_share))
+    # an untrusted reading, or one without a rate, does not count
+    _, missing = decide(cfg, state, obs(6, None, None, Status.MISSING), at(t))
+    assert missing.over_share == state.over_share
+
+
+def test_the_headroom_in_force_never_exceeds_headroom_and_is_zero_only_with_a_clean_record():
+    from autoscaler.policy.load import over_share, spare
+
+    assert spare(1.8, None) == spare(1.8, SHARE_BUDGET) == spare(1.8, 0.5) == 1.8
+    assert math.isclose(spare(1.8, SHARE_BUDGET / 4), 1.8 / 4)
+    assert spare(1.8, 0.0) == 0.0
+    assert over_share(None, None, T, False) == SHARE_BUDGET  # the first reading: the start
+    assert over_share(0.2, T, T, True) == 0.2  # no time passed: nothing to weigh
 
 
 def test_the_mean_and_spread_follow_the_rate():

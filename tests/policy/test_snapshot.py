@@ -38,6 +38,7 @@ def learned() -> PolicyState:
         rate_var=100.0,
         rate_at=T - 5,
         rate_since=T - 3000,
+        over_share=0.004,
         bursts=((T - 7200, 6, 900.0, False), (T - 3600, 7, 1000.0, True)),
     )
 
@@ -52,6 +53,7 @@ def test_a_snapshot_survives_json_and_restores_what_was_learned_but_no_clock():
     assert state.bins == before.bins and state.slot_bins == before.slot_bins
     assert (state.rate_mean, state.rate_var, state.rate_at) == (80.0, 100.0, later)
     assert state.rate_since == later - 3000
+    assert state.over_share == 0.004
     # a job process's bursts at the same ages on the new clock; none is followed as draining
     assert state.bursts == ((later - 7200, 6, 900.0, False), (later - 3600, 7, 1000.0, False))
     assert (state.known, state.below_since, state.last_up, state.last_change) == (
@@ -79,7 +81,10 @@ def test_a_restored_daemon_uses_the_forecast_at_once():
 
 
 def test_a_snapshot_of_an_earlier_version_restores_what_it_has():
-    v3 = {k: v for k, v in GOOD.items() if k != "quiet"} | {"version": 3}
+    v4 = {k: v for k, v in GOOD.items() if k != "over_share"} | {"version": 4}
+    state = restore(PolicyState(), v4, T)
+    assert (state.capacity, state.quiet, state.over_share) == (20.0, 18.5, None)
+    v3 = {k: v for k, v in v4.items() if k != "quiet"} | {"version": 3}
     state = restore(PolicyState(), v3, T)
     assert (state.capacity, state.quiet, len(state.bursts)) == (20.0, None, 2)
     v2 = {k: v for k, v in v3.items() if k != "bursts"} | {"version": 2}
@@ -127,6 +132,10 @@ GOOD = snapshot(learned(), T)
         {**GOOD, "bursts": [[10.0, 2, 5.0], [20.0, 2, 5.0]]},  # ages must fall
         {**GOOD, "bursts": [[float(100 - i), 2, 5.0] for i in range(17)]},
         {k: v for k, v in GOOD.items() if k != "bursts"},
+        {**GOOD, "over_share": 1.5},
+        {**GOOD, "over_share": -0.01},
+        {**GOOD, "over_share": "0.01"},
+        {k: v for k, v in GOOD.items() if k != "over_share"},
     ],
 )
 def test_an_invalid_snapshot_is_ignored(bad):
@@ -166,3 +175,14 @@ def test_what_is_learned_is_summarised_for_the_log_and_the_dashboard():
     assert "bursts_every_s" not in summary(PolicyState(bursts=hourly[:3]))  # no schedule yet
     # once what one instance carries is sure, a floor carried quietly no longer sizes anything
     assert "carried_quietly" not in summary(PolicyState(capacity=20.0, sure=True, quiet=31.3))
+
+
+def test_the_headroom_in_force_is_summarised_for_a_web_process_only():
+    from autoscaler.policy import learned as summary
+
+    web = PolicyState(over_share=0.0025)
+    assert "headroom" not in summary(web)  # without the process's config: nothing to scale
+    assert summary(web, PolicyConfig(headroom=2.0)) == {"above_band_pct": 0.25, "headroom": 0.5}
+    assert summary(PolicyState(over_share=0.03), PolicyConfig(headroom=2.0))["headroom"] == 2.0
+    worker = PolicyConfig(headroom=2.0, scale_from_zero=True, low=0)
+    assert summary(web, worker) == {}  # a job process's forecast is its bursts, not the rate
