@@ -50,6 +50,11 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"{signal} has stayed below {format_ms(p.down_threshold_ms)} for {delay}, and the "
             f"request rate to expect needs {d.desired} (the most it needed over that delay)"
         ),
+        Reason.DOWN_IN_BAND: (
+            f"{signal} is in the lower half of {band}, fewer than 0.5% of the readings of the "
+            f"last 6 hours were above it, and the request rate to expect needs {d.desired} "
+            "(the most it needed over DOWN_DELAY)"
+        ),
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
         Reason.UP_TO_JOBS: (
             f"{signal} is above {format_ms(p.up_threshold_ms)}; {d.desired} instances run every "

@@ -68,6 +68,8 @@ class Reason(StrEnum):
     # when read, but jobs ended between readings within UP_COOLDOWN, and a cold start (the
     # boot) would let the next job wait longer than UP_THRESHOLD
     PROBE = "probe"  # scaled down: quiet so long that fewer must carry more than the forecast says
+    DOWN_IN_BAND = "down_in_band"  # scaled down inside the band's lower half, the app's record
+    # above the band clean (under half the budget): to what the load needs (highest of DOWN_DELAY)
     IN_BAND = "in_band"  # hold: inside the band
     UP_SENSITIVITY = "up_sensitivity"  # hold: above the band, not yet for UP_SENSITIVITY
     UP_COOLDOWN = "up_cooldown"  # hold: above the band but an upscale happened < UP_COOLDOWN ago

@@ -111,7 +111,8 @@ def ladder(  # noqa: PLR0917 (once a tick: positional)
         if worker:
             return jobs.down(cfg, st, obs, t, low, high=high)
         return down(cfg, st, obs, t, low, by_use)
-    return _HOLD, cur, Reason.IN_BAND
+    trimmed = None if worker else trim(cfg, st, obs, t, low, by_use)
+    return (_HOLD, cur, Reason.IN_BAND) if trimmed is None else trimmed
 
 
 def wants_first(obs: Observation, trusted: bool) -> bool:
@@ -483,6 +484,38 @@ def down(  # noqa: PLR0917 (once a tick: positional)
     if probe_due(st, obs, t, least) and by_use < cur and too_few(cfg, st, obs, t) < cur:
         return _DOWN, cur - 1, Reason.PROBE
     return _HOLD, cur, Reason.HEADROOM
+
+
+#: inside the band, a formation goes down to what the load needs only while the share of readings
+#: above the band is below this fraction of ``load.SHARE_BUDGET`` (the app keeps its SLO with
+#: room to spare)
+TRIM_SHARE = 0.5
+
+
+def trim(  # noqa: PLR0917 (once a tick in the band: positional)
+    cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, by_use: int
+) -> Step | None:
+    """Inside the band's lower half (below ``top_ms``) with what one instance carries sure and
+    the app's record above the band clean (under ``TRIM_SHARE`` of the budget), ``DOWN_DELAY``
+    since the last change: down to the stabilisation window's highest recommendation when the
+    load sized it, never below ``MIN`` nor what the requests in service need; else ``None``."""
+    share, sig, cur = st.over_share, obs.signal_ms, obs.current
+    if (
+        share is None
+        or share >= TRIM_SHARE * load.SHARE_BUDGET
+        or not st.sure
+        or sig is None
+        or sig >= cfg.top_ms
+    ):
+        return None
+    last = st.last_change
+    if last is not None and t - last < cfg.down_delay:
+        return None
+    quantity, by_load = sizing.highest(st.window)
+    least = max(low, by_use, 1)
+    if not by_load or quantity < least or quantity >= cur:
+        return None
+    return _DOWN, quantity, Reason.DOWN_IN_BAND
 
 
 def probe_due(st: PolicyState, obs: Observation, t: float, least: int) -> bool:
