@@ -360,3 +360,41 @@ def test_an_overload_whose_queue_time_falls_is_not_learned():
     assert len(rising.bins) == 1  # a steady overload, still growing: learned
     _, calm = decide(cfg, state, obs(4, 150.0, 80.0), at(T))
     assert len(calm.bins) == 1  # back in the band: learned
+
+
+def test_inside_the_band_a_clean_record_goes_down_to_what_the_load_needs():
+    cfg = PolicyConfig(high=40)
+
+    def clean(share: float | None = 0.001, **fields: object) -> PolicyState:
+        st = steady(80.0, 20.0)
+        st.over_share = share
+        for name, value in fields.items():
+            setattr(st, name, value)
+        return st
+
+    # 0.1% of readings above the band: 80 + 0.18 * 20 requests/s need 5 instances, not 8; the
+    # signal is in the band's lower half (100 ms, below 125 ms)
+    decision, _ = decide(cfg, clean(), obs(8, 100.0, 80.0), at(T))
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        5,
+        Reason.DOWN_IN_BAND,
+    )
+    held = [
+        decide(cfg, clean(0.006), obs(8, 100.0, 80.0), at(T)),  # over half the budget used
+        decide(cfg, clean(None), obs(8, 100.0, 80.0), at(T)),  # a new record
+        decide(cfg, clean(), obs(8, 150.0, 80.0), at(T)),  # the band's upper half
+        decide(cfg, clean(last_change=T - 60.0), obs(8, 100.0, 80.0), at(T)),  # a change
+        decide(cfg, clean(sure=False), obs(8, 100.0, 80.0), at(T)),  # only a floor learned
+        decide(PolicyConfig(high=40, low=6), clean(), obs(8, 100.0, 80.0), at(T)),  # MIN 6
+    ]
+    assert [(d.action, d.reason) for d, _ in held] == [(Action.HOLD, Reason.IN_BAND)] * 6
+    # what the requests in service need counts: 22 in service (23 at the expected rate) at 3.5
+    # per instance need 7
+    busy = Observation(8, 100.0, Status.OK, rate_per_s=80.0, in_use=22.0)
+    decision, _ = decide(cfg, clean(slots=3.5), busy, at(T))
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        7,
+        Reason.DOWN_IN_BAND,
+    )
