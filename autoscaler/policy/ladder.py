@@ -512,10 +512,10 @@ def trim(  # noqa: PLR0917 (once a tick in the band: positional)
     if last is not None and t - last < cfg.down_delay:
         return None
     quantity, by_load = sizing.highest(st.window)
-    least = max(low, by_use, 1)
-    if not by_load or quantity < least or quantity >= cur:
+    if not by_load:
         return None
-    return _DOWN, quantity, Reason.DOWN_IN_BAND
+    desired = max(quantity, low, by_use, 1)
+    return None if desired >= cur else (_DOWN, desired, Reason.DOWN_IN_BAND)
 
 
 def probe_due(st: PolicyState, obs: Observation, t: float, least: int) -> bool:

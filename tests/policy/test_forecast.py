@@ -386,9 +386,16 @@ def test_inside_the_band_a_clean_record_goes_down_to_what_the_load_needs():
         decide(cfg, clean(), obs(8, 150.0, 80.0), at(T)),  # the band's upper half
         decide(cfg, clean(last_change=T - 60.0), obs(8, 100.0, 80.0), at(T)),  # a change
         decide(cfg, clean(sure=False), obs(8, 100.0, 80.0), at(T)),  # only a floor learned
-        decide(PolicyConfig(high=40, low=6), clean(), obs(8, 100.0, 80.0), at(T)),  # MIN 6
+        decide(PolicyConfig(high=40, low=8), clean(), obs(8, 100.0, 80.0), at(T)),  # MIN 8
     ]
     assert [(d.action, d.reason) for d, _ in held] == [(Action.HOLD, Reason.IN_BAND)] * 6
+    # never below MIN: with MIN 6, to 6
+    decision, _ = decide(PolicyConfig(high=40, low=6), clean(), obs(8, 100.0, 80.0), at(T))
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        6,
+        Reason.DOWN_IN_BAND,
+    )
     # what the requests in service need counts: 22 in service (23 at the expected rate) at 3.5
     # per instance need 7
     busy = Observation(8, 100.0, Status.OK, rate_per_s=80.0, in_use=22.0)
