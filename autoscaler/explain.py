@@ -5,7 +5,16 @@ from __future__ import annotations
 from autoscaler.config import ProcessSettings
 from autoscaler.durations import format_duration, format_ms
 from autoscaler.model import Decision, Metric, Reason
-from autoscaler.policy import PROBE_AFTER, UP_LIMIT, PolicyConfig, PolicyState, boot
+from autoscaler.policy import (
+    PROBE_AFTER,
+    SHARE_BUDGET,
+    SHARE_TAU,
+    UP_LIMIT,
+    PolicyConfig,
+    PolicyState,
+    boot,
+)
+from autoscaler.policy.ladder import TRIM_SHARE
 
 
 def cooldown(d: Decision, p: ProcessSettings, role: str = "cooldown") -> str:
@@ -51,9 +60,10 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
             f"request rate to expect needs {d.desired} (the most it needed over that delay)"
         ),
         Reason.DOWN_IN_BAND: (
-            f"{signal} is in the lower half of {band}, fewer than 0.5% of the readings of the "
-            f"last 6 hours were above it, and the request rate to expect needs {d.desired} "
-            "(the most it needed over DOWN_DELAY)"
+            f"{signal} is in the lower half of {band}, fewer than "
+            f"{100 * TRIM_SHARE * SHARE_BUDGET:g}% of the readings of the last "
+            f"{format_duration(SHARE_TAU)} were above it, and the request rate to expect needs "
+            f"{d.desired} (the most it needed over DOWN_DELAY)"
         ),
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
         Reason.UP_TO_JOBS: (

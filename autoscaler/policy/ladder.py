@@ -159,9 +159,9 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
         rate = obs.rate_per_s
         if rate is not None:
             new.arriving = arriving(cfg, state, obs.signal_ms, rate, t)
-            new.over_share = share = load.over_share(
-                state.over_share, state.rate_at, t, above is not None
-            )
+            share = state.over_share
+            if not cfg.scale_from_zero:  # (a job process's steps never read the rate's spare)
+                new.over_share = share = load.over_share(share, state.rate_at, t, above is not None)
             learn(cfg, new, obs, rate, t)
             new.expected = load.expected(new, rate, t, load.spare(cfg.headroom, share))
         if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)

@@ -41,13 +41,14 @@ class Record(Protocol):
     rate_since: float | None
 
 
-def weight(dt: float) -> float:
-    """The weight of a reading ``dt`` seconds after the last in the rate's mean and spread."""
-    w = _WEIGHTS.get(dt)
+def weight(dt: float, tau: float = RATE_TAU, cache: dict[float, float] = _WEIGHTS) -> float:
+    """The weight of a reading ``dt`` seconds after the last in a mean weighted over ``tau``
+    (by default the rate's mean and spread), kept in ``cache``."""
+    w = cache.get(dt)
     if w is None:
-        w = 1.0 - math.exp(-dt / RATE_TAU)
-        if len(_WEIGHTS) < 64:  # ticks are evenly spaced: a handful of gaps in practice
-            _WEIGHTS[dt] = w
+        w = 1.0 - math.exp(-dt / tau)
+        if len(cache) < 64:  # ticks are evenly spaced: a handful of gaps in practice
+            cache[dt] = w
     return w
 
 
@@ -82,11 +83,7 @@ def over_share(share: float | None, at: float | None, t: float, over: bool) -> f
     if at is None or t <= at:
         return share
     dt = t - at
-    a = _SHARE_WEIGHTS.get(dt)
-    if a is None:
-        a = 1.0 - math.exp(-dt / SHARE_TAU)
-        if len(_SHARE_WEIGHTS) < 64:
-            _SHARE_WEIGHTS[dt] = a
+    a = _SHARE_WEIGHTS.get(dt) or weight(dt, SHARE_TAU, _SHARE_WEIGHTS)
     return share + a * ((1.0 if over else 0.0) - share)
 
 
