@@ -62,8 +62,8 @@ def sentence(d: Decision, p: ProcessSettings, error: str | None = None) -> str:
         Reason.DOWN_IN_BAND: (
             f"{signal} is in the lower half of {band}, fewer than "
             f"{100 * TRIM_SHARE * SHARE_BUDGET:g}% of the readings of the last "
-            f"{format_duration(SHARE_TAU)} were above it, and the request rate to expect needs "
-            f"{d.desired} (the most it needed over DOWN_DELAY)"
+            f"{format_duration(SHARE_TAU)} were above it (bursts aside), and the request rate "
+            f"to expect needs {d.desired} (the most it needed over DOWN_DELAY)"
         ),
         Reason.SCALE_FROM_ZERO: "jobs are waiting and no worker is running",
         Reason.UP_TO_JOBS: (

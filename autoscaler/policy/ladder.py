@@ -159,10 +159,11 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
         rate = obs.rate_per_s
         if rate is not None:
             new.arriving = arriving(cfg, state, obs.signal_ms, rate, t)
+            burst = learn(cfg, new, obs, rate, t)
             share = state.over_share
             if not cfg.scale_from_zero:  # (a job process's steps never read the rate's spare)
-                new.over_share = share = load.over_share(share, state.rate_at, t, above is not None)
-            learn(cfg, new, obs, rate, t)
+                over = above is not None and not burst  # (a burst is no fault of the spare)
+                new.over_share = share = load.over_share(share, state.rate_at, t, over)
             new.expected = load.expected(new, rate, t, load.spare(cfg.headroom, share))
         if cfg.scale_from_zero:  # a job process: what its jobs need (slots learned)
             quantity, by_load = jobs.recommend(cfg, new, obs, t)
@@ -177,12 +178,13 @@ def observe(  # noqa: PLR0917 (once a tick: positional)
     return new, by_use
 
 
-def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> None:
+def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t: float) -> bool:
     """Teach ``new`` (a fresh state) this tick's reading: the rate's mean and spread, and, on a
     settled formation with enough requests, the signal against the load per instance (an
     overload read while the load is rising is left out: ``capacity.rising``) and, below the
     band, the most load per instance carried quietly (forgotten when an overload comes at that
-    load or less, on a settled formation or right after a downscale)."""
+    load or less, on a settled formation or right after a downscale). Returns whether the
+    rate read is a burst above its mean (``load.track``)."""
     sig = obs.signal_ms
     assert sig is not None
     cur, ready = obs.current, obs.ready
@@ -242,8 +244,9 @@ def learn(cfg: PolicyConfig, new: PolicyState, obs: Observation, rate: float, t:
                 if changed:
                     slots, sure = cap.estimate(new.slot_bins, top, up)
                     new.slots = slots if sure else None
-    new.rate_mean, new.rate_var, new.rate_since = load.track(new, rate, t)
+    new.rate_mean, new.rate_var, new.rate_since, burst = load.track(new, rate, t)
     new.rate_at, new.rate_last = t, rate
+    return burst
 
 
 #: the queue time's rise per second counted at most this (the rate read is then a tenth of the
@@ -495,18 +498,13 @@ TRIM_SHARE = 0.5
 def trim(  # noqa: PLR0917 (once a tick in the band: positional)
     cfg: PolicyConfig, st: PolicyState, obs: Observation, t: float, low: int, by_use: int
 ) -> Step | None:
-    """Inside the band's lower half (below ``top_ms``) with what one instance carries sure and
-    the app's record above the band clean (under ``TRIM_SHARE`` of the budget), ``DOWN_DELAY``
-    since the last change: down to the stabilisation window's highest recommendation when the
-    load sized it, never below ``MIN`` nor what the requests in service need; else ``None``."""
+    """Inside the band's lower half (below ``top_ms``) with the app's record above the band
+    clean (under ``TRIM_SHARE`` of the budget), ``DOWN_DELAY`` since the last change: down to
+    the stabilisation window's highest recommendation when the load sized it (``recommend``:
+    with only a floor of what one instance carries, when it says more than ``DOWN_STEP``
+    fewer), never below ``MIN`` nor what the requests in service need; else ``None``."""
     share, sig, cur = st.over_share, obs.signal_ms, obs.current
-    if (
-        share is None
-        or share >= TRIM_SHARE * load.SHARE_BUDGET
-        or not st.sure
-        or sig is None
-        or sig >= cfg.top_ms
-    ):
+    if share is None or share >= TRIM_SHARE * load.SHARE_BUDGET or sig is None or sig >= cfg.top_ms:
         return None
     last = st.last_change
     if last is not None and t - last < cfg.down_delay:

@@ -27,8 +27,10 @@ _CLIP2 = CLIP * CLIP
 SHARE_TAU = 6 * 3600.0
 #: while at least this share of readings was above the band, ``HEADROOM`` is kept in full; with
 #: fewer, in proportion (an app that keeps its SLO with less spare pays for less). A new record
-#: starts here: the whole headroom until the app shows it needs less
-SHARE_BUDGET = 0.01
+#: starts here: the whole headroom until the app shows it needs less. A reading above the band
+#: during a burst (the rate beyond ``CLIP`` spreads above its mean: ``track``) counts as one
+#: within it: no spare for the usual spread would have carried it, so it does not buy more
+SHARE_BUDGET = 0.005
 _SHARE_WEIGHTS: dict[float, float] = {}
 
 
@@ -52,13 +54,14 @@ def weight(dt: float, tau: float = RATE_TAU, cache: dict[float, float] = _WEIGHT
     return w
 
 
-def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
+def track(rec: Record, rate: float, t: float) -> tuple[float, float, float, bool]:
     """The mean, variance and start of the record after a reading of ``rate`` at ``t``: a
     deviation from the mean beyond ``CLIP`` spreads (the spread corrected as in ``expected``, at
-    least ``CLIP_FLOOR`` of the mean) counts as that far."""
+    least ``CLIP_FLOOR`` of the mean) counts as that far. Last, whether the reading was such a
+    burst above the mean: more than any spare kept for the rate's usual spread carries."""
     mean, at, since = rec.rate_mean, rec.rate_at, rec.rate_since
     if mean is None or at is None or since is None or t <= at:
-        return rate, 0.0, t
+        return rate, 0.0, t, False
     dt = t - at
     a = _WEIGHTS.get(dt) or weight(dt)  # the cached weight of an even tick, else computed
     d = rate - mean
@@ -70,9 +73,11 @@ def track(rec: Record, rate: float, t: float) -> tuple[float, float, float]:
     floor = CLIP_FLOOR * mean
     floor *= floor
     lim2 = lim2 if lim2 > floor else floor
+    burst = False
     if d * d > lim2:
-        d = math.sqrt(lim2) if d > 0.0 else -math.sqrt(lim2)
-    return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since
+        burst = d > 0.0
+        d = math.sqrt(lim2) if burst else -math.sqrt(lim2)
+    return mean + a * d, (1.0 - a) * (rec.rate_var + a * d * d), since, burst
 
 
 def over_share(share: float | None, at: float | None, t: float, over: bool) -> float:

@@ -118,8 +118,8 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
         "capacity": 20.0,
         "capacity_sure": False,
         "carried_quietly": 31.3,
-        "above_band_pct": 0.25,
-        "headroom": 0.45,
+        "above_band_pct": 0.1,
+        "headroom": 0.36,
     }
     seeded.put_meta("learned:urgent", json.dumps(floors))
     seeded.put_meta("learned:mailer", "{not json")
@@ -136,7 +136,8 @@ def test_what_the_policy_learned_is_shown_and_an_unreadable_value_is_nothing(
         assert page.locator("#process-urgent .learned").inner_text() == (
             "learned: one instance carries 20 requests/s (a floor so far)"
             " · carried 31.3 requests/s each below the band"
-            " · keeps 0.45 spreads of the rate spare (0.25% of readings above the band in 6 h)"
+            " · keeps 0.36 spreads of the rate spare"
+            " (0.1% of readings above the band in 6 h, bursts aside)"
         )
         page.close()
     finally:

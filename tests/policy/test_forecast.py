@@ -150,6 +150,27 @@ def test_the_share_of_readings_above_the_band_is_weighted_over_hours():
     assert missing.over_share == state.over_share
 
 
+def test_a_reading_above_the_band_during_a_burst_does_not_count_against_the_spare():
+    """The share counts the readings above the band that a spare for the rate's usual spread
+    might have carried: one during a burst (the rate beyond ``CLIP`` spreads above its mean)
+    counts as one within the band; one at the usual rate counts."""
+    cfg = PolicyConfig(high=40)
+    state = steady(80.0, 20.0)
+    state.over_share = SHARE_BUDGET / 2
+    weight = 1.0 - math.exp(-5.0 / SHARE_TAU)
+    # 80 + 3 * 20 = 140 requests/s is the edge: 200 requests/s is a burst, 130 is not
+    _, burst = decide(cfg, state, obs(6, 300.0, 200.0), at(T))
+    _, usual = decide(cfg, state, obs(6, 300.0, 130.0), at(T))
+    _, calm = decide(cfg, state, obs(6, 100.0, 130.0), at(T))
+    assert burst.over_share is not None and usual.over_share is not None
+    assert math.isclose(burst.over_share, SHARE_BUDGET / 2 * (1 - weight))
+    assert burst.over_share == calm.over_share
+    assert math.isclose(usual.over_share, SHARE_BUDGET / 2 + weight * (1 - SHARE_BUDGET / 2))
+    # a rate far below the mean is no burst: above the band there, the reading counts
+    _, low = decide(cfg, state, obs(6, 300.0, 10.0), at(T))
+    assert low.over_share == usual.over_share
+
+
 def test_the_headroom_in_force_never_exceeds_headroom_and_is_zero_only_with_a_clean_record():
     from autoscaler.policy.load import over_share, spare
 
@@ -365,15 +386,15 @@ def test_an_overload_whose_queue_time_falls_is_not_learned():
 def test_inside_the_band_a_clean_record_goes_down_to_what_the_load_needs():
     cfg = PolicyConfig(high=40)
 
-    def clean(share: float | None = 0.001, **fields: object) -> PolicyState:
+    def clean(share: float | None = SHARE_BUDGET / 5, **fields: object) -> PolicyState:
         st = steady(80.0, 20.0)
         st.over_share = share
         for name, value in fields.items():
             setattr(st, name, value)
         return st
 
-    # 0.1% of readings above the band: 80 + 0.18 * 20 requests/s need 5 instances, not 8; the
-    # signal is in the band's lower half (100 ms, below 125 ms)
+    # a fifth of the budget of readings above the band: 80 + 0.36 * 20 requests/s need 5
+    # instances, not 8; the signal is in the band's lower half (100 ms, below 125 ms)
     decision, _ = decide(cfg, clean(), obs(8, 100.0, 80.0), at(T))
     assert (decision.action, decision.desired, decision.reason) == (
         Action.DOWN,
@@ -381,14 +402,24 @@ def test_inside_the_band_a_clean_record_goes_down_to_what_the_load_needs():
         Reason.DOWN_IN_BAND,
     )
     held = [
-        decide(cfg, clean(0.006), obs(8, 100.0, 80.0), at(T)),  # over half the budget used
+        # over half the budget used
+        decide(cfg, clean(SHARE_BUDGET * 0.6), obs(8, 100.0, 80.0), at(T)),
         decide(cfg, clean(None), obs(8, 100.0, 80.0), at(T)),  # a new record
         decide(cfg, clean(), obs(8, 150.0, 80.0), at(T)),  # the band's upper half
         decide(cfg, clean(last_change=T - 60.0), obs(8, 100.0, 80.0), at(T)),  # a change
-        decide(cfg, clean(sure=False), obs(8, 100.0, 80.0), at(T)),  # only a floor learned
+        # only a floor learned, which says no more than DOWN_STEP fewer: not sized by the load
+        decide(cfg, clean(sure=False), obs(6, 100.0, 80.0), at(T)),
         decide(PolicyConfig(high=40, low=8), clean(), obs(8, 100.0, 80.0), at(T)),  # MIN 8
     ]
     assert [(d.action, d.reason) for d, _ in held] == [(Action.HOLD, Reason.IN_BAND)] * 6
+    # a floor that says more than DOWN_STEP fewer sizes the trim as it sizes a downscale (the
+    # instances carried that load per instance within the band)
+    decision, _ = decide(cfg, clean(sure=False), obs(8, 100.0, 80.0), at(T))
+    assert (decision.action, decision.desired, decision.reason) == (
+        Action.DOWN,
+        5,
+        Reason.DOWN_IN_BAND,
+    )
     # never below MIN: with MIN 6, to 6
     decision, _ = decide(PolicyConfig(high=40, low=6), clean(), obs(8, 100.0, 80.0), at(T))
     assert (decision.action, decision.desired, decision.reason) == (

@@ -69,7 +69,9 @@ def test_the_rate_record_follows_the_mean_and_spread():
     rec = PolicyState()
     t = 0.0
     for i in range(3000):
-        rec.rate_mean, rec.rate_var, rec.rate_since = load.track(rec, 60.0 if i % 2 else 100.0, t)
+        rec.rate_mean, rec.rate_var, rec.rate_since, _ = load.track(
+            rec, 60.0 if i % 2 else 100.0, t
+        )
         rec.rate_at = t
         t += 5.0
     assert rec.rate_mean is not None and abs(rec.rate_mean - 80.0) < 2.0
@@ -134,13 +136,16 @@ def test_a_burst_does_not_teach_the_spread_its_height():
     def feed(rate: float, ticks: int) -> None:
         nonlocal t
         for _ in range(ticks):
-            rec.rate_mean, rec.rate_var, rec.rate_since = load.track(rec, rate, t)
+            rec.rate_mean, rec.rate_var, rec.rate_since, _ = load.track(rec, rate, t)
             rec.rate_at = t
             t += 5.0
 
     for i in range(720):  # an hour of a noisy 10 requests/s
         feed(9.0 if i % 2 else 11.0, 1)
     usual = load.expected(rec, 10.0, t, 1.8)
+    assert load.track(rec, 11.5, t)[3] is False  # within the usual spread: no burst
+    assert load.track(rec, 500.0, t)[3] is True  # fifty times the mean: a burst
+    assert load.track(rec, 0.0, t)[3] is False  # far below the mean: clipped, but no burst
     feed(500.0, 120)  # ten minutes of a flash crowd
     feed(10.0, 120)  # ten minutes back at the usual
     after = load.expected(rec, 10.0, t, 1.8)

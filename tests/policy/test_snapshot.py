@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoscaler.model import Action, Instant, Observation, Reason
-from autoscaler.policy import BIN_READINGS, PolicyConfig, PolicyState, decide, learn
+from autoscaler.policy import BIN_READINGS, SHARE_BUDGET, PolicyConfig, PolicyState, decide, learn
 from autoscaler.policy.capacity import MAX_BINS
 from autoscaler.policy.snapshot import VERSION, restore, snapshot
 
@@ -180,9 +180,12 @@ def test_what_is_learned_is_summarised_for_the_log_and_the_dashboard():
 def test_the_headroom_in_force_is_summarised_for_a_web_process_only():
     from autoscaler.policy import learned as summary
 
-    web = PolicyState(over_share=0.0025)
+    web = PolicyState(over_share=SHARE_BUDGET / 4)  # a quarter of the budget: a quarter kept
     assert "headroom" not in summary(web)  # without the process's config: nothing to scale
-    assert summary(web, PolicyConfig(headroom=2.0)) == {"above_band_pct": 0.25, "headroom": 0.5}
+    assert summary(web, PolicyConfig(headroom=2.0)) == {
+        "above_band_pct": round(25.0 * SHARE_BUDGET, 2),
+        "headroom": 0.5,
+    }
     assert summary(PolicyState(over_share=0.03), PolicyConfig(headroom=2.0))["headroom"] == 2.0
     worker = PolicyConfig(headroom=2.0, scale_from_zero=True, low=0)
     assert summary(web, worker) == {}  # a job process's forecast is its bursts, not the rate
