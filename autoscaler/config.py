@@ -260,8 +260,8 @@ class ProcessSettings(EnvSettings):
         "a tenth of the mean, if more) counts as that far, so a burst does not hold capacity "
         "for its own height. Kept in full while at least 0.5% of the readings of the last 6 hours "
         "were above the band, in proportion below that; a reading during such a burst (the rate "
-        "more than 3 deviations above the mean) counts as one within the band, since no spare "
-        "for the usual spread would have carried it (the `headroom` field of the decision log "
+        "beyond that clip, above the mean) counts as one within the band, since no spare for "
+        "the usual spread would have carried it (the `headroom` field of the decision log "
         "says how much is in force). Higher: fewer slow minutes, more instances",
     )
     schedule: Text | None = Field(
