@@ -9,12 +9,12 @@ from autoscaler.policy import (
     PROBE_AFTER,
     SHARE_BUDGET,
     SHARE_TAU,
+    TRIM_SHARE,
     UP_LIMIT,
     PolicyConfig,
     PolicyState,
     boot,
 )
-from autoscaler.policy.ladder import TRIM_SHARE
 
 
 def cooldown(d: Decision, p: ProcessSettings, role: str = "cooldown") -> str:

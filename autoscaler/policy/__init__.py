@@ -17,7 +17,7 @@ from autoscaler.policy.capacity import (
     learn,
 )
 from autoscaler.policy.config import DEFAULT_DOWN_DELAY, PolicyConfig
-from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, decide
+from autoscaler.policy.ladder import PROBE_AFTER, PROBE_HOLD, TRIM_SHARE, decide
 from autoscaler.policy.load import RATE_TAU, SHARE_BUDGET, SHARE_TAU
 from autoscaler.policy.sizing import UP_LIMIT, auto_step
 from autoscaler.policy.snapshot import learned
@@ -34,6 +34,7 @@ __all__ = [
     "RATE_TAU",
     "SHARE_BUDGET",
     "SHARE_TAU",
+    "TRIM_SHARE",
     "UP_LIMIT",
     "PolicyConfig",
     "PolicyState",
