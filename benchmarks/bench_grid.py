@@ -1,7 +1,7 @@
 """The grid: the default policy against the baselines over many traffic shapes and app shapes.
 
     .venv/bin/python benchmarks/bench_grid.py [--nasa PATH] [--wc98 PATH] [--days 2] [--seed 1]
-        [--full] [--jobs 2] [--json FILE] [--only NAME,...] [--router-queue N]
+        [--full] [--jobs 2] [--json FILE] [--only NAME,...] [--router-queue N] [--service-cv X]
 
 Traffic: the two bundled trace slices (``tests/data/traces``: WC98 6 hours per minute, NASA
 2 hours per second), or the whole traces when ``--wc98`` / ``--nasa`` give their paths, and
@@ -21,6 +21,9 @@ band from the SLO unless set (``AUTOSCALER_WEB_UP_THRESHOLD``/``_DOWN_THRESHOLD`
 ``--router-queue N`` replays every cell with a router's backlog limit (``simulate``'s option:
 at most N requests wait per instance, the rest refused and over the SLO); the benchmarks that
 replay the grid's cells (``bench_excess``, ``bench_capacity``, ``bench_backlog``) take it too.
+``--service-cv X`` gives every cell's service times that spread (``simulate``'s option: a gamma
+coefficient of variation; 1, exponential, by default; 0 fixed): an app whose requests are all
+alike, or one with a heavy tail of slow ones.
 
 Per cell (trace x app) it prints each policy's cost as a multiple of the boot-aware oracle's
 instance-hours and its SLO minutes, and checks the goals of issue 11 for ``default``:
@@ -118,6 +121,9 @@ _TRACES: dict[str, Trace] = {}  # read in the parent before forking
 #: ``--router-queue``: at most this many requests wait per instance (``Setup.router_queue``;
 #: set in the parent before forking)
 ROUTER_QUEUE: int | None = None
+#: ``--service-cv``: the spread of every cell's service times (``Setup.service_cv``; set in the
+#: parent before forking)
+SERVICE_CV = 1.0
 
 
 def read_traces(only: set[str], *, wc98: Path, nasa: Path, days: float, seed: int) -> None:
@@ -142,14 +148,24 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
     parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
+    parser.add_argument(
+        "--service-cv",
+        type=float,
+        default=1.0,
+        help="spread of every cell's service times: gamma coefficient of variation (1, "
+        "exponential; 0 fixed)",
+    )
     add_router_queue_argument(parser)
 
 
 def read_chosen_traces(args: argparse.Namespace) -> None:
     """``read_traces`` for the options of ``add_trace_options`` (and the router limit the
     cells' setup reads: set here, in the parent, before any fork)."""
-    global ROUTER_QUEUE  # noqa: PLW0603
+    global ROUTER_QUEUE, SERVICE_CV  # noqa: PLW0603
+    if args.service_cv < 0:
+        sys.exit("--service-cv must be 0 or more")
     ROUTER_QUEUE = args.router_queue
+    SERVICE_CV = args.service_cv
     only = {x for x in args.only.split(",") if x}
     read_traces(only, wc98=args.wc98, nasa=args.nasa, days=args.days, seed=args.seed)
 
@@ -171,6 +187,7 @@ def cell_setup(trace_name: str, app: App) -> CellSetup:
     p = settings.processes["web"]
     setup = Setup(
         service_ms=app.service,
+        service_cv=SERVICE_CV,
         concurrency=app.concurrency,
         boot_s=app.boot,
         slo_ms=app.slo_ms,
@@ -291,6 +308,7 @@ def main() -> None:
         f"{len(POLICIES)} policies each, fast model, {args.jobs} processes; "
         f"generated shapes: {args.days:g} days, seed {args.seed}; cost x boot-aware oracle"
         + ("" if ROUTER_QUEUE is None else f"; at most {ROUTER_QUEUE} waiting per instance")
+        + ("" if SERVICE_CV == 1.0 else f"; service times' spread (cv) {SERVICE_CV:g}")
     )
     if args.jobs > 1:
         ctx = multiprocessing.get_context("fork")
