@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoscaler.policy import PolicyConfig
+from autoscaler.sim.commands import add_service_cv_argument
 from autoscaler.sim.runner import PolicySpec, Setup, make_model, prepare, replay
 from autoscaler.sim.scenarios import SCENARIOS, generate
 
@@ -142,9 +143,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--signal", type=int, default=0, help="a fixed formation's readings")
     parser.add_argument("--show", type=int, default=5, help="overloads printed (--signal)")
-    parser.add_argument(
-        "--service-cv", type=float, default=1.0, help="spread of the service times (1)"
-    )
+    add_service_cv_argument(parser)
     args = parser.parse_args()
     if args.service_cv < 0:
         parser.error("--service-cv must be 0 or more")

@@ -60,7 +60,10 @@ sys.path.insert(0, str(ROOT))
 
 from autoscaler.config import load  # noqa: E402
 from autoscaler.policy import PolicyConfig  # noqa: E402
-from autoscaler.sim.commands import add_router_queue_argument  # noqa: E402
+from autoscaler.sim.commands import (  # noqa: E402
+    add_router_queue_argument,
+    add_service_cv_argument,
+)
 from autoscaler.sim.runner import (  # noqa: E402
     PolicySpec,
     Prepared,
@@ -148,13 +151,7 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=2.0, help="length of generated shapes")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated shapes")
     parser.add_argument("--only", default="", help="comma-separated traces/shapes to run")
-    parser.add_argument(
-        "--service-cv",
-        type=float,
-        default=1.0,
-        help="spread of every cell's service times: gamma coefficient of variation (1, "
-        "exponential; 0 fixed)",
-    )
+    add_service_cv_argument(parser)
     add_router_queue_argument(parser)
 
 

@@ -86,7 +86,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser, own_traffic: bool = Fa
     )
     m = parser.add_argument_group("the simulated app")
     m.add_argument("--service-ms", type=_positive(float), default=100.0, help="mean (100)")
-    _add_spread(m, "--service-cv", "service times")
+    add_service_cv_argument(m)
     m.add_argument("--concurrency", type=_positive(int), default=4, help="slots per instance (4)")
     m.add_argument("--boot", type=_seconds, default=45.0, help="seconds before a new one serves")
     m.add_argument(
@@ -149,7 +149,15 @@ def add_router_queue_argument(group: argparse.ArgumentParser | argparse._Argumen
     )
 
 
-def _add_spread(group: argparse._ArgumentGroup, flag: str, what: str) -> None:
+def add_service_cv_argument(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--service-cv X`` (``Setup.service_cv``): for ``simulate``, ``tune`` and the benchmarks
+    that replay the web grid or compare the two models."""
+    _add_spread(group, "--service-cv", "service times")
+
+
+def _add_spread(
+    group: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, what: str
+) -> None:
     group.add_argument(
         flag,
         type=float,
